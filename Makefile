@@ -1,0 +1,33 @@
+# Each target installs what it needs into .venv first (Python 3.11+ and pip are all it takes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@echo "installing duologue and its dependencies (llama-cpp-python compiles the first time: ~6 minutes)"
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: two embedded SmolLM2 participants talk offline; transcript and store land in runs/.
+demo: install
+	$(VENV)/bin/duologue run --max-messages 16
+
+test: install
+	$(PY) -m pytest
+
+# Everything but the tests that run the embedded model or start servers.
+test-fast: install
+	$(PY) -m pytest -m 'not slow'
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

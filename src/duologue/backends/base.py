@@ -1,0 +1,95 @@
+"""The Backend protocol: what the engine asks of every model family.
+
+A backend turns one participant's view of the conversation (a list of chat
+messages) into a `Reply`, streaming text as it is produced. It knows nothing
+about the store, the terminal or the other participant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # passed through to the provider
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens reused rather than evaluated
+
+
+@dataclass
+class Reply:
+    text: str
+    reasoning: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    ttft: float | None = None
+    latency: float | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of generated text, as it streams."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """The request failed and will be tried again; text streamed so far is void."""
+
+    attempt: int
+    cause: str
+    wait: float
+
+
+StreamEvent = TextDelta | RetryNotice
+OnEvent = Callable[[StreamEvent], None]
+
+
+class ContextFullError(Exception):
+    """The request would not fit the model's context window."""
+
+    def __init__(self, needed: int, limit: int):
+        super().__init__(f"the next request needs {needed} tokens but the context holds {limit}")
+        self.needed = needed
+        self.limit = limit
+
+
+@runtime_checkable
+class Backend(Protocol):
+    model: str  # the full model string, e.g. "local/smollm2"
+
+    async def complete(
+        self,
+        messages: list[ChatMessage],
+        sampling: Sampling,
+        on_event: OnEvent | None = None,
+    ) -> Reply:
+        """Generate the next message. Raises BackendError when it fails for good."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,29 @@
+"""The exceptions duologue raises on purpose.
+
+Every `DuologueError` carries a message meant for a person: one line that names
+the problem. The CLI prints it and exits with status 2; nothing else is shown.
+"""
+
+
+class DuologueError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+
+class SpecError(DuologueError):
+    """An invalid conversation or experiment spec (flag, TOML file or field)."""
+
+
+class UnknownModelError(DuologueError):
+    """A model string no backend knows."""
+
+
+class TranscriptFormatError(DuologueError):
+    """A Markdown or JSON transcript that does not follow the format."""
+
+
+class RunNotFoundError(DuologueError):
+    """A run id (or prefix) that matches no run in the store."""
+
+
+class BackendError(DuologueError):
+    """A backend failed for good (after its retries); the message is safe to show."""

@@ -1,0 +1,60 @@
+"""What a conversation leaves behind: runs and their messages.
+
+These are plain dataclasses shared by the engine, the store, the transcript
+renderers and the analysis. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Message:
+    """One complete message of a run, as produced (content verbatim)."""
+
+    index: int  # 1-based; the opener is message 1
+    speaker: str  # the participant's display name (or an outside voice)
+    content: str
+    model: str | None = None
+    reasoning: str | None = None  # kept apart, never shown to the other side by default
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    ttft: float | None = None  # seconds to the first streamed token
+    latency: float | None = None  # seconds from request to the last token
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens reused from the context (not evaluated)
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    attempts: int = 1
+    injected: bool = False  # written by the opener, a person or a perturbation, not generated
+
+
+@dataclass
+class Run:
+    """One executed (or imported) conversation."""
+
+    id: str
+    spec: dict[str, Any]  # ConversationSpec.model_dump(mode="json"); never holds secrets
+    participants: list[str]  # display names in speaking order
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: str = "running"  # running | finished | interrupted | error
+    stop_reason: str | None = None
+    stop_detail: str | None = None
+    duologue_version: str | None = None
+    parent_run_id: str | None = None
+    fork_at: int | None = None
+    experiment_id: str | None = None
+    source: str | None = None  # e.g. the path of an imported transcript
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return " ↔ ".join(self.participants)

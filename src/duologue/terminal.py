@@ -1,0 +1,85 @@
+"""The terminal renderer: streams a run to the console, each speaker in a colour."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from .backends.base import RetryNotice
+from .engine import RunListener, WatchEvent
+from .records import Message, Run
+
+SPEAKER_STYLES = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue", "bold red"]
+TEXT_STYLES = ["cyan", "magenta", "green", "yellow", "blue", "red"]
+
+
+class TerminalRenderer(RunListener):
+    """Prints each message as it streams. Model output goes through rich.Text, which
+    strips control codes, so a model cannot move the cursor or change the terminal."""
+
+    def __init__(self, console: Console | None = None, *, show_meta: bool = False):
+        self.console = console or Console(highlight=False)
+        self.show_meta = show_meta
+        self._streamed = False
+
+    def _style(self, run: Run, speaker: str, table: list[str]) -> str:
+        if speaker in run.participants:
+            return table[run.participants.index(speaker) % len(table)]
+        return "bold white" if table is SPEAKER_STYLES else "white"
+
+    def run_started(self, run: Run, resumed: bool) -> None:
+        c = self.console
+        c.print(Text(f"# {run.title}", style="bold"))
+        verb = "resuming" if resumed else "run"
+        c.print(Text(f"{verb} {run.id}", style="dim"))
+        if resumed:
+            c.print(Text(f"{len(run.messages)} messages already stored", style="dim"))
+
+    def message_started(self, run: Run, index: int, speaker: str) -> None:
+        self.console.print()
+        self.console.print(Text(f"### {speaker}", style=self._style(run, speaker, SPEAKER_STYLES)),
+                           Text(f"  #{index}", style="dim"))
+        self._streamed = False
+
+    def text(self, run: Run, index: int, speaker: str, delta: str) -> None:
+        self.console.print(Text(delta, style=self._style(run, speaker, TEXT_STYLES)), end="", soft_wrap=True)
+        self._streamed = True
+
+    def retry(self, run: Run, index: int, speaker: str, notice: RetryNotice) -> None:
+        self.console.print()
+        self.console.print(Text(f"  ↻ attempt {notice.attempt + 1} in {notice.wait:.1f}s: {notice.cause}",
+                                style="yellow"))
+
+    def message_done(self, run: Run, message: Message) -> None:
+        if not self._streamed:  # the opener, or a backend that did not stream
+            self.console.print(Text(message.content, style=self._style(run, message.speaker, TEXT_STYLES)),
+                               end="", soft_wrap=True)
+        self.console.print()
+        if self.show_meta and message.completion_tokens is not None:
+            self.console.print(Text(format_message_meta(message), style="dim"))
+
+    def event(self, run: Run, event: WatchEvent) -> None:
+        style = "bold red" if event.stop else "bold yellow"
+        label = "stopping: " if event.stop else ""
+        self.console.print(Text(f"⟳ {label}{event.kind} detected: {event.detail}", style=style))
+
+    def run_ended(self, run: Run) -> None:
+        self.console.print()
+
+
+def format_message_meta(m: Message) -> str:
+    parts = []
+    if m.prompt_tokens is not None:
+        cached = f" ({m.cached_tokens} cached)" if m.cached_tokens else ""
+        parts.append(f"prompt {m.prompt_tokens}{cached}")
+    if m.completion_tokens is not None:
+        parts.append(f"completion {m.completion_tokens}")
+    if m.ttft is not None:
+        parts.append(f"ttft {m.ttft:.2f}s")
+    if m.latency is not None:
+        parts.append(f"latency {m.latency:.2f}s")
+    if m.finish_reason:
+        parts.append(f"finish {m.finish_reason}")
+    if m.attempts > 1:
+        parts.append(f"attempts {m.attempts}")
+    return " · ".join(parts)
