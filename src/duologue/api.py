@@ -41,7 +41,13 @@ class TranscriptWriter(RunListener):
         self.db = Path(db)
 
     def _write(self, run: Run) -> None:
-        write_atomically(transcript_path(self.db, run.id), render_run_markdown(run))
+        path = transcript_path(self.db, run.id)
+        try:
+            write_atomically(path, render_run_markdown(run))
+        except TranscriptFormatError:
+            # A message the Markdown format cannot hold (it contains a block boundary):
+            # the run goes on, and its transcript is written as JSON instead.
+            write_atomically(path.with_suffix(".json"), render_json(run))
 
     def message_done(self, run: Run, message: Message) -> None:
         self._write(run)
