@@ -1,0 +1,37 @@
+"""Shared by the test modules: running the CLI as a user would, and where shared/ is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+EXAMPLE_MD = SHARED / "examples" / "kimi-llama-period2.md"
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DUOLOGUE_DB", None)
+    env["COLUMNS"] = "200"
+    return env
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    """`duologue ARGS` in a subprocess, from the folder `cwd`, like a user in a shell."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "duologue", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env=cli_env(),
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"duologue {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "duologue", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=cli_env(),
+    )
