@@ -76,7 +76,27 @@ def check_spec(spec: ConversationSpec) -> None:
 
 
 def default_watchers(spec: ConversationSpec) -> list[Watcher]:
-    return []
+    from .stopping import LoopRule
+
+    return [LoopRule(spec)]
+
+
+def analyze_run(run: Run, spec_detection: dict | None = None):
+    """The analysis of a run's messages (loops, near loops, metrics) with the run's own thresholds."""
+    from .analysis import LoopParams, analyze
+
+    detection = spec_detection if spec_detection is not None else run.spec.get("detection") or {}
+    params = LoopParams(**detection) if detection else LoopParams()
+    return analyze(
+        [m.speaker for m in run.messages], [m.content for m in run.messages], participants=run.participants,
+        params=params, end_marker=run.spec.get("end_marker", "[END]") or None,
+    )
+
+
+def _store_analysis(store: Store, run: Run) -> None:
+    from .analysis import analysis_to_dict
+
+    store.save_analysis(run.id, analysis_to_dict(analyze_run(run)))
 
 
 async def arun_conversation(
@@ -94,7 +114,9 @@ async def arun_conversation(
             spec, store, listeners=[TranscriptWriter(db), *listeners],
             watchers=default_watchers(spec) if watchers is None else watchers, experiment_id=experiment_id,
         )
-        return await conv.execute()
+        run = await conv.execute()
+        _store_analysis(store, run)
+        return run
 
 
 def run_conversation(spec: ConversationSpec, **kwargs) -> Run:
@@ -135,7 +157,9 @@ async def aresume_run(
             spec, store, run=run, listeners=[TranscriptWriter(db), *listeners],
             watchers=default_watchers(spec) if watchers is None else watchers,
         )
-        return await conv.execute()
+        run = await conv.execute()
+        _store_analysis(store, run)
+        return run
 
 
 def resume_run(run_ref: str, **kwargs) -> Run:
@@ -169,6 +193,37 @@ def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
             raise DuologueError(f"run {run.id} is already in {db}")
         store.create_run(run)
     return run
+
+
+def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
+    """A run to analyse: a Markdown transcript or JSON export on disk, else a run id in the store.
+
+    Returns the run and a short name for files written about it.
+    """
+    path = Path(target)
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise TranscriptFormatError(f"{path}: not UTF-8 text") from None
+        try:
+            if path.suffix.lower() in (".json", ".jsonl"):
+                run = parse_json(text)
+            else:
+                run = run_from_transcript(parse_markdown(text), "", source=str(path))
+        except TranscriptFormatError as err:
+            raise TranscriptFormatError(f"{path}: {err}") from None
+        run.source = str(path)
+        return run, path.stem
+    if not Path(db).exists():
+        raise DuologueError(f"{target}: no such file, and no duologue store at {db} to find a run in")
+    run = load_run(target, db=db)
+    return run, run.id
+
+
+def save_analysis(run_id: str, analysis: dict, *, db: str | Path = DEFAULT_DB) -> None:
+    with Store(db, create=False) as store:
+        store.save_analysis(run_id, analysis)
 
 
 def load_run(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Run:

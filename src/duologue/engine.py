@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Collection, Iterable, Protocol, Sequence
 
 from . import __version__
 from .backends.base import Backend, ChatMessage, ContextFullError, RetryNotice, Sampling, StreamEvent, TextDelta
 from .errors import BackendError
 from .records import Message, Run, utcnow
 from .spec import ConversationSpec, Participant
-from .stopping import Stop, StopReason, end_marker_stop, max_messages_stop
+from .stopping import Stop, StopReason, WatchEvent, end_marker_stop, max_messages_stop
 from .store import Store
 
 
@@ -33,21 +32,28 @@ def turn_seed(base: int | None, index: int) -> int:
 
 
 def participant_view(
-    participant: Participant, messages: Sequence[Message], n_participants: int
+    participant: Participant, messages: Sequence[Message], n_participants: int,
+    *, shows_reasoning: Collection[str] = (),
 ) -> list[ChatMessage]:
     """What one participant sees: its own messages as `assistant`, everyone else's as `user`.
 
     With three or more voices the others' messages carry the speaker's name, so
-    the participant can tell them apart. Reasoning is never included.
+    the participant can tell them apart. Reasoning stays out, except that of the
+    speakers named in `shows_reasoning` (participants with show_reasoning), which
+    the others see as a <think>…</think> block before the text.
     """
     view = [ChatMessage("system", participant.system)] if participant.system else []
     for m in messages:
         if m.speaker == participant.name:
             view.append(ChatMessage("assistant", m.content))
-        elif n_participants >= 3:
-            view.append(ChatMessage("user", f"{m.speaker}: {m.content}"))
+            continue
+        content = m.content
+        if m.reasoning and m.speaker in shows_reasoning:
+            content = f"<think>{m.reasoning}</think>\n\n{content}"
+        if n_participants >= 3:
+            view.append(ChatMessage("user", f"{m.speaker}: {content}"))
         else:
-            view.append(ChatMessage("user", m.content))
+            view.append(ChatMessage("user", content))
     return view
 
 
@@ -58,17 +64,6 @@ def next_speaker(spec: ConversationSpec, messages: Sequence[Message]) -> Partici
         if m.speaker in names:
             return spec.participants[(names.index(m.speaker) + 1) % len(names)]
     return spec.participants[0]
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """Something a watcher noticed after a message; `stop` set when it ends the run."""
-
-    kind: str
-    detail: str
-    message_index: int
-    stop: StopReason | None = None
-    data: dict | None = None
 
 
 class Watcher(Protocol):
@@ -178,7 +173,8 @@ class Conversation:
                            injected=True)
         p = next_speaker(self.spec, run.messages)
         self._notify_start(index, p.name)
-        view = participant_view(p, run.messages, len(self.spec.participants))
+        shows_reasoning = {q.name for q in self.spec.participants if q.show_reasoning}
+        view = participant_view(p, run.messages, len(self.spec.participants), shows_reasoning=shows_reasoning)
         base_seed = p.seed if p.seed is not None else self.spec.seed
         sampling = Sampling(
             temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,

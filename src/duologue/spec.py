@@ -39,6 +39,12 @@ class Participant(BaseModel):
     context_length: int = Field(2048, ge=128)
     threads: int | None = Field(None, ge=1)
     show_reasoning: bool = False  # let the other side see this participant's reasoning
+    # Hosted and self-served models: how often to try a request, how long a silent server is given
+    # (seconds without a byte, before or during the stream), and the backoff between attempts.
+    max_attempts: int = Field(5, ge=1)
+    timeout: float = Field(60.0, gt=0)
+    retry_base_delay: float = Field(1.0, ge=0)
+    retry_max_delay: float = Field(30.0, ge=0)
 
     @field_validator("name")
     @classmethod
@@ -48,6 +54,30 @@ class Participant(BaseModel):
         if "↔" in v:
             raise ValueError("a name cannot contain '↔'")
         return v
+
+
+OnDetect = Literal["stop", "flag", "continue"]
+
+
+class Detection(BaseModel):
+    """Thresholds of the loop detectors (DESIGN section 6); the defaults are the design's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_period: int = Field(8, ge=1)
+    min_cycles: int = Field(3, ge=2)
+    near_window: int = Field(6, ge=1)
+    near_threshold: float = Field(0.5, gt=0, le=1)
+    ngram: int = Field(5, ge=1)
+    onset_run: int = Field(6, ge=1)
+    onset_min: int = Field(5, ge=1)
+    tail_share: float = Field(0.8, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _onset_window(self) -> "Detection":
+        if self.onset_min > self.onset_run:
+            raise ValueError("onset_min cannot exceed onset_run")
+        return self
 
 
 class ConversationSpec(BaseModel):
@@ -60,6 +90,10 @@ class ConversationSpec(BaseModel):
     end_marker: str = "[END]"
     end_on: Literal["never", "any", "both"] = "never"
     seed: int | None = None  # default seed for participants that set none
+    # What a detected loop does live: stop the run, record an event and go on, or nothing.
+    on_loop: OnDetect = "stop"  # exact loops (stop reason `loop`)
+    on_convergence: OnDetect = "flag"  # near loops (stop reason `convergence`)
+    detection: Detection = Field(default_factory=Detection)
 
     @model_validator(mode="after")
     def _distinct_names(self) -> "ConversationSpec":

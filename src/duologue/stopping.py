@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
 
+from .analysis.loops import LoopParams, LoopWatcher
 from .records import Message
 
 
@@ -31,6 +32,17 @@ class Stop:
     detail: str
 
 
+@dataclass(frozen=True)
+class WatchEvent:
+    """Something a watcher noticed after a message; `stop` set when it ends the run."""
+
+    kind: str
+    detail: str
+    message_index: int
+    stop: StopReason | None = None
+    data: dict | None = None
+
+
 def end_marker_stop(
     messages: Sequence[Message], participants: Sequence[str], marker: str, end_on: str
 ) -> Stop | None:
@@ -54,3 +66,41 @@ def max_messages_stop(messages: Sequence[Message], limit: int) -> Stop | None:
     if len(messages) >= limit:
         return Stop(StopReason.MAX_MESSAGES, f"reached {limit} messages")
     return None
+
+
+class LoopRule:
+    """Runs the loop detectors after every message (a Watcher for the engine).
+
+    `on_loop` / `on_convergence`: "stop" ends the run, "flag" records an event
+    and goes on, "continue" leaves the detector silent (analysis still finds it).
+    """
+
+    def __init__(self, spec) -> None:
+        self.on = {"loop": spec.on_loop, "convergence": spec.on_convergence}
+        self.stop_reason = {"loop": StopReason.LOOP, "convergence": StopReason.CONVERGENCE}
+        self.watcher = LoopWatcher(
+            n_speakers=len(spec.participants),
+            params=LoopParams(**spec.detection.model_dump()),
+            end_marker=spec.end_marker or None,
+        )
+
+    def observe(self, message: Message):
+        events = []
+        for ev in self.watcher.observe(message.content):
+            action = self.on[ev.kind]
+            if action == "continue":
+                continue
+            events.append(WatchEvent(
+                kind=ev.kind, detail=ev.detail, message_index=ev.message_index,
+                stop=self.stop_reason[ev.kind] if action == "stop" else None,
+                data={"action": action, **_loop_data(ev.loop)},
+            ))
+        return events
+
+
+def _loop_data(loop) -> dict:
+    from dataclasses import asdict
+
+    data = asdict(loop)
+    data.pop("near_duplicates", None)  # per-message list: the analysis keeps it, the event need not
+    return data

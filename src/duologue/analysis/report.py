@@ -1,0 +1,271 @@
+"""One transcript's analysis: loops, metrics, a summary for people, and plots.
+
+Plots are PNG files of fixed pixel size, so reports and the viewer can lay
+them out without measuring: the three series plots (words, novelty, lag
+similarity) are SERIES_SIZE_PX = 800 × 400 pixels, the similarity heatmap is
+HEATMAP_SIZE_PX = 700 × 600 pixels (width × height, at PLOT_DPI = 100).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .loops import ExactLoop, LoopParams, NearLoop, detect_exact_loop, detect_near_loop
+from .metrics import DEFAULT_LEXICON, MessageMetrics, compute_metrics
+from .text import char_ngrams, normalize, overlap
+
+PLOT_DPI = 100
+SERIES_FIGSIZE = (8.0, 4.0)  # inches
+HEATMAP_FIGSIZE = (7.0, 6.0)  # inches; wider than tall to leave room for the colour bar
+SERIES_SIZE_PX = (800, 400)  # width, height
+HEATMAP_SIZE_PX = (700, 600)
+
+
+@dataclass
+class Analysis:
+    """What `analyze` finds in one transcript.
+
+    The message × message similarity matrix is not kept: it grows with the
+    square of the run and only the heatmap needs it (see `similarity_matrix`).
+    """
+
+    participants: list[str]
+    messages: int
+    words_per_speaker: dict[str, int]
+    exact_loop: ExactLoop | None
+    near_loop: NearLoop | None
+    loop_share: float  # share of the messages inside the exact loop, 0 without one
+    top_lexicon: list[tuple[str, int]]  # most frequent lexicon terms, most frequent first
+    metrics: list[MessageMetrics]
+
+
+def analyze(
+    speakers: Sequence[str],
+    contents: Sequence[str],
+    participants: Sequence[str] | None = None,
+    params: LoopParams = LoopParams(),
+    lexicon: Iterable[str] = DEFAULT_LEXICON,
+    end_marker: str | None = "[END]",
+    top_terms: int = 10,
+) -> Analysis:
+    """Analyse a transcript given as parallel lists of speakers and contents.
+
+    `participants` defaults to the speakers in order of first appearance; their
+    number decides whether a loop's period means mirroring or self-repetition.
+    """
+    if len(speakers) != len(contents):
+        raise ValueError(f"{len(speakers)} speakers for {len(contents)} messages")
+    if participants is None:
+        participants = list(dict.fromkeys(speakers))
+    participants = list(participants)
+
+    exact = detect_exact_loop(contents, max(len(participants), 1), params, end_marker)
+    near = detect_near_loop(contents, params, end_marker)
+    metrics = compute_metrics(list(zip(speakers, contents)), lexicon, end_marker, char_ngram=params.ngram)
+
+    words_per_speaker = dict.fromkeys(participants, 0)
+    lexicon_totals: Counter[str] = Counter()
+    for m in metrics:
+        words_per_speaker[m.speaker] = words_per_speaker.get(m.speaker, 0) + m.words
+        lexicon_totals.update(m.lexicon_hits)
+    # Most frequent first; ties in alphabetical order so the output is stable.
+    top = sorted(lexicon_totals.items(), key=lambda kv: (-kv[1], kv[0]))[:top_terms]
+
+    return Analysis(
+        participants=participants,
+        messages=len(contents),
+        words_per_speaker=words_per_speaker,
+        exact_loop=exact,
+        near_loop=near,
+        loop_share=exact.covered_share if exact else 0.0,
+        top_lexicon=top,
+        metrics=metrics,
+    )
+
+
+def exact_loop_to_dict(loop: ExactLoop) -> dict[str, Any]:
+    return {
+        "period": loop.period,
+        "onset_message": loop.onset,
+        "first_repeat_message": loop.first_repeat,
+        "last_message": loop.last,
+        "cycles": loop.cycles,
+        "covered_share": loop.covered_share,
+        "absorbing": loop.absorbing,
+        "kind": loop.kind,
+        "detail": loop.detail(),
+    }
+
+
+def near_loop_to_dict(loop: NearLoop) -> dict[str, Any]:
+    return {
+        "onset_message": loop.onset,
+        "covered_share": loop.covered_share,
+        "dominant_lag": loop.dominant_lag,
+        "duplicate_share": loop.duplicate_share,
+        # Message numbers rather than one boolean per message: shorter, and readable.
+        "near_duplicate_messages": [i for i, dup in enumerate(loop.near_duplicates, start=1) if dup],
+        "detail": loop.detail(),
+    }
+
+
+def analysis_to_dict(a: Analysis) -> dict[str, Any]:
+    """A JSON-safe dict (keys of "exact_loop" match the examples' .expected.json)."""
+    return {
+        "participants": list(a.participants),
+        "messages": a.messages,
+        "words_per_speaker": dict(a.words_per_speaker),
+        "exact_loop": exact_loop_to_dict(a.exact_loop) if a.exact_loop else None,
+        "near_loop": near_loop_to_dict(a.near_loop) if a.near_loop else None,
+        "loop_share": a.loop_share,
+        "top_lexicon": [{"term": term, "count": count} for term, count in a.top_lexicon],
+        "metrics": [asdict(m) for m in a.metrics],
+    }
+
+
+def format_summary(a: Analysis) -> str:
+    """A few plain-text lines for a terminal or a log."""
+    words = ", ".join(f"{name} {n}" for name, n in a.words_per_speaker.items()) or "none"
+    if a.exact_loop:
+        loop = a.exact_loop
+        exact = f"{loop.detail()} ({loop.kind}{', absorbing' if loop.absorbing else ''})"
+    else:
+        exact = "none"
+    if a.near_loop:
+        near = a.near_loop
+        near_text = (
+            f"since message {near.onset}, {near.duplicate_share:.0%} near duplicates since, "
+            f"mostly at lag {near.dominant_lag}"
+        )
+    else:
+        near_text = "none"
+    lexicon = ", ".join(f"{term} {count}" for term, count in a.top_lexicon) or "none"
+    lines = [
+        f"participants: {' ↔ '.join(a.participants)}",
+        f"messages: {a.messages}",
+        f"words: {words}",
+        f"exact loop: {exact}",
+        f"near loop: {near_text}",
+        f"share in loop: {a.loop_share:.0%}",
+        f"lexicon: {lexicon}",
+    ]
+    return "\n".join(lines)
+
+
+def similarity_matrix(contents: Sequence[str], ngram: int = 5, end_marker: str | None = "[END]") -> np.ndarray:
+    """Message × message overlap of character n-gram sets (symmetric, n × n)."""
+    grams = [char_ngrams(normalize(c, end_marker), ngram) for c in contents]
+    n = len(grams)
+    matrix = np.zeros((n, n), dtype=float)
+    for i in range(n):
+        matrix[i, i] = 1.0 if grams[i] else 0.0
+        for j in range(i):
+            matrix[i, j] = matrix[j, i] = overlap(grams[i], grams[j])
+    return matrix
+
+
+def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -> list[Path]:
+    """Write the four PNG plots of an analysis into `folder`; return their paths.
+
+    `<stem>-words.png`, `<stem>-novelty.png`, `<stem>-lag-similarity.png`
+    (SERIES_SIZE_PX each) and `<stem>-similarity.png` (HEATMAP_SIZE_PX), each
+    with the loop onset marked when there is one. `contents` must be the
+    messages `a` was computed from; they are needed only for the heatmap.
+    """
+    import matplotlib
+
+    # No display and no pyplot state: plots are written from worker threads too.
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    indices = np.array([m.index for m in a.metrics], dtype=float)
+
+    def new_figure(size: tuple[float, float]) -> Figure:
+        fig = Figure(figsize=size, dpi=PLOT_DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        return fig
+
+    def mark_onsets(ax: Any, offset: float = 0.0) -> None:
+        if a.exact_loop:
+            ax.axvline(
+                a.exact_loop.onset + offset,
+                color="crimson",
+                linestyle="--",
+                label=f"loop onset (period {a.exact_loop.period})",
+            )
+        if a.near_loop and (not a.exact_loop or a.near_loop.onset != a.exact_loop.onset):
+            ax.axvline(a.near_loop.onset + offset, color="darkorange", linestyle=":", label="near-loop onset")
+
+    def series(values: Iterable[float | None]) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+    def finish(fig: Figure, ax: Any, name: str, title: str, ylabel: str) -> Path:
+        ax.set_title(title)
+        ax.set_xlabel("message")
+        ax.set_ylabel(ylabel)
+        if not a.metrics:
+            ax.text(0.5, 0.5, "no messages", ha="center", va="center", transform=ax.transAxes)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize="small")
+        path = folder / f"{stem}-{name}.png"
+        fig.savefig(path, dpi=PLOT_DPI)
+        return path
+
+    paths = []
+
+    fig = new_figure(SERIES_FIGSIZE)
+    ax = fig.add_subplot()
+    for speaker in dict.fromkeys([*a.participants, *(m.speaker for m in a.metrics)]):
+        own = [m for m in a.metrics if m.speaker == speaker]
+        if own:
+            ax.plot([m.index for m in own], [m.words for m in own], marker=".", label=speaker)
+    mark_onsets(ax)
+    paths.append(finish(fig, ax, "words", "Message length per speaker", "words"))
+
+    fig = new_figure(HEATMAP_FIGSIZE)
+    ax = fig.add_subplot()
+    matrix = similarity_matrix(contents, ngram=5)
+    n = len(matrix)
+    if n:
+        image = ax.imshow(
+            matrix,
+            origin="lower",
+            extent=(0.5, n + 0.5, 0.5, n + 0.5),
+            vmin=0.0,
+            vmax=1.0,
+            cmap="viridis",
+            interpolation="nearest",
+        )
+        fig.colorbar(image, ax=ax, label="char 5-gram overlap")
+    # Cells are centred on message numbers, so the onset is the edge before its cell.
+    mark_onsets(ax, offset=-0.5)
+    if a.exact_loop:
+        ax.axhline(a.exact_loop.onset - 0.5, color="crimson", linestyle="--")
+    ax.set_ylabel("message")
+    paths.append(finish(fig, ax, "similarity", "Message × message similarity", "message"))
+
+    fig = new_figure(SERIES_FIGSIZE)
+    ax = fig.add_subplot()
+    ax.plot(indices, series(m.novelty for m in a.metrics), marker=".", label="novelty")
+    ax.set_ylim(-0.05, 1.05)
+    mark_onsets(ax)
+    paths.append(finish(fig, ax, "novelty", "Novelty (share of unseen word 3-grams)", "novelty"))
+
+    fig = new_figure(SERIES_FIGSIZE)
+    ax = fig.add_subplot()
+    ax.plot(indices, series(m.lag1_similarity for m in a.metrics), marker=".", label="lag 1")
+    ax.plot(indices, series(m.lag2_similarity for m in a.metrics), marker=".", label="lag 2")
+    ax.set_ylim(-0.05, 1.05)
+    mark_onsets(ax)
+    paths.append(finish(fig, ax, "lag-similarity", "Similarity to the previous messages", "similarity"))
+
+    return paths

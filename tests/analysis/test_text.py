@@ -1,0 +1,82 @@
+"""Normalising and n-grams: the ground every detector stands on."""
+
+from duologue.analysis.text import (
+    SILENCE,
+    char_ngrams,
+    is_emoji,
+    normalize,
+    overlap,
+    word_ngrams,
+    words,
+)
+
+
+def test_normalize_collapses_whitespace_and_casefolds():
+    assert normalize("  Hello,\n\n  World!  ") == "hello, world!"
+    assert normalize("STRASSE") == normalize("Straße")
+
+
+def test_normalize_applies_nfkc():
+    # Fullwidth letters and the "ﬁ" ligature are compatibility forms of plain ASCII.
+    assert normalize("Ｈｅｌｌｏ ﬁne") == "hello fine"
+
+
+def test_normalize_drops_zero_width_characters():
+    hidden = "Good\u200bbye\u200c \u200dfor\u200e now\u200f\ufeff"
+    assert normalize(hidden) == "goodbye for now"
+
+
+def test_normalize_drops_the_end_marker():
+    assert normalize("Goodbye. [END]") == "goodbye."
+    assert normalize("Goodbye.\n\n[END]\n") == "goodbye."
+    # The marker is replaced by a space, so the words around it stay apart.
+    assert normalize("bye[END]now") == "bye now"
+
+
+def test_normalize_with_another_or_no_end_marker():
+    assert normalize("Bye <<STOP>>", end_marker="<<STOP>>") == "bye"
+    assert normalize("Bye [END]", end_marker=None) == "bye [end]"
+
+
+def test_empty_messages_are_silence():
+    for empty in ["", " ", "\n\n", "[END]", " \u200b\ufeff [END] \n"]:
+        assert normalize(empty) == SILENCE == "<silence>"
+
+
+def test_char_ngrams():
+    assert char_ngrams("abcdef", 5) == {"abcde", "bcdef"}
+    assert char_ngrams("abcde", 5) == {"abcde"}
+    # Shorter than n: the whole string is its only gram, so "ok" still equals "ok".
+    assert char_ngrams("ok", 5) == {"ok"}
+    assert char_ngrams("", 5) == frozenset()
+    assert isinstance(char_ngrams("abcdef"), frozenset)
+
+
+def test_overlap_coefficient():
+    a = frozenset({"x", "y", "z", "w"})
+    b = frozenset({"x", "y"})
+    assert overlap(a, b) == 1.0  # |A∩B| / min(|A|, |B|): a quoted part counts fully
+    assert overlap(a, frozenset({"x", "q"})) == 0.5
+    assert overlap(a, frozenset({"x", "q"})) == overlap(frozenset({"x", "q"}), a)
+    assert overlap(a, frozenset()) == 0.0
+    assert overlap(frozenset(), frozenset()) == 0.0
+
+
+def test_words_skip_punctuation_emoji_and_the_end_marker():
+    assert words("Don't stop — we're DANCING! 🌀✨ [END]") == ["don't", "stop", "we're", "dancing"]
+    assert words("🙏🙏") == []
+    assert words("") == []
+
+
+def test_word_ngrams():
+    tokens = ["a", "b", "c", "d"]
+    assert word_ngrams(tokens, 3) == [("a", "b", "c"), ("b", "c", "d")]
+    assert word_ngrams(tokens[:2], 3) == []
+    assert word_ngrams(tokens, 1) == [("a",), ("b",), ("c",), ("d",)]
+
+
+def test_is_emoji():
+    for ch in "🌀🙏✨🌙💫☯♾⭐❤":
+        assert is_emoji(ch), ch
+    for ch in "a1.,—∞é":
+        assert not is_emoji(ch), ch

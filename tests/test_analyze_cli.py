@@ -1,0 +1,101 @@
+"""`duologue analyze` on files and runs, and live loop stopping on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+
+import pytest
+
+from helpers import EXAMPLE_MD, SHARED, run_cli
+
+
+def png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def loop_transcript(n_before: int, loop_line: str, n_loop: int) -> str:
+    names = ["claude-opus", "gpt-5"]
+    out = [f"# {names[0]} ↔ {names[1]}\n\n**Started:** 2026-01-02 03:04:05\n**Ended:** 2026-01-02 04:00:00\n"
+           f"**Messages:** {n_before + n_loop}\n\n---\n\n"]
+    for i in range(n_before):
+        content = " " if i == 0 else f"Thought number {i}: the {['sea', 'sky', 'stone', 'song'][i % 4]} is {i * 7} miles away."
+        out.append(f"### {names[i % 2]}\n\n{content}\n\n---\n\n")
+    for j in range(n_loop):
+        out.append(f"### {names[(n_before + j) % 2]}\n\n{loop_line}\n\n---\n\n")
+    return "".join(out)
+
+
+def test_example_matches_expected(tmp_path):
+    expected = json.loads((SHARED / "examples" / "kimi-llama-period2.expected.json").read_text())
+    proc = run_cli("analyze", str(EXAMPLE_MD), "--json", "--plots", "plots", cwd=tmp_path, check=True)
+    got = json.loads(proc.stdout)
+    assert got["participants"] == expected["participants"]
+    assert got["messages"] == expected["messages"]
+    for key in ("period", "onset_message", "first_repeat_message", "last_message", "absorbing"):
+        assert got["exact_loop"][key] == expected["exact_loop"][key], key
+    sizes = {p.name: png_size(p) for p in (tmp_path / "plots").glob("*.png")}
+    assert sizes == {
+        "kimi-llama-period2-words.png": (800, 400),
+        "kimi-llama-period2-novelty.png": (800, 400),
+        "kimi-llama-period2-lag-similarity.png": (800, 400),
+        "kimi-llama-period2-similarity.png": (700, 600),
+    }
+
+
+def test_forty_message_period_one_tail(tmp_path):
+    (tmp_path / "t.md").write_text(loop_transcript(57, "Here. Resting. Silent. Together.", 40), encoding="utf-8")
+    proc = run_cli("analyze", "t.md", "--no-plots", cwd=tmp_path, check=True)
+    assert "period 1 since message 58" in proc.stdout
+    assert "absorbing" in proc.stdout
+    got = json.loads(run_cli("analyze", "t.md", "--json", "--no-plots", cwd=tmp_path, check=True).stdout)
+    assert (got["exact_loop"]["period"], got["exact_loop"]["onset_message"]) == (1, 58)
+    assert got["exact_loop"]["first_repeat_message"] == 59 and got["messages"] == 97
+
+
+def test_analyze_a_run_stores_the_analysis(tmp_path):
+    (tmp_path / "t.md").write_text(loop_transcript(10, "Goodbye 🙏", 9), encoding="utf-8")
+    out = run_cli("import", "t.md", cwd=tmp_path, check=True).stdout
+    rid = out.split(" as run ")[1].split()[0]
+    proc = run_cli("analyze", rid, cwd=tmp_path, check=True)
+    assert "period 1 since message 11" in proc.stdout
+    assert len(list((tmp_path / "runs" / "analysis" / rid).glob("*.png"))) == 4
+    exported = json.loads(run_cli("export", rid, "--format", "json", cwd=tmp_path, check=True).stdout)
+    assert exported["id"] == rid
+    assert exported["analysis"]["exact_loop"]["onset_message"] == 11
+
+
+def test_analyze_unknown_target(tmp_path):
+    proc = run_cli("analyze", "nothing-here", cwd=tmp_path)
+    assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_live_loop_stops_within_one_message_of_third_cycle(tmp_path):
+    args = ["run", "-q", "--temperature", "0", "--max-tokens", "32", "--max-messages", "30", "--opener", "Hi."]
+    proc = run_cli(*args, cwd=tmp_path, check=True)
+    assert "stop: loop (period" in proc.stdout
+    conn = sqlite3.connect(tmp_path / "runs" / "duologue.db")
+    rid, detail = conn.execute("SELECT id, stop_detail FROM runs").fetchone()
+    n = conn.execute("SELECT COUNT(*) FROM messages WHERE run_id=?", (rid,)).fetchone()[0]
+    events = conn.execute("SELECT kind, message_index, detail FROM events WHERE run_id=? AND kind='loop'",
+                          (rid,)).fetchall()
+    assert len(events) == 1 and events[0][2] == detail
+    # The third cycle completes at the event's message, and the run stops right there.
+    assert events[0][1] == n < 30
+    analysis = json.loads(run_cli("analyze", rid, "--json", "--no-plots", cwd=tmp_path, check=True).stdout)
+    loop = analysis["exact_loop"]
+    assert loop["last_message"] == n and loop["cycles"] == 3
+    assert detail == f"period {loop['period']} since message {loop['onset_message']}, 3 cycles"
+
+    cont = run_cli(*args, "--on-loop", "continue", "--db", "other/d.db", cwd=tmp_path, check=True)
+    assert "stop: max_messages" in cont.stdout
+    conn = sqlite3.connect(tmp_path / "other" / "d.db")
+    (rid2,) = conn.execute("SELECT id FROM runs").fetchone()
+    assert conn.execute("SELECT COUNT(*) FROM messages WHERE run_id=?", (rid2,)).fetchone()[0] == 30
+    stored = json.loads(conn.execute("SELECT analysis FROM runs").fetchone()[0])
+    assert stored["exact_loop"]["period"] is not None
