@@ -15,7 +15,7 @@ from rich.text import Text
 
 from . import __version__, api
 from .errors import DuologueError, SpecError
-from .spec import ConversationSpec, Participant, load_toml, spec_from_dict
+from .spec import ConversationSpec, Participant, load_toml, parse_participant_option, spec_from_dict
 from .store import DEFAULT_DB
 
 err_console = Console(stderr=True, highlight=False)
@@ -69,85 +69,198 @@ def _default_name(model: str) -> str:
     return base[:-5] if base.endswith(".gguf") else base
 
 
+SIDE_KEYS = ("model", "name", "system", "temperature", "top_p", "max_tokens", "seed", "base_url",
+             "context_length", "threads")
+SHARED_KEYS = ("temperature", "top_p", "max_tokens", "context_length", "threads")  # flags for every participant
+
+
 def build_spec(config: Path | None, flags: dict[str, Any]) -> ConversationSpec:
     """TOML first (if given), then flags on top. Only flags the user gave override."""
     data: dict[str, Any] = load_toml(config) if config else {}
-    parts: list[dict[str, Any]] = [dict(p) for p in data.get("participants", [])] if isinstance(
-        data.get("participants", []), list) else []
-    while len(parts) < 2:
-        parts.append({})
-    for side, i in (("a", 0), ("b", 1)):
-        p = parts[i]
-        for key in ("model", "name", "system", "temperature", "top_p", "max_tokens", "seed", "base_url",
-                    "context_length", "threads"):
-            shared = flags.get(key) if key in ("temperature", "top_p", "max_tokens", "context_length",
-                                                "threads") else None
-            value = flags.get(f"{key}_{side}", None)
-            if value is None:
-                value = shared
-            if value is not None:
-                p[key] = value
-        p.setdefault("model", "local/smollm2")
-    if "name" not in parts[0] or "name" not in parts[1]:
-        names = [_default_name(p["model"]) for p in parts[:2]]
-        if names[0] == names[1]:
-            names = [f"{names[0]}-a", f"{names[1]}-b"]
-        for p, n in zip(parts, names):
-            p.setdefault("name", n)
+    return spec_with_flags(data, flags, source=str(config) if config else "flags")
+
+
+def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) -> ConversationSpec:
+    """A spec's settings (from TOML, or a run being forked) with the flags the user gave on top."""
+    data = dict(data)
+    if flags.get("participants"):
+        given = [{"model_a": "--a", "model_b": "--b"}.get(k, f"--{k.replace('_', '-')}")
+                 for k, v in flags.items() if v is not None and k[-2:] in ("_a", "_b")]
+        if given:
+            raise SpecError(f"{given[0]} and --participant do not mix: describe every participant with --participant")
+        parts = [parse_participant_option(text) for text in flags["participants"]]
+    else:
+        parts = [dict(p) for p in data.get("participants", [])] if isinstance(
+            data.get("participants", []), list) else []
+        while len(parts) < 2:
+            parts.append({})
+        for side, i in (("a", 0), ("b", 1)):
+            for key in SIDE_KEYS:
+                if flags.get(f"{key}_{side}") is not None:
+                    parts[i][key] = flags[f"{key}_{side}"]
+    for p in parts:
+        if isinstance(p, dict):
+            for key in SHARED_KEYS:
+                if flags.get(key) is not None and not _side_flag(flags, parts, p, key):
+                    p[key] = flags[key]
+            p.setdefault("model", "local/smollm2")
+    _name_participants([p for p in parts if isinstance(p, dict)])
     data["participants"] = parts
-    for key in ("opener", "max_messages", "end_marker", "end_on", "seed", "on_loop", "on_convergence"):
+    for key in ("opener", "max_messages", "end_marker", "end_on", "seed", "on_loop", "on_convergence",
+                "turn_order"):
         if flags.get(key) is not None:
             data[key] = flags[key]
-    return spec_from_dict(data, source=str(config) if config else "flags")
+    if flags.get("context_strategy") is not None or flags.get("summarizer") is not None:
+        context = dict(data.get("context") or {})
+        if flags.get("context_strategy") is not None:
+            context["strategy"] = flags["context_strategy"]
+        if flags.get("summarizer") is not None:
+            summarizer = context.get("summarizer")
+            context["summarizer"] = ({**summarizer, "model": flags["summarizer"]} if isinstance(summarizer, dict)
+                                     else flags["summarizer"])
+        data["context"] = context
+    return spec_from_dict(data, source=source)
+
+
+def _side_flag(flags: dict[str, Any], parts: list, p: dict, key: str) -> bool:
+    """Whether A's or B's own flag set this key, which wins over the flag for everyone."""
+    return any(flags.get(f"{key}_{side}") is not None and i < len(parts) and parts[i] is p
+               for side, i in (("a", 0), ("b", 1)))
+
+
+def _name_participants(parts: list[dict[str, Any]]) -> None:
+    """Unnamed participants are named after their models, with -a, -b, … where two would clash."""
+    unnamed = [p for p in parts if "name" not in p]
+    if not unnamed:
+        return
+    taken = {p["name"] for p in parts if "name" in p}
+    bases = [_default_name(str(p["model"])) for p in unnamed]
+    for i, (p, base) in enumerate(zip(unnamed, bases)):
+        name = base if bases.count(base) == 1 and base not in taken else f"{base}-{chr(ord('a') + i)}"
+        p["name"] = name
+        taken.add(name)
+
+
+# The settings of a conversation, shared by `run` and `fork` (flags given override the file or the parent).
+SPEC_OPTIONS = [
+    click.option("--a", "model_a", metavar="MODEL",
+                 help="Model of participant A, e.g. local/smollm2, openrouter/qwen/qwen3-next-80b-a3b-instruct."),
+    click.option("--b", "model_b", metavar="MODEL", help="Model of participant B."),
+    click.option("--name-a", help="Display name of A (default: from the model)."),
+    click.option("--name-b", help="Display name of B."),
+    click.option("--system-a", help="System prompt of A."),
+    click.option("--system-b", help="System prompt of B."),
+    click.option("--participant", "participants", multiple=True, metavar="KEY=VALUE,...",
+                 help="One participant, as comma-separated KEY=VALUE pairs; repeat it for each, in speaking "
+                      "order, for three or more. Keys: name, model, system, temperature, top_p, max_tokens, seed, "
+                      "base_url, context_length, threads. Put a value with commas in double quotes, e.g. "
+                      "--participant 'name=carol,model=local/smollm2,system=\"You are Carol, a sceptic.\"'. "
+                      "Replaces --a/--b and the file's participants."),
+    click.option("--turn-order", type=click.Choice(["round_robin", "random"]),
+                 help="Who speaks next: each in turn (default), or a seeded random pick among all but the last "
+                      "speaker."),
+    click.option("--temperature", type=float, help="Sampling temperature for every participant."),
+    click.option("--temperature-a", type=float, help="Temperature of A."),
+    click.option("--temperature-b", type=float, help="Temperature of B."),
+    click.option("--top-p", type=float, help="Nucleus sampling for every participant."),
+    click.option("--max-tokens", type=int, help="Longest message, in tokens, for every participant."),
+    click.option("--seed", type=int, help="Base seed (A gets SEED, B SEED+1 unless set)."),
+    click.option("--seed-a", type=int, help="Seed of A."),
+    click.option("--seed-b", type=int, help="Seed of B."),
+    click.option("--base-url-a", help="Base URL of A's endpoint (openai-compatible/… or to override a preset)."),
+    click.option("--base-url-b", help="Base URL of B's endpoint."),
+    click.option("--context-length", type=int,
+                 help="Context window in tokens for every participant (embedded engine: 2048 unless given; "
+                      "hosted models: checked only when given, with an estimated token count)."),
+    click.option("--context-strategy", type=click.Choice(["stop", "truncate", "summarize"]),
+                 help="When the next request would not fit the window: stop the run (context_full, default), "
+                      "leave out the oldest messages after the opener, or replace them with a summary."),
+    click.option("--summarizer", metavar="MODEL",
+                 help="The model that writes summaries for --context-strategy summarize (default: A's model)."),
+    click.option("--threads", type=int, help="Embedded engine: CPU threads."),
+    click.option("--opener", help="A's opening message (default: a single space, as in the original transcripts)."),
+    click.option("--max-messages", type=int, help="Stop after this many messages, opener included (default 20)."),
+    click.option("--end-marker", help="The end marker kept in the text (default [END])."),
+    click.option("--end-on", type=click.Choice(["never", "any", "both"]),
+                 help="Whether the end marker ends the run: never (default), any side, or both sides."),
+    click.option("--on-loop", type=click.Choice(["stop", "flag", "continue"]),
+                 help="A verbatim loop (3 cycles of period 1..8): stop the run (default), flag it and go on, "
+                      "or ignore it."),
+    click.option("--on-convergence", type=click.Choice(["stop", "flag", "continue"]),
+                 help="A near loop (messages that keep resembling the last few): flag (default), stop or ignore."),
+    click.option("--interactive", is_flag=True,
+                 help="Press Enter while it runs to pause after the current message and speak: as a participant "
+                      "(name or number) or as an outside voice (any other name). Stored as injected."),
+    click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message."),
+    click.option("-q", "--quiet", is_flag=True, help="Do not stream the conversation; print the summary only."),
+]
+
+
+def spec_options(command):
+    for option in reversed(SPEC_OPTIONS):
+        command = option(command)
+    return command
 
 
 @cli.command()
 @click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
               help="A conversation TOML file (flags given too override it).")
-@click.option("--a", "model_a", metavar="MODEL", help="Model of participant A, e.g. local/smollm2, openrouter/qwen/qwen3-next-80b-a3b-instruct.")
-@click.option("--b", "model_b", metavar="MODEL", help="Model of participant B.")
-@click.option("--name-a", help="Display name of A (default: from the model).")
-@click.option("--name-b", help="Display name of B.")
-@click.option("--system-a", help="System prompt of A.")
-@click.option("--system-b", help="System prompt of B.")
-@click.option("--temperature", type=float, help="Sampling temperature for both.")
-@click.option("--temperature-a", type=float, help="Temperature of A.")
-@click.option("--temperature-b", type=float, help="Temperature of B.")
-@click.option("--top-p", type=float, help="Nucleus sampling for both.")
-@click.option("--max-tokens", type=int, help="Longest message, in tokens, for both.")
-@click.option("--seed", type=int, help="Base seed (A gets SEED, B SEED+1 unless set).")
-@click.option("--seed-a", type=int, help="Seed of A.")
-@click.option("--seed-b", type=int, help="Seed of B.")
-@click.option("--base-url-a", help="Base URL of A's endpoint (openai-compatible/… or to override a preset).")
-@click.option("--base-url-b", help="Base URL of B's endpoint.")
-@click.option("--context-length", type=int, help="Embedded engine: context length in tokens.")
-@click.option("--threads", type=int, help="Embedded engine: CPU threads.")
-@click.option("--opener", help="A's opening message (default: a single space, as in the original transcripts).")
-@click.option("--max-messages", type=int, help="Stop after this many messages, opener included (default 20).")
-@click.option("--end-marker", help="The end marker kept in the text (default [END]).")
-@click.option("--end-on", type=click.Choice(["never", "any", "both"]),
-              help="Whether the end marker ends the run: never (default), any side, or both sides.")
-@click.option("--on-loop", type=click.Choice(["stop", "flag", "continue"]),
-              help="A verbatim loop (3 cycles of period 1..8): stop the run (default), flag it and go on, or ignore it.")
-@click.option("--on-convergence", type=click.Choice(["stop", "flag", "continue"]),
-              help="A near loop (messages that keep resembling the last few): flag (default), stop or ignore.")
-@click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message.")
-@click.option("-q", "--quiet", is_flag=True, help="Do not stream the conversation; print the summary only.")
+@spec_options
 @db_option
-def run(config, model_a, model_b, meta, quiet, db, **flags) -> None:
-    """Run a conversation between two models and stream it.
+def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
+    """Run a conversation between two (or more) models and stream it.
 
-    With no arguments, two embedded SmolLM2 participants talk offline.
+    With no arguments, two embedded SmolLM2 participants talk offline. Three or
+    more: repeat --participant, or list [[participants]] in a TOML file.
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
     listeners = [] if quiet else [_renderer(meta)]
+    interjector = _interjector() if interactive else None
     try:
-        result = _run_async(lambda: api.arun_conversation(spec, db=db, listeners=listeners))
+        result = _run_async(lambda: api.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector))
     except (KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(db)
         sys.exit(130)
     _print_summary(result, db)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--at", "at", type=int, required=True, metavar="N",
+              help="Keep the first N messages of RUN_ID (the opener is message 1), then continue.")
+@spec_options
+@db_option
+def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
+    """Start a new run from the first N messages of another, with any settings changed.
+
+    The fork continues with the parent's settings as they stood at message N,
+    with the flags given on top: another model or system prompt for either
+    side, other sampling, another seed, another message limit. It records its
+    parent and fork point (`ls`, `show`, the JSON export).
+    """
+    flags["model_a"], flags["model_b"] = model_a, model_b
+    parent = api.load_run(run_id, db=db)
+    base = api.fork_base(parent, at) if 1 <= at <= len(parent.messages) else parent.spec
+    if flags.get("seed") is not None:  # a new base seed: the parent's per-participant seeds give way
+        for p in base.get("participants", []):
+            p["seed"] = None
+    spec = spec_with_flags(base, flags, source=f"fork of {parent.id}")
+    listeners = [] if quiet else [_renderer(meta)]
+    interjector = _interjector() if interactive else None
+    try:
+        result = _run_async(lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners,
+                                                  interjector=interjector))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _interrupted(db)
+        sys.exit(130)
+    _print_summary(result, db)
+
+
+def _interjector():
+    from .interactive import TerminalInterjector
+
+    return TerminalInterjector()
 
 
 def _renderer(meta: bool):
@@ -235,26 +348,73 @@ def show(run_id, db) -> None:
     c.print(f"started {_local(run.started_at.isoformat())}   ended {_local(run.ended_at.isoformat() if run.ended_at else None)}")
     if run.parent_run_id:
         c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
+    lineage = api.run_lineage(run.id, db=db)
+    if len(lineage.ancestors) > 1:
+        c.print(Text("lineage: " + " → ".join(f"{rid}@{at}" if at else rid for rid, at in lineage.ancestors)
+                     + f" → {run.id}"))
+    if lineage.forks:
+        c.print(Text("forks: " + ", ".join(f"{rid}@{at}" for rid, at in lineage.forks)))
     if run.source:
         c.print(f"imported from {run.source}")
+    spec = run.spec
+    extras = []
+    if spec.get("turn_order", "round_robin") != "round_robin":
+        extras.append(f"turn order {spec['turn_order']}")
+    if (spec.get("context") or {}).get("strategy", "stop") != "stop":
+        extras.append(f"context {spec['context']['strategy']}")
+    for key in ("injections", "changes"):
+        if spec.get(key):
+            extras.append(f"{len(spec[key])} {key}")
+    if extras:
+        c.print("   ".join(extras))
+    events = api.run_events(run.id, db=db)
+    before = ("injection", "change", "context")  # these happen before their message; detections after it
+
+    def print_events(index: int, kinds_before: bool) -> None:
+        for ev in events:
+            if ev["message_index"] == index and (ev["kind"] in before) == kinds_before:
+                c.print(Text(f"▸ {ev['kind']}: {ev['detail']}", style="dim yellow"))
+
     for m in run.messages:
         style = TEXT_STYLES[run.participants.index(m.speaker) % len(TEXT_STYLES)] if m.speaker in run.participants else "white"
         c.print()
-        c.print(Text(f"### {m.speaker}", style="bold " + style), Text(f"  #{m.index}", style="dim"))
+        print_events(m.index, True)
+        mark = "  injected" if m.injected and m.index > 1 else ""
+        c.print(Text(f"### {m.speaker}", style="bold " + style), Text(f"  #{m.index}{mark}", style="dim"))
         c.print(Text(m.content, style=style))
         meta = format_message_meta(m)
         if meta:
             c.print(Text(meta, style="dim"))
+        print_events(m.index, False)
 
 
 @cli.command()
-@click.argument("run_id")
-@click.option("-f", "--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.argument("target")
+@click.option("-f", "--format", "fmt", type=click.Choice(["md", "json", "csv", "parquet", "jsonl"]), default=None,
+              help="A run: md (default) or json. An experiment: csv (default), parquet or jsonl tables.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="A run: write this file instead of stdout. An experiment: the folder for its tables.")
 @db_option
-def export(run_id, fmt, output, db) -> None:
-    """Export a run as a Markdown transcript or as JSON."""
-    text = api.export_run(run_id, fmt, db=db)
+def export(target, fmt, output, db) -> None:
+    """Export a run (Markdown transcript or JSON), or an experiment's runs, messages and metrics as tables."""
+    from .store import Store
+
+    with Store(db, create=False) as store:
+        is_experiment = store.get_experiment(target) is not None
+        if is_experiment:
+            from . import batch as batchmod
+
+            fmt = fmt or "csv"
+            if fmt not in ("csv", "parquet", "jsonl"):
+                raise DuologueError(f"an experiment exports as csv, parquet or jsonl, not {fmt}")
+            folder = output or Path(db).parent / "exports" / target
+            for path in batchmod.export_experiment(store, target, fmt, folder):
+                click.echo(f"wrote {path}")
+            return
+    fmt = fmt or "md"
+    if fmt not in ("md", "json"):
+        raise DuologueError(f"a run exports as md or json, not {fmt} (tables are for experiments)")
+    text = api.export_run(target, fmt, db=db)
     if output:
         api.write_atomically(output, text)
         err_console.print(f"wrote {output}")
@@ -345,6 +505,109 @@ def analyze(target, as_json, plots_dir, no_plots, db) -> None:
     c.print(Text(format_summary(analysis)))
     for path in written:
         c.print(Text(f"plot: {path}", style="dim"))
+
+
+@cli.command()
+@click.argument("experiment_file", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print the matrix and its size; run nothing.")
+@db_option
+def batch(experiment_file, dry_run, db) -> None:
+    """Run an experiment: every conversation of its matrix, concurrently.
+
+    Re-running the same command resumes it: finished conversations are
+    skipped, interrupted or killed ones continue, nothing is duplicated.
+    """
+    from . import batch as batchmod
+    from .spec import load_experiment_spec
+
+    exp = load_experiment_spec(experiment_file)
+    plans = batchmod.plan_experiment(exp)
+    if dry_run:
+        table = Table(title=f"{exp.name}: {len(plans)} conversations", box=None, header_style="bold")
+        for col in ("pairing", "models", "opener", "system", "temperature", "repeats"):
+            table.add_column(col)
+        for row in batchmod.describe_plan(plans):
+            opener = exp.openers[row["opener"]]
+            table.add_row(Text(row["pairing"]), Text(row["models"]), Text(repr(opener[:40])),
+                          Text(str(row["system"] or "(own)")), str(row["temperature"] or "(own)"),
+                          str(row["repeats"]))
+        Console(highlight=False).print(table)
+        click.echo(f"{len(plans)} conversations, up to {len(plans) * exp.max_messages} messages")
+        return
+    from .progress import BatchProgressDisplay
+
+    display = BatchProgressDisplay(exp.name)
+    try:
+        with display:
+            result = _run_async(lambda: batchmod.arun_experiment(exp, db=db, on_progress=display.update))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        err_console.print(Text(f"\ninterrupted: re-run `duologue batch {experiment_file}` to resume", style="yellow"))
+        sys.exit(130)
+    t = result.totals
+    click.echo(
+        f"{exp.name}: {result.finished}/{result.planned} conversations finished "
+        f"({result.skipped} already done), {t.messages} new messages, {t.loops} loops found"
+    )
+    for run_id, detail in result.errors:
+        click.echo(f"  error in run {run_id}: {detail}")
+    if result.errors:
+        click.echo(f"re-run `duologue batch {experiment_file}` to resume the runs that failed")
+    click.echo(f"report: duologue report {exp.name}")
+
+
+@cli.command()
+@click.argument("experiment")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.json and the plots (default: runs/reports/EXPERIMENT).")
+@db_option
+def report(experiment, output, db) -> None:
+    """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots."""
+    from . import batch as batchmod
+    from .store import Store
+
+    folder = output or Path(db).parent / "reports" / experiment
+    with Store(db, create=False) as store:
+        rep = batchmod.experiment_report(store, experiment, folder)
+    _print_report(rep)
+
+
+def _fmt_q(q) -> str:
+    return "-" if q is None else f"{q[1]:g} [{q[0]:g}–{q[2]:g}]"
+
+
+def _print_report(rep: dict) -> None:
+    c = Console(highlight=False)
+    c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
+    for key, label in (("by_pairing", "pairing"), ("by_opener", "opener"), ("by_system", "system prompt"),
+                       ("by_temperature", "temperature")):
+        if key not in rep:
+            continue
+        table = Table(box=None, header_style="bold", title=f"by {label}", title_justify="left")
+        for col in ("group", "runs", "looped", "onset median [IQR]", "stop reasons", "tokens", "seconds",
+                    "tokens in loops", "saved (est.)"):
+            table.add_column(col)
+        for g in rep[key]:
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
+            table.add_row(Text(g["group"]), str(g["runs"]), f"{g['looped']} ({g['loop_share']:.0%})",
+                          _fmt_q(g["onset_quartiles"]), reasons, str(g["prompt_tokens"] + g["completion_tokens"]),
+                          f"{g['seconds']:.1f}", str(g["tokens_in_loops"]), f"{g['tokens_saved']:.0f}")
+        c.print(table)
+    for path in rep["plots"]:
+        c.print(Text(f"plot: {path}", style="dim"))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. The viewer has no login: keep it on this machine.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on (0: any free port).")
+@db_option
+def serve(host, port, db) -> None:
+    """Browse runs and experiments in a local web viewer; runs in progress update live."""
+    from .web import serve as serve_viewer
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(Text(f"warning: anyone who can reach {host} can read this store", style="yellow"))
+    serve_viewer(db, host=host, port=port, announce=lambda line: click.echo(line))
 
 
 def main() -> None:

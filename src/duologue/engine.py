@@ -4,16 +4,26 @@ The engine asks the backend of the participant whose turn it is for the next
 message, commits it to the store before the next turn starts, lets watchers
 decide whether the run should stop, and tells listeners what happened. It
 knows nothing about HTTP, llama.cpp, SQLite details or the terminal.
+
+Not every message is generated: the opener, the spec's injections and what a
+person types in interactive mode are put in as they are (`injected`). The
+spec's changes give a participant another model, system prompt or temperature
+from a message on; the context keeper (context.py) fits each view into its
+speaker's window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
-from typing import Collection, Iterable, Protocol, Sequence
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Collection, Iterable, Protocol, Sequence
 
 from . import __version__
 from .backends.base import Backend, ChatMessage, ContextFullError, RetryNotice, Sampling, StreamEvent, TextDelta
+from .context import ContextKeeper, trim_from_events
 from .errors import BackendError
 from .records import Message, Run, utcnow
 from .spec import ConversationSpec, Participant
@@ -33,14 +43,16 @@ def turn_seed(base: int | None, index: int) -> int:
 
 def participant_view(
     participant: Participant, messages: Sequence[Message], n_participants: int,
-    *, shows_reasoning: Collection[str] = (),
+    *, shows_reasoning: Collection[str] = (), participants: Collection[str] | None = None,
 ) -> list[ChatMessage]:
     """What one participant sees: its own messages as `assistant`, everyone else's as `user`.
 
     With three or more voices the others' messages carry the speaker's name, so
-    the participant can tell them apart. Reasoning stays out, except that of the
-    speakers named in `shows_reasoning` (participants with show_reasoning), which
-    the others see as a <think>…</think> block before the text.
+    the participant can tell them apart; so do those of outside voices (anyone
+    not in `participants`, when given), which would otherwise pass for the
+    other participant's. Reasoning stays out, except that of the speakers named
+    in `shows_reasoning` (participants with show_reasoning), which the others
+    see as a <think>…</think> block before the text.
     """
     view = [ChatMessage("system", participant.system)] if participant.system else []
     for m in messages:
@@ -50,7 +62,8 @@ def participant_view(
         content = m.content
         if m.reasoning and m.speaker in shows_reasoning:
             content = f"<think>{m.reasoning}</think>\n\n{content}"
-        if n_participants >= 3:
+        outside = participants is not None and m.speaker not in participants
+        if n_participants >= 3 or outside:
             view.append(ChatMessage("user", f"{m.speaker}: {content}"))
         else:
             view.append(ChatMessage("user", content))
@@ -58,12 +71,38 @@ def participant_view(
 
 
 def next_speaker(spec: ConversationSpec, messages: Sequence[Message]) -> Participant:
-    """Round robin after the last participant who spoke (outside voices don't take a turn)."""
+    """Who speaks after the last participant who spoke (outside voices don't take a turn).
+
+    `round_robin`: the next one in the spec's order. `random`: any other than the
+    last speaker (nobody answers themselves), drawn with a seed made from the
+    spec's seed and the message index, so a resumed or forked run draws alike.
+    """
     names = spec.names
-    for m in reversed(messages):
-        if m.speaker in names:
-            return spec.participants[(names.index(m.speaker) + 1) % len(names)]
-    return spec.participants[0]
+    last = next((m.speaker for m in reversed(messages) if m.speaker in names), None)
+    if last is None:
+        return spec.participants[0]
+    if spec.turn_order == "random":
+        others = [p for p in spec.participants if p.name != last]
+        return random.Random(turn_seed(spec.seed, len(messages) + 1)).choice(others)
+    return spec.participants[(names.index(last) + 1) % len(names)]
+
+
+@dataclass(frozen=True)
+class Interjection:
+    """A message a person puts in between turns: as a participant, or as an outside voice."""
+
+    speaker: str
+    text: str
+
+
+class Interjector(Protocol):
+    """Where a person's messages come from in interactive mode (e.g. the terminal)."""
+
+    async def between_turns(self, run: Run) -> list[Interjection]:
+        """Asked before every turn after the opener; empty unless the person paused the run."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Watcher(Protocol):
@@ -101,12 +140,20 @@ class Conversation:
         listeners: Iterable[RunListener] = (),
         watchers: Iterable[Watcher] = (),
         experiment_id: str | None = None,
+        experiment_cell: dict | None = None,
+        interjector: Interjector | None = None,
+        make_backend: Callable[[Participant], Backend] | None = None,
     ):
         self.spec = spec
         self.store = store
         self.listeners = list(listeners)
         self.watchers = list(watchers)
+        self.interjector = interjector
         self._backends = dict(backends or {})
+        self._make_backend = make_backend
+        self._summarizer: Backend | None = None
+        self._retired: list[Backend] = []  # replaced by a change of model; closed when the run ends
+        self._interjections: deque[Interjection] = deque()
         self.resumed = run is not None
         if run is None:
             run = Run(
@@ -116,19 +163,48 @@ class Conversation:
                 started_at=utcnow(),
                 duologue_version=__version__,
                 experiment_id=experiment_id,
+                experiment_cell=experiment_cell,
             )
             store.create_run(run)
         else:
             store.claim_run(run.id)
             run.status, run.stop_reason, run.stop_detail, run.ended_at = "running", None, None, None
         self.run = run
+        # A resumed run: its views stay trimmed where they were, and what was recorded stays recorded once.
+        events = store.get_events(run.id) if self.resumed else []
+        self._recorded = {(ev["kind"], ev["message_index"]) for ev in events}
+        self.context = ContextKeeper(
+            spec.context, summarizer=self._summarizer_settings(), summarizer_backend=self._summarizer_backend,
+            record=self._record, trim=trim_from_events(events),
+        )
+
+    def _new_backend(self, p: Participant) -> Backend:
+        if self._make_backend is not None:
+            return self._make_backend(p)
+        from .backends.registry import make_backend
+
+        return make_backend(p)
 
     def backend_for(self, p: Participant) -> Backend:
-        if p.name not in self._backends:
-            from .backends.registry import make_backend
+        backend = self._backends.get(p.name)
+        if backend is None or backend.model != p.model:
+            # A change gave the participant another model: its old backend is done for good.
+            if backend is not None:
+                self._retired.append(backend)
+            backend = self._backends[p.name] = self._new_backend(p)
+        return backend
 
-            self._backends[p.name] = make_backend(p)
-        return self._backends[p.name]
+    def _summarizer_settings(self) -> Participant:
+        s = self.spec.context.summarizer
+        return s.model_copy(update={
+            "model": s.model or self.spec.participants[0].model,
+            "seed": s.seed if s.seed is not None else self.spec.seed,
+        })
+
+    def _summarizer_backend(self) -> Backend:
+        if self._summarizer is None:
+            self._summarizer = self._new_backend(self.context.summarizer)
+        return self._summarizer
 
     # -- the loop --------------------------------------------------------------
 
@@ -158,28 +234,56 @@ class Conversation:
             self._finish("error", Stop(StopReason.ERROR, f"{type(err).__name__}: {err}"))
             raise
         finally:
-            for backend in self._backends.values():
+            if self.interjector is not None:
+                self.interjector.close()
+            others = [self._summarizer] if self._summarizer is not None else []
+            for backend in [*self._backends.values(), *self._retired, *others]:
                 await backend.aclose()
         return run
 
     async def _next_message(self) -> Message:
-        run = self.run
+        run, spec = self.run, self.spec
         index = len(run.messages) + 1
         if index == 1:
-            first = self.spec.participants[0]
-            now = utcnow()
-            self._notify_start(index, first.name)
-            return Message(index=1, speaker=first.name, content=self.spec.opener, started_at=now, ended_at=now,
-                           injected=True)
-        p = next_speaker(self.spec, run.messages)
-        self._notify_start(index, p.name)
-        shows_reasoning = {q.name for q in self.spec.participants if q.show_reasoning}
-        view = participant_view(p, run.messages, len(self.spec.participants), shows_reasoning=shows_reasoning)
-        base_seed = p.seed if p.seed is not None else self.spec.seed
+            return self._injected(index, spec.participants[0].name, spec.opener)
+        self._record_changes(index)
+        # Injections due by the spec come first: their message numbers are fixed.
+        injection = spec.injection_at(index)
+        if injection is not None:
+            self._record_once(WatchEvent(
+                kind="injection", message_index=index, detail=f"{injection.as_}: {_glimpse(injection.text)}",
+                data={"source": "spec", "speaker": injection.as_},
+            ))
+            return self._injected(index, injection.as_, injection.text)
+        if self.interjector is not None and not self._interjections:
+            self._interjections.extend(await self.interjector.between_turns(run))
+        if self._interjections:
+            said = self._interjections.popleft()
+            self._record(WatchEvent(
+                kind="injection", message_index=index, detail=f"{said.speaker}: {_glimpse(said.text)}",
+                data={"source": "interactive", "speaker": said.speaker},
+            ))
+            return self._injected(index, said.speaker, said.text)
+        return await self._generate(index)
+
+    async def _generate(self, index: int) -> Message:
+        run, spec = self.run, self.spec
+        speaking = {q.name: q for q in spec.participants_at(index)}
+        p = speaking[next_speaker(spec, run.messages).name]
+        backend = self.backend_for(p)
+        shows_reasoning = {q.name for q in speaking.values() if q.show_reasoning}
+
+        def render(messages: Sequence[Message]) -> list[ChatMessage]:
+            return participant_view(p, messages, len(spec.participants), shows_reasoning=shows_reasoning,
+                                    participants=spec.names)
+
+        base_seed = p.seed if p.seed is not None else spec.seed
         sampling = Sampling(
             temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
             seed=turn_seed(base_seed, index), extra=dict(p.extra),
         )
+        view = await self.context.fit(p, backend, run.messages, p.max_tokens, render, seed=turn_seed(spec.seed, index))
+        self._notify_start(index, p.name)
 
         def on_event(event: StreamEvent) -> None:
             for listener in self.listeners:
@@ -188,7 +292,7 @@ class Conversation:
                 else:
                     listener.retry(run, index, p.name, event)
 
-        reply = await self.backend_for(p).complete(view, sampling, on_event)
+        reply = await backend.complete(view, sampling, on_event)
         return Message(
             index=index, speaker=p.name, content=reply.text, model=p.model, reasoning=reply.reasoning,
             started_at=reply.started_at, ended_at=reply.ended_at, ttft=reply.ttft, latency=reply.latency,
@@ -196,6 +300,33 @@ class Conversation:
             completion_tokens=reply.usage.completion_tokens, finish_reason=reply.finish_reason,
             attempts=reply.attempts,
         )
+
+    def _injected(self, index: int, speaker: str, text: str) -> Message:
+        """A message put in as it is (the opener, an injection): not generated, so no model or tokens."""
+        self._notify_start(index, speaker)
+        now = utcnow()
+        return Message(index=index, speaker=speaker, content=text, started_at=now, ended_at=now, injected=True)
+
+    def _record_changes(self, index: int) -> None:
+        for ch in self.spec.changes:
+            if ch.at == index:
+                settings = ", ".join(f"{k} {_glimpse(str(v))}" for k, v in ch.settings.items())
+                self._record_once(WatchEvent(
+                    kind="change", message_index=index, detail=f"{ch.participant}: {settings}",
+                    data={"participant": ch.participant, **ch.settings},
+                ))
+
+    def _record(self, ev: WatchEvent) -> None:
+        """An event is stored, then told to the listeners (the same order as for messages)."""
+        self.store.add_event(self.run.id, ev.kind, message_index=ev.message_index, detail=ev.detail, data=ev.data)
+        self._recorded.add((ev.kind, ev.message_index))
+        for listener in self.listeners:
+            listener.event(self.run, ev)
+
+    def _record_once(self, ev: WatchEvent) -> None:
+        # A run resumed after a crash between an event and its message would record it twice.
+        if (ev.kind, ev.message_index) not in self._recorded:
+            self._record(ev)
 
     def _notify_start(self, index: int, speaker: str) -> None:
         for listener in self.listeners:
@@ -214,10 +345,7 @@ class Conversation:
         if message is not None:
             for w in self.watchers:
                 for ev in w.observe(message):
-                    self.store.add_event(run.id, ev.kind, message_index=ev.message_index, detail=ev.detail,
-                                         data=ev.data)
-                    for listener in self.listeners:
-                        listener.event(run, ev)
+                    self._record(ev)
                     if ev.stop is not None and stop is None:
                         stop = Stop(ev.stop, ev.detail)
             stop = stop or end_marker_stop(run.messages, spec.names, spec.end_marker, spec.end_on)
@@ -231,3 +359,9 @@ class Conversation:
                               ended_at=run.ended_at)
         for listener in self.listeners:
             listener.run_ended(run)
+
+
+def _glimpse(text: str, width: int = 60) -> str:
+    """The start of a text on one line, for event details."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

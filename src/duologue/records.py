@@ -52,6 +52,7 @@ class Run:
     parent_run_id: str | None = None
     fork_at: int | None = None
     experiment_id: str | None = None
+    experiment_cell: dict[str, Any] | None = None  # which cell of the experiment's matrix, and which repeat
     source: str | None = None  # e.g. the path of an imported transcript
     messages: list[Message] = field(default_factory=list)
 

@@ -35,8 +35,9 @@ class Participant(BaseModel):
     base_url: str | None = None
     # Extra request parameters passed through to the provider (e.g. OpenRouter routing).
     extra: dict[str, Any] = Field(default_factory=dict)
-    # Embedded engine: context length in tokens and CPU threads (None = all cores).
-    context_length: int = Field(2048, ge=128)
+    # The context window in tokens. None: the embedded engine's default (2048); for hosted models
+    # unknown, so never checked (the provider refuses what does not fit). CPU threads: embedded only.
+    context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
     show_reasoning: bool = False  # let the other side see this participant's reasoning
     # Hosted and self-served models: how often to try a request, how long a silent server is given
@@ -80,6 +81,79 @@ class Detection(BaseModel):
         return self
 
 
+SUMMARY_PROMPT = (
+    "You summarise conversations. Write a short summary of the conversation you are given: who said "
+    "what, the topics, anything agreed or asked. Write only the summary; do not continue the conversation."
+)
+
+
+class Summarizer(Participant):
+    """The model that writes the summary under the `summarize` context strategy."""
+
+    name: str = Field("summarizer", min_length=1)
+    model: str | None = None  # None: the first participant's model
+    system: str = SUMMARY_PROMPT
+    temperature: float = Field(0.3, ge=0, le=5)
+    max_tokens: int = Field(128, ge=1)
+
+
+class ContextPolicy(BaseModel):
+    """What happens when the next request would not fit a participant's context window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # stop: end the run (`context_full`). truncate: leave the oldest messages after the system
+    # prompt and opener out of the views. summarize: a summary of them stands in for them.
+    strategy: Literal["stop", "truncate", "summarize"] = "stop"
+    # The share of the window a view may fill right after trimming. Headroom means the views are
+    # trimmed now and then rather than every turn, so the embedded engine keeps reusing its prefix.
+    trim_to: float = Field(0.5, gt=0, lt=1)
+    summarizer: Summarizer = Field(default_factory=Summarizer)
+
+    @field_validator("summarizer", mode="before")
+    @classmethod
+    def _model_string(cls, v: Any) -> Any:
+        return {"model": v} if isinstance(v, str) else v  # summarizer = "local/smollm2" for short
+
+
+class Injection(BaseModel):
+    """A message put into the conversation at message `at`, as a participant or an outside voice."""
+
+    # "as" is a Python keyword: the field is as_, but TOML, JSON and the stored spec say "as".
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    at: int = Field(ge=2)  # the opener is message 1
+    as_: str = Field(alias="as", min_length=1)
+    text: str
+
+    @field_validator("as_")
+    @classmethod
+    def _single_line_voice(cls, v: str) -> str:
+        return Participant._single_line_name(v)
+
+
+class Change(BaseModel):
+    """From message `at` on, a participant speaks with another model, system prompt or temperature."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: int = Field(ge=2)
+    participant: str
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = Field(None, ge=0, le=5)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {k: v for k in ("model", "system", "temperature") if (v := getattr(self, k)) is not None}
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> "Change":
+        if not self.settings:
+            raise ValueError("a change sets model, system or temperature")
+        return self
+
+
 class ConversationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,6 +168,11 @@ class ConversationSpec(BaseModel):
     on_loop: OnDetect = "stop"  # exact loops (stop reason `loop`)
     on_convergence: OnDetect = "flag"  # near loops (stop reason `convergence`)
     detection: Detection = Field(default_factory=Detection)
+    # Who speaks next: each in turn, or a seeded random pick among all but the last speaker.
+    turn_order: Literal["round_robin", "random"] = "round_robin"
+    context: ContextPolicy = Field(default_factory=ContextPolicy)
+    injections: list[Injection] = Field(default_factory=list)
+    changes: list[Change] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _distinct_names(self) -> "ConversationSpec":
@@ -101,6 +180,31 @@ class ConversationSpec(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"participant names must differ, got {names}")
         return self
+
+    @model_validator(mode="after")
+    def _perturbations_fit(self) -> "ConversationSpec":
+        # One message per number: two injections at the same `at` would leave which one lands
+        # where (and what a resumed run still owes) up to the order of the list.
+        seen: set[int] = set()
+        for inj in self.injections:
+            if inj.at in seen:
+                raise ValueError(f"two injections at message {inj.at}; give each its own message number")
+            seen.add(inj.at)
+        for ch in self.changes:
+            if ch.participant not in self.names:
+                raise ValueError(f"change at message {ch.at} names '{ch.participant}', which is not a participant")
+        return self
+
+    def participants_at(self, index: int) -> list[Participant]:
+        """The participants as they speak at message `index`, with every change due by then applied."""
+        current = {p.name: p for p in self.participants}
+        for ch in sorted(self.changes, key=lambda c: c.at):  # stable: same `at` applies in file order
+            if ch.at <= index:
+                current[ch.participant] = current[ch.participant].model_copy(update=ch.settings)
+        return [current[p.name] for p in self.participants]
+
+    def injection_at(self, index: int) -> Injection | None:
+        return next((inj for inj in self.injections if inj.at == index), None)
 
     @property
     def names(self) -> list[str]:
@@ -111,6 +215,60 @@ class ConversationSpec(BaseModel):
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def parse_participant_option(text: str) -> dict[str, str]:
+    """`name=carol,model=local/smollm2,system="You are Carol, a sceptic."` -> a participant's fields.
+
+    Comma-separated KEY=VALUE pairs; a value with commas goes in double quotes
+    (a backslash escapes a quote inside them). The values stay text: validating
+    the spec turns them into numbers where a number is wanted.
+    """
+    fields: dict[str, str] = {}
+    key, value, quoted, escaped, in_value = "", "", False, False, False
+
+    def close() -> None:
+        nonlocal key, value, in_value
+        if not key.strip() and not in_value:
+            return
+        if not in_value or not key.strip():
+            raise SpecError(f"--participant {text!r}: expected KEY=VALUE pairs separated by commas")
+        name = key.strip()
+        if name not in Participant.model_fields:
+            known = ", ".join(Participant.model_fields)
+            raise SpecError(f"--participant {text!r}: unknown field '{name}' (known: {known})")
+        if name in fields:
+            raise SpecError(f"--participant {text!r}: '{name}' given twice")
+        fields[name] = value
+        key, value, in_value = "", "", False
+
+    for ch in text:
+        if quoted:
+            if escaped:
+                value, escaped = value + ch, False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+            else:
+                value += ch
+        elif in_value:
+            if ch == '"' and not value.strip():
+                value, quoted = "", True
+            elif ch == ",":
+                close()
+            else:
+                value += ch
+        elif ch == "=":
+            in_value = True
+        elif ch == ",":
+            close()
+        else:
+            key += ch
+    if quoted:
+        raise SpecError(f"--participant {text!r}: a quote is not closed")
+    close()
+    return fields
 
 
 def default_spec() -> ConversationSpec:
@@ -159,3 +317,71 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 def load_conversation_spec(path: str | Path) -> ConversationSpec:
     """Read a conversation TOML file: top-level settings and [[participants]] tables."""
     return spec_from_dict(load_toml(path), source=str(path))
+
+
+class ExperimentSpec(BaseModel):
+    """A matrix of conversations: pairings × openers × system prompts × temperatures × repeats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    participants: list[Participant] = Field(min_length=1)  # the pool
+    # "all": every unordered pair of distinct participants; "all_with_self": and each with itself;
+    # or an explicit list of [first speaker, second speaker] names.
+    pairings: Literal["all", "all_with_self"] | list[tuple[str, str]] = "all"
+    openers: list[str] = Field(default_factory=lambda: [" "], min_length=1)
+    # Variants of the system prompt, given to both sides; empty keeps each participant's own.
+    system_prompts: dict[str, str] = Field(default_factory=dict)
+    # Temperatures to sweep, given to both sides; empty keeps each participant's own.
+    temperatures: list[float] = Field(default_factory=list)
+    repeats: int = Field(1, ge=1)
+    base_seed: int = 0
+    max_messages: int = Field(20, ge=1)
+    end_marker: str = "[END]"
+    end_on: Literal["never", "any", "both"] = "never"
+    on_loop: OnDetect = "stop"
+    on_convergence: OnDetect = "flag"
+    detection: Detection = Field(default_factory=Detection)
+    # Conversations in flight per provider ("local", "openrouter", …); "default" for the rest.
+    concurrency: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temperatures_in_range(cls, v: list[float]) -> list[float]:
+        for t in v:
+            if not 0 <= t <= 5:
+                raise ValueError(f"temperature {t} is outside 0..5")
+        return v
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive_limits(cls, v: dict[str, int]) -> dict[str, int]:
+        for k, n in v.items():
+            if n < 1:
+                raise ValueError(f"concurrency for {k} must be at least 1")
+        return v
+
+    @model_validator(mode="after")
+    def _known_pairings(self) -> "ExperimentSpec":
+        names = [p.name for p in self.participants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"participant names must differ, got {names}")
+        if isinstance(self.pairings, list):
+            for a, b in self.pairings:
+                for n in (a, b):
+                    if n not in names:
+                        raise ValueError(f"pairing [{a}, {b}] names '{n}', which is not a participant")
+        elif self.pairings == "all" and len(names) < 2:
+            raise ValueError("pairings = 'all' needs two participants; use 'all_with_self' for self-talk")
+        return self
+
+
+def load_experiment_spec(path: str | Path) -> ExperimentSpec:
+    """Read an experiment TOML file; the name defaults to the file's stem."""
+    data = load_toml(path)
+    data.setdefault("name", Path(path).stem)
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(describe_validation_error(err, str(path))) from None

@@ -84,8 +84,67 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m002_experiment_cells(conn: sqlite3.Connection) -> None:
+    # One run per cell of an experiment's matrix: the unique index is what makes
+    # a re-run of a batch (after a kill -9, say) unable to duplicate a conversation.
+    conn.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN experiment_cell TEXT;
+        CREATE UNIQUE INDEX runs_experiment_cell ON runs(experiment_id, experiment_cell)
+            WHERE experiment_cell IS NOT NULL;
+        """
+    )
+
+
+def _m003_run_summary(conn: sqlite3.Connection) -> None:
+    # What the viewer's runs table shows and sorts by, kept on the run itself so a
+    # page of tens of thousands of runs counts no messages and parses no analyses.
+    # Triggers keep the columns current in the same transaction as the write, for
+    # every writer (add_message, create_run's copied messages, save_analysis, any
+    # SQLite tool) without touching those methods.
+    conn.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN loop_period INTEGER;
+        ALTER TABLE runs ADD COLUMN loop_onset INTEGER;
+        UPDATE runs SET
+            message_count = (SELECT COUNT(*) FROM messages m WHERE m.run_id = runs.id),
+            loop_period = json_extract(analysis, '$.exact_loop.period'),
+            loop_onset = json_extract(analysis, '$.exact_loop.onset_message');
+        CREATE INDEX runs_message_count ON runs(message_count);
+        CREATE INDEX runs_loop_period ON runs(loop_period);
+        CREATE INDEX runs_loop_onset ON runs(loop_onset);
+        CREATE INDEX runs_stop_reason ON runs(stop_reason);
+        CREATE TRIGGER runs_count_message AFTER INSERT ON messages BEGIN
+            UPDATE runs SET message_count = message_count + 1 WHERE id = NEW.run_id;
+        END;
+        CREATE TRIGGER runs_uncount_message AFTER DELETE ON messages BEGIN
+            UPDATE runs SET message_count = message_count - 1 WHERE id = OLD.run_id;
+        END;
+        CREATE TRIGGER runs_loop_from_analysis AFTER UPDATE OF analysis ON runs BEGIN
+            UPDATE runs SET
+                loop_period = json_extract(NEW.analysis, '$.exact_loop.period'),
+                loop_onset = json_extract(NEW.analysis, '$.exact_loop.onset_message')
+            WHERE id = NEW.id;
+        END;
+        """
+    )
+
+
+def _m004_fork_lineage(conn: sqlite3.Connection) -> None:
+    # `show` lists the forks of a run; without an index that is a scan of every run.
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_run_id) WHERE parent_run_id IS NOT NULL")
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_initial, _m002_experiment_cells, _m003_run_summary, _m004_fork_lineage,
+]
+
+
+def cell_key(cell: dict[str, Any] | None) -> str | None:
+    """The canonical text of an experiment cell, as stored and compared."""
+    return json.dumps(cell, sort_keys=True, ensure_ascii=False) if cell is not None else None
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -154,8 +213,8 @@ class Store:
             self.conn.execute(
                 """INSERT INTO runs (id, title, participants, models, spec, started_at, ended_at,
                    status, stop_reason, stop_detail, duologue_version, parent_run_id, fork_at,
-                   experiment_id, source, pid)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   experiment_id, source, pid, experiment_cell)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     run.id,
                     run.title,
@@ -173,6 +232,7 @@ class Store:
                     run.experiment_id,
                     run.source,
                     os.getpid() if run.status == "running" else None,
+                    cell_key(run.experiment_cell),
                 ),
             )
             if copy_messages:
@@ -257,6 +317,13 @@ class Store:
             out.append(d)
         return out
 
+    def list_forks(self, run_id: str) -> list[tuple[str, int]]:
+        """(run id, fork point) of the runs forked from this one, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, fork_at FROM runs WHERE parent_run_id=? ORDER BY started_at, id", (run_id,)
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def _run_from_row(self, row: sqlite3.Row) -> Run:
         return Run(
             id=row["id"],
@@ -272,7 +339,39 @@ class Store:
             fork_at=row["fork_at"],
             experiment_id=row["experiment_id"],
             source=row["source"],
+            experiment_cell=json.loads(row["experiment_cell"]) if row["experiment_cell"] else None,
         )
+
+    # -- experiments -----------------------------------------------------------
+
+    def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM experiments WHERE id=?", (experiment_id,)).fetchone()
+        if row is None:
+            return None
+        return {**dict(row), "spec": json.loads(row["spec"])}
+
+    def create_experiment(self, experiment_id: str, name: str, spec: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO experiments (id, name, spec, created_at) VALUES (?, ?, ?, ?)",
+                (experiment_id, name, json.dumps(spec, ensure_ascii=False), _iso(utcnow())),
+            )
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            """SELECT e.id, e.name, e.created_at, COUNT(r.id) AS runs
+               FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id
+               GROUP BY e.id ORDER BY e.created_at DESC"""
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def experiment_runs(self, experiment_id: str) -> dict[str, tuple[str, str, int | None]]:
+        """cell key -> (run id, status, pid) for the runs of an experiment."""
+        rows = self.conn.execute(
+            "SELECT experiment_cell, id, status, pid FROM runs WHERE experiment_id=? AND experiment_cell IS NOT NULL",
+            (experiment_id,),
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     # -- messages --------------------------------------------------------------
 

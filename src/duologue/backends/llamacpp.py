@@ -28,6 +28,13 @@ EMBEDDED_MODELS = {
 }
 
 
+# llama-cpp-python silences llama.cpp while loading a model by pointing file
+# descriptors 1 and 2 at /dev/null and back. Two loads at once in two threads
+# interleave those swaps and can leave the process's stdout at /dev/null for
+# good, so loads (and frees) take turns. Process-wide on purpose: so are fds.
+_STDIO_SWAP_LOCK = threading.Lock()
+
+
 def embedded_model_path(name: str) -> Path | None:
     """Where an embedded model's GGUF lies, or None when its package is not installed."""
     package, filename, _ = EMBEDDED_MODELS[name]
@@ -81,14 +88,15 @@ class LlamaCppBackend:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             try:
-                llm = Llama(
-                    model_path=str(self.path),
-                    n_ctx=self.settings.context_length,
-                    n_threads=self.settings.threads or os.cpu_count(),
-                    n_threads_batch=self.settings.threads or os.cpu_count(),
-                    seed=self.settings.seed if self.settings.seed is not None else 0,
-                    verbose=False,
-                )
+                with _STDIO_SWAP_LOCK:
+                    llm = Llama(
+                        model_path=str(self.path),
+                        n_ctx=self.settings.context_length,
+                        n_threads=self.settings.threads or os.cpu_count(),
+                        n_threads_batch=self.settings.threads or os.cpu_count(),
+                        seed=self.settings.seed if self.settings.seed is not None else 0,
+                        verbose=False,
+                    )
             except (ValueError, RuntimeError) as err:
                 raise BackendError(f"{self.model}: cannot load {self.path.name}: {err}") from None
             template = llm.metadata.get("tokenizer.chat_template")
@@ -195,7 +203,8 @@ class LlamaCppBackend:
     async def aclose(self) -> None:
         with self._lock:
             if self._llm is not None:
-                self._llm.close()
+                with _STDIO_SWAP_LOCK:
+                    self._llm.close()
                 self._llm = None
 
 

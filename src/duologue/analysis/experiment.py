@@ -1,0 +1,185 @@
+"""Statistics across the runs of an experiment: loop rates, onsets, survival, cost.
+
+Works from the store's rows (each run's stored analysis and its messages), so a
+report never re-runs a model. The survival curve is the Kaplan–Meier estimate of
+the share of runs not yet looped at each message index: a run that loops is an
+event at its loop onset; a run that ends without looping (message limit, error,
+interruption) is censored at its last message.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+
+@dataclass
+class RunStats:
+    run_id: str
+    cell: dict[str, Any]
+    status: str
+    stop_reason: str | None
+    messages: int
+    max_messages: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    looped_at: int | None  # onset of the exact loop, else of the near loop (convergence), else None
+    loop_kind: str | None  # "loop" (exact) or "convergence" (near)
+    tokens_in_loop: int  # completion tokens of the repeating part (first repeat onwards)
+    tokens_saved: float  # estimated tokens early stopping did not spend (message limit − messages)
+    words_by_index: list[int] = field(default_factory=list)
+
+    @property
+    def pairing(self) -> str:
+        return self.cell.get("pairing", "")
+
+
+def run_stats(run_row: dict[str, Any], messages: Sequence[dict[str, Any]], analysis: dict | None) -> RunStats:
+    """One run's numbers. `messages` are dicts with idx, completion_tokens, prompt_tokens, latency, words."""
+    exact = (analysis or {}).get("exact_loop")
+    near = (analysis or {}).get("near_loop")
+    looped_at, kind, repeat_from = None, None, None
+    if exact:
+        looped_at, kind, repeat_from = exact["onset_message"], "loop", exact["first_repeat_message"]
+    if near and (looped_at is None or near["onset_message"] < looped_at):
+        looped_at, kind = near["onset_message"], ("loop" if exact else "convergence")
+        repeat_from = repeat_from or near["onset_message"]
+    in_loop = [m for m in messages if repeat_from is not None and m["idx"] >= repeat_from]
+    tokens_in_loop = sum(m.get("completion_tokens") or 0 for m in in_loop)
+    max_messages = int(run_row.get("max_messages") or len(messages))
+    saved = 0.0
+    if run_row.get("stop_reason") in ("loop", "convergence") and in_loop:
+        per_message = tokens_in_loop / len(in_loop)
+        saved = max(0, max_messages - len(messages)) * per_message
+    return RunStats(
+        run_id=run_row["id"],
+        cell=run_row.get("cell") or {},
+        status=run_row["status"],
+        stop_reason=run_row.get("stop_reason"),
+        messages=len(messages),
+        max_messages=max_messages,
+        prompt_tokens=sum(m.get("prompt_tokens") or 0 for m in messages),
+        completion_tokens=sum(m.get("completion_tokens") or 0 for m in messages),
+        seconds=sum(m.get("latency") or 0.0 for m in messages),
+        looped_at=looped_at,
+        loop_kind=kind,
+        tokens_in_loop=tokens_in_loop,
+        tokens_saved=saved,
+        words_by_index=[m.get("words", 0) for m in sorted(messages, key=lambda m: m["idx"])],
+    )
+
+
+def survival_curve(runs: Sequence[RunStats], horizon: int | None = None) -> list[tuple[int, float]]:
+    """Kaplan–Meier: [(message index t, share of runs not yet looped at t)], t = 0..horizon."""
+    horizon = horizon or max((r.max_messages for r in runs), default=0)
+    s = 1.0
+    curve = [(0, 1.0)]
+    for t in range(1, horizon + 1):
+        at_risk = sum(1 for r in runs if (r.looped_at if r.looped_at is not None else r.messages) >= t)
+        events = sum(1 for r in runs if r.looped_at == t)
+        if at_risk:
+            s *= 1 - events / at_risk
+        curve.append((t, s))
+    return curve
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
+    """(Q1, median, Q3) by the inclusive method; None for no values."""
+    if not values:
+        return None
+    if len(values) == 1:
+        v = float(values[0])
+        return v, v, v
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+@dataclass
+class GroupStats:
+    group: str
+    runs: int
+    looped: int
+    loop_share: float
+    onset_quartiles: tuple[float, float, float] | None
+    stop_reasons: dict[str, int]
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    tokens_in_loops: int
+    tokens_saved: float
+    mean_words_by_index: list[float]
+
+
+def group_stats(name: str, runs: Sequence[RunStats]) -> GroupStats:
+    looped = [r for r in runs if r.looped_at is not None]
+    longest = max((len(r.words_by_index) for r in runs), default=0)
+    mean_words = []
+    for i in range(longest):
+        values = [r.words_by_index[i] for r in runs if len(r.words_by_index) > i]
+        mean_words.append(sum(values) / len(values))
+    return GroupStats(
+        group=name,
+        runs=len(runs),
+        looped=len(looped),
+        loop_share=len(looped) / len(runs) if runs else 0.0,
+        onset_quartiles=quartiles([r.looped_at for r in looped]),
+        stop_reasons=dict(Counter(r.stop_reason or r.status for r in runs)),
+        prompt_tokens=sum(r.prompt_tokens for r in runs),
+        completion_tokens=sum(r.completion_tokens for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        tokens_in_loops=sum(r.tokens_in_loop for r in runs),
+        tokens_saved=sum(r.tokens_saved for r in runs),
+        mean_words_by_index=mean_words,
+    )
+
+
+def grouped(runs: Iterable[RunStats], setting: str) -> dict[str, list[RunStats]]:
+    """Runs by one setting of their cell ("pairing", "opener", "system", "temperature")."""
+    groups: dict[str, list[RunStats]] = defaultdict(list)
+    for r in runs:
+        groups[str(r.cell.get(setting))].append(r)
+    return dict(sorted(groups.items()))
+
+
+def write_experiment_plots(by_pairing: dict[str, list[RunStats]], folder: Path, stem: str) -> list[Path]:
+    """survival.png (runs not yet looped vs message index) and lengths.png (mean words by message index)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for name, runs in by_pairing.items():
+        curve = survival_curve(runs)
+        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=f"{name} (n={len(runs)})")
+    ax.set_xlabel("message index")
+    ax.set_ylabel("share of runs not yet looped")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Survival: runs not yet in a loop")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    paths.append(folder / f"{stem}-survival.png")
+    fig.savefig(paths[-1])
+
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for name, runs in by_pairing.items():
+        words = group_stats(name, runs).mean_words_by_index
+        ax.plot(range(1, len(words) + 1), words, marker=".", label=name)
+    ax.set_xlabel("message index")
+    ax.set_ylabel("mean words per message")
+    ax.set_title("Message length by turn")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    paths.append(folder / f"{stem}-lengths.png")
+    fig.savefig(paths[-1])
+    return paths

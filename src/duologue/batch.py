@@ -1,0 +1,373 @@
+"""Experiments: a matrix of conversations run concurrently, resumably.
+
+An experiment file names a pool of participants and the settings to sweep.
+`plan_experiment` expands it into one `PlannedConversation` per cell and
+repeat, each with a seed derived from the base seed and the cell, so the plan
+is the same every time it is computed. `arun_experiment` runs what the store
+does not have yet: finished runs are skipped, interrupted or killed ones
+resumed, missing ones started — the store's unique (experiment, cell) index
+makes a duplicate impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
+from .backends.registry import check_participant, parse_model_string
+from .engine import Conversation, RunListener
+from .errors import DuologueError
+from .records import Message, Run
+from .spec import ConversationSpec, ExperimentSpec, Participant
+from .stopping import WatchEvent
+from .store import DEFAULT_DB, Store, cell_key
+
+# Conversations in flight per provider when the experiment file does not say.
+# The embedded engine already uses every core for one conversation.
+DEFAULT_CONCURRENCY = {"local": 1, "default": 8}
+
+
+@dataclass(frozen=True)
+class PlannedConversation:
+    cell: dict[str, Any]  # pairing, opener, system, temperature, repeat
+    spec: ConversationSpec
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.cell)
+
+    @property
+    def providers(self) -> list[str]:
+        return sorted({parse_model_string(p.model)[0].name for p in self.spec.participants})
+
+
+def derive_seed(base_seed: int, key: str) -> int:
+    """A stable seed per cell: the same plan gives the same seeds on every machine and run."""
+    digest = hashlib.sha256(f"{base_seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31 - 1)
+
+
+def pairings(exp: ExperimentSpec) -> list[tuple[Participant, Participant]]:
+    pool = {p.name: p for p in exp.participants}
+    if exp.pairings == "all":
+        pairs = list(itertools.combinations(pool, 2))
+    elif exp.pairings == "all_with_self":
+        pairs = list(itertools.combinations_with_replacement(pool, 2))
+    else:
+        pairs = [tuple(pair) for pair in exp.pairings]
+    return [(pool[a], pool[b]) for a, b in pairs]
+
+
+def plan_experiment(exp: ExperimentSpec) -> list[PlannedConversation]:
+    systems: list[tuple[str | None, str | None]] = list(exp.system_prompts.items()) or [(None, None)]
+    temperatures: list[float | None] = list(exp.temperatures) or [None]
+    plans = []
+    for (a, b), (opener_i, opener), (sys_name, sys_text), temperature, repeat in itertools.product(
+        pairings(exp), enumerate(exp.openers), systems, temperatures, range(1, exp.repeats + 1)
+    ):
+        cell = {
+            "pairing": f"{a.name} ↔ {b.name}",
+            "opener": opener_i,
+            "system": sys_name,
+            "temperature": temperature,
+            "repeat": repeat,
+        }
+        seed = derive_seed(exp.base_seed, cell_key(cell))
+        # A participant talking to itself needs two names to tell its sides apart.
+        names = (f"{a.name}-1", f"{b.name}-2") if a.name == b.name else (a.name, b.name)
+        participants = []
+        for i, (p, name) in enumerate(zip((a, b), names)):
+            changes: dict[str, Any] = {"name": name, "seed": seed + i}
+            if sys_text is not None:
+                changes["system"] = sys_text
+            if temperature is not None:
+                changes["temperature"] = temperature
+            participants.append(p.model_copy(update=changes))
+        spec = ConversationSpec(
+            participants=participants, opener=opener, max_messages=exp.max_messages, end_marker=exp.end_marker,
+            end_on=exp.end_on, seed=seed, on_loop=exp.on_loop, on_convergence=exp.on_convergence,
+            detection=exp.detection,
+        )
+        plans.append(PlannedConversation(cell, spec))
+    return plans
+
+
+@dataclass
+class BatchTotals:
+    """What the progress display shows; updated by the conversations as they go."""
+
+    total: int
+    skipped: int = 0
+    done: int = 0
+    running: int = 0
+    errors: int = 0
+    messages: int = 0
+    completion_tokens: int = 0
+    loops: int = 0
+    started: float = field(default_factory=time.monotonic)
+    max_running: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
+
+
+class _Counter(RunListener):
+    def __init__(self, totals: BatchTotals, on_change):
+        self.totals = totals
+        self.on_change = on_change
+
+    def message_done(self, run: Run, message: Message) -> None:
+        self.totals.messages += 1
+        self.totals.completion_tokens += message.completion_tokens or 0
+        self.on_change()
+
+    def event(self, run: Run, event: WatchEvent) -> None:
+        if event.kind == "loop":
+            self.totals.loops += 1
+            self.on_change()
+
+
+@dataclass
+class BatchResult:
+    experiment: str
+    planned: int
+    skipped: int
+    finished: int
+    errors: list[tuple[str, str]]  # (run id, detail)
+    totals: BatchTotals
+
+
+def _check_experiment_record(store: Store, exp: ExperimentSpec) -> None:
+    data = exp.model_dump(mode="json")
+    existing = store.get_experiment(exp.name)
+    if existing is None:
+        store.create_experiment(exp.name, exp.name, data)
+    elif existing["spec"] != data:
+        raise DuologueError(
+            f"experiment '{exp.name}' is already in {store.path} with other settings; "
+            "give the changed experiment another name"
+        )
+
+
+async def arun_experiment(
+    exp: ExperimentSpec,
+    *,
+    db: str | Path = DEFAULT_DB,
+    on_progress=None,
+    listeners: Iterable[RunListener] = (),
+) -> BatchResult:
+    """Run every conversation of the experiment the store does not have finished yet."""
+    plans = plan_experiment(exp)
+    for p in exp.participants:
+        check_participant(p)  # models, files and keys, before anything is written
+    limits = {**DEFAULT_CONCURRENCY, **exp.concurrency}
+    with Store(db) as store:
+        _check_experiment_record(store, exp)
+        existing = store.experiment_runs(exp.name)
+        todo: list[tuple[PlannedConversation, str | None]] = []
+        for plan in plans:
+            found = existing.get(plan.key)
+            if found is None:
+                todo.append((plan, None))
+                continue
+            run_id, status, pid = found
+            if status == "finished":
+                continue
+            if status == "running" and _pid_alive(pid):
+                raise DuologueError(f"experiment '{exp.name}' is being run by process {pid} (run {run_id})")
+            todo.append((plan, run_id))
+
+        totals = BatchTotals(total=len(plans), skipped=len(plans) - len(todo))
+        notify = on_progress or (lambda totals: None)
+        counter = _Counter(totals, lambda: notify(totals))
+        notify(totals)
+        semaphores = {name: asyncio.Semaphore(n) for name, n in limits.items()}
+        errors: list[tuple[str, str]] = []
+
+        async def one(plan: PlannedConversation, run_id: str | None) -> None:
+            async with AsyncExitStack() as stack:
+                for provider in plan.providers:  # sorted: no two tasks wait on each other in a cycle
+                    await stack.enter_async_context(semaphores.get(provider, semaphores["default"]))
+                totals.running += 1
+                totals.max_running = max(totals.max_running, totals.running)
+                notify(totals)
+                try:
+                    run = store.get_run(run_id) if run_id else None
+                    conv = Conversation(
+                        plan.spec, store, run=run, experiment_id=exp.name, experiment_cell=plan.cell,
+                        listeners=[TranscriptWriter(db), counter, *listeners],
+                        watchers=default_watchers(plan.spec),
+                    )
+                    run = await conv.execute()
+                    _store_analysis(store, run)
+                    if run.status == "error":
+                        errors.append((run.id, run.stop_detail or "error"))
+                except DuologueError as err:
+                    errors.append((run_id or "-", str(err)))
+                finally:
+                    totals.running -= 1
+                    totals.done += 1
+                    notify(totals)
+
+        await asyncio.gather(*(one(plan, run_id) for plan, run_id in todo))
+        stored = store.experiment_runs(exp.name)
+        finished = sum(1 for plan in plans if stored.get(plan.key, ("", ""))[1] == "finished")
+    totals.errors = len(errors)
+    return BatchResult(exp.name, len(plans), totals.skipped, finished, errors, totals)
+
+
+def run_experiment(exp: ExperimentSpec, **kwargs) -> BatchResult:
+    return asyncio.run(arun_experiment(exp, **kwargs))
+
+
+def describe_plan(plans: list[PlannedConversation]) -> list[dict[str, Any]]:
+    """One row per cell (repeats folded), for --dry-run."""
+    rows: dict[str, dict[str, Any]] = {}
+    for plan in plans:
+        cell = {k: v for k, v in plan.cell.items() if k != "repeat"}
+        key = cell_key(cell)
+        row = rows.setdefault(key, {**cell, "models": " ↔ ".join(p.model for p in plan.spec.participants),
+                                    "repeats": 0})
+        row["repeats"] += 1
+    return list(rows.values())
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time: what the harness itself costs, the servers excluded."""
+    t = os.times()
+    return t.user + t.system
+
+
+# -- reports and tables ----------------------------------------------------------
+
+
+def require_experiment(store: Store, name: str) -> dict[str, Any]:
+    exp = store.get_experiment(name)
+    if exp is None:
+        known = ", ".join(e["id"] for e in store.list_experiments()[:10]) or "none yet"
+        raise DuologueError(f"no experiment '{name}' in {store.path} (experiments: {known})")
+    return exp
+
+
+def load_experiment_stats(store: Store, name: str):
+    """RunStats for every run of the experiment, from the store alone."""
+    import json
+
+    from .analysis.experiment import run_stats
+    from .analysis.text import words
+
+    require_experiment(store, name)
+    rows = store.conn.execute(
+        "SELECT id, status, stop_reason, spec, experiment_cell, analysis FROM runs WHERE experiment_id=? ORDER BY id",
+        (name,),
+    ).fetchall()
+    stats = []
+    for row in rows:
+        spec = json.loads(row["spec"])
+        msgs = [
+            {"idx": r["idx"], "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
+             "latency": r["latency"], "words": len(words(r["content"]))}
+            for r in store.conn.execute(
+                "SELECT idx, prompt_tokens, completion_tokens, latency, content FROM messages WHERE run_id=? ORDER BY idx",
+                (row["id"],),
+            )
+        ]
+        run_row = {"id": row["id"], "status": row["status"], "stop_reason": row["stop_reason"],
+                   "max_messages": spec.get("max_messages"),
+                   "cell": json.loads(row["experiment_cell"]) if row["experiment_cell"] else {}}
+        stats.append(run_stats(run_row, msgs, json.loads(row["analysis"]) if row["analysis"] else None))
+    return stats
+
+
+REPORT_SETTINGS = ("pairing", "opener", "system", "temperature")
+
+
+def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
+    """Aggregate the experiment, write its plots and report.json into `folder`, return the report."""
+    import json
+    from dataclasses import asdict
+
+    from .analysis.experiment import group_stats, grouped, survival_curve, write_experiment_plots
+
+    stats = load_experiment_stats(store, name)
+    openers = require_experiment(store, name)["spec"].get("openers", [])
+    for r in stats:  # show an opener by its text, not by its position in the list
+        i = r.cell.get("opener")
+        if isinstance(i, int) and i < len(openers):
+            r.cell = {**r.cell, "opener": repr(openers[i][:40])}
+    report: dict[str, Any] = {"experiment": name, "runs": len(stats), "overall": asdict(group_stats("all", stats))}
+    for setting in REPORT_SETTINGS:
+        groups = grouped(stats, setting)
+        if len(groups) > 1 or setting == "pairing":
+            report[f"by_{setting}"] = [asdict(group_stats(g, runs)) for g, runs in groups.items()]
+    by_pairing = grouped(stats, "pairing")
+    report["survival"] = {g: survival_curve(runs) for g, runs in by_pairing.items()}
+    report["plots"] = [str(p) for p in write_experiment_plots(by_pairing, folder, name)]
+    (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    return report
+
+
+def experiment_tables(store: Store, name: str):
+    """runs, messages and per-message metrics of an experiment as pandas DataFrames."""
+    import json
+
+    import pandas as pd
+
+    from .analysis.metrics import compute_metrics
+
+    require_experiment(store, name)
+    runs = pd.read_sql_query(
+        """SELECT id AS run_id, title, participants, models, started_at, ended_at, status, stop_reason,
+                  stop_detail, experiment_cell, analysis FROM runs WHERE experiment_id=? ORDER BY id""",
+        store.conn, params=(name,),
+    )
+    cells = [json.loads(c) if c else {} for c in runs.pop("experiment_cell")]
+    analyses = [json.loads(a) if a else {} for a in runs.pop("analysis")]
+    for key in ("pairing", "opener", "system", "temperature", "repeat"):
+        runs[key] = [c.get(key) for c in cells]
+    runs["loop_period"] = [(a.get("exact_loop") or {}).get("period") for a in analyses]
+    runs["loop_onset"] = [(a.get("exact_loop") or {}).get("onset_message") for a in analyses]
+    runs["near_loop_onset"] = [(a.get("near_loop") or {}).get("onset_message") for a in analyses]
+    messages = pd.read_sql_query(
+        """SELECT m.run_id, m.idx AS message_index, m.speaker, m.model, m.content, m.reasoning, m.started_at,
+                  m.ended_at, m.ttft, m.latency, m.prompt_tokens, m.cached_tokens, m.completion_tokens,
+                  m.finish_reason, m.attempts, m.injected
+           FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.experiment_id=? ORDER BY m.run_id, m.idx""",
+        store.conn, params=(name,),
+    )
+    metric_rows = []
+    for run_id, group in messages.groupby("run_id", sort=False):
+        for m in compute_metrics(list(zip(group["speaker"], group["content"]))):
+            row = {"run_id": run_id, "message_index": m.index, **{k: v for k, v in vars(m).items() if k != "index"}}
+            row["lexicon_hits"] = json.dumps(row.get("lexicon_hits") or {}, ensure_ascii=False)
+            metric_rows.append(row)
+    metrics = pd.DataFrame(metric_rows)
+    return {"runs": runs, "messages": messages, "metrics": metrics}
+
+
+def export_experiment(store: Store, name: str, fmt: str, folder: Path) -> list[Path]:
+    tables = experiment_tables(store, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for table, df in tables.items():
+        path = folder / f"{name}-{table}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        elif fmt == "parquet":
+            df.to_parquet(path, index=False)
+        elif fmt == "jsonl":
+            df.to_json(path, orient="records", lines=True, force_ascii=False)
+        else:
+            raise DuologueError(f"unknown table format '{fmt}' (csv, parquet or jsonl)")
+        paths.append(path)
+    return paths
