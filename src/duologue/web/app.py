@@ -1,0 +1,379 @@
+"""The viewer: a Starlette app over one store.
+
+Pages are rendered on the server from Jinja2 templates with autoescaping on:
+model output is untrusted and is only ever shown as escaped text. A Content
+Security Policy that allows the viewer's own script and nothing inline is a
+second line of defence. The store is written by other processes (`duologue
+run`, batches); the viewer only reads it, one connection per request, and
+follows a live run by polling it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import tempfile
+import threading
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
+from urllib.parse import quote
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Send
+
+from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
+from ..records import Run
+from ..store import Store
+from .chat import chat_blocks, seat
+from .queries import (
+    RUNNING,
+    SORTS,
+    ExperimentRow,
+    RunQuery,
+    experiment_summary,
+    filter_choices,
+    get_experiment,
+    list_experiments,
+    query_runs,
+)
+
+if TYPE_CHECKING:
+    import uvicorn
+
+HERE = Path(__file__).parent
+POLL_SECONDS = 0.5  # how often a live page's stream looks for new messages
+KEEPALIVE_SECONDS = 15.0
+PLOTS = ("words", "novelty", "lag-similarity", "similarity")  # the PNGs analysis.write_plots writes
+
+# Only the viewer's own files; no inline script, so injected markup could not run even if it got through.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+ExperimentReport = Callable[[Store, ExperimentRow], "str | None"]
+"""The hook for a richer experiment report (tables, survival curves): given the
+store and the experiment, return HTML to show above the viewer's own summary,
+or None. The HTML is inserted as is, so it must escape anything that came from
+a model; images must be inline (data: URIs or SVG)."""
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every HTTP response (a plain ASGI middleware, so streams stay streams)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: ASGIMessage) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def local_time(value: datetime | str | None) -> str:
+    """Local wall-clock time, as the CLI and the transcripts show it."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return ""
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
+@dataclass
+class Viewer:
+    """The app's state: where the store is, the templates, and a cache of rendered plots."""
+
+    db: Path
+    templates: Jinja2Templates
+    plot_dir: Path
+    experiment_report: ExperimentReport | None = None
+    poll_seconds: float = POLL_SECONDS
+
+    def __post_init__(self) -> None:
+        self._plot_lock = threading.Lock()
+        self.closing = threading.Event()  # set when the server stops: live streams end instead of holding it up
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        with Store(self.db, create=False) as store:
+            yield store
+
+    def page(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        return self.templates.TemplateResponse(request, name, {"db_name": self.db.name, **context},
+                                               status_code=status_code)
+
+    # -- runs ------------------------------------------------------------------
+
+    def runs(self, request: Request) -> Response:
+        q = RunQuery.from_params(request.query_params)
+        with self.store() as store:
+            result = query_runs(store.conn, q)
+            choices = filter_choices(store.conn)
+        return self.page(request, "runs.html", q=q, result=result, choices=choices, base="/", running=RUNNING)
+
+    def run(self, request: Request) -> Response:
+        with self.store() as store:
+            run = store.get_run(request.path_params["run_id"])
+            analysis = store.load_analysis(run.id)
+            experiment = get_experiment(store.conn, run.experiment_id) if run.experiment_id else None
+        live = run.status == "running"
+        if analysis is None and not live and run.messages:
+            analysis = _analysis_dict(run)  # imported runs, killed runs: analyse on the fly, store nothing
+        exact = (analysis or {}).get("exact_loop")
+        return self.page(
+            request, "run.html", run=run, live=live, analysis=analysis, exact=exact,
+            near=(analysis or {}).get("near_loop"), blocks=chat_blocks(run.messages, exact),
+            seats={s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}},
+            models=_models(run), spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
+            experiment=experiment, plots=PLOTS if run.messages and not live else (),
+        )
+
+    def download(self, request: Request) -> Response:
+        from ..transcripts.jsonfmt import render_json
+        from ..transcripts.markdown import render_run_markdown
+
+        fmt = request.path_params["fmt"]
+        if fmt not in ("md", "json"):
+            raise HTTPException(404, f"no export format '{fmt}' (md or json)")
+        with self.store() as store:
+            run = store.get_run(request.path_params["run_id"])
+            analysis = store.load_analysis(run.id) if fmt == "json" else None
+        # The same renderers as `duologue export`, so the files are byte for byte the same.
+        try:
+            body = render_run_markdown(run) if fmt == "md" else render_json(run, analysis=analysis)
+        except TranscriptFormatError as err:
+            return PlainTextResponse(f"this run cannot be written as Markdown ({err}); download the JSON", 409)
+        media = "text/markdown; charset=utf-8" if fmt == "md" else "application/json"
+        return Response(body.encode("utf-8"), media_type=media,
+                        headers={"content-disposition": f'attachment; filename="{_safe_name(run.id)}.{fmt}"'})
+
+    def plot(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in PLOTS:
+            raise HTTPException(404, f"no plot '{name}'")
+        with self.store() as store:
+            run = store.get_run(request.path_params["run_id"])
+        # Keyed by the message count: a run that grew gets new plots, a finished one keeps its own.
+        key = hashlib.sha256(f"{run.id}\0{len(run.messages)}".encode()).hexdigest()[:24]
+        folder = self.plot_dir / key
+        with self._plot_lock:  # the four images of a page arrive together; draw them once
+            if not (folder / f"plot-{name}.png").exists():
+                from ..analysis import write_plots
+                from ..api import analyze_run
+
+                write_plots(analyze_run(run), [m.content for m in run.messages], folder, "plot")
+        return FileResponse(folder / f"plot-{name}.png", media_type="image/png")
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events for a live run: each new message as rendered HTML, then `end`."""
+        run = await run_in_threadpool(self._run_head, request.path_params["run_id"])
+        after = _int(request.headers.get("last-event-id")) or _int(request.query_params.get("after")) or 0
+        template = self.templates.get_template("_message.html")
+
+        def poll(store: Store, after: int) -> tuple[str, list[tuple[int, str]]]:
+            # Status first: a run marks itself finished only after its last message is stored,
+            # so messages read after a non-running status are all there is.
+            row = store.conn.execute("SELECT status, message_count FROM runs WHERE id = ?", (run.id,)).fetchone()
+            messages = store.get_messages(run.id, after=after) if row["message_count"] > after else []
+            return row["status"], [
+                (m.index, template.render(m=m, seat=seat(m.speaker, run.participants))) for m in messages
+            ]
+
+        async def stream() -> AsyncIterator[str]:
+            nonlocal after
+            store = await run_in_threadpool(Store, self.db, create=False)
+            try:
+                yield "retry: 2000\n\n"
+                quiet = 0.0
+                while True:
+                    status, rendered = await run_in_threadpool(poll, store, after)
+                    for index, html in rendered:
+                        yield f"id: {index}\nevent: message\ndata: {json.dumps({'index': index, 'html': html})}\n\n"
+                        after = index
+                    if status != "running":
+                        yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+                        return
+                    if self.closing.is_set():
+                        return  # the browser reconnects (after the last id it saw) when the viewer is back
+                    quiet = 0.0 if rendered else quiet + self.poll_seconds
+                    if quiet >= KEEPALIVE_SECONDS:  # a comment line keeps idle connections open
+                        yield ": keepalive\n\n"
+                        quiet = 0.0
+                    await asyncio.sleep(self.poll_seconds)
+            finally:
+                store.close()
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    def _run_head(self, ref: str) -> Run:
+        with self.store() as store:
+            return store.get_run(ref, with_messages=False)
+
+    # -- experiments -------------------------------------------------------------
+
+    def experiments(self, request: Request) -> Response:
+        with self.store() as store:
+            rows = list_experiments(store.conn)
+        return self.page(request, "experiments.html", experiments=rows)
+
+    def experiment(self, request: Request) -> Response:
+        experiment_id = request.path_params["experiment_id"]
+        with self.store() as store:
+            exp = get_experiment(store.conn, experiment_id)
+            if exp is None:
+                raise HTTPException(404, f"no experiment '{experiment_id}'")
+            report = self.experiment_report(store, exp) if self.experiment_report else None
+            q = RunQuery.from_params(request.query_params, experiment=exp.id)
+            result = query_runs(store.conn, q)
+            summary = experiment_summary(store.conn, exp.id)
+        return self.page(
+            request, "experiment.html", exp=exp, report=report, summary=summary, q=q, result=result,
+            base=f"/experiments/{exp.id}", spec_json=json.dumps(exp.spec, indent=2, ensure_ascii=False),
+        )
+
+    # -- errors ------------------------------------------------------------------
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
+        return self.page(request, "error.html", status_code=status, status=status, detail=detail)
+
+
+def _analysis_dict(run: Run) -> dict[str, Any]:
+    from ..analysis import analysis_to_dict
+    from ..api import analyze_run
+
+    return analysis_to_dict(analyze_run(run))
+
+
+def _models(run: Run) -> dict[str, str]:
+    return {p.get("name"): p.get("model") for p in run.spec.get("participants", []) if p.get("name")}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "run"
+
+
+def make_templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["local_time"] = local_time
+    env.filters["number"] = number
+    env.filters["path"] = lambda value: quote(str(value), safe="")  # ids inside URL paths
+    env.globals.update(local_time=local_time, number=number, sorts=SORTS)
+    return Jinja2Templates(env=env)
+
+
+def create_app(
+    db_path: str | Path, *, experiment_report: ExperimentReport | None = None, poll_seconds: float = POLL_SECONDS
+) -> Starlette:
+    """The viewer over the store at `db_path` (which must exist; it is migrated if it is old)."""
+    db = Path(db_path)
+    Store(db, create=False).close()  # fail now, with one line, rather than on the first page
+    plot_dir = Path(tempfile.mkdtemp(prefix="duologue-viewer-"))
+    viewer = Viewer(db, make_templates(), plot_dir, experiment_report, poll_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            shutil.rmtree(plot_dir, ignore_errors=True)
+
+    routes = [
+        Route("/", viewer.runs),
+        Route("/runs/{run_id}", viewer.run),
+        Route("/runs/{run_id}/download/{fmt}", viewer.download),
+        Route("/runs/{run_id}/plots/{name}", viewer.plot),
+        Route("/runs/{run_id}/events", viewer.events),
+        Route("/experiments", viewer.experiments),
+        Route("/experiments/{experiment_id}", viewer.experiment),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    handlers = {HTTPException: viewer.not_found, RunNotFoundError: viewer.not_found}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
+    app.state.viewer = viewer
+    return app
+
+
+def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8000,
+          announce: Callable[[str], None] = print) -> None:
+    """Run the viewer with uvicorn until Ctrl-C; `announce` gets the URL once the port is bound."""
+    import socket
+
+    app = create_app(db_path)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)  # connections made as soon as the URL is printed wait for uvicorn instead of failing
+    except OSError as err:
+        sock.close()
+        raise DuologueError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    announce(f"duologue viewer: http://{shown}:{bound}/  (store {db_path}; Ctrl-C to stop)")
+    try:
+        make_server(app).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after stopping cleanly; it is how a viewer ends
+        pass
+
+
+def make_server(app: Starlette) -> "uvicorn.Server":
+    """A uvicorn server for the viewer that, when stopping, first tells live event streams to end:
+    uvicorn waits for open responses, and a live page's stream would otherwise never finish."""
+    import uvicorn
+
+    viewer: Viewer = app.state.viewer
+
+    class ViewerServer(uvicorn.Server):
+        async def shutdown(self, sockets: list | None = None) -> None:
+            viewer.closing.set()
+            await super().shutdown(sockets=sockets)
+
+    return ViewerServer(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))

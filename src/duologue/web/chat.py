@@ -1,0 +1,66 @@
+"""A run laid out as a chat: who sits where, in which colour, and where the loop is folded away."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..records import Message
+
+COLOURS = 6  # speaker colour classes in viewer.css: c0 … c5
+
+
+@dataclass(frozen=True)
+class Seat:
+    side: str  # "left", "right", or "centre" for voices that are not participants
+    colour: str  # a CSS class
+
+
+def seat(speaker: str, participants: Sequence[str]) -> Seat:
+    """Participants alternate sides in speaking order, each in a colour of its own."""
+    if speaker not in participants:
+        return Seat("centre", "outside")
+    i = list(participants).index(speaker)
+    return Seat("left" if i % 2 == 0 else "right", f"c{i % COLOURS}")
+
+
+@dataclass
+class Block:
+    """One item of the chat: a message, the loop-onset marker, or the folded looped tail."""
+
+    kind: str  # "message", "onset" or "repeats"
+    message: Message | None = None
+    messages: list[Message] = field(default_factory=list)  # the folded tail
+    label: str = ""
+
+
+def repeats_label(period: int, repeated_messages: int) -> str:
+    """ "… repeated 40 times", with any incomplete last cycle named too."""
+    full, rest = divmod(repeated_messages, period)
+    label = f"… repeated {full} time{'s' if full != 1 else ''}"
+    if rest:
+        label += f" (and {rest} message{'s' if rest != 1 else ''} more)"
+    return label
+
+
+def chat_blocks(messages: Sequence[Message], exact_loop: dict[str, Any] | None) -> list[Block]:
+    """The messages in order; with an exact loop, a marker before its first cycle and the
+    repeats after that cycle folded into one block (messages first_repeat..last)."""
+    if not exact_loop:
+        return [Block("message", m) for m in messages]
+    period = exact_loop["period"]
+    onset, first_repeat = exact_loop["onset_message"], exact_loop["first_repeat_message"]
+    last = exact_loop["last_message"]
+    blocks: list[Block] = []
+    tail: list[Message] = []
+    for m in messages:
+        if m.index == onset:
+            detail = exact_loop.get("detail") or f"period {period} since message {onset}"
+            blocks.append(Block("onset", label=f"loop onset: {detail} ({exact_loop.get('kind', '')})"))
+        if first_repeat <= m.index <= last:
+            tail.append(m)
+            if m.index == last or m is messages[-1]:
+                blocks.append(Block("repeats", messages=tail, label=repeats_label(period, len(tail))))
+        else:
+            blocks.append(Block("message", m))
+    return blocks

@@ -1,0 +1,49 @@
+// The viewer's only script: follows a live run over server-sent events, and a few toggles.
+// Every page works without it; messages arrive as HTML the server rendered (and escaped).
+"use strict";
+
+(function () {
+  const chat = document.getElementById("chat");
+  if (chat && chat.dataset.events) follow(chat, chat.dataset.events);
+
+  const toggle = document.getElementById("toggle-meta");
+  if (toggle) {
+    toggle.addEventListener("click", () => {
+      const open = toggle.getAttribute("aria-pressed") !== "true";
+      toggle.setAttribute("aria-pressed", String(open));
+      toggle.textContent = open ? "hide all details" : "show all details";
+      document.querySelectorAll("details.meta").forEach((d) => { d.open = open; });
+    });
+  }
+
+  // Filters apply as soon as one is picked, with only the ones set in the address.
+  document.querySelectorAll("form.filters").forEach((form) => {
+    const apply = (event) => {
+      if (event) event.preventDefault();
+      const params = new URLSearchParams(new FormData(form));
+      for (const [key, value] of [...params]) if (!value) params.delete(key);
+      const query = params.toString();
+      window.location.assign(form.getAttribute("action") + (query ? "?" + query : ""));
+    };
+    form.addEventListener("submit", apply);
+    form.querySelectorAll("select").forEach((select) => select.addEventListener("change", () => apply()));
+  });
+
+  function follow(chat, url) {
+    const source = new EventSource(url);
+    const count = document.getElementById("message-count");
+    source.addEventListener("message", (event) => {
+      const data = JSON.parse(event.data);
+      if (document.getElementById("m" + data.index)) return; // already shown (a reconnect)
+      const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 120;
+      chat.insertAdjacentHTML("beforeend", data.html);
+      if (count) count.textContent = String(data.index);
+      if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+    });
+    // The run has stopped: reload for the final page (stop reason, loop marker, charts).
+    source.addEventListener("end", () => {
+      source.close();
+      window.location.reload();
+    });
+  }
+})();

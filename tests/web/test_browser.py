@@ -1,0 +1,137 @@
+"""The viewer in real headless Chromium: the runs list, a run, hostile messages, live updates, downloads.
+
+Also writes docs/screenshots/, so a reader can see the viewer without running it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from duologue.records import Message
+from duologue.store import Store
+from helpers import REPO, cli_env
+
+from .conftest import wait_until
+from .sample import HOSTILE, HOSTILE_RUN, LIVE_RUN, LOOP_RUN, T0
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+PLOTS_LOADED = "() => [...document.querySelectorAll('.plots img')].every(i => i.complete && i.naturalWidth > 0)"
+
+
+@pytest.fixture
+def page_without_csp(browser):
+    """A page that ignores the viewer's Content Security Policy, so escaping alone must keep it safe."""
+    context = browser.new_context(bypass_csp=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def rows(page):
+    return page.locator("table.runs tbody tr")
+
+
+def test_runs_list_filter_then_open_a_run_with_its_loop(page, viewer_url):
+    page.goto(viewer_url + "/")
+    expect(rows(page)).to_have_count(9)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "runs.png"), full_page=True)
+
+    # Picking a filter applies it (viewer.js submits the form).
+    page.select_option("select[name=participant]", "mallory")
+    page.wait_for_url("**/?participant=mallory")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text(HOSTILE_RUN)
+
+    page.goto(viewer_url + "/")
+    page.select_option("select[name=looped]", "yes")
+    page.wait_for_url("**looped=yes**")
+    expect(rows(page)).to_have_count(2)
+    page.get_by_role("link", name="messages").click()
+    page.wait_for_url("**sort=messages**")
+    expect(page.locator("#run-count")).to_have_text("2 runs, showing 1–2")
+    expect(rows(page).first).to_contain_text(LOOP_RUN)
+
+    rows(page).first.get_by_role("link", name=LOOP_RUN).click()
+    page.wait_for_url(f"**/runs/{LOOP_RUN}")
+    onset = page.locator("#loop-onset")
+    expect(onset).to_have_text("loop onset: period 2 since message 6, 41 cycles (self-repetition)")
+    # The onset marker sits right before the loop's first message.
+    assert page.locator("#loop-onset + article").get_attribute("id") == "m6"
+    tail = page.locator("#loop-tail > summary")
+    expect(tail).to_contain_text("… repeated 40 times")
+    expect(page.locator("#m50")).to_be_hidden()
+    wait_until(lambda: page.evaluate(PLOTS_LOADED), what="the plots")
+    page.screenshot(path=str(SCREENSHOTS / "run.png"), full_page=True)
+
+    tail.click()
+    expect(page.locator("#m50")).to_be_visible()
+    expect(page.locator("#m50 > .text")).to_have_text("Goodbye, dear friend. [END]")
+
+    # Metadata on demand: hidden until asked for.
+    meta = page.locator("#m3 details.meta")
+    expect(meta.locator("dl")).to_be_hidden()
+    meta.locator("summary").click()
+    expect(meta.locator("dl")).to_contain_text("attempts2")
+    expect(meta.locator("dl")).to_contain_text("latency1.5 s")
+    expect(meta.locator("dl")).to_contain_text("first token0.125 s")
+
+
+def test_hostile_messages_are_text_and_run_nothing(page_without_csp, viewer_url):
+    page = page_without_csp
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{viewer_url}/runs/{HOSTILE_RUN}")
+    page.click("#toggle-meta")
+    page.locator("details.reasoning summary").click()
+    page.locator("#m4 > .text").click()  # the would-be javascript: links
+
+    assert page.evaluate("window.__pwned") is None
+    assert page.title() == "mallory ↔ bob · duologue" and not dialogs
+    texts = page.locator("#chat .msg > .text").all_text_contents()
+    assert texts == [" ", *HOSTILE]
+    for i, text in enumerate(HOSTILE, start=2):
+        expect(page.locator(f"#m{i} > .text")).to_be_visible()
+    expect(page.locator("details.reasoning .text")).to_have_text('<script>document.title = "pwned"</script>thinking')
+    assert page.locator("#chat img, #chat svg, #chat script, #chat a[href^='javascript']").count() == 0
+
+
+def test_live_page_appends_messages_and_reloads_when_the_run_ends(page, viewer_url, sample_db):
+    page.goto(f"{viewer_url}/runs/{LIVE_RUN}")
+    expect(page.locator("#status")).to_have_text("● live")
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    with Store(sample_db) as store:
+        store.add_message(LIVE_RUN, Message(index=4, speaker="carol", content='<img src=x onerror="window.__pwned=1">'))
+        expect(page.locator("#m4 > .text")).to_have_text('<img src=x onerror="window.__pwned=1">')
+        expect(page.locator("#message-count")).to_have_text("4")
+        assert page.evaluate("window.__sameDocument") is True
+        assert page.locator("#m4").get_attribute("class") == "msg right c1"
+        store.add_message(LIVE_RUN, Message(index=5, speaker="alice", content="and one more"))
+        expect(page.locator("#m5 > .text")).to_have_text("and one more")
+        store.finish_run(LIVE_RUN, status="finished", stop_reason="max_messages", stop_detail=None,
+                         ended_at=T0 + timedelta(hours=7))
+    expect(page.locator("#status")).to_have_text("finished")  # after the reload
+    assert page.evaluate("window.__sameDocument") is None and page.evaluate("window.__pwned") is None
+    assert page.locator("#chat .msg").count() == 5
+
+
+def test_downloaded_markdown_is_the_export(page, viewer_url, sample_db):
+    page.goto(f"{viewer_url}/runs/{LOOP_RUN}")
+    with page.expect_download() as info:
+        page.click("#download-md")
+    download = info.value
+    assert download.suggested_filename == f"{LOOP_RUN}.md"
+    exported = subprocess.run(
+        [sys.executable, "-m", "duologue", "export", LOOP_RUN, "--format", "md", "--db", str(sample_db)],
+        capture_output=True, env=cli_env(), check=True,
+    ).stdout
+    assert Path(download.path()).read_bytes() == exported
