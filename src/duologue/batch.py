@@ -268,7 +268,8 @@ def load_experiment_stats(store: Store, name: str):
 
     require_experiment(store, name)
     rows = store.conn.execute(
-        "SELECT id, status, stop_reason, spec, experiment_cell, analysis FROM runs WHERE experiment_id=? ORDER BY id",
+        "SELECT id, title, status, stop_reason, spec, experiment_cell, analysis FROM runs WHERE experiment_id=? "
+        "ORDER BY id",
         (name,),
     ).fetchall()
     stats = []
@@ -284,7 +285,8 @@ def load_experiment_stats(store: Store, name: str):
         ]
         run_row = {"id": row["id"], "status": row["status"], "stop_reason": row["stop_reason"],
                    "max_messages": spec.get("max_messages"),
-                   "cell": json.loads(row["experiment_cell"]) if row["experiment_cell"] else {}}
+                   # A run added to the experiment by hand has no cell: its title stands for its pairing.
+                   "cell": json.loads(row["experiment_cell"]) if row["experiment_cell"] else {"pairing": row["title"]}}
         stats.append(run_stats(run_row, msgs, json.loads(row["analysis"]) if row["analysis"] else None))
     return stats
 
@@ -292,12 +294,11 @@ def load_experiment_stats(store: Store, name: str):
 REPORT_SETTINGS = ("pairing", "opener", "system", "temperature")
 
 
-def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
-    """Aggregate the experiment, write its plots and report.json into `folder`, return the report."""
-    import json
+def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
+    """The runs' stats, and the report's numbers: overall, by each setting that varies, survival per pairing."""
     from dataclasses import asdict
 
-    from .analysis.experiment import group_stats, grouped, survival_curve, write_experiment_plots
+    from .analysis.experiment import group_stats, grouped, survival_curve
 
     stats = load_experiment_stats(store, name)
     openers = require_experiment(store, name)["spec"].get("openers", [])
@@ -310,9 +311,18 @@ def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
         groups = grouped(stats, setting)
         if len(groups) > 1 or setting == "pairing":
             report[f"by_{setting}"] = [asdict(group_stats(g, runs)) for g, runs in groups.items()]
-    by_pairing = grouped(stats, "pairing")
-    report["survival"] = {g: survival_curve(runs) for g, runs in by_pairing.items()}
-    report["plots"] = [str(p) for p in write_experiment_plots(by_pairing, folder, name)]
+    report["survival"] = {g: survival_curve(runs) for g, runs in grouped(stats, "pairing").items()}
+    return stats, report
+
+
+def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
+    """Aggregate the experiment, write its plots and report.json into `folder`, return the report."""
+    import json
+
+    from .analysis.experiment import grouped, write_experiment_plots
+
+    stats, report = experiment_stats_by(store, name)
+    report["plots"] = [str(p) for p in write_experiment_plots(grouped(stats, "pairing"), folder, name)]
     (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
 

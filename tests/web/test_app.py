@@ -132,7 +132,9 @@ def test_experiment_page_summarises_its_runs(client):
     r = client.get(f"/experiments/{EXPERIMENT}")
     assert r.status_code == 200 and "<h1>greetings</h1>" in r.text
     assert len(run_ids(r.text)) == 3
-    assert "local/smollm2 ↔ local/smollm2" in r.text and "1 (50%)" in r.text
+    # The report of `duologue report`: a table per pairing with loop rates, and inline survival curves.
+    assert "<h2>By pairing</h2>" in r.text and "alice ↔ bob" in r.text and "1 (33%)" in r.text
+    assert 'src="data:image/png;base64,' in r.text
     listing = client.get("/experiments")
     assert f'href="/experiments/{EXPERIMENT}"' in listing.text
 

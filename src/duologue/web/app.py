@@ -39,12 +39,12 @@ from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..records import Run
 from ..store import Store
 from .chat import chat_blocks, seat
+from .report import experiment_report_html
 from .queries import (
     RUNNING,
     SORTS,
     ExperimentRow,
     RunQuery,
-    experiment_summary,
     filter_choices,
     get_experiment,
     list_experiments,
@@ -256,12 +256,14 @@ class Viewer:
             exp = get_experiment(store.conn, experiment_id)
             if exp is None:
                 raise HTTPException(404, f"no experiment '{experiment_id}'")
-            report = self.experiment_report(store, exp) if self.experiment_report else None
+            if self.experiment_report:
+                report = self.experiment_report(store, exp)
+            else:
+                report = experiment_report_html(store, exp, self.templates.env)
             q = RunQuery.from_params(request.query_params, experiment=exp.id)
             result = query_runs(store.conn, q)
-            summary = experiment_summary(store.conn, exp.id)
         return self.page(
-            request, "experiment.html", exp=exp, report=report, summary=summary, q=q, result=result,
+            request, "experiment.html", exp=exp, report=report, q=q, result=result,
             base=f"/experiments/{exp.id}", spec_json=json.dumps(exp.spec, indent=2, ensure_ascii=False),
         )
 
