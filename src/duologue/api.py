@@ -8,19 +8,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .engine import Conversation, RunListener, Watcher
+from . import __version__
+from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
 from .records import Message, Run
 from .spec import ConversationSpec
 from .store import DEFAULT_DB, Store
 from .transcripts.jsonfmt import parse_json, render_json
-from .transcripts.markdown import parse_markdown, render_run_markdown, run_from_transcript
+from .transcripts.markdown import parse_markdown_with_voices, render_run_markdown, run_from_transcript
 
 
 def transcript_path(db: str | Path, run_id: str) -> Path:
@@ -73,6 +75,12 @@ def check_spec(spec: ConversationSpec) -> None:
 
     for p in spec.participants:
         check_participant(p)
+    for ch in spec.changes:
+        if ch.model is not None:
+            check_participant(spec.participant(ch.participant).model_copy(update={"model": ch.model}))
+    if spec.context.strategy == "summarize":
+        s = spec.context.summarizer
+        check_participant(s.model_copy(update={"model": s.model or spec.participants[0].model}))
 
 
 def default_watchers(spec: ConversationSpec) -> list[Watcher]:
@@ -106,6 +114,7 @@ async def arun_conversation(
     listeners: Iterable[RunListener] = (),
     watchers: Iterable[Watcher] | None = None,
     experiment_id: str | None = None,
+    interjector: Interjector | None = None,
 ) -> Run:
     check_spec(spec)
     spec = complete_seeds(spec)
@@ -113,6 +122,7 @@ async def arun_conversation(
         conv = Conversation(
             spec, store, listeners=[TranscriptWriter(db), *listeners],
             watchers=default_watchers(spec) if watchers is None else watchers, experiment_id=experiment_id,
+            interjector=interjector,
         )
         run = await conv.execute()
         _store_analysis(store, run)
@@ -142,6 +152,7 @@ async def aresume_run(
     db: str | Path = DEFAULT_DB,
     listeners: Iterable[RunListener] = (),
     watchers: Iterable[Watcher] | None = None,
+    interjector: Interjector | None = None,
 ) -> Run:
     with Store(db, create=False) as store:
         run = store.get_run(run_ref)
@@ -155,7 +166,7 @@ async def aresume_run(
         check_spec(spec)
         conv = Conversation(
             spec, store, run=run, listeners=[TranscriptWriter(db), *listeners],
-            watchers=default_watchers(spec) if watchers is None else watchers,
+            watchers=default_watchers(spec) if watchers is None else watchers, interjector=interjector,
         )
         run = await conv.execute()
         _store_analysis(store, run)
@@ -165,6 +176,76 @@ async def aresume_run(
 def resume_run(run_ref: str, **kwargs) -> Run:
     """Continue an interrupted, failed or killed run from the store with its own spec."""
     return asyncio.run(aresume_run(run_ref, **kwargs))
+
+
+def fork_base(parent: Run, at: int) -> dict:
+    """The parent's spec as it stood after message `at`, for a fork's changed settings to go on top of.
+
+    Changes already in effect by then are folded into the participants, so that
+    what the fork is given overrides them instead of being overridden by them;
+    later changes stay scheduled.
+    """
+    try:
+        spec = ConversationSpec.model_validate(parent.spec)
+    except ValueError as err:
+        raise DuologueError(f"run {parent.id}: its stored spec cannot be read ({err})") from None
+    data = spec.model_dump(mode="json")
+    data["participants"] = [p.model_dump(mode="json") for p in spec.participants_at(at)]
+    data["changes"] = [ch.model_dump(mode="json") for ch in spec.changes if ch.at > at]
+    return data
+
+
+async def afork_run(
+    run_ref: str,
+    at: int,
+    spec: ConversationSpec | None = None,
+    *,
+    db: str | Path = DEFAULT_DB,
+    listeners: Iterable[RunListener] = (),
+    watchers: Iterable[Watcher] | None = None,
+    interjector: Interjector | None = None,
+) -> Run:
+    """A new run whose first `at` messages are those of `run_ref`, continued with `spec`.
+
+    `spec` defaults to the parent's own (see fork_base); give one with another
+    model, system prompt, sampling, seed or message limit to see what changes.
+    The new run records its parent and the fork point.
+    """
+    from .engine import new_run_id
+    from .records import utcnow
+
+    with Store(db, create=False) as store:
+        parent = store.get_run(run_ref)
+        count = len(parent.messages)
+        if not 1 <= at <= count:
+            raise DuologueError(f"run {parent.id} has {count} messages; fork at one of 1..{count}")
+        if spec is None:
+            spec = ConversationSpec.model_validate(fork_base(parent, at))
+        kept = parent.messages[:at]
+        # The kept messages must still be the participants' own, or the fork would hear them as strangers.
+        lost = sorted({m.speaker for m in kept if m.speaker in parent.participants} - set(spec.names))
+        if lost:
+            raise DuologueError(f"a fork keeps the participants of the messages it keeps; missing: {', '.join(lost)}")
+        check_spec(spec)
+        spec = complete_seeds(spec)
+        run = Run(
+            id=new_run_id(), spec=spec.model_dump(mode="json"), participants=spec.names, started_at=utcnow(),
+            duologue_version=__version__, parent_run_id=parent.id, fork_at=at,
+            messages=[dataclasses.replace(m) for m in kept],
+        )
+        store.create_run(run)
+        conv = Conversation(
+            spec, store, run=run, listeners=[TranscriptWriter(db), *listeners],
+            watchers=default_watchers(spec) if watchers is None else watchers, interjector=interjector,
+        )
+        run = await conv.execute()
+        _store_analysis(store, run)
+        return run
+
+
+def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwargs) -> Run:
+    """Start a new run from the first `at` messages of another, with its own (changed) spec."""
+    return asyncio.run(afork_run(run_ref, at, spec, **kwargs))
 
 
 def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
@@ -185,7 +266,7 @@ def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
             run = parse_json(text)
             run.source = str(path)
         else:
-            run = run_from_transcript(parse_markdown(text), new_run_id(), source=str(path))
+            run = run_from_transcript(parse_markdown_with_voices(text), new_run_id(), source=str(path))
     except TranscriptFormatError as err:
         raise TranscriptFormatError(f"{path}: {err}") from None
     with Store(db) as store:
@@ -210,7 +291,7 @@ def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
             if path.suffix.lower() in (".json", ".jsonl"):
                 run = parse_json(text)
             else:
-                run = run_from_transcript(parse_markdown(text), "", source=str(path))
+                run = run_from_transcript(parse_markdown_with_voices(text), "", source=str(path))
         except TranscriptFormatError as err:
             raise TranscriptFormatError(f"{path}: {err}") from None
         run.source = str(path)
@@ -229,6 +310,36 @@ def save_analysis(run_id: str, analysis: dict, *, db: str | Path = DEFAULT_DB) -
 def load_run(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Run:
     with Store(db, create=False) as store:
         return store.get_run(run_ref)
+
+
+def run_events(run_ref: str, *, db: str | Path = DEFAULT_DB) -> list[dict]:
+    """What was recorded during a run besides its messages: detections, injections, changes, context trims."""
+    with Store(db, create=False) as store:
+        return store.get_events(store.resolve_run_id(run_ref))
+
+
+@dataclass
+class Lineage:
+    ancestors: list[tuple[str, int | None]]  # (run id, where its child forked from it), oldest first
+    forks: list[tuple[str, int]]  # (run id, fork point) of the runs forked from this one
+
+
+def run_lineage(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Lineage:
+    with Store(db, create=False) as store:
+        run = store.get_run(run_ref, with_messages=False)
+        ancestors: list[tuple[str, int | None]] = []
+        seen = {run.id}
+        child = run
+        while child.parent_run_id and child.parent_run_id not in seen:
+            try:
+                parent = store.get_run(child.parent_run_id, with_messages=False)
+            except DuologueError:  # the parent was deleted: the lineage stops there
+                ancestors.insert(0, (child.parent_run_id, child.fork_at))
+                break
+            ancestors.insert(0, (parent.id, child.fork_at))
+            seen.add(parent.id)
+            child = parent
+        return Lineage(ancestors, store.list_forks(run.id))
 
 
 def list_runs(*, db: str | Path = DEFAULT_DB, limit: int | None = None) -> list[dict]:

@@ -150,6 +150,8 @@ class Conversation:
         self.watchers = list(watchers)
         self.interjector = interjector
         self._backends = dict(backends or {})
+        # Which model each participant's backend serves: a change of model needs a new backend.
+        self._serves = {p.name: p.model for p in spec.participants if p.name in self._backends}
         self._make_backend = make_backend
         self._summarizer: Backend | None = None
         self._retired: list[Backend] = []  # replaced by a change of model; closed when the run ends
@@ -187,11 +189,12 @@ class Conversation:
 
     def backend_for(self, p: Participant) -> Backend:
         backend = self._backends.get(p.name)
-        if backend is None or backend.model != p.model:
+        if backend is None or self._serves.get(p.name) != p.model:
             # A change gave the participant another model: its old backend is done for good.
             if backend is not None:
                 self._retired.append(backend)
             backend = self._backends[p.name] = self._new_backend(p)
+            self._serves[p.name] = p.model
         return backend
 
     def _summarizer_settings(self) -> Participant:

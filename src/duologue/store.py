@@ -299,7 +299,7 @@ class Store:
         """Run rows with their message count, newest first (no message bodies)."""
         sql = """SELECT r.id, r.title, r.participants, r.models, r.started_at, r.ended_at, r.status,
                         r.stop_reason, r.stop_detail, r.parent_run_id, r.fork_at, r.experiment_id,
-                        (SELECT COUNT(*) FROM messages m WHERE m.run_id = r.id) AS messages
+                        r.message_count AS messages
                  FROM runs r"""
         args: list[Any] = []
         if experiment_id:

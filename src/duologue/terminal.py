@@ -30,9 +30,11 @@ class TerminalRenderer(RunListener):
     def run_started(self, run: Run, resumed: bool) -> None:
         c = self.console
         c.print(Text(f"# {run.title}", style="bold"))
-        verb = "resuming" if resumed else "run"
+        verb = "resuming" if resumed and run.parent_run_id is None else "run"
         c.print(Text(f"{verb} {run.id}", style="dim"))
-        if resumed:
+        if run.parent_run_id:
+            c.print(Text(f"forked from {run.parent_run_id} at message {run.fork_at}", style="dim"))
+        elif resumed:
             c.print(Text(f"{len(run.messages)} messages already stored", style="dim"))
 
     def message_started(self, run: Run, index: int, speaker: str) -> None:
@@ -59,6 +61,10 @@ class TerminalRenderer(RunListener):
             self.console.print(Text(format_message_meta(message), style="dim"))
 
     def event(self, run: Run, event: WatchEvent) -> None:
+        if event.kind in ("injection", "change", "context"):  # perturbations and context trims: a note
+            self.console.print()
+            self.console.print(Text(f"▸ {event.kind}: {event.detail}", style="dim yellow"))
+            return
         style = "bold red" if event.stop else "bold yellow"
         label = "stopping: " if event.stop else ""
         self.console.print(Text(f"⟳ {label}{event.kind} detected: {event.detail}", style=style))

@@ -79,6 +79,20 @@ class ContextFullError(Exception):
         self.limit = limit
 
 
+# A rough count for models whose tokenizer is not at hand (hosted ones): English runs at about
+# four characters a token; 3.5 errs on the side of counting too many, which is the safe side for
+# deciding whether a request fits. Each message costs a few tokens of chat-template framing.
+CHARS_PER_TOKEN = 3.5
+TOKENS_PER_MESSAGE = 4
+TOKENS_PER_REQUEST = 3  # the assistant header the reply starts with
+
+
+def estimate_tokens(messages: list[ChatMessage]) -> int:
+    """An estimate of a request's prompt tokens, for backends that cannot count them exactly."""
+    chars = sum(len(m.content) for m in messages)
+    return int(chars / CHARS_PER_TOKEN + 0.999) + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REQUEST
+
+
 @runtime_checkable
 class Backend(Protocol):
     model: str  # the full model string, e.g. "local/smollm2"
@@ -93,3 +107,8 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# Optional on a backend (the context strategies use them when present):
+#   context_length: int             the window it was given or knows
+#   count_tokens(messages) -> int   the exact prompt size; without it, estimate_tokens stands in

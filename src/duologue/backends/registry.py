@@ -79,7 +79,8 @@ def make_backend(p: "Participant") -> "Backend":
     if provider.api == "local":
         from .llamacpp import LlamaCppBackend, LlamaSettings
 
-        return LlamaCppBackend(p.model, LlamaSettings(p.context_length, p.threads, p.seed))
+        context = p.context_length or LlamaSettings.context_length  # None: the embedded default
+        return LlamaCppBackend(p.model, LlamaSettings(context, p.threads, p.seed))
     if provider.api == "openai":
         from .openai_compat import OpenAICompatBackend
 
