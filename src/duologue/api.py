@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -37,10 +38,18 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 class TranscriptWriter(RunListener):
-    """Keeps the Markdown transcript current while the run goes, and writes it when it ends."""
+    """Keeps the Markdown transcript current while the run goes, and writes it when it ends.
 
-    def __init__(self, db: str | Path):
+    Each write renders the whole transcript, so with many conversations at once
+    (a batch) rewriting after every message would cost O(n) per message: there
+    `min_interval` spaces the rewrites out. The store, not this file, is what
+    makes a message durable; the file is always complete once the run ends.
+    """
+
+    def __init__(self, db: str | Path, *, min_interval: float = 0.0):
         self.db = Path(db)
+        self.min_interval = min_interval
+        self._last = float("-inf")
 
     def _write(self, run: Run) -> None:
         path = transcript_path(self.db, run.id)
@@ -52,7 +61,10 @@ class TranscriptWriter(RunListener):
             write_atomically(path.with_suffix(".json"), render_json(run))
 
     def message_done(self, run: Run, message: Message) -> None:
-        self._write(run)
+        now = time.monotonic()
+        if now - self._last >= self.min_interval:
+            self._last = now
+            self._write(run)
 
     def run_ended(self, run: Run) -> None:
         self._write(run)

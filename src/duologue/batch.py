@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
+from .backends.llamacpp_batched import EmbeddedPool
 from .backends.registry import check_participant, parse_model_string
 from .engine import Conversation, RunListener
 from .errors import DuologueError
@@ -29,6 +30,10 @@ from .records import Message, Run
 from .spec import ConversationSpec, ExperimentSpec, Participant
 from .stopping import WatchEvent
 from .store import DEFAULT_DB, Store, cell_key
+
+# Seconds between rewrites of a running conversation's transcript file in a batch
+# (each rewrite renders the whole transcript; the store has every message at once).
+TRANSCRIPT_INTERVAL = 5.0
 
 # Conversations in flight per provider when the experiment file does not say.
 # The embedded engine already uses every core for one conversation.
@@ -47,6 +52,22 @@ class PlannedConversation:
     @property
     def providers(self) -> list[str]:
         return sorted({parse_model_string(p.model)[0].name for p in self.spec.participants})
+
+
+def embedded_streams(specs: list[ConversationSpec], concurrency: int) -> dict[str, int]:
+    """Sequences each embedded model's shared context needs with `concurrency` of these conversations at once.
+
+    A conversation holds a sequence per participant on the model; with more than
+    one conversation a spare lets the engine move caches to keep running ones together.
+    """
+    per_conversation: dict[str, int] = {}
+    for spec in specs:
+        for model in {p.model for p in spec.participants}:
+            if parse_model_string(model)[0].api == "local":
+                n = sum(1 for p in spec.participants if p.model == model)
+                per_conversation[model] = max(per_conversation.get(model, 0), n)
+    k = min(concurrency, len(specs))
+    return {model: k * n + (1 if k > 1 else 0) for model, n in per_conversation.items()}
 
 
 def derive_seed(base_seed: int, key: str) -> int:
@@ -205,7 +226,7 @@ async def arun_experiment(
                     run = store.get_run(run_id) if run_id else None
                     conv = Conversation(
                         plan.spec, store, run=run, experiment_id=exp.name, experiment_cell=plan.cell,
-                        listeners=[TranscriptWriter(db), counter, *listeners],
+                        listeners=[TranscriptWriter(db, min_interval=TRANSCRIPT_INTERVAL), counter, *listeners],
                         watchers=default_watchers(plan.spec),
                     )
                     run = await conv.execute()
@@ -219,7 +240,9 @@ async def arun_experiment(
                     totals.done += 1
                     notify(totals)
 
-        await asyncio.gather(*(one(plan, run_id) for plan, run_id in todo))
+        # Embedded participants of the conversations in flight share a llama context and decode together.
+        async with EmbeddedPool(embedded_streams([plan.spec for plan, _ in todo], limits.get("local", 1))):
+            await asyncio.gather(*(one(plan, run_id) for plan, run_id in todo))
         stored = store.experiment_runs(exp.name)
         finished = sum(1 for plan in plans if stored.get(plan.key, ("", ""))[1] == "finished")
     totals.errors = len(errors)

@@ -11,6 +11,7 @@ from ..errors import UnknownModelError
 if TYPE_CHECKING:
     from ..spec import Participant
     from .base import Backend
+    from .llamacpp_batched import EmbeddedPool
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,36 @@ def check_participant(p: "Participant") -> None:
         raise UnknownModelError(f"{p.name}: {p.model} needs an API key: set {provider.key_env}")
 
 
-def make_backend(p: "Participant") -> "Backend":
-    """A fresh backend for one participant (each gets its own context or client)."""
+# Which embedded engine backs `local/...` participants: "shared" (llamacpp_batched: a llama.cpp
+# sequence per participant, decoded together with the others in the pool) or "llama" (the older
+# llama-cpp-python `Llama` per participant), for comparing the two.
+EMBEDDED_ENGINE_ENV = "DUOLOGUE_EMBEDDED_ENGINE"
+
+
+def make_backend(p: "Participant", pool: "EmbeddedPool | None" = None) -> "Backend":
+    """A fresh backend for one participant (each gets its own context or client).
+
+    Embedded participants made with the same pool (`pool`, or the one of the
+    `async with EmbeddedPool()` block this runs in) share its engines, so that
+    concurrent conversations decode their tokens together; without one, each
+    gets an engine of its own.
+    """
     provider, name = parse_model_string(p.model)
     check_participant(p)
     if provider.api == "local":
         from .llamacpp import LlamaCppBackend, LlamaSettings
 
         context = p.context_length or LlamaSettings.context_length  # None: the embedded default
-        return LlamaCppBackend(p.model, LlamaSettings(context, p.threads, p.seed))
+        settings = LlamaSettings(context, p.threads, p.seed)
+        engine = os.environ.get(EMBEDDED_ENGINE_ENV, "shared")
+        if engine == "llama":
+            return LlamaCppBackend(p.model, settings)
+        if engine != "shared":
+            raise UnknownModelError(f"{EMBEDDED_ENGINE_ENV}={engine}: use 'shared' or 'llama'")
+        from .llamacpp_batched import BatchedLlamaBackend, current_pool
+
+        pool = pool or current_pool()
+        return pool.backend(p.model, settings) if pool is not None else BatchedLlamaBackend(p.model, settings)
     if provider.api == "openai":
         from .openai_compat import OpenAICompatBackend
 

@@ -1,0 +1,164 @@
+"""The Anthropic Messages API through the official `anthropic` SDK.
+
+One streamed `messages.create` per attempt: the system prompt goes in its own
+field, text deltas stream to listeners, thinking deltas become the reply's
+reasoning, and usage comes from `message_start` (input) and `message_delta`
+(output). A stream that ends without a stop reason was cut and is retried.
+
+Sampling: the current API version rejects temperature, top_p and top_k (the
+SDK no longer has them), so only max_tokens, stop sequences and whatever the
+participant's `extra` holds (e.g. `thinking`) are sent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError
+from ..records import utcnow
+from .base import ChatMessage, OnEvent, Reply, Sampling, TextDelta, Usage
+from .retry import RetryPolicy, TransientError, call_with_retries, httpx, translate_sdk_error
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+    from ..spec import Participant
+    from .registry import Provider
+
+# The API refuses empty or whitespace-only text (the default opener is a single space) and wants the
+# conversation to start with the user: such turns are sent as this stand-in for "nothing said".
+SILENCE = "…"
+
+
+def anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, str]]]:
+    """A participant's view as (system, messages) the Messages API accepts."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system") or None
+    turns: list[dict[str, str]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        content = m.content if m.content.strip() else SILENCE
+        if turns and turns[-1]["role"] == m.role:  # roles must alternate: join runs of the same role
+            turns[-1]["content"] += "\n\n" + content
+        else:
+            turns.append({"role": m.role, "content": content})
+    if not turns or turns[0]["role"] != "user":
+        turns.insert(0, {"role": "user", "content": SILENCE})
+    return system, turns
+
+
+@dataclass
+class AnthropicBackend:
+    model: str  # the full model string, e.g. "anthropic/claude-sonnet-4-5"
+    api_model: str  # e.g. "claude-sonnet-4-5"
+    base_url: str
+    where: str  # the provider as named in errors
+    api_key: str | None = field(default=None, repr=False)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    _client: "AsyncAnthropic | None" = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def for_participant(cls, p: "Participant", provider: "Provider", name: str) -> "AnthropicBackend":
+        base_url = p.base_url or provider.base_url
+        if not base_url:
+            raise BackendError(f"{p.name}: {p.model} needs a base URL")
+        where = provider.name if base_url == provider.base_url else f"{provider.name} at {base_url}"
+        key = os.environ.get(provider.key_env) if provider.key_env else None
+        return cls(p.model, name, base_url, where, key or None, RetryPolicy.for_participant(p))
+
+    def client(self) -> "AsyncAnthropic":
+        if self._client is None:
+            from anthropic import AsyncAnthropic
+
+            # An explicit key and base URL, so no profile, config file or ANTHROPIC_BASE_URL is consulted.
+            self._client = AsyncAnthropic(
+                api_key=self.api_key or "no-key", base_url=self.base_url, max_retries=0,
+                timeout=httpx.Timeout(self.policy.timeout),
+            )
+        return self._client
+
+    async def complete(
+        self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None
+    ) -> Reply:
+        started_at = utcnow()
+        reply = await call_with_retries(
+            lambda attempt: self._attempt(messages, sampling, on_event), self.policy,
+            what=self.model, on_event=on_event, secrets=[self.api_key],
+        )
+        reply.started_at = started_at  # the message began with the first attempt
+        return reply
+
+    def request(self, messages: list[ChatMessage], sampling: Sampling) -> dict[str, Any]:
+        system, turns = anthropic_messages(messages)
+        body: dict[str, Any] = dict(model=self.api_model, max_tokens=sampling.max_tokens, messages=turns,
+                                    stream=True)
+        if system:
+            body["system"] = system
+        if sampling.stop:
+            body["stop_sequences"] = list(sampling.stop)
+        if sampling.extra:  # thinking, metadata, or sampling knobs for older API versions: passed as given
+            body["extra_body"] = dict(sampling.extra)
+        return body
+
+    async def _attempt(self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None) -> Reply:
+        t0 = time.perf_counter()
+        text: list[str] = []
+        reasoning: list[str] = []
+        usage, finish, ttft = Usage(), None, None
+        try:
+            stream = await self.client().messages.create(**self.request(messages, sampling))
+            async with stream:
+                async for event in stream:
+                    kind = getattr(event, "type", None)
+                    if kind == "message_start":
+                        u = getattr(getattr(event, "message", None), "usage", None)
+                        if u is not None:
+                            parts = [getattr(u, f, None) for f in
+                                     ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")]
+                            # input_tokens counts only the uncached part; report the whole prompt
+                            usage.prompt_tokens = sum(n or 0 for n in parts)
+                            usage.cached_tokens = parts[1]
+                    elif kind == "content_block_delta":
+                        delta = getattr(event, "delta", None)
+                        dtype = getattr(delta, "type", None)
+                        piece = getattr(delta, "text", None) if dtype == "text_delta" else None
+                        thought = getattr(delta, "thinking", None) if dtype == "thinking_delta" else None
+                        if ttft is None and (piece or thought):
+                            ttft = time.perf_counter() - t0
+                        if thought:
+                            reasoning.append(thought)
+                        if piece:
+                            text.append(piece)
+                            if on_event is not None:
+                                on_event(TextDelta(piece))
+                    elif kind == "message_delta":
+                        finish = getattr(getattr(event, "delta", None), "stop_reason", None) or finish
+                        out = getattr(getattr(event, "usage", None), "output_tokens", None)
+                        if out is not None:
+                            usage.completion_tokens = out
+        except (TransientError, BackendError):
+            raise
+        except Exception as err:
+            translated = translate_sdk_error(err, self.where)
+            if translated is None:
+                raise
+            raise translated from None
+        if finish is None:
+            raise TransientError(f"the stream from {self.where} ended before the message did (no stop reason)")
+        return Reply(
+            text="".join(text),
+            reasoning="".join(reasoning) or None,
+            usage=usage,
+            finish_reason=finish,
+            ended_at=utcnow(),
+            ttft=ttft,
+            latency=time.perf_counter() - t0,
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
