@@ -83,6 +83,42 @@ async def measure(conversations: int, messages: int, port: int, db: Path) -> dic
     }
 
 
+async def bare_client(conversations: int, messages: int, port: int, fast: bool) -> dict:
+    """The floor: the same streamed requests with the bare openai SDK, nothing stored or checked.
+
+    fast=False: chat.completions.create, as most code calls it. fast=True: client.post with a
+    plain JSON body, the path duologue's backend takes (it skips the SDK's per-request walk
+    over the whole history).
+    """
+    from openai import AsyncOpenAI, AsyncStream
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    client = AsyncOpenAI(api_key="no-key", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+
+    async def conversation() -> int:
+        history = [{"role": "user", "content": " "}]
+        for _ in range(messages - 1):
+            body = dict(model="instant", messages=history, stream=True, max_tokens=32,
+                        stream_options={"include_usage": True})
+            if fast:
+                stream = await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
+                                           stream_cls=AsyncStream[ChatCompletionChunk])
+            else:
+                stream = await client.chat.completions.create(**body)
+            text = []
+            async for chunk in stream:
+                for choice in chunk.choices:
+                    text.append(choice.delta.content or "")
+            history = history + [{"role": "assistant", "content": "".join(text)}]
+        return messages - 1
+
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    done = sum(await asyncio.gather(*(conversation() for _ in range(conversations))))
+    cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
+    await client.close()
+    return {"requests": done, "cpu": cpu, "wall": wall}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conversations", type=int, default=200)
@@ -93,16 +129,24 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             r = asyncio.run(measure(args.conversations, args.messages, port, Path(tmp) / "d.db"))
+        floor = asyncio.run(bare_client(args.conversations, args.messages, port, fast=True))
+        usual = asyncio.run(bare_client(args.conversations, args.messages, port, fast=False))
     finally:
         server.terminate()
         server.wait()
     per_cpu = r["cpu"] / r["messages"] * 1000
     per_wall = r["wall"] / r["messages"] * 1000
+    sdk = floor["cpu"] / floor["requests"] * 1000
+    sdk_usual = usual["cpu"] / usual["requests"] * 1000
     print(f"{r['finished']} conversations finished, {r['messages']} messages in {r['wall']:.1f} s "
           f"(server in another process, {os.cpu_count()} cores)")
-    print(f"harness CPU per message:   {per_cpu:.2f} ms   (goal < 2 ms)")
-    print(f"wall time per message:     {per_wall:.2f} ms")
-    print(f"conversations in flight:   peak {r['peak']}, median {r['median_in_flight']:.0f}   (goal >= 50)")
+    print(f"duologue, CPU per message:            {per_cpu:.2f} ms  (everything in this process)")
+    print(f"bare openai SDK, CPU per request:     {sdk:.2f} ms  (client.post, as duologue; nothing stored or checked)")
+    print(f"  the same with chat.completions.create: {sdk_usual:.2f} ms  (how most loops call it)")
+    print(f"harness's own cost per message:       {per_cpu - sdk:.2f} ms  (duologue − bare SDK; goal < 2 ms)")
+    print(f"duologue / bare SDK:                  {per_cpu / sdk:.2f}x")
+    print(f"wall time per message:                {per_wall:.2f} ms")
+    print(f"conversations in flight:              peak {r['peak']}, median {r['median_in_flight']:.0f}  (goal >= 50)")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ class TranscriptWriter(RunListener):
     def __init__(self, db: str | Path, *, min_interval: float = 0.0):
         self.db = Path(db)
         self.min_interval = min_interval
-        self._last = float("-inf")
+        # With an interval, the first rewrite also waits one: short runs are written once, at their end.
+        self._last = time.monotonic() if min_interval else float("-inf")
 
     def _write(self, run: Run) -> None:
         path = transcript_path(self.db, run.id)
