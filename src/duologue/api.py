@@ -234,6 +234,10 @@ async def afork_run(
             raise DuologueError(f"run {parent.id} has {count} messages; fork at one of 1..{count}")
         if spec is None:
             spec = ConversationSpec.model_validate(fork_base(parent, at))
+        imported = [p.name for p in spec.participants if p.model == "imported"]
+        if imported:
+            raise DuologueError(f"run {parent.id} was imported, so no model is known for {', '.join(imported)}: "
+                                "give the models to go on with (--a/--b or --participant)")
         kept = parent.messages[:at]
         # The kept messages must still be the participants' own, or the fork would hear them as strangers.
         lost = sorted({m.speaker for m in kept if m.speaker in parent.participants} - set(spec.names))

@@ -10,7 +10,10 @@ the next speaker sees it like any other message.
 The terminal stays in its ordinary line mode: the event loop watches standard
 input for complete lines, which needs no raw mode and leaves Ctrl-C alone.
 Input is read straight from the file descriptor, with our own buffer, so that
-lines typed ahead of a prompt are neither lost nor read twice.
+lines typed ahead of a prompt are neither lost nor read twice. Output goes to
+our own copy of the standard output descriptor: llama-cpp-python points fd 1
+at /dev/null while it loads a model (in a worker thread), and a pause asked
+for meanwhile must still be acknowledged.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ class TerminalInterjector:
     """The engine's Interjector for a person at a terminal (or anything that writes lines to `fd`)."""
 
     def __init__(self, console: Console | None = None, *, fd: int | None = None):
-        self.console = console or Console(highlight=False)
+        self._own_output = None
+        if console is None:
+            self._own_output = _own_stdout()
+            console = Console(file=self._own_output, highlight=False)
+        self.console = console
         if fd is None:
             fd = sys.stdin.fileno() if sys.stdin is not None else -1  # -1: no input at all; no pauses then
         self.fd = fd
@@ -99,6 +106,9 @@ class TerminalInterjector:
     def close(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._unwatch()
+        if self._own_output is not None and self._own_output is not sys.stdout:
+            self._own_output.close()
+            self._own_output = None
 
     # -- the pause -------------------------------------------------------------
 
@@ -159,3 +169,11 @@ class TerminalInterjector:
             self.console.print()
         self.console.print(Text(text, style=style))
         self.console.file.flush()
+
+
+def _own_stdout():
+    """A file on a duplicate of the standard output descriptor (or stdout itself when it has none)."""
+    try:
+        return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout

@@ -1,0 +1,128 @@
+"""A backend that answers instantly from a script and remembers every request, for engine tests.
+
+`scripted_models(monkeypatch)` makes every model string resolve to a
+ScriptedBackend (no files, keys or servers checked), so the Python API runs end
+to end — store, transcripts, forks — without a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+
+from duologue.backends.base import ChatMessage, Reply, Sampling, Usage
+from duologue.records import utcnow
+
+
+@dataclass
+class Request:
+    view: list[ChatMessage]
+    sampling: Sampling
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(m.role, m.content) for m in self.view]
+
+
+class ScriptedBackend:
+    """Says "<name> says <n>" (or what `reply` returns), and counts one token per word plus framing."""
+
+    def __init__(self, model: str = "test/scripted", *, name: str = "", context_length: int | None = None,
+                 reply: Callable[[int, list[ChatMessage]], str] | None = None, counts: bool = True):
+        self.model = model
+        self.name = name or model
+        self.requests: list[Request] = []
+        self.closed = False
+        self.gate: threading.Event | None = None  # when set up, complete() waits for it (once)
+        self._reply = reply
+        if context_length is not None:
+            self.context_length = context_length
+        if not counts:  # a hosted-like backend: no tokenizer at hand
+            self.count_tokens = None
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return sum(len(m.content.split()) + 3 for m in messages)
+
+    async def complete(self, messages, sampling, on_event=None) -> Reply:
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            await asyncio.to_thread(gate.wait, 30)
+        self.requests.append(Request(list(messages), sampling))
+        n = len(self.requests)
+        text = self._reply(n, list(messages)) if self._reply else f"{self.name} says {n}"
+        now = utcnow()
+        return Reply(text=text, usage=Usage(prompt_tokens=1, completion_tokens=len(text.split())),
+                     finish_reason="stop", started_at=now, ended_at=now, latency=0.0)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class ScriptedModels:
+    """Every backend made while patched, in order; `made_for[name]` those of one participant."""
+
+    made: list[ScriptedBackend] = field(default_factory=list)
+    context_length: int | None = None
+    reply: Callable[[int, list[ChatMessage]], str] | None = None
+    gates: dict[str, threading.Event] = field(default_factory=dict)  # participant -> hold its first reply
+
+    def make(self, p) -> ScriptedBackend:
+        backend = ScriptedBackend(p.model, name=p.name, context_length=self.context_length or p.context_length,
+                                  reply=self.reply)
+        backend.gate = self.gates.get(p.name)
+        self.made.append(backend)
+        return backend
+
+    def made_for(self, name: str) -> list[ScriptedBackend]:
+        return [b for b in self.made if b.name == name]
+
+    def requests_of(self, name: str) -> list[Request]:
+        return [r for b in self.made_for(name) for r in b.requests]
+
+
+@pytest.fixture
+def scripted_models(monkeypatch) -> ScriptedModels:
+    import duologue.backends.registry as registry
+
+    models = ScriptedModels()
+    monkeypatch.setattr(registry, "make_backend", models.make)
+    monkeypatch.setattr(registry, "check_participant", lambda p: None)
+    return models
+
+
+class Measured:
+    """Wraps a real backend (whichever the registry makes) and notes every request it is sent."""
+
+    def __init__(self, inner, name: str, sent: list):
+        self.inner, self.name, self.sent = inner, name, sent
+        self.model = inner.model
+
+    @property
+    def context_length(self) -> int:
+        return self.inner.context_length
+
+    def count_tokens(self, messages) -> int:
+        return self.inner.count_tokens(messages)
+
+    async def complete(self, messages, sampling, on_event=None):
+        self.sent.append((self.name, list(messages), sampling, self.inner.count_tokens(messages),
+                          self.inner.context_length))
+        return await self.inner.complete(messages, sampling, on_event)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def measure_backends(monkeypatch) -> list:
+    """Every request sent by backends made from here on: (participant, view, sampling, prompt tokens, window)."""
+    import duologue.backends.registry as registry
+
+    sent: list = []
+    real = registry.make_backend
+    monkeypatch.setattr(registry, "make_backend", lambda p, *a, **kw: Measured(real(p, *a, **kw), p.name, sent))
+    return sent
