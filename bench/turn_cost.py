@@ -77,41 +77,75 @@ def replay(spec: ConversationSpec, messages, shared: bool) -> list[float]:
     return times
 
 
+def raw_decode_rate(n_ctx: int, at: int, tokens: int = 48) -> float:
+    """Single-token decode speed of the bare engine with `at` tokens already in context (tokens/s)."""
+    from duologue.backends.llamacpp import LlamaCppBackend, LlamaSettings
+
+    llm = LlamaCppBackend("local/smollm2", LlamaSettings(n_ctx, None, 0))._load()
+    filler = llm.tokenize(("The quick brown fox jumps over the lazy dog. " * 400).encode(), add_bos=False)
+    llm.reset()
+    llm.eval(filler[:at])
+    t0 = time.perf_counter()
+    for tok in filler[at : at + tokens]:
+        llm.eval([tok])
+    return tokens / (time.perf_counter() - t0)
+
+
+def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict:
+    """Everything rows 1 and 2 of `make bench` need, measured side by side."""
+    spec = make_spec(messages, max_tokens, n_ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = asyncio.run(arun_conversation(spec, db=Path(tmp) / "d.db", watchers=[]))
+    gen = [m for m in run.messages if not m.injected]
+    live = [m.latency for m in gen]
+    floor = replay(spec, run.messages, shared=False)
+    naive = replay(spec, run.messages, shared=True)
+    early, late = gen[3], gen[-1]  # message 5 and message 40 (message 1 is the opener)
+    return {
+        "messages": len(run.messages),
+        "completion_tokens": sum(m.completion_tokens for m in gen),
+        "live": live, "floor": floor, "naive": naive,
+        "evaluated": [m.prompt_tokens - (m.cached_tokens or 0) for m in gen],
+        "early": early, "late": late,
+        # Per-token cost of message 5 and message 40 (their lengths differ).
+        "early_ms_per_token": early.latency / max(1, early.completion_tokens) * 1000,
+        "late_ms_per_token": late.latency / max(1, late.completion_tokens) * 1000,
+        "raw_early_tps": raw_decode_rate(n_ctx, early.prompt_tokens),
+        "raw_late_tps": raw_decode_rate(n_ctx, late.prompt_tokens),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=40)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--context-length", type=int, default=4096)
     args = ap.parse_args()
-
-    spec = make_spec(args.messages, args.max_tokens, args.context_length)
-    with tempfile.TemporaryDirectory() as tmp:
-        run = asyncio.run(arun_conversation(spec, db=Path(tmp) / "d.db", watchers=[]))
-    gen = [m for m in run.messages if not m.injected]
-    live = [m.latency for m in gen]
-    print(f"conversation: {len(run.messages)} messages, {sum(m.completion_tokens for m in gen)} completion tokens, "
-          f"last prompt {gen[-1].prompt_tokens} tokens")
-
-    per_participant = replay(spec, run.messages, shared=False)
-    naive = replay(spec, run.messages, shared=True)
+    r = measure(args.messages, args.max_tokens, args.context_length)
+    live, floor, naive = r["live"], r["floor"], r["naive"]
+    print(f"conversation: {r['messages']} messages, {r['completion_tokens']} completion tokens, "
+          f"last prompt {r['late'].prompt_tokens} tokens")
 
     def head_tail(xs):
         k = 5
         return statistics.mean(xs[:k]), statistics.mean(xs[-k:])
 
     rows = [("duologue run (live, as generated)", live),
-            ("replay: a context per participant", per_participant),
-            ("replay: naive, whole history each turn", naive)]
-    print(f"\n{'':42} {'first 5 turns':>14} {'last 5 turns':>13} {'end/start':>10} {'total':>9}")
+            ("raw engine floor: same tokens, bare eval", floor),
+            ("naive: one context, whole history each turn", naive)]
+    print(f"\n{'':44} {'first 5 turns':>14} {'last 5 turns':>13} {'end/start':>10} {'total':>9}")
     for label, xs in rows:
         s, e = head_tail(xs)
-        print(f"{label:42} {s * 1000:11.1f} ms {e * 1000:10.1f} ms {e / s:9.2f}x {sum(xs):8.2f}s")
-    s1, e1 = head_tail(per_participant)
-    s2, e2 = head_tail(naive)
-    print(f"\nnaive / per-participant, total time:      {sum(naive) / sum(per_participant):.2f}x")
-    print(f"naive / per-participant, last 5 turns:    {e2 / e1:.2f}x")
-    evaluated = [m.prompt_tokens - (m.cached_tokens or 0) for m in gen]
-    print(f"prompt tokens evaluated per turn (live): first 5 {evaluated[:5]}, last 5 {evaluated[-5:]}")
+        print(f"{label:44} {s * 1000:11.1f} ms {e * 1000:10.1f} ms {e / s:9.2f}x {sum(xs):8.2f}s")
+    print(f"\nnaive / duologue, total time:             {sum(naive) / sum(live):.2f}x")
+    print(f"duologue / raw engine floor, total time:  {sum(live) / sum(floor):.2f}x")
+    slow = r["late_ms_per_token"] / r["early_ms_per_token"]
+    raw_slow = r["raw_early_tps"] / r["raw_late_tps"]
+    print(f"message 5 -> 40, ms per completion token: {r['early_ms_per_token']:.1f} -> {r['late_ms_per_token']:.1f} "
+          f"({slow:.2f}x); raw engine decode at {r['early'].prompt_tokens} -> {r['late'].prompt_tokens} tokens of "
+          f"context: {r['raw_early_tps']:.0f} -> {r['raw_late_tps']:.0f} tokens/s ({raw_slow:.2f}x)")
+    ev = r["evaluated"]
+    print(f"prompt tokens evaluated per turn: first 5 {ev[:5]}, last 5 {ev[-5:]}")
 
 
 if __name__ == "__main__":

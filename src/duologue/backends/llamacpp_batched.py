@@ -329,7 +329,7 @@ class SharedLlamaEngine:
         params.n_seq_max = n_streams
         params.kv_unified = False  # a stream per sequence: attention covers its own cells only
         params.n_threads = params.n_threads_batch = self.threads
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as Llama's default
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if os.environ.get('DUO_FA') else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # TEMP
         params.no_perf = True
         ctx = llama_cpp.llama_init_from_model(self._model.model, params)
         if ctx is None:
@@ -382,10 +382,9 @@ class SharedLlamaEngine:
         llama_cpp, seq = self._llama, r.seq
         running = {a.seq.stream for a in self._active if a.placed}
         own = seq.stream
-        if own is None or _runs(running | {own}) > max(1, _runs(running)):
-            target = next(s for s in range(self._n_streams) if s not in running)
-        else:
-            target = own
+        # The stream that leaves the running ones in the fewest blocks; the own stream on a tie (no copy).
+        target = min((s for s in range(self._n_streams) if s not in running),
+                     key=lambda s: (_runs(running | {s}), s != own, s))
         if target != own:
             occupant = self._occupant[target]
             if occupant is not None:  # an idle sequence's cache: keep it on a free stream if there is one
