@@ -17,7 +17,7 @@ install: $(STAMP)
 
 # The main job: two embedded SmolLM2 participants talk offline; transcript and store land in runs/.
 demo: install
-	$(VENV)/bin/duologue run --max-messages 16
+	$(VENV)/bin/duologue run --max-messages 16 --max-tokens 96
 
 # The viewer's browser tests drive Debian's chromium through Playwright (no browser download).
 browser:
