@@ -329,7 +329,9 @@ class SharedLlamaEngine:
         params.n_seq_max = n_streams
         params.kv_unified = False  # a stream per sequence: attention covers its own cells only
         params.n_threads = params.n_threads_batch = self.threads
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if os.environ.get('DUO_FA') else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # TEMP
+        # Flash attention: measured on 2 cores, 8 sequences decode at 243 tokens/s with it against 205
+        # without (16: 306 against 239), one alone at 138 against 133.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         params.no_perf = True
         ctx = llama_cpp.llama_init_from_model(self._model.model, params)
         if ctx is None:
