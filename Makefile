@@ -30,8 +30,12 @@ test: install browser
 test-fast: install
 	$(PY) -m pytest -m 'not slow'
 
+# Each benchmark prints ratios measured side by side in one run (see the docstring of each script).
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/turn_cost.py
+	$(PY) bench/harness_overhead.py
+	$(PY) bench/loop_savings.py
+	$(PY) bench/viewer_runs.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
