@@ -115,7 +115,8 @@ class SharedLlamaEngine:
         self.path = Path(path)
         self.threads = threads or os.cpu_count() or 1
         self._min_streams = max(1, streams)
-        self._lock = threading.Lock()  # guards _inbox, _seqs and loading
+        self._lock = threading.Lock()  # guards _inbox and _seqs
+        self._load_lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._inbox: deque[tuple[str, object]] = deque()
         self._seqs: list[_Seq] = []
@@ -138,7 +139,9 @@ class SharedLlamaEngine:
 
     def load(self) -> None:
         """Load the model (once; blocking, so off the event loop) and start the worker."""
-        with self._lock:
+        if self._model is not None and not self._closed:
+            return
+        with self._load_lock:  # not self._lock: leasing (on the event loop) must not wait for a load
             if self._closed:
                 raise BackendError(f"{self.path.name}: the engine is closed")
             if self._model is not None:
@@ -164,16 +167,20 @@ class SharedLlamaEngine:
             eos = model.token_get_text(model.token_eos()) if model.token_eos() != -1 else ""
             bos = model.token_get_text(model.token_bos()) if model.token_bos() != -1 else ""
             self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-            self._model = model
-            self._worker = threading.Thread(target=self._run, name=f"llama-{self.path.stem}", daemon=True)
-            self._worker.start()
+            worker = threading.Thread(target=self._run, name=f"llama-{self.path.stem}", daemon=True)
+            with self._lock:
+                self._model, self._worker = model, worker
+            worker.start()
 
     def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
         """A participant's view rendered with the GGUF's chat template, as tokens (as LlamaCppBackend does)."""
         self.load()
-        rendered = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        model, formatter = self._model, self._formatter
+        if model is None:
+            raise BackendError(f"{self.path.name}: the engine is closed")
+        rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
         # The template writes any BOS itself, as llama-cpp-python's chat handler assumes.
-        return self._model.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
+        return model.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
 
     @property
     def kv_bytes(self) -> int:
@@ -240,18 +247,19 @@ class SharedLlamaEngine:
 
     def close(self) -> None:
         """Stop the worker and free the context and the model; requests still running fail."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            worker = self._worker
-        if worker is not None:
-            self._send("close", None, force=True)
-            worker.join()
-        if self._model is not None:
-            with _STDIO_SWAP_LOCK:
-                self._model.close()
-            self._model = None
+        with self._load_lock:  # a load in progress finishes first
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+                worker = self._worker
+            if worker is not None:
+                self._send("close", None, force=True)
+                worker.join()
+            if self._model is not None:
+                with _STDIO_SWAP_LOCK:
+                    self._model.close()
+                self._model = None
 
     def _send(self, kind: str, item, force: bool = False) -> None:
         with self._wake:
@@ -275,8 +283,6 @@ class SharedLlamaEngine:
                         self._wake.wait()
                     inbox = list(self._inbox)
                     self._inbox.clear()
-                    n_seqs = len(self._seqs)
-                    stream_len = max((s.context_length for s in self._seqs), default=0)
                 for kind, item in inbox:
                     if kind == "close":
                         self._shutdown()
@@ -288,6 +294,11 @@ class SharedLlamaEngine:
                 self._drop_cancelled()
                 if self._waiting or self._active:
                     try:
+                        # Sized after this round's releases: a conversation ending as the next one starts
+                        # does not count twice.
+                        with self._lock:
+                            n_seqs = len(self._seqs)
+                            stream_len = max((s.context_length for s in self._seqs), default=0)
                         self._fit(n_seqs, stream_len)
                         self._admit()
                         if self._active:

@@ -1,0 +1,195 @@
+"""Concurrent embedded conversations against the same conversations one after another.
+
+For K = 1, 2, 4, 8 runs K real duologue conversations on the embedded model
+(two participants each, different seeds) two ways, side by side in this run:
+all K at once in one `EmbeddedPool` (their tokens decoded together by the
+shared engine), and the same K one after another. Prints aggregate completion
+tokens per second, the ratio, and memory per conversation: the KV cache the
+shared context holds divided by K, and the growth of the process's peak RSS.
+
+Each measurement runs in a fresh Python process (so peak RSS is its own) after
+the model is loaded, and is repeated; the table shows medians and the spread
+(min–max). Other programs may be using the CPUs (llama.cpp's threads then wait
+on each other and slow down many times over): each measurement waits for a
+quiet moment first, and the share of the CPUs others used meanwhile is shown.
+`--engine llama` adds the older backend (a llama-cpp-python `Llama` per
+participant) one after another, for reference.
+
+    python bench/concurrency.py [--ks 1,2,4,8] [--repeats 3] [--messages 10] [--max-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def make_specs(k: int, messages: int, max_tokens: int, n_ctx: int):
+    from duologue.spec import ConversationSpec, Participant
+
+    topics = ["the sea", "old maps", "bees", "clocks", "rivers", "glass", "mushrooms", "winter",
+              "bridges", "comets", "salt", "owls", "paper", "volcanoes", "violins", "deserts"]
+    specs = []
+    for i in range(k):
+        common = dict(max_tokens=max_tokens, context_length=n_ctx, temperature=0.8)
+        specs.append(ConversationSpec(
+            participants=[
+                Participant(name="a", system="You are a curious philosopher. Ask questions.", seed=100 + i, **common),
+                Participant(name="b", system="You are a patient scientist. Explain things.", seed=200 + i, **common),
+            ],
+            opener=f"What do you find most interesting about {topics[i % len(topics)]}?",
+            max_messages=messages,
+        ))
+    return specs
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int) -> dict:
+    """One measurement, in this process: K conversations concurrently or one after another."""
+    from duologue.api import arun_conversation
+    from duologue.backends.llamacpp import LlamaSettings
+    from duologue.backends.llamacpp_batched import EmbeddedPool
+    from duologue.batch import embedded_streams
+
+    specs = make_specs(k, messages, max_tokens, n_ctx)
+    if mode == "llama":
+        os.environ["DUOLOGUE_EMBEDDED_ENGINE"] = "llama"
+    streams = embedded_streams(specs, k if mode == "concurrent" else 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with EmbeddedPool(streams) as pool:
+            # Load the model before the clock starts (the older engine loads per participant, as it does).
+            warm = pool.backend("local/smollm2", LlamaSettings(n_ctx))
+            await asyncio.to_thread(warm.engine.load)
+            await warm.aclose()
+            base_rss = peak_rss_mb()
+            t0 = time.perf_counter()
+            if mode == "concurrent":
+                runs = await asyncio.gather(*(
+                    arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs)))
+            else:
+                runs = [await arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs)]
+            seconds = time.perf_counter() - t0
+            kv = max((e.kv_bytes for e in pool.engines), default=0)
+            stats = [e.stats for e in pool.engines]
+    tokens = sum(m.completion_tokens or 0 for r in runs for m in r.messages if not m.injected)
+    errors = [r.stop_detail for r in runs if r.status != "finished"]
+    return {"mode": mode, "k": k, "tokens": tokens, "seconds": seconds, "kv_mb": kv / 2**20,
+            "rss_mb": peak_rss_mb(), "base_rss_mb": base_rss, "stats": stats, "errors": errors}
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_quiet(busy_max: float, timeout: float) -> float:
+    """Wait (up to `timeout` s) until the machine is mostly idle; returns the busy share last seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        b0, t0 = cpu_jiffies()
+        time.sleep(2)
+        b1, t1 = cpu_jiffies()
+        busy = (b1 - b0) / max(1, t1 - t0)
+        if busy <= busy_max or time.monotonic() > deadline:
+            return busy
+
+
+def run_child(mode: str, k: int, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--k", str(k), "--messages", str(args.messages),
+           "--max-tokens", str(args.max_tokens), "--context-length", str(args.context_length)]
+    wait_quiet(args.quiet, args.quiet_wait)
+    own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    b0, t0 = cpu_jiffies()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    b1, t1 = cpu_jiffies()
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # What other programs used meanwhile, as a share of the machine: the noise in this measurement.
+    own = (own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime) * os.sysconf("SC_CLK_TCK")
+    result["others"] = max(0.0, (b1 - b0 - own) / max(1, t1 - t0))
+    return result
+
+
+def summary(xs: list[float]) -> str:
+    return f"{statistics.median(xs):7.1f} ({min(xs):.0f}–{max(xs):.0f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ks", default="1,2,4,8")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--messages", type=int, default=10)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--context-length", type=int, default=2048)
+    ap.add_argument("--engine", choices=["shared", "llama"], action="append", default=[],
+                    help="add 'llama' to also time the older backend one conversation after another")
+    ap.add_argument("--quiet", type=float, default=0.1,
+                    help="before each measurement, wait until other programs use at most this share of the CPUs")
+    ap.add_argument("--quiet-wait", type=float, default=300, help="but wait at most this many seconds")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--k", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        result = asyncio.run(measure(args.child, args.k, args.messages, args.max_tokens, args.context_length))
+        print(json.dumps(result))
+        return
+
+    ks = [int(k) for k in args.ks.split(",")]
+    modes = ["sequential", "concurrent"] + (["llama"] if "llama" in args.engine else [])
+    results: dict[tuple[str, int], list[dict]] = {}
+    for rep in range(args.repeats):
+        for k in ks:
+            # Alternate the order, so that a slow spell on the machine does not always hit the same mode.
+            for mode in (modes if rep % 2 == 0 else list(reversed(modes))):
+                r = run_child(mode, k, args)
+                results.setdefault((mode, k), []).append(r)
+                print(f"  repeat {rep + 1} K={k} {mode:10} {r['tokens']:5d} tokens in {r['seconds']:6.1f}s "
+                      f"= {r['tokens'] / r['seconds']:6.1f} tok/s, other programs {r['others']:4.0%} of the CPUs"
+                      + (f"  ERRORS {r['errors']}" if r["errors"] else ""), file=sys.stderr, flush=True)
+
+    def tps(mode, k):
+        return [r["tokens"] / r["seconds"] for r in results[(mode, k)]]
+
+    print(f"\n{args.messages} messages per conversation, max {args.max_tokens} tokens per message, "
+          f"context {args.context_length}, {os.cpu_count()} CPUs; medians of {args.repeats} (min–max)\n")
+    head = f"{'K':>3} {'one after another':>20} {'concurrent':>20} {'ratio':>14}"
+    if "llama" in modes:
+        head += f" {'Llama per participant':>22}"
+    print(head + f" {'KV/conv MB':>11} {'peak RSS MB seq/conc':>21}")
+    for k in ks:
+        seq, conc = tps("sequential", k), tps("concurrent", k)
+        ratios = [c / s for c, s in zip(conc, seq)]
+        line = f"{k:>3} {summary(seq):>20} {summary(conc):>20} {statistics.median(ratios):5.2f}x " \
+               f"({min(ratios):.2f}–{max(ratios):.2f})"
+        if "llama" in modes:
+            line += f" {summary(tps('llama', k)):>22}"
+        kv = statistics.median(r["kv_mb"] for r in results[("concurrent", k)]) / k
+        rss_seq = statistics.median(r["rss_mb"] for r in results[("sequential", k)])
+        rss_conc = statistics.median(r["rss_mb"] for r in results[("concurrent", k)])
+        print(line + f" {kv:11.1f} {rss_seq:10.0f} / {rss_conc:<8.0f}")
+    others = [r["others"] for rs in results.values() for r in rs]
+    print(f"other programs used {statistics.median(others):.0%} of the CPUs during a median measurement "
+          f"(max {max(others):.0%})")
+    base = statistics.median(r["rss_mb"] for r in results[("concurrent", ks[0])])
+    for k in ks[1:]:
+        grow = statistics.median(r["rss_mb"] for r in results[("concurrent", k)]) - base
+        print(f"peak RSS growth per extra concurrent conversation, K={ks[0]}→{k}: {grow / (k - ks[0]):.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
