@@ -19,10 +19,13 @@ def test_cli_run_with_an_openai_compatible_participant(llama_server, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     cmd = [sys.executable, "-m", "duologue.cli", "run", "--a", "openai-compatible/smollm2",
            "--base-url-a", f"{llama_server}/v1", "--b", "local/smollm2", "--max-messages", "5",
-           "--max-tokens", "16", "--context-length", "1024", "--db", str(tmp_path / "runs.db"), "-q"]
+           "--max-tokens", "16", "--context-length", "1024", "--on-loop", "continue",
+           "--db", str(tmp_path / "runs.db"), "-q"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=500)
     assert done.returncode == 0, done.stderr
-    assert "stop: max_messages" in done.stdout
+    # Three short identical replies would be a loop; this test is about the HTTP path, so loops
+    # do not stop it.
+    assert "stop: max_messages" in done.stdout, done.stdout
     run = api.load_run(api.list_runs(db=tmp_path / "runs.db")[0]["id"], db=tmp_path / "runs.db")
     assert run.status == "finished" and len(run.messages) == 5
     # A spoke the opener (1) and messages 3 and 5 over HTTP; B answered in-process.
