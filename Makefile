@@ -30,11 +30,10 @@ test: install browser
 test-fast: install
 	$(PY) -m pytest -m 'not slow'
 
-# Each benchmark prints ratios measured side by side in one run (see the docstring of each script).
+# bench/run.py measures rows 1-5 side by side and prints one table (see its docstring);
+# viewer_runs.py times the viewer's runs page over 10,000 runs.
 bench: install
-	$(PY) bench/turn_cost.py
-	$(PY) bench/harness_overhead.py
-	$(PY) bench/loop_savings.py
+	$(PY) bench/run.py
 	$(PY) bench/viewer_runs.py
 
 clean:

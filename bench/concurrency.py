@@ -64,15 +64,29 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     from duologue.batch import embedded_streams
 
     specs = make_specs(k, messages, max_tokens, n_ctx)
-    if mode == "llama":
-        os.environ["DUOLOGUE_EMBEDDED_ENGINE"] = "llama"
+    loads = [0.0]
+    if mode == "llama":  # the older engine loads a model per participant inside the run: not counted
+        from duologue.backends.llamacpp import LlamaCppBackend
+
+        original = LlamaCppBackend._load
+
+        def timed_load(self):
+            if self._llm is not None:
+                return original(self)
+            t = time.perf_counter()
+            llm = original(self)
+            loads[0] += time.perf_counter() - t
+            return llm
+
+        LlamaCppBackend._load = timed_load
+    os.environ["DUOLOGUE_EMBEDDED_ENGINE"] = "llama" if mode == "llama" else "shared"
     streams = embedded_streams(specs, k if mode == "concurrent" else 1)
     with tempfile.TemporaryDirectory() as tmp:
         async with EmbeddedPool(streams) as pool:
-            # Load the model before the clock starts (the older engine loads per participant, as it does).
-            warm = pool.backend("local/smollm2", LlamaSettings(n_ctx))
-            await asyncio.to_thread(warm.engine.load)
-            await warm.aclose()
+            if mode != "llama":  # load the model before the clock starts (the older engine loads per participant)
+                warm = pool.backend("local/smollm2", LlamaSettings(n_ctx))
+                await asyncio.to_thread(warm.engine.load)
+                await warm.aclose()
             base_rss = peak_rss_mb()
             t0 = time.perf_counter()
             if mode == "concurrent":
@@ -80,7 +94,7 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
                     arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs)))
             else:
                 runs = [await arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs)]
-            seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0 - loads[0]
             kv = max((e.kv_bytes for e in pool.engines), default=0)
             stats = [e.stats for e in pool.engines]
     tokens = sum(m.completion_tokens or 0 for r in runs for m in r.messages if not m.injected)
@@ -128,6 +142,52 @@ def summary(xs: list[float]) -> str:
     return f"{statistics.median(xs):7.1f} ({min(xs):.0f}–{max(xs):.0f})"
 
 
+def measure_all(ks: list[int], repeats: int, messages: int, max_tokens: int, context_length: int,
+                llama: bool = False, quiet: float = 0.1, quiet_wait: float = 300) -> dict:
+    """Every measurement of the table, each in a child process: {(mode, K): [result, ...]}."""
+    args = argparse.Namespace(messages=messages, max_tokens=max_tokens, context_length=context_length,
+                              quiet=quiet, quiet_wait=quiet_wait)
+    modes = ["sequential", "concurrent"] + (["llama"] if llama else [])
+    results: dict[tuple[str, int], list[dict]] = {}
+    for rep in range(repeats):
+        for k in ks:
+            # Alternate the order, so that a slow spell on the machine does not always hit the same mode.
+            for mode in (modes if rep % 2 == 0 else list(reversed(modes))):
+                if mode == "llama" and k != 1:
+                    continue  # the older engine one conversation at a time: K does not change its rate
+                r = run_child(mode, k, args)
+                results.setdefault((mode, k), []).append(r)
+                print(f"  repeat {rep + 1} K={k} {mode:10} {r['tokens']:5d} tokens in {r['seconds']:6.1f}s "
+                      f"= {r['tokens'] / r['seconds']:6.1f} tok/s, other programs {r['others']:4.0%} of the CPUs"
+                      + (f"  ERRORS {r['errors']}" if r["errors"] else ""), file=sys.stderr, flush=True)
+    return results
+
+
+def tps(results: dict, mode: str, k: int) -> list[float]:
+    return [r["tokens"] / r["seconds"] for r in results[(mode, k)]]
+
+
+def rows(results: dict) -> list[dict]:
+    """Per K: medians of aggregate tokens/s both ways, their ratio, and memory per conversation."""
+    ks = sorted({k for mode, k in results if mode == "concurrent"})
+    out = []
+    base_rss = statistics.median(r["rss_mb"] for r in results[("concurrent", ks[0])])
+    llama = statistics.median(tps(results, "llama", 1)) if ("llama", 1) in results else None
+    for k in ks:
+        seq, conc = tps(results, "sequential", k), tps(results, "concurrent", k)
+        ratios = [c / s for c, s in zip(conc, seq)]
+        rss = statistics.median(r["rss_mb"] for r in results[("concurrent", k)])
+        out.append({
+            "k": k, "sequential": statistics.median(seq), "concurrent": statistics.median(conc),
+            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "vs_llama": statistics.median(conc) / llama if llama else None,
+            "kv_mb": statistics.median(r["kv_mb"] for r in results[("concurrent", k)]) / k,
+            "rss_growth_mb": (rss - base_rss) / (k - ks[0]) if k != ks[0] else None,
+            "others": max(r["others"] for mode_k, rs in results.items() if mode_k[1] == k for r in rs),
+        })
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ks", default="1,2,4,8")
@@ -150,45 +210,21 @@ def main() -> None:
         return
 
     ks = [int(k) for k in args.ks.split(",")]
-    modes = ["sequential", "concurrent"] + (["llama"] if "llama" in args.engine else [])
-    results: dict[tuple[str, int], list[dict]] = {}
-    for rep in range(args.repeats):
-        for k in ks:
-            # Alternate the order, so that a slow spell on the machine does not always hit the same mode.
-            for mode in (modes if rep % 2 == 0 else list(reversed(modes))):
-                r = run_child(mode, k, args)
-                results.setdefault((mode, k), []).append(r)
-                print(f"  repeat {rep + 1} K={k} {mode:10} {r['tokens']:5d} tokens in {r['seconds']:6.1f}s "
-                      f"= {r['tokens'] / r['seconds']:6.1f} tok/s, other programs {r['others']:4.0%} of the CPUs"
-                      + (f"  ERRORS {r['errors']}" if r["errors"] else ""), file=sys.stderr, flush=True)
-
-    def tps(mode, k):
-        return [r["tokens"] / r["seconds"] for r in results[(mode, k)]]
-
+    results = measure_all(ks, args.repeats, args.messages, args.max_tokens, args.context_length,
+                          llama="llama" in args.engine, quiet=args.quiet, quiet_wait=args.quiet_wait)
     print(f"\n{args.messages} messages per conversation, max {args.max_tokens} tokens per message, "
-          f"context {args.context_length}, {os.cpu_count()} CPUs; medians of {args.repeats} (min–max)\n")
-    head = f"{'K':>3} {'one after another':>20} {'concurrent':>20} {'ratio':>14}"
-    if "llama" in modes:
-        head += f" {'Llama per participant':>22}"
-    print(head + f" {'KV/conv MB':>11} {'peak RSS MB seq/conc':>21}")
-    for k in ks:
-        seq, conc = tps("sequential", k), tps("concurrent", k)
-        ratios = [c / s for c, s in zip(conc, seq)]
-        line = f"{k:>3} {summary(seq):>20} {summary(conc):>20} {statistics.median(ratios):5.2f}x " \
-               f"({min(ratios):.2f}–{max(ratios):.2f})"
-        if "llama" in modes:
-            line += f" {summary(tps('llama', k)):>22}"
-        kv = statistics.median(r["kv_mb"] for r in results[("concurrent", k)]) / k
-        rss_seq = statistics.median(r["rss_mb"] for r in results[("sequential", k)])
-        rss_conc = statistics.median(r["rss_mb"] for r in results[("concurrent", k)])
-        print(line + f" {kv:11.1f} {rss_seq:10.0f} / {rss_conc:<8.0f}")
-    others = [r["others"] for rs in results.values() for r in rs]
-    print(f"other programs used {statistics.median(others):.0%} of the CPUs during a median measurement "
-          f"(max {max(others):.0%})")
-    base = statistics.median(r["rss_mb"] for r in results[("concurrent", ks[0])])
-    for k in ks[1:]:
-        grow = statistics.median(r["rss_mb"] for r in results[("concurrent", k)]) - base
-        print(f"peak RSS growth per extra concurrent conversation, K={ks[0]}→{k}: {grow / (k - ks[0]):.1f} MB")
+          f"context {args.context_length}, {os.cpu_count()} CPUs; medians of {args.repeats}\n")
+    head = f"{'K':>3} {'one after another':>18} {'concurrent':>11} {'ratio (min-max)':>18}"
+    print(head + f" {'vs Llama/participant':>21} {'KV/conv MB':>11} {'RSS +MB/conv':>13}")
+    for row in rows(results):
+        vs = f"{row['vs_llama']:.2f}x" if row["vs_llama"] else "-"
+        grow = f"{row['rss_growth_mb']:.0f}" if row["rss_growth_mb"] is not None else "-"
+        print(f"{row['k']:>3} {row['sequential']:14.1f} t/s {row['concurrent']:7.1f} t/s "
+              f"{row['ratio']:6.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) {vs:>21} "
+              f"{row['kv_mb']:11.1f} {grow:>13}")
+    if ("llama", 1) in results:
+        print(f"the older engine (a Llama per participant), one conversation at a time: "
+              f"{statistics.median(tps(results, 'llama', 1)):.1f} tokens/s (model loads not counted)")
 
 
 if __name__ == "__main__":

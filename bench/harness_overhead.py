@@ -119,25 +119,30 @@ async def bare_client(conversations: int, messages: int, port: int, fast: bool) 
     return {"requests": done, "cpu": cpu, "wall": wall}
 
 
+def measure_all(conversations: int = 200, messages: int = 20) -> dict:
+    """duologue and the bare SDK against the same instant server, side by side."""
+    port = free_port()
+    server = start_server(port)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = asyncio.run(measure(conversations, messages, port, Path(tmp) / "d.db"))
+        floor = asyncio.run(bare_client(conversations, messages, port, fast=True))
+        usual = asyncio.run(bare_client(conversations, messages, port, fast=False))
+    finally:
+        server.terminate()
+        server.wait()
+    return {**r, "per_cpu_ms": r["cpu"] / r["messages"] * 1000, "sdk_ms": floor["cpu"] / floor["requests"] * 1000,
+            "sdk_usual_ms": usual["cpu"] / usual["requests"] * 1000}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conversations", type=int, default=200)
     ap.add_argument("--messages", type=int, default=20)
     args = ap.parse_args()
-    port = free_port()
-    server = start_server(port)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            r = asyncio.run(measure(args.conversations, args.messages, port, Path(tmp) / "d.db"))
-        floor = asyncio.run(bare_client(args.conversations, args.messages, port, fast=True))
-        usual = asyncio.run(bare_client(args.conversations, args.messages, port, fast=False))
-    finally:
-        server.terminate()
-        server.wait()
-    per_cpu = r["cpu"] / r["messages"] * 1000
+    r = measure_all(args.conversations, args.messages)
+    per_cpu, sdk, sdk_usual = r["per_cpu_ms"], r["sdk_ms"], r["sdk_usual_ms"]
     per_wall = r["wall"] / r["messages"] * 1000
-    sdk = floor["cpu"] / floor["requests"] * 1000
-    sdk_usual = usual["cpu"] / usual["requests"] * 1000
     print(f"{r['finished']} conversations finished, {r['messages']} messages in {r['wall']:.1f} s "
           f"(server in another process, {os.cpu_count()} cores)")
     print(f"duologue, CPU per message:            {per_cpu:.2f} ms  (everything in this process)")

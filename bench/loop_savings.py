@@ -47,13 +47,20 @@ def measure(on_loop: str, messages: int, db: Path) -> dict:
     return {"messages": row[0], "tokens": row[1], "seconds": row[2], "wall": wall, "looped": looped}
 
 
+def measure_all(messages: int = 30) -> dict:
+    """The same experiment with and without early stopping, side by side."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stop = measure("stop", messages, Path(tmp) / "d.db")
+        cont = measure("continue", messages, Path(tmp) / "d.db")
+    return {"stop": stop, "continue": cont, "conversations": len(OPENERS), "messages": messages}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=30)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        stop = measure("stop", args.messages, Path(tmp) / "d.db")
-        cont = measure("continue", args.messages, Path(tmp) / "d.db")
+    r = measure_all(args.messages)
+    stop, cont = r["stop"], r["continue"]
     print(f"{len(OPENERS)} conversations of up to {args.messages} messages; "
           f"{cont['looped']} of them fall into a verbatim loop")
     print(f"{'':24} {'messages':>9} {'tokens':>8} {'gen. seconds':>13}")

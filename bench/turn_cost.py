@@ -1,11 +1,19 @@
 """Turn cost does not grow with the history: a 40-message conversation on the embedded model.
 
-Runs one real duologue conversation (a llama context per participant, prefix
-reuse), then replays exactly the same conversation the naive way: one shared
-context that re-evaluates the whole history every turn (what a loop that just
-re-sends the chat does). Both replays feed the same tokens, so the only
-difference is what gets evaluated. Prints time per turn at the start and at
-the end, and the ratios, measured side by side in this one run.
+Runs one real duologue conversation (the default embedded engine: a llama.cpp
+sequence per participant, prefix reuse, the loop detectors, SQLite commits and
+the transcript), then replays exactly the same tokens two ways on a bare
+llama.cpp context (the low-level API, no duologue, no sampling, the same
+context settings as the engine):
+
+- the raw engine floor: a sequence per participant keeping its cache, so each
+  turn evaluates only the new prompt tokens, then the completion one token at a
+  time, as decoding must;
+- the naive loop: one context for both, cleared every turn, re-evaluating the
+  whole history (what a loop that just re-sends the chat to a server does).
+
+Prints time per turn at the start and at the end, and the ratios, measured side
+by side in this one run.
 
     python bench/turn_cost.py [--messages 40] [--max-tokens 64]
 """
@@ -14,15 +22,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from duologue.api import arun_conversation
-from duologue.backends.llamacpp import LlamaCppBackend, LlamaSettings
+from duologue.backends.llamacpp import LlamaSettings, resolve_gguf
+from duologue.backends.llamacpp_batched import EmbeddedPool, embedded_streams
 from duologue.engine import participant_view
 from duologue.spec import ConversationSpec, Participant
+
+MODEL = "local/smollm2"
 
 
 def make_spec(messages: int, max_tokens: int, n_ctx: int) -> ConversationSpec:
@@ -34,84 +46,140 @@ def make_spec(messages: int, max_tokens: int, n_ctx: int) -> ConversationSpec:
         ],
         opener="What is the most surprising thing you know?",
         max_messages=messages,
+        on_loop="continue", on_convergence="continue",  # the same 40 messages every time
     )
 
 
-def replay(spec: ConversationSpec, messages, shared: bool) -> list[float]:
-    """Time each turn of `messages`, feeding the recorded completions token by token.
+class BareContext:
+    """A llama.cpp context driven through the low-level API: decode tokens, nothing else."""
 
-    shared=False: one context per participant (duologue). shared=True: one
-    context for both, reset every turn (the naive loop re-evaluating everything).
+    N_BATCH = 512
+
+    def __init__(self, n_ctx: int, n_seqs: int = 1):
+        import llama_cpp
+        from llama_cpp._internals import LlamaModel
+        from llama_cpp._logger import set_verbose
+
+        set_verbose(False)
+        self.ll = llama_cpp
+        self.model = LlamaModel(path_model=str(resolve_gguf(MODEL)),
+                                params=llama_cpp.llama_model_default_params(), verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * n_seqs
+        params.n_batch = params.n_ubatch = self.N_BATCH
+        params.n_seq_max = n_seqs
+        params.kv_unified = False
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        params.n_threads = params.n_threads_batch = threads
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        params.no_perf = True
+        self.ctx = llama_cpp.llama_init_from_model(self.model.model, params)
+        self.mem = llama_cpp.llama_get_memory(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(self.N_BATCH, 0, 1)
+        self.held: list[list[int]] = [[] for _ in range(n_seqs)]
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        return self.model.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def keep(self, seq: int, n: int) -> None:
+        self.ll.llama_memory_seq_rm(self.mem, seq, n, -1)
+        del self.held[seq][n:]
+
+    def eval(self, seq: int, tokens: list[int]) -> None:
+        b = self.batch
+        for start in range(0, len(tokens), self.N_BATCH):
+            chunk = tokens[start:start + self.N_BATCH]
+            pos = len(self.held[seq])
+            for i, t in enumerate(chunk):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = t, pos + i, 1, seq
+                b.logits[i] = i == len(chunk) - 1
+            b.n_tokens = len(chunk)
+            if self.ll.llama_decode(self.ctx, b) != 0:
+                raise RuntimeError("llama_decode failed")
+            self.held[seq].extend(chunk)
+
+    def close(self) -> None:
+        self.ll.llama_batch_free(self.batch)
+        self.ll.llama_free(self.ctx)
+        self.model.close()
+
+
+def replay(spec: ConversationSpec, messages, naive: bool) -> list[float]:
+    """Time each generated turn of `messages` on a bare context, feeding the recorded tokens.
+
+    naive=False: a sequence per participant that keeps its cache (the floor).
+    naive=True: one sequence for both, cleared every turn.
     """
-    backends = {p.name: LlamaCppBackend(p.model, LlamaSettings(p.context_length, None, 0)) for p in spec.participants}
-    if shared:
-        one = backends[spec.participants[0].name]
-        backends = {p.name: one for p in spec.participants}
+    names = [p.name for p in spec.participants]
+    bare = BareContext(spec.participants[0].context_length, 1 if naive else len(names))
     times = []
-    for i, m in enumerate(messages):
-        if m.injected:
-            continue
-        p = spec.participant(m.speaker)
-        backend = backends[p.name]
-        llm = backend._load()
-        view = participant_view(p, messages[:i], len(spec.participants))
-        prompt = backend.prompt_tokens(view)
-        completion = llm.tokenize(m.content.encode("utf-8"), add_bos=False, special=False)
-        t0 = time.perf_counter()
-        if shared:
-            llm.reset()
-            keep = 0
-        else:
-            keep = 0
-            for x, y in zip(llm.input_ids[: llm.n_tokens], prompt):
-                if x != y:
-                    break
-                keep += 1
-            keep = min(keep, len(prompt) - 1)
-            llm.n_tokens = keep
-            llm._ctx.kv_cache_seq_rm(-1, keep, -1)
-        llm.eval(prompt[keep:])  # the prompt in one batch, as generation does
-        for tok in completion:  # then the reply one token at a time, as decoding does
-            llm.eval([tok])
-        times.append(time.perf_counter() - t0)
+    try:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        meta = bare.model.metadata()
+        fmt = Jinja2ChatFormatter(template=meta["tokenizer.chat_template"],
+                                  eos_token=bare.model.token_get_text(bare.model.token_eos()),
+                                  bos_token=bare.model.token_get_text(bare.model.token_bos()))
+        for i, m in enumerate(messages):
+            if m.injected:
+                continue
+            p = spec.participant(m.speaker)
+            seq = 0 if naive else names.index(p.name)
+            view = participant_view(p, messages[:i], len(names))
+            prompt = bare.tokenize(fmt(messages=[{"role": v.role, "content": v.content} for v in view]).prompt,
+                                   special=True)
+            completion = bare.tokenize(m.content, special=False)
+            t0 = time.perf_counter()
+            if naive:
+                keep = 0
+            else:
+                keep = 0
+                for x, y in zip(bare.held[seq], prompt):
+                    if x != y:
+                        break
+                    keep += 1
+                keep = min(keep, len(prompt) - 1)  # the last prompt token again, for fresh logits
+            bare.keep(seq, keep)
+            bare.eval(seq, prompt[keep:])  # the new prompt tokens in one batch
+            for tok in completion[:-1]:  # then the reply one token at a time (the last is never fed back)
+                bare.eval(seq, [tok])
+            times.append(time.perf_counter() - t0)
+    finally:
+        bare.close()
     return times
 
 
-def raw_decode_rate(n_ctx: int, at: int, tokens: int = 48) -> float:
-    """Single-token decode speed of the bare engine with `at` tokens already in context (tokens/s)."""
-    from duologue.backends.llamacpp import LlamaCppBackend, LlamaSettings
-
-    llm = LlamaCppBackend("local/smollm2", LlamaSettings(n_ctx, None, 0))._load()
-    filler = llm.tokenize(("The quick brown fox jumps over the lazy dog. " * 400).encode(), add_bos=False)
-    llm.reset()
-    llm.eval(filler[:at])
-    t0 = time.perf_counter()
-    for tok in filler[at : at + tokens]:
-        llm.eval([tok])
-    return tokens / (time.perf_counter() - t0)
+async def live_run(spec: ConversationSpec, db: Path):
+    """The conversation through duologue, timed from after the model is loaded."""
+    async with EmbeddedPool(embedded_streams([spec], 1)) as pool:
+        warm = pool.backend(MODEL, LlamaSettings(spec.participants[0].context_length))
+        await asyncio.to_thread(warm.engine.load)
+        await warm.aclose()
+        t0 = time.perf_counter()
+        run = await arun_conversation(spec, db=db)  # default watchers: the loop detectors run live
+        return run, time.perf_counter() - t0
 
 
 def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict:
     """Everything rows 1 and 2 of `make bench` need, measured side by side."""
     spec = make_spec(messages, max_tokens, n_ctx)
     with tempfile.TemporaryDirectory() as tmp:
-        run = asyncio.run(arun_conversation(spec, db=Path(tmp) / "d.db", watchers=[]))
+        run, wall = asyncio.run(live_run(spec, Path(tmp) / "d.db"))
     gen = [m for m in run.messages if not m.injected]
-    live = [m.latency for m in gen]
-    floor = replay(spec, run.messages, shared=False)
-    naive = replay(spec, run.messages, shared=True)
-    early, late = gen[3], gen[-1]  # message 5 and message 40 (message 1 is the opener)
+    floor = replay(spec, run.messages, naive=False)
+    naive = replay(spec, run.messages, naive=True)
+    early, late = gen[3], gen[-1]  # message 5 and the last message (message 1 is the opener)
     return {
         "messages": len(run.messages),
         "completion_tokens": sum(m.completion_tokens for m in gen),
-        "live": live, "floor": floor, "naive": naive,
+        "wall": wall, "live": [m.latency for m in gen], "floor": floor, "naive": naive,
         "evaluated": [m.prompt_tokens - (m.cached_tokens or 0) for m in gen],
         "early": early, "late": late,
-        # Per-token cost of message 5 and message 40 (their lengths differ).
+        # Per-token cost of message 5 and the last message (their lengths differ), live and on the floor.
         "early_ms_per_token": early.latency / max(1, early.completion_tokens) * 1000,
         "late_ms_per_token": late.latency / max(1, late.completion_tokens) * 1000,
-        "raw_early_tps": raw_decode_rate(n_ctx, early.prompt_tokens),
-        "raw_late_tps": raw_decode_rate(n_ctx, late.prompt_tokens),
+        "floor_early_ms_per_token": floor[3] / max(1, early.completion_tokens) * 1000,
+        "floor_late_ms_per_token": floor[-1] / max(1, late.completion_tokens) * 1000,
     }
 
 
@@ -131,19 +199,20 @@ def main() -> None:
         return statistics.mean(xs[:k]), statistics.mean(xs[-k:])
 
     rows = [("duologue run (live, as generated)", live),
-            ("raw engine floor: same tokens, bare eval", floor),
+            ("raw engine floor: same tokens, bare decode", floor),
             ("naive: one context, whole history each turn", naive)]
     print(f"\n{'':44} {'first 5 turns':>14} {'last 5 turns':>13} {'end/start':>10} {'total':>9}")
     for label, xs in rows:
         s, e = head_tail(xs)
         print(f"{label:44} {s * 1000:11.1f} ms {e * 1000:10.1f} ms {e / s:9.2f}x {sum(xs):8.2f}s")
-    print(f"\nnaive / duologue, total time:             {sum(naive) / sum(live):.2f}x")
-    print(f"duologue / raw engine floor, total time:  {sum(live) / sum(floor):.2f}x")
+    print(f"duologue run, wall time (storage, detectors, transcript included): {r['wall']:.2f}s")
+    print(f"\nnaive / duologue wall time:             {sum(naive) / r['wall']:.2f}x")
+    print(f"duologue wall time / raw engine floor:  {r['wall'] / sum(floor):.2f}x")
     slow = r["late_ms_per_token"] / r["early_ms_per_token"]
-    raw_slow = r["raw_early_tps"] / r["raw_late_tps"]
-    print(f"message 5 -> 40, ms per completion token: {r['early_ms_per_token']:.1f} -> {r['late_ms_per_token']:.1f} "
-          f"({slow:.2f}x); raw engine decode at {r['early'].prompt_tokens} -> {r['late'].prompt_tokens} tokens of "
-          f"context: {r['raw_early_tps']:.0f} -> {r['raw_late_tps']:.0f} tokens/s ({raw_slow:.2f}x)")
+    raw_slow = r["floor_late_ms_per_token"] / r["floor_early_ms_per_token"]
+    print(f"message 5 -> {r['messages']}, ms per completion token: {r['early_ms_per_token']:.1f} -> "
+          f"{r['late_ms_per_token']:.1f} ({slow:.2f}x); floor {r['floor_early_ms_per_token']:.1f} -> "
+          f"{r['floor_late_ms_per_token']:.1f} ({raw_slow:.2f}x)")
     ev = r["evaluated"]
     print(f"prompt tokens evaluated per turn: first 5 {ev[:5]}, last 5 {ev[-5:]}")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
-from .backends.llamacpp_batched import EmbeddedPool
+from .backends.llamacpp_batched import EmbeddedPool, embedded_streams
 from .backends.registry import check_participant, parse_model_string
 from .engine import Conversation, RunListener
 from .errors import DuologueError
@@ -52,22 +52,6 @@ class PlannedConversation:
     @property
     def providers(self) -> list[str]:
         return sorted({parse_model_string(p.model)[0].name for p in self.spec.participants})
-
-
-def embedded_streams(specs: list[ConversationSpec], concurrency: int) -> dict[str, int]:
-    """Sequences each embedded model's shared context needs with `concurrency` of these conversations at once.
-
-    A conversation holds a sequence per participant on the model; with more than
-    one conversation a spare lets the engine move caches to keep running ones together.
-    """
-    per_conversation: dict[str, int] = {}
-    for spec in specs:
-        for model in {p.model for p in spec.participants}:
-            if parse_model_string(model)[0].api == "local":
-                n = sum(1 for p in spec.participants if p.model == model)
-                per_conversation[model] = max(per_conversation.get(model, 0), n)
-    k = min(concurrency, len(specs))
-    return {model: k * n + (1 if k > 1 else 0) for model, n in per_conversation.items()}
 
 
 def derive_seed(base_seed: int, key: str) -> int:

@@ -212,6 +212,16 @@ class Conversation:
     # -- the loop --------------------------------------------------------------
 
     async def execute(self) -> Run:
+        from .backends.llamacpp_batched import EmbeddedPool, current_pool, embedded_streams
+
+        if self._make_backend is not None or current_pool() is not None:
+            return await self._execute()
+        # A conversation of its own: its embedded participants share one engine (one model in memory),
+        # sized for them from the start.
+        async with EmbeddedPool(embedded_streams([self.spec], 1)):
+            return await self._execute()
+
+    async def _execute(self) -> Run:
         run = self.run
         for listener in self.listeners:
             listener.run_started(run, self.resumed)

@@ -52,17 +52,21 @@ from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..errors import BackendError
 from ..records import utcnow
 from .base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
 from .llamacpp import _STDIO_SWAP_LOCK, LlamaSettings, resolve_gguf
 
+if TYPE_CHECKING:
+    from ..spec import ConversationSpec
+
 N_BATCH = 512  # tokens per llama_decode call: one per decoding sequence, the rest prompt chunks
 STREAM_ALIGN = 256  # llama.cpp pads the cells it attends over to 256; streams are sized alike
 PIECE_MAX = 256  # bytes of one token's text; llama.cpp's longest pieces are far shorter
 PENALTY_LAST_N = 64  # the window of repeat_penalty, as llama-cpp-python's default
+PROBE_INTERVAL = 0.5  # seconds between looks at how busy the other programs keep the CPUs
 
 
 @dataclass
@@ -108,24 +112,113 @@ class _Request:
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
 
+class _LlamaThread:
+    """The one thread that runs llama.cpp's decoding for every engine in the process.
+
+    llama.cpp's CPU backend runs on OpenMP, which keeps a team of threads for
+    each thread that calls it. Two callers taking turns (two engines, or the
+    executor threads the older backend runs in) leave two teams getting in each
+    other's way: measured on 2 cores, decoding in turns from two threads ran at
+    70 tokens/s against 170 from one. So every engine's steps run here, in turn.
+
+    It also picks how many threads llama.cpp uses. OpenMP threads wait for each
+    other at every operation, so when other programs keep a core busy a step
+    with two threads stalls whenever one is descheduled (measured with one other
+    llama.cpp process: 31 tokens/s on two threads, 66 on one, and single steps of
+    seconds). Engines without a fixed thread count use the cores the others leave.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()  # guards every engine's inbox and leases too: one lock, no ordering issues
+        self.wake = threading.Condition(self.lock)
+        self._engines: list[SharedLlamaEngine] = []
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self._free = self.cores
+        self._probe: tuple[float, float, float] | None = None  # (when, machine busy s, own CPU s)
+        thread = threading.Thread(target=self._run, name="duologue-llama", daemon=True)
+        thread.start()
+
+    def add(self, engine: "SharedLlamaEngine") -> None:
+        with self.lock:
+            if engine not in self._engines:
+                self._engines.append(engine)
+
+    def free_cores(self) -> int:
+        """The cores other programs have left idle lately (Linux; elsewhere all of them)."""
+        now = time.monotonic()
+        if self._probe is not None and now - self._probe[0] < PROBE_INTERVAL:
+            return self._free
+        busy = _machine_busy_seconds()
+        own = sum(os.times()[:2])
+        if busy is None:
+            return self._free
+        if self._probe is not None:
+            when, busy0, own0 = self._probe
+            others = ((busy - busy0) - (own - own0)) / (now - when)
+            self._free = max(1, self.cores - int(others + 0.5))
+        self._probe = (now, busy, own)
+        return self._free
+
+    def _run(self) -> None:
+        while True:
+            with self.wake:
+                while not (ready := [e for e in self._engines if e._has_work()]):
+                    self.wake.wait()
+            for engine in ready:
+                try:
+                    alive = engine._tick()
+                except Exception as err:  # pragma: no cover - one engine's bug must not stop the others
+                    engine._fail_all(BackendError(f"{engine.path.name}: {type(err).__name__}: {err}"))
+                    alive = True
+                if not alive:
+                    with self.lock:
+                        self._engines.remove(engine)
+
+
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all programs have used since boot, from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+_llama_thread: _LlamaThread | None = None
+_llama_thread_lock = threading.Lock()
+
+
+def llama_thread() -> _LlamaThread:
+    # Process-wide on purpose: so is OpenMP's thread team (see _LlamaThread).
+    global _llama_thread
+    with _llama_thread_lock:
+        if _llama_thread is None:
+            _llama_thread = _LlamaThread()
+        return _llama_thread
+
+
 class SharedLlamaEngine:
     """One GGUF model and one llama context, decoding the requests of many sequences together."""
 
     def __init__(self, path: Path, threads: int | None = None, streams: int = 1):
         self.path = Path(path)
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads  # None: as many as the other programs leave free (see _LlamaThread)
         self._min_streams = max(1, streams)
-        self._lock = threading.Lock()  # guards _inbox and _seqs
+        self._runner = llama_thread()
+        self._lock = self._runner.lock  # guards _inbox and _seqs
         self._load_lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._inbox: deque[tuple[str, object]] = deque()
         self._seqs: list[_Seq] = []
         self._model = None  # llama_cpp._internals.LlamaModel
         self._formatter = None
-        self._worker: threading.Thread | None = None
+        self._started = False  # the runner has been told about this engine
         self._closed = False
-        # Worker-thread state only from here on.
+        self._shut = threading.Event()  # the runner has freed the context
+        # The runner thread's state only from here on.
         self._ctx = None
+        self._n_threads = 0
         self._batch = None
         self._n_streams = 0
         self._stream_len = 0
@@ -167,10 +260,9 @@ class SharedLlamaEngine:
             eos = model.token_get_text(model.token_eos()) if model.token_eos() != -1 else ""
             bos = model.token_get_text(model.token_bos()) if model.token_bos() != -1 else ""
             self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-            worker = threading.Thread(target=self._run, name=f"llama-{self.path.stem}", daemon=True)
             with self._lock:
-                self._model, self._worker = model, worker
-            worker.start()
+                self._model, self._started = model, True
+            self._runner.add(self)
 
     def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
         """A participant's view rendered with the GGUF's chat template, as tokens (as LlamaCppBackend does)."""
@@ -203,7 +295,7 @@ class SharedLlamaEngine:
 
     def release(self, seq: _Seq) -> None:
         with self._lock:
-            if self._worker is None or self._closed:  # nothing of it is in a context: just forget it
+            if not self._started or self._closed:  # nothing of it is in a context: just forget it
                 if seq in self._seqs:
                     self._seqs.remove(seq)
                 return
@@ -240,9 +332,9 @@ class SharedLlamaEngine:
         try:
             return await future
         except asyncio.CancelledError:
-            request.cancelled = True  # the worker drops it before its next step
-            with self._wake:
-                self._wake.notify()
+            request.cancelled = True  # the runner drops it before its next step
+            with self._lock:
+                self._runner.wake.notify()
             raise
 
     def close(self) -> None:
@@ -252,62 +344,67 @@ class SharedLlamaEngine:
                 if self._closed:
                     return
                 self._closed = True
-                worker = self._worker
-            if worker is not None:
+                started = self._started
+            if started:
                 self._send("close", None, force=True)
-                worker.join()
+                self._shut.wait()
             if self._model is not None:
                 with _STDIO_SWAP_LOCK:
                     self._model.close()
                 self._model = None
 
     def _send(self, kind: str, item, force: bool = False) -> None:
-        with self._wake:
+        with self._lock:
             if self._closed and not force:
                 if kind == "submit":
                     item.finish(BackendError(f"{self.path.name}: the engine is closed"))
                 return
             self._inbox.append((kind, item))
-            self._wake.notify()
+            self._runner.wake.notify()
 
-    # -- the worker thread -----------------------------------------------------------
+    # -- on the runner thread ----------------------------------------------------------
 
-    def _run(self) -> None:
+    def _has_work(self) -> bool:  # called with the runner's lock held
+        return bool(self._inbox or self._active or any(r.cancelled for r in self._waiting))
+
+    def _tick(self) -> bool:
+        """Take in what was sent, then run one step. False once the engine is shut."""
         import llama_cpp
 
         self._llama = llama_cpp
-        try:
-            while True:
-                with self._wake:
-                    while not self._inbox and not self._active and not any(r.cancelled for r in self._waiting):
-                        self._wake.wait()
-                    inbox = list(self._inbox)
-                    self._inbox.clear()
-                for kind, item in inbox:
-                    if kind == "close":
-                        self._shutdown()
-                        return
-                    if kind == "submit":
-                        self._waiting.append(item)
-                    else:
-                        self._forget(item)
-                self._drop_cancelled()
-                if self._waiting or self._active:
-                    try:
-                        # Sized after this round's releases: a conversation ending as the next one starts
-                        # does not count twice.
-                        with self._lock:
-                            n_seqs = len(self._seqs)
-                            stream_len = max((s.context_length for s in self._seqs), default=0)
-                        self._fit(n_seqs, stream_len)
-                        self._admit()
-                        if self._active:
-                            self._step()
-                    except Exception as err:  # a failed decode fails the requests in it, not the engine
-                        self._fail_all(BackendError(f"{self.path.name}: {type(err).__name__}: {err}"))
-        except BaseException as err:  # pragma: no cover - the worker must never die silently
-            self._fail_all(BackendError(f"{self.path.name}: the engine stopped: {err}"))
-            raise
+        with self._lock:
+            inbox = list(self._inbox)
+            self._inbox.clear()
+        for kind, item in inbox:
+            if kind == "close":
+                self._shutdown()
+                return False
+            if kind == "submit":
+                self._waiting.append(item)
+            else:
+                self._forget(item)
+        self._drop_cancelled()
+        if self._waiting or self._active:
+            try:
+                # Sized after this round's releases: a conversation ending as the next one starts
+                # does not count twice.
+                with self._lock:
+                    n_seqs = len(self._seqs)
+                    stream_len = max((s.context_length for s in self._seqs), default=0)
+                self._fit(n_seqs, stream_len)
+                self._admit()
+                if self._active:
+                    self._set_threads()
+                    self._step()
+            except Exception as err:  # a failed decode fails the requests in it, not the engine
+                self._fail_all(BackendError(f"{self.path.name}: {type(err).__name__}: {err}"))
+        return True
+
+    def _set_threads(self) -> None:
+        n = self.threads or self._runner.free_cores()
+        if n != self._n_threads:
+            self._llama.llama_set_n_threads(self._ctx, n, n)
+            self._n_threads = n
 
     def _fit(self, n_seqs: int, stream_len: int) -> None:
         """(Re)create the context when more sequences are leased, or a longer one, than it holds."""
@@ -339,7 +436,7 @@ class SharedLlamaEngine:
         params.n_batch = params.n_ubatch = min(N_BATCH, params.n_ctx)
         params.n_seq_max = n_streams
         params.kv_unified = False  # a stream per sequence: attention covers its own cells only
-        params.n_threads = params.n_threads_batch = self.threads
+        params.n_threads = params.n_threads_batch = self._n_threads = self.threads or self._runner.cores
         # Flash attention: measured on 2 cores, 8 sequences decode at 243 tokens/s with it against 205
         # without (16: 306 against 239), one alone at 138 against 133.
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
@@ -562,6 +659,7 @@ class SharedLlamaEngine:
         if self._batch is not None:
             self._llama.llama_batch_free(self._batch)
             self._batch = None
+        self._shut.set()
 
 
 def _runs(streams: set[int]) -> int:
@@ -702,3 +800,22 @@ _current_pool: ContextVar[EmbeddedPool | None] = ContextVar("duologue_embedded_p
 
 def current_pool() -> EmbeddedPool | None:
     return _current_pool.get()
+
+
+def embedded_streams(specs: "list[ConversationSpec]", concurrency: int) -> dict[str, int]:
+    """Sequences each embedded model's shared context needs with `concurrency` of these conversations at once.
+
+    A conversation holds a sequence per participant on the model; with more than
+    one conversation a spare lets the engine move caches to keep running ones together.
+    """
+    from .registry import parse_model_string
+
+    per_conversation: dict[str, int] = {}
+    for spec in specs:
+        for model in {p.model for p in spec.participants}:
+            if parse_model_string(model)[0].api == "local":
+                n = sum(1 for p in spec.participants if p.model == model)
+                per_conversation[model] = max(per_conversation.get(model, 0), n)
+    k = min(concurrency, len(specs))
+    return {model: k * n + (1 if k > 1 else 0) for model, n in per_conversation.items()}
+

@@ -73,10 +73,9 @@ def check_participant(p: "Participant") -> None:
         raise UnknownModelError(f"{p.name}: {p.model} needs an API key: set {provider.key_env}")
 
 
-# Which embedded engine backs `local/...` participants: "llama" (the default: a llama-cpp-python
-# `Llama` per participant) or "shared" (llamacpp_batched: a llama.cpp sequence per participant,
-# decoded together with the others in the pool). "shared" is opt-in until it is proven: a batch on
-# it was seen to stall for minutes between tokens (issue 8 is open on it).
+# Which embedded engine backs `local/...` participants: "shared" (the default; llamacpp_batched: a
+# llama.cpp sequence per participant, decoded together with the others in the pool) or "llama" (a
+# llama-cpp-python `Llama` per participant, as duologue first did; kept for comparison).
 EMBEDDED_ENGINE_ENV = "DUOLOGUE_EMBEDDED_ENGINE"
 
 
@@ -95,7 +94,7 @@ def make_backend(p: "Participant", pool: "EmbeddedPool | None" = None) -> "Backe
 
         context = p.context_length or LlamaSettings.context_length  # None: the embedded default
         settings = LlamaSettings(context, p.threads, p.seed)
-        engine = os.environ.get(EMBEDDED_ENGINE_ENV, "llama")
+        engine = os.environ.get(EMBEDDED_ENGINE_ENV, "shared")
         if engine == "llama":
             return LlamaCppBackend(p.model, settings)
         if engine != "shared":

@@ -1,0 +1,143 @@
+"""`make bench`: every benchmark of bench/, measured side by side in this run, as one table.
+
+Rows (see each script's docstring for the details of what it compares):
+
+1. bench/turn_cost.py  a 40-message embedded conversation: `duologue run`'s code path against a
+   naive loop re-sending the whole history to one context, and against the raw engine floor;
+2. bench/turn_cost.py  (the same run) time per completion token at message 5 against message 40,
+   and the prompt tokens evaluated per message;
+3. bench/concurrency.py  K concurrent embedded conversations against the same K one after
+   another: aggregate completion tokens/s, and memory per conversation;
+4. bench/loop_savings.py  an experiment that loops, with and without early loop stopping;
+5. bench/harness_overhead.py  duologue's own CPU cost per message against an instant server.
+
+    python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import concurrency  # noqa: E402
+import harness_overhead  # noqa: E402
+import loop_savings  # noqa: E402
+import turn_cost  # noqa: E402
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cores} cores ({cpu}){mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def step(label: str) -> float:
+    print(f"[{time.strftime('%H:%M:%S')}] {label} …", file=sys.stderr, flush=True)
+    return time.perf_counter()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes: checks that everything runs, in a minute or two")
+    args = ap.parse_args()
+    q = args.quick
+    n_msgs, ks = (10, [1, 2]) if q else (40, [1, 2, 4, 8])
+    t_start = time.perf_counter()
+
+    t = step(f"rows 1-2: a {n_msgs}-message conversation, live, on the floor, and naively")
+    concurrency.wait_quiet(0.1, 120)
+    tc = turn_cost.measure(n_msgs, 64, 4096)
+    t_tc = time.perf_counter() - t
+
+    t = step(f"row 3: K = {', '.join(map(str, ks))} concurrent conversations and one after another")
+    conc_results = concurrency.measure_all(ks, 1, 6 if q else 10, 64, 2048, llama=True, quiet_wait=60)
+    conc = concurrency.rows(conc_results)
+    llama_tps = statistics.median(concurrency.tps(conc_results, "llama", 1))
+    t_conc = time.perf_counter() - t
+
+    t = step("row 4: an experiment that loops, with and without early stopping")
+    ls = loop_savings.measure_all(12 if q else 30)
+    t_ls = time.perf_counter() - t
+
+    t = step("row 5: the harness against an instant server")
+    ho = harness_overhead.measure_all(20 if q else 200, 20)
+    t_ho = time.perf_counter() - t
+
+    # -- the table ---------------------------------------------------------------------------
+    live_wall, floor, naive = tc["wall"], sum(tc["floor"]), sum(tc["naive"])
+    ev = tc["evaluated"]
+    stop, cont = ls["stop"], ls["continue"]
+    last = tc["messages"]
+    lines = [
+        ("1", f"{last}-message conversation: naive loop / duologue (total time)",
+         f"{naive:.1f}s / {live_wall:.1f}s", f"{naive / live_wall:.2f}x", "≥ 3x"),
+        ("1", "duologue / raw engine floor (total time)",
+         f"{live_wall:.1f}s / {floor:.1f}s", f"{live_wall / floor:.2f}x", "≤ 1.3x"),
+        ("2", f"ms per completion token, message 5 → {last}: duologue",
+         f"{tc['early_ms_per_token']:.1f} → {tc['late_ms_per_token']:.1f}",
+         f"{tc['late_ms_per_token'] / tc['early_ms_per_token']:.2f}x", ""),
+        ("2", f"ms per completion token, message 5 → {last}: raw engine floor",
+         f"{tc['floor_early_ms_per_token']:.1f} → {tc['floor_late_ms_per_token']:.1f}",
+         f"{tc['floor_late_ms_per_token'] / tc['floor_early_ms_per_token']:.2f}x", ""),
+        ("2", "duologue's slowdown / the floor's slowdown", "",
+         f"{(tc['late_ms_per_token'] / tc['early_ms_per_token']) / (tc['floor_late_ms_per_token'] / tc['floor_early_ms_per_token']):.2f}x",
+         "≤ 1.2x"),
+        ("2", "prompt tokens evaluated per message: median of first 5 / last 5",
+         f"{statistics.median(ev[1:6]):.0f} / {statistics.median(ev[-5:]):.0f}",
+         f"{statistics.median(ev[-5:]) / statistics.median(ev[1:6]):.2f}x", "flat"),
+    ]
+    for row in conc:
+        lines.append(("3", f"K={row['k']} concurrent / one after another (completion tok/s)",
+                      f"{row['concurrent']:.0f} / {row['sequential']:.0f}", f"{row['ratio']:.2f}x",
+                      "≥ 1.8x" if row["k"] == 8 else ""))
+    for row in conc:
+        if row["k"] > 1:
+            lines.append(("3", f"K={row['k']} concurrent / older engine (Llama per participant) one at a time",
+                          f"{row['concurrent']:.0f} / {llama_tps:.0f}", f"{row['vs_llama']:.2f}x", ""))
+    top = conc[-1]
+    lines.append(("3", f"memory per conversation at K={top['k']}: KV cache / peak RSS growth",
+                  f"{top['kv_mb']:.0f} MB / {top['rss_growth_mb']:.0f} MB", "", "bounded"))
+    lines += [
+        ("4", f"early loop stopping, {ls['conversations']} conversations of ≤{ls['messages']} messages: tokens",
+         f"{stop['tokens']} / {cont['tokens']}", f"{1 - stop['tokens'] / cont['tokens']:.0%} saved", ""),
+        ("4", "early loop stopping: wall time", f"{stop['wall']:.1f}s / {cont['wall']:.1f}s",
+         f"{1 - stop['wall'] / cont['wall']:.0%} saved", ""),
+        ("5", f"harness CPU per message, {ho['peak']} conversations in flight: duologue / bare SDK",
+         f"{ho['per_cpu_ms']:.2f} / {ho['sdk_ms']:.2f} ms", f"{ho['per_cpu_ms'] - ho['sdk_ms']:.2f} ms own", "< 2 ms"),
+    ]
+    print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
+    print(f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
+          f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s)\n")
+    w = max(len(x[1]) for x in lines)
+    v = max(len(x[2]) for x in lines)
+    print(f"{'row':3}  {'what is compared':{w}}  {'measured':>{v}}  {'ratio':>12}  target")
+    for num, what, measured, ratio, target in lines:
+        print(f"{num:>3}  {what:{w}}  {measured:>{v}}  {ratio:>12}  {target}")
+    others = max(r["others"] for r in conc)
+    if others > 0.2:
+        print(f"\nnote: other programs used up to {others:.0%} of the CPUs during row 3; its numbers are noisy")
+
+
+if __name__ == "__main__":
+    main()
