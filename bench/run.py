@@ -17,20 +17,20 @@ Rows (see each script's docstring for the details of what it compares):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 import concurrency  # noqa: E402
-import harness_overhead  # noqa: E402
-import loop_savings  # noqa: E402
-import turn_cost  # noqa: E402
 
 
 def machine() -> str:
@@ -52,6 +52,20 @@ def machine() -> str:
     return f"{cores} cores ({cpu}){mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def in_child(module: str, function: str, **kwargs) -> dict:
+    """module.function(**kwargs) in a fresh Python process, its result as JSON.
+
+    Each row gets a process of its own: llama.cpp's OpenMP keeps a thread team
+    per calling thread, and the teams of an earlier row would slow a later one.
+    """
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import {module}; "
+            f"print(json.dumps({module}.{function}(**json.loads(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"bench: {module}.{function} failed (exit {out.returncode})")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def step(label: str) -> float:
     print(f"[{time.strftime('%H:%M:%S')}] {label} …", file=sys.stderr, flush=True)
     return time.perf_counter()
@@ -67,7 +81,7 @@ def main() -> None:
 
     t = step(f"rows 1-2: a {n_msgs}-message conversation, live, on the floor, and naively")
     concurrency.wait_quiet(0.1, 120)
-    tc = turn_cost.measure(n_msgs, 64, 4096)
+    tc = in_child("turn_cost", "measure", messages=n_msgs, max_tokens=64, n_ctx=4096)
     t_tc = time.perf_counter() - t
 
     t = step(f"row 3: K = {', '.join(map(str, ks))} concurrent conversations and one after another")
@@ -77,11 +91,11 @@ def main() -> None:
     t_conc = time.perf_counter() - t
 
     t = step("row 4: an experiment that loops, with and without early stopping")
-    ls = loop_savings.measure_all(12 if q else 30)
+    ls = in_child("loop_savings", "measure_all", messages=12 if q else 30)
     t_ls = time.perf_counter() - t
 
     t = step("row 5: the harness against an instant server")
-    ho = harness_overhead.measure_all(20 if q else 200, 20)
+    ho = in_child("harness_overhead", "measure_all", conversations=20 if q else 200, messages=20)
     t_ho = time.perf_counter() - t
 
     # -- the table ---------------------------------------------------------------------------

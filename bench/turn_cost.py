@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -161,10 +164,22 @@ async def live_run(spec: ConversationSpec, db: Path):
 
 
 def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict:
-    """Everything rows 1 and 2 of `make bench` need, measured side by side."""
+    """Everything rows 1 and 2 of `make bench` need, measured side by side.
+
+    The live run goes in a child process: llama.cpp's OpenMP keeps a team of
+    threads per calling thread, and a second team in the same process (the
+    replays') slows both down.
+    """
+    from duologue.api import load_run
+
     spec = make_spec(messages, max_tokens, n_ctx)
     with tempfile.TemporaryDirectory() as tmp:
-        run, wall = asyncio.run(live_run(spec, Path(tmp) / "d.db"))
+        db = Path(tmp) / "d.db"
+        out = subprocess.run([sys.executable, __file__, "--child-live", str(db), "--messages", str(messages),
+                              "--max-tokens", str(max_tokens), "--context-length", str(n_ctx)],
+                             capture_output=True, text=True, check=True)
+        wall = json.loads(out.stdout.strip().splitlines()[-1])["wall"]
+        run = load_run(json.loads(out.stdout.strip().splitlines()[-1])["run"], db=db)
     gen = [m for m in run.messages if not m.injected]
     floor = replay(spec, run.messages, naive=False)
     naive = replay(spec, run.messages, naive=True)
@@ -174,7 +189,7 @@ def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict
         "completion_tokens": sum(m.completion_tokens for m in gen),
         "wall": wall, "live": [m.latency for m in gen], "floor": floor, "naive": naive,
         "evaluated": [m.prompt_tokens - (m.cached_tokens or 0) for m in gen],
-        "early": early, "late": late,
+        "early_prompt_tokens": early.prompt_tokens, "late_prompt_tokens": late.prompt_tokens,
         # Per-token cost of message 5 and the last message (their lengths differ), live and on the floor.
         "early_ms_per_token": early.latency / max(1, early.completion_tokens) * 1000,
         "late_ms_per_token": late.latency / max(1, late.completion_tokens) * 1000,
@@ -188,11 +203,17 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=40)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--context-length", type=int, default=4096)
+    ap.add_argument("--child-live", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_live:
+        run, wall = asyncio.run(live_run(make_spec(args.messages, args.max_tokens, args.context_length),
+                                         Path(args.child_live)))
+        print(json.dumps({"run": run.id, "wall": wall}))
+        return
     r = measure(args.messages, args.max_tokens, args.context_length)
     live, floor, naive = r["live"], r["floor"], r["naive"]
     print(f"conversation: {r['messages']} messages, {r['completion_tokens']} completion tokens, "
-          f"last prompt {r['late'].prompt_tokens} tokens")
+          f"last prompt {r['late_prompt_tokens']} tokens")
 
     def head_tail(xs):
         k = 5

@@ -35,9 +35,9 @@ from .store import DEFAULT_DB, Store, cell_key
 # (each rewrite renders the whole transcript; the store has every message at once).
 TRANSCRIPT_INTERVAL = 5.0
 
-# Conversations in flight per provider when the experiment file does not say.
-# The embedded engine already uses every core for one conversation.
-DEFAULT_CONCURRENCY = {"local": 1, "default": 8}
+# Conversations in flight per provider when the experiment file does not say. Embedded ones
+# share one engine that decodes their next tokens together (bench/concurrency.py).
+DEFAULT_CONCURRENCY = {"local": 8, "default": 8}
 
 
 @dataclass(frozen=True)
