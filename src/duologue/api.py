@@ -120,6 +120,18 @@ def _store_analysis(store: Store, run: Run) -> None:
     store.save_analysis(run.id, analysis_to_dict(analyze_run(run)))
 
 
+async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listeners: Iterable[RunListener],
+                   watchers: Iterable[Watcher] | None, **conversation) -> Run:
+    """Run a conversation (new, resumed or forked) to its end, with its transcript and stored analysis."""
+    conv = Conversation(
+        spec, store, listeners=[TranscriptWriter(db), *listeners],
+        watchers=default_watchers(spec) if watchers is None else watchers, **conversation,
+    )
+    run = await conv.execute()
+    _store_analysis(store, run)
+    return run
+
+
 async def arun_conversation(
     spec: ConversationSpec,
     *,
@@ -132,14 +144,8 @@ async def arun_conversation(
     check_spec(spec)
     spec = complete_seeds(spec)
     with Store(db) as store:
-        conv = Conversation(
-            spec, store, listeners=[TranscriptWriter(db), *listeners],
-            watchers=default_watchers(spec) if watchers is None else watchers, experiment_id=experiment_id,
-            interjector=interjector,
-        )
-        run = await conv.execute()
-        _store_analysis(store, run)
-        return run
+        return await _execute(spec, store, db, listeners, watchers, experiment_id=experiment_id,
+                              interjector=interjector)
 
 
 def run_conversation(spec: ConversationSpec, **kwargs) -> Run:
@@ -177,13 +183,7 @@ async def aresume_run(
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
         spec = ConversationSpec.model_validate(run.spec)
         check_spec(spec)
-        conv = Conversation(
-            spec, store, run=run, listeners=[TranscriptWriter(db), *listeners],
-            watchers=default_watchers(spec) if watchers is None else watchers, interjector=interjector,
-        )
-        run = await conv.execute()
-        _store_analysis(store, run)
-        return run
+        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector)
 
 
 def resume_run(run_ref: str, **kwargs) -> Run:
@@ -251,13 +251,7 @@ async def afork_run(
             messages=[dataclasses.replace(m) for m in kept],
         )
         store.create_run(run)
-        conv = Conversation(
-            spec, store, run=run, listeners=[TranscriptWriter(db), *listeners],
-            watchers=default_watchers(spec) if watchers is None else watchers, interjector=interjector,
-        )
-        run = await conv.execute()
-        _store_analysis(store, run)
-        return run
+        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector)
 
 
 def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwargs) -> Run:

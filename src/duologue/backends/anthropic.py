@@ -12,21 +12,19 @@ participant's `extra` holds (e.g. `thinking`) are sent.
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError
 from ..records import utcnow
 from .base import ChatMessage, OnEvent, Reply, Sampling, TextDelta, Usage
-from .retry import RetryPolicy, TransientError, call_with_retries, httpx, translate_sdk_error
+from .hosted import HostedBackend
+from .retry import TransientError, httpx, translate_sdk_error
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
-    from ..spec import Participant
-    from .registry import Provider
 
 # The API refuses empty or whitespace-only text (the default opener is a single space) and wants the
 # conversation to start with the user: such turns are sent as this stand-in for "nothing said".
@@ -51,23 +49,7 @@ def anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list[di
 
 
 @dataclass
-class AnthropicBackend:
-    model: str  # the full model string, e.g. "anthropic/claude-sonnet-4-5"
-    api_model: str  # e.g. "claude-sonnet-4-5"
-    base_url: str
-    where: str  # the provider as named in errors
-    api_key: str | None = field(default=None, repr=False)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    _client: "AsyncAnthropic | None" = field(default=None, init=False, repr=False)
-
-    @classmethod
-    def for_participant(cls, p: "Participant", provider: "Provider", name: str) -> "AnthropicBackend":
-        base_url = p.base_url or provider.base_url
-        if not base_url:
-            raise BackendError(f"{p.name}: {p.model} needs a base URL")
-        where = provider.name if base_url == provider.base_url else f"{provider.name} at {base_url}"
-        key = os.environ.get(provider.key_env) if provider.key_env else None
-        return cls(p.model, name, base_url, where, key or None, RetryPolicy.for_participant(p))
+class AnthropicBackend(HostedBackend):
 
     def client(self) -> "AsyncAnthropic":
         if self._client is None:
@@ -79,17 +61,6 @@ class AnthropicBackend:
                 timeout=httpx.Timeout(self.policy.timeout),
             )
         return self._client
-
-    async def complete(
-        self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None
-    ) -> Reply:
-        started_at = utcnow()
-        reply = await call_with_retries(
-            lambda attempt: self._attempt(messages, sampling, on_event), self.policy,
-            what=self.model, on_event=on_event, secrets=[self.api_key],
-        )
-        reply.started_at = started_at  # the message began with the first attempt
-        return reply
 
     def request(self, messages: list[ChatMessage], sampling: Sampling) -> dict[str, Any]:
         system, turns = anthropic_messages(messages)
@@ -158,7 +129,3 @@ class AnthropicBackend:
             latency=time.perf_counter() - t0,
         )
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None

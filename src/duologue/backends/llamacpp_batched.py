@@ -34,7 +34,8 @@ Arithmetic: llama.cpp's CPU kernels compute each token's row on its own, and
 with a stream per sequence the attention of a sequence sees only its own cells,
 so at temperature 0 a batched sequence gives the tokens a lone one gives.
 Measured with tests/backends/test_llamacpp_batched.py (8 prompts, 64 tokens
-each, greedy): every token was equal to unbatched `Llama.generate`. Should
+each, greedy, decoded together against each decoded alone): every token was
+equal (llama-cpp-python 0.3.36, 2026-11-26). Should
 a later llama.cpp pick batch-size-dependent kernels (repacked weights, BLAS),
 sequences could drift apart after a near-tie between two tokens; that test
 measures and prints the first diverging position.
@@ -57,7 +58,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 from ..errors import BackendError
 from ..records import utcnow
 from .base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
-from .llamacpp import _STDIO_SWAP_LOCK, LlamaSettings, resolve_gguf
+from .llamacpp import _STDIO_SWAP_LOCK, LlamaSettings, _common_prefix, resolve_gguf
 
 if TYPE_CHECKING:
     from ..spec import ConversationSpec
@@ -665,15 +666,6 @@ class SharedLlamaEngine:
 def _runs(streams: set[int]) -> int:
     """How many blocks of consecutive streams: llama.cpp decodes each block as its own micro-batch."""
     return sum(1 for s in streams if s - 1 not in streams)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class BatchedLlamaBackend:

@@ -13,10 +13,9 @@ message text in `Reply.reasoning`.
 from __future__ import annotations
 
 import functools
-import os
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncStream
@@ -25,13 +24,12 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from ..errors import BackendError
 from ..records import utcnow
 from .base import ChatMessage, OnEvent, Reply, Sampling, TextDelta, Usage
-from .retry import RetryPolicy, TransientError, call_with_retries, httpx, translate_sdk_error
+from .hosted import HostedBackend
+from .retry import TransientError, httpx, translate_sdk_error
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-    from ..spec import Participant
-    from .registry import Provider
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
@@ -114,24 +112,8 @@ def _usage(raw: Any) -> Usage:
 
 
 @dataclass
-class OpenAICompatBackend:
-    model: str  # the full model string, e.g. "openrouter/qwen/qwen3-next-80b-a3b-instruct"
-    api_model: str  # what the server calls it, e.g. "qwen/qwen3-next-80b-a3b-instruct"
-    base_url: str
-    where: str  # the provider as named in errors
-    api_key: str | None = field(default=None, repr=False)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+class OpenAICompatBackend(HostedBackend):
     ask_usage: bool = True  # send stream_options.include_usage (dropped for servers that refuse it)
-    _client: "AsyncOpenAI | None" = field(default=None, init=False, repr=False)
-
-    @classmethod
-    def for_participant(cls, p: "Participant", provider: "Provider", name: str) -> "OpenAICompatBackend":
-        base_url = p.base_url or provider.base_url
-        if not base_url:
-            raise BackendError(f"{p.name}: {p.model} needs a base URL")
-        where = provider.name if base_url == provider.base_url else f"{provider.name} at {base_url}"
-        key = os.environ.get(provider.key_env) if provider.key_env else None
-        return cls(p.model, name, base_url, where, key or None, RetryPolicy.for_participant(p))
 
     def client(self) -> "AsyncOpenAI":
         if self._client is None:
@@ -145,17 +127,6 @@ class OpenAICompatBackend:
                 http_client=DefaultAsyncHttpxClient(verify=_tls_context(), timeout=httpx.Timeout(self.policy.timeout)),
             )
         return self._client
-
-    async def complete(
-        self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None
-    ) -> Reply:
-        started_at = utcnow()
-        reply = await call_with_retries(
-            lambda attempt: self._attempt(messages, sampling, on_event), self.policy,
-            what=self.model, on_event=on_event, secrets=[self.api_key],
-        )
-        reply.started_at = started_at  # the message began with the first attempt
-        return reply
 
     def request(self, messages: list[ChatMessage], sampling: Sampling) -> dict[str, Any]:
         body: dict[str, Any] = dict(
@@ -234,7 +205,3 @@ class OpenAICompatBackend:
             latency=time.perf_counter() - t0,
         )
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
