@@ -60,8 +60,7 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     """One measurement, in this process: K conversations concurrently or one after another."""
     from duologue.api import arun_conversation
     from duologue.backends.llamacpp import LlamaSettings
-    from duologue.backends.llamacpp_batched import EmbeddedPool
-    from duologue.batch import embedded_streams
+    from duologue.backends.llamacpp_batched import EmbeddedPool, embedded_streams, shards_for
 
     specs = make_specs(k, messages, max_tokens, n_ctx)
     loads = [0.0]
@@ -81,12 +80,15 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
         LlamaCppBackend._load = timed_load
     os.environ["DUOLOGUE_EMBEDDED_ENGINE"] = "llama" if mode == "llama" else "shared"
     streams = embedded_streams(specs, k if mode == "concurrent" else 1)
+    shards = shards_for(k) if mode == "concurrent" else 1  # as `duologue batch` does
     with tempfile.TemporaryDirectory() as tmp:
-        async with EmbeddedPool(streams) as pool:
+        async with EmbeddedPool(streams, shards) as pool:
             if mode != "llama":  # load the model before the clock starts (the older engine loads per participant)
-                warm = pool.backend("local/smollm2", LlamaSettings(n_ctx))
-                await asyncio.to_thread(warm.engine.load)
-                await warm.aclose()
+                warm = [pool.backend("local/smollm2", LlamaSettings(n_ctx)) for _ in range(shards)]
+                for backend in warm:
+                    await asyncio.to_thread(backend.engine.load)
+                for backend in warm:
+                    await backend.aclose()
             base_rss = peak_rss_mb()
             t0 = time.perf_counter()
             if mode == "concurrent":
@@ -95,7 +97,7 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
             else:
                 runs = [await arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs)]
             seconds = time.perf_counter() - t0 - loads[0]
-            kv = max((e.kv_bytes for e in pool.engines), default=0)
+            kv = sum(e.kv_bytes for e in pool.engines)
             stats = [e.stats for e in pool.engines]
     tokens = sum(m.completion_tokens or 0 for r in runs for m in r.messages if not m.injected)
     errors = [r.stop_detail for r in runs if r.status != "finished"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
-from .backends.llamacpp_batched import EmbeddedPool, embedded_streams
+from .backends.llamacpp_batched import EmbeddedPool, embedded_streams, shards_for
 from .backends.registry import check_participant, parse_model_string
 from .engine import Conversation, RunListener
 from .errors import DuologueError
@@ -225,7 +225,8 @@ async def arun_experiment(
                     notify(totals)
 
         # Embedded participants of the conversations in flight share a llama context and decode together.
-        async with EmbeddedPool(embedded_streams([plan.spec for plan, _ in todo], limits.get("local", 1))):
+        local = min(limits.get("local", 1), len(todo))
+        async with EmbeddedPool(embedded_streams([plan.spec for plan, _ in todo], local), shards_for(local)):
             await asyncio.gather(*(one(plan, run_id) for plan, run_id in todo))
         stored = store.experiment_runs(exp.name)
         finished = sum(1 for plan in plans if stored.get(plan.key, ("", ""))[1] == "finished")

@@ -212,14 +212,22 @@ class Conversation:
     # -- the loop --------------------------------------------------------------
 
     async def execute(self) -> Run:
-        from .backends.llamacpp_batched import EmbeddedPool, current_pool, embedded_streams
+        from .backends.llamacpp_batched import (
+            EmbeddedPool, conversation_scope, current_pool, embedded_streams, end_conversation_scope,
+        )
 
-        if self._make_backend is not None or current_pool() is not None:
+        if self._make_backend is not None:
             return await self._execute()
-        # A conversation of its own: its embedded participants share one engine (one model in memory),
-        # sized for them from the start.
-        async with EmbeddedPool(embedded_streams([self.spec], 1)):
-            return await self._execute()
+        scope = conversation_scope(self.run.id)  # a pool keeps this run's participants on one shard
+        try:
+            if current_pool() is not None:
+                return await self._execute()
+            # A conversation of its own: its embedded participants share one engine (one model in
+            # memory), sized for them from the start.
+            async with EmbeddedPool(embedded_streams([self.spec], 1)):
+                return await self._execute()
+        finally:
+            end_conversation_scope(scope)
 
     async def _execute(self) -> Run:
         run = self.run

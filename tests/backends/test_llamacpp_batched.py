@@ -230,3 +230,34 @@ def test_the_context_grows_when_more_participants_join(embedded_gguf):
     g1, replies, stats, n_streams, stream_len = asyncio.run(scenario())
     assert stats["recreated"] == 1 and n_streams >= 3 and stream_len >= 768
     assert [r.text for r in replies] == [g1.text] * 3
+
+
+def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_words(embedded_gguf, tmp_path):
+    """Two one-thread shards: four conversations spread over both, each conversation's participants
+    on one shard, and (greedy) the same messages as each conversation alone."""
+    seeds = (1, 2, 3, 4)
+
+    async def sharded():
+        placed: dict[str, set[int]] = {}
+        async with EmbeddedPool({MODEL: 9}, shards=2) as pool:
+            original = pool.backend
+
+            def spy(model, settings=None):
+                backend = original(model, settings)
+                from duologue.backends.llamacpp_batched import _conversation
+
+                placed.setdefault(_conversation.get(), set()).add(id(backend.engine))
+                return backend
+
+            pool.backend = spy
+            runs = await asyncio.gather(*(arun_conversation(spec(s, 6), db=tmp_path / f"s{s}.db", watchers=[])
+                                          for s in seeds))
+            engines = pool.engines
+            return runs, placed, engines, [e.threads for e in engines], [dict(e.stats) for e in engines]
+
+    runs, placed, engines, threads, stats = asyncio.run(sharded())
+    assert len(engines) == 2 and threads == [1, 1]
+    assert all(s["decoded_tokens"] > 0 for s in stats)  # both shards worked
+    assert set(placed) == {r.id for r in runs} and all(len(e) == 1 for e in placed.values())
+    alone = [asyncio.run(arun_conversation(spec(s, 6), db=tmp_path / f"a{s}.db", watchers=[])) for s in seeds]
+    assert [[m.content for m in r.messages] for r in runs] == [[m.content for m in r.messages] for r in alone]
