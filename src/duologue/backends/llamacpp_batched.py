@@ -143,13 +143,15 @@ class _LlamaThread:
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self._free = self.cores
         self._probe: tuple[float, float, float] | None = None  # (when, machine busy s, own CPU s)
-        thread = threading.Thread(target=self._run, name="duologue-llama", daemon=True)
-        thread.start()
+        self._thread: threading.Thread | None = None  # started by the first engine that loads
 
     def add(self, engine: "SharedLlamaEngine") -> None:
         with self.lock:
             if engine not in self._engines:
                 self._engines.append(engine)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="duologue-llama", daemon=True)
+                self._thread.start()
 
     def free_cores(self) -> int:
         """The cores other programs have left idle lately (Linux; elsewhere all of them)."""
