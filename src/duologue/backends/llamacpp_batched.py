@@ -30,6 +30,14 @@ moves), each as long as the longest participant context; it is recreated
 larger when more sequences are leased (the caches are then rebuilt from their
 tokens).
 
+Not every batch is faster than its tokens one by one: on 2 cores with
+SmolLM2's Q4_1 weights, 2 sequences decoded together take as long as 2 apart,
+and batching 8 gains 1.5-1.7x (`python bench/decode_ceiling.py`). So an engine
+times its calls and decodes single tokens one call each where that measured
+faster (`_one_by_one`), and a pool running several conversations splits them
+over one-thread shards, one per core, which decode in parallel without OpenMP
+barriers (see EmbeddedPool).
+
 Arithmetic: llama.cpp's CPU kernels compute each token's row on its own, and
 with a stream per sequence the attention of a sequence sees only its own cells,
 so at temperature 0 a batched sequence gives the tokens a lone one gives.
