@@ -151,3 +151,70 @@ def test_interactive_cli_session_on_the_embedded_model(tmp_path):
         assert rows[k + 2][1] == "smollm2-b" and rows[k + 2][3] == 0
     md = (tmp_path / "runs" / f"{rid}.md").read_text()
     assert "### moderator\n\nTell me about the sea.\n\n---\n\n### smollm2-a\n\nThe sea is wide.\n\n---\n\n" in md
+
+
+def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
+    """An interrupted run, resumed with the interjector: a voice spoken during the resumed part is stored
+    as injected and heard by the next speaker."""
+    db = tmp_path / "d.db"
+    spec = spec_from_dict({"participants": [{"name": "alice"}, {"name": "bob"}], "opener": "Hello.",
+                           "max_messages": 6, "seed": 3})
+    never = scripted_models.gates["bob"] = threading.Event()  # bob's first reply never comes: the run is cut there
+
+    async def cut_short():
+        task = asyncio.create_task(api.arun_conversation(spec, db=db))
+        while not scripted_models.made_for("bob"):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # bob is waiting at his gate
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        never.set()  # let the thread bob waited in go
+
+    asyncio.run(cut_short())
+    (interrupted,) = api.list_runs(db=db)
+    assert interrupted["status"] == "interrupted" and interrupted["messages"] == 1
+
+    master, slave = pty.openpty()
+    out = os.fdopen(os.dup(slave), "w", buffering=1)
+    console = Console(file=out, width=200, highlight=False, force_terminal=False)
+    hold = scripted_models.gates["bob"] = threading.Event()  # the resumed bob waits until the pause is asked for
+    done: list = []
+
+    def resume():
+        try:
+            done.append(asyncio.run(api.aresume_run(interrupted["id"], db=db, listeners=[TerminalRenderer(console)],
+                                                    interjector=TerminalInterjector(console, fd=slave))))
+        except BaseException as err:  # pragma: no cover - shown by the assertion below
+            done.append(err)
+
+    worker = threading.Thread(target=resume)
+    worker.start()
+    term = fdpexpect.fdspawn(master, encoding="utf-8", timeout=30)
+    try:
+        term.expect("press Enter to pause")
+        term.sendline("")
+        term.expect("pausing after this message")
+        hold.set()
+        term.expect("as> ")
+        term.sendline("moderator")
+        term.expect("moderator> ")
+        term.sendline("Speak of rivers.")
+        term.expect("as> ")
+        term.sendline("")
+        term.expect("resuming")
+        worker.join(30)
+    finally:
+        hold.set()
+        worker.join(30)
+        out.close()
+        os.close(slave)
+        os.close(master)
+    (run,) = done
+    assert not isinstance(run, BaseException), run
+    assert run.id == interrupted["id"] and run.status == "finished" and len(run.messages) == 6
+    assert [(m.speaker, m.injected) for m in run.messages[:3]] == [("alice", True), ("bob", False),
+                                                                   ("moderator", True)]
+    assert run.messages[2].content == "Speak of rivers."
+    alice = scripted_models.made_for("alice")[-1]
+    assert alice.requests[0].pairs[-1] == ("user", "moderator: Speak of rivers.")

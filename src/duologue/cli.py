@@ -295,14 +295,17 @@ def _print_summary(run, db: Path) -> None:
 
 @cli.command()
 @click.argument("run_id")
+@click.option("--interactive", is_flag=True,
+              help="Press Enter while it runs to pause after the current message and speak (as with `run`).")
 @click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message.")
 @click.option("-q", "--quiet", is_flag=True, help="Print the summary only.")
 @db_option
-def resume(run_id, meta, quiet, db) -> None:
+def resume(run_id, interactive, meta, quiet, db) -> None:
     """Continue an interrupted, failed or killed run from the store."""
     listeners = [] if quiet else [_renderer(meta)]
+    interjector = _interjector() if interactive else None
     try:
-        result = _run_async(lambda: api.aresume_run(run_id, db=db, listeners=listeners))
+        result = _run_async(lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector))
     except (KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(db)
         sys.exit(130)
