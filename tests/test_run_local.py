@@ -159,6 +159,16 @@ def test_kill_9_then_resume_keeps_every_message_once(tmp_path):
     assert 7 <= len(kept) < 24
     before = {idx: content for idx, content in sqlite3.connect(db).execute(
         "SELECT idx, content FROM messages WHERE run_id=?", (rid,))}
+    # The store still says "running"; what people see says the process is gone.
+    assert sqlite3.connect(db).execute("SELECT status FROM runs WHERE id=?", (rid,)).fetchone()[0] == "running"
+    assert f"{rid}" in (listed := run_cli("ls", cwd=tmp_path, check=True).stdout) and "killed" in listed
+    shown = run_cli("show", rid, cwd=tmp_path, check=True).stdout
+    assert "status killed" in shown and f"duologue resume {rid}" in shown
+    from duologue.web.queries import RunQuery, query_runs
+
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        assert [r.status for r in query_runs(conn, RunQuery()).rows] == ["killed"]
 
     proc = run_cli("resume", rid, cwd=tmp_path, check=True)
     assert "stop: max_messages" in proc.stdout

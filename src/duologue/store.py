@@ -142,6 +142,26 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 ]
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether process `pid` (a run's writer) still exists on this machine."""
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def shown_status(status: str, pid: int | None) -> str:
+    """A run's status as people should see it: a "running" run whose process is gone was killed."""
+    return "killed" if status == "running" and not process_alive(pid) else status
+
+
 def cell_key(cell: dict[str, Any] | None) -> str | None:
     """The canonical text of an experiment cell, as stored and compared."""
     return json.dumps(cell, sort_keys=True, ensure_ascii=False) if cell is not None else None
@@ -299,7 +319,7 @@ class Store:
         """Run rows with their message count, newest first (no message bodies)."""
         sql = """SELECT r.id, r.title, r.participants, r.models, r.started_at, r.ended_at, r.status,
                         r.stop_reason, r.stop_detail, r.parent_run_id, r.fork_at, r.experiment_id,
-                        r.message_count AS messages
+                        r.message_count AS messages, r.pid
                  FROM runs r"""
         args: list[Any] = []
         if experiment_id:
@@ -312,6 +332,7 @@ class Store:
         out = []
         for r in self.conn.execute(sql, args):
             d = dict(r)
+            d["status"] = shown_status(d["status"], d.pop("pid"))
             d["participants"] = json.loads(d["participants"])
             d["models"] = json.loads(d["models"])
             out.append(d)

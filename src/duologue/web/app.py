@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Sen
 
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..records import Run
-from ..store import Store
+from ..store import Store, shown_status
 from .chat import chat_blocks, seat
 from .report import experiment_report_html
 from .queries import (
@@ -149,6 +149,7 @@ class Viewer:
             run = store.get_run(request.path_params["run_id"])
             analysis = store.load_analysis(run.id)
             experiment = get_experiment(store.conn, run.experiment_id) if run.experiment_id else None
+            run.status = shown_status(run.status, store.run_pid(run.id))  # "killed" when its process is gone
         live = run.status == "running"
         if analysis is None and not live and run.messages:
             analysis = _analysis_dict(run)  # imported runs, killed runs: analyse on the fly, store nothing
@@ -206,9 +207,9 @@ class Viewer:
         def poll(store: Store, after: int) -> tuple[str, list[tuple[int, str]]]:
             # Status first: a run marks itself finished only after its last message is stored,
             # so messages read after a non-running status are all there is.
-            row = store.conn.execute("SELECT status, message_count FROM runs WHERE id = ?", (run.id,)).fetchone()
+            row = store.conn.execute("SELECT status, message_count, pid FROM runs WHERE id = ?", (run.id,)).fetchone()
             messages = store.get_messages(run.id, after=after) if row["message_count"] > after else []
-            return row["status"], [
+            return shown_status(row["status"], row["pid"]), [
                 (m.index, template.render(m=m, seat=seat(m.speaker, run.participants))) for m in messages
             ]
 

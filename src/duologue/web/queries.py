@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
+from ..store import shown_status
+
 PER_PAGE = 50
 
 # Sort keys the page offers -> the column they sort by. Nothing else reaches ORDER BY.
@@ -148,14 +150,15 @@ class RunPage:
 
 _ROW_COLUMNS = (
     "id, title, participants, models, started_at, status, stop_reason, experiment_id, "
-    "message_count, loop_period, loop_onset"
+    "message_count, loop_period, loop_onset, pid"
 )
 
 
 def _run_row(r: sqlite3.Row) -> RunRow:
     return RunRow(
         id=r["id"], title=r["title"], participants=json.loads(r["participants"]), models=json.loads(r["models"]),
-        started_at=datetime.fromisoformat(r["started_at"]) if r["started_at"] else None, status=r["status"],
+        started_at=datetime.fromisoformat(r["started_at"]) if r["started_at"] else None,
+        status=shown_status(r["status"], r["pid"]),
         stop_reason=r["stop_reason"], experiment_id=r["experiment_id"], message_count=r["message_count"],
         loop_period=r["loop_period"], loop_onset=r["loop_onset"],
     )
