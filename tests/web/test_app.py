@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import json
 import re
 import threading
@@ -161,3 +162,25 @@ def test_chat_blocks_fold_the_repeats():
     assert blocks[5].label == "… repeated 3 times"
     assert repeats_label(2, 5) == "… repeated 2 times (and 1 message more)"
     assert repeats_label(3, 3) == "… repeated 1 time"
+
+
+def test_a_running_run_whose_process_is_gone_shows_and_filters_as_killed(client, sample_db):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    with Store(sample_db) as store:
+        store.conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead_pid, LIVE_RUN))
+        store.conn.commit()
+    assert run_ids(client.get("/?stop=running").text) == []
+    killed = client.get("/?stop=killed").text
+    assert run_ids(killed) == [LIVE_RUN] and "killed" in killed
+    page = client.get(f"/runs/{LIVE_RUN}").text
+    assert '<dd id="status">killed</dd>' in page
+    with Store(sample_db) as store:  # and back: a live process (this one) holds it again
+        store.conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (os.getpid(), LIVE_RUN))
+        store.conn.commit()
+    assert run_ids(client.get("/?stop=running").text) == [LIVE_RUN]
+    assert run_ids(client.get("/?stop=killed").text) == []

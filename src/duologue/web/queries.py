@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from ..store import shown_status
+from ..store import process_alive, shown_status
 
 PER_PAGE = 50
 
@@ -34,6 +34,7 @@ SORTS = {
 NULLABLE = {"stop_reason", "loop_period", "loop_onset"}  # sorted with their empty cells last
 
 RUNNING = "running"  # the stop filter's value for runs that have not stopped yet
+KILLED = "killed"  # ... and for runs marked running whose process is gone
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class RunQuery:
         desc = not self.desc if key == self.sort else key in ("started", "messages")
         return self.url(base, sort=key, desc=desc, page=1)
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self, alive: set[int] | None = None) -> tuple[str, list[Any]]:
+        """The SQL filter; `alive`: the pids of running runs whose process still exists."""
         clauses: list[str] = []
         args: list[Any] = []
         if self.participant:
@@ -103,8 +105,12 @@ class RunQuery:
         if self.model:
             clauses.append("EXISTS (SELECT 1 FROM json_each(runs.models) WHERE value = ?)")
             args.append(self.model)
-        if self.stop == RUNNING:
-            clauses.append("status = 'running'")
+        if self.stop in (RUNNING, KILLED):
+            pids = sorted(alive or ())
+            within = f"pid IN ({', '.join('?' * len(pids))})" if pids else "0"
+            gone = f"NOT COALESCE({within}, 0)"  # a NULL pid counts as gone
+            clauses.append("status = 'running' AND " + (within if self.stop == RUNNING else gone))
+            args.extend(pids)
         elif self.stop:
             clauses.append("stop_reason = ?")
             args.append(self.stop)
@@ -165,7 +171,11 @@ def _run_row(r: sqlite3.Row) -> RunRow:
 
 
 def query_runs(conn: sqlite3.Connection, q: RunQuery, per_page: int = PER_PAGE) -> RunPage:
-    where, args = q.where()
+    alive = None
+    if q.stop in (RUNNING, KILLED):  # which "running" runs still have a process: few, so asked one by one
+        alive = {pid for (pid,) in conn.execute("SELECT DISTINCT pid FROM runs WHERE status = 'running'")
+                 if process_alive(pid)}
+    where, args = q.where(alive)
     total = conn.execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0]
     pages = max(1, -(-total // per_page))
     page = min(q.page, pages)
