@@ -21,7 +21,7 @@ from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
 from .records import Message, Run
 from .spec import ConversationSpec
-from .store import DEFAULT_DB, Store, process_alive, shown_status
+from .store import DEFAULT_DB, Store, process_alive
 from .transcripts.jsonfmt import parse_json, render_json
 from .transcripts.markdown import parse_markdown_with_voices, render_run_markdown, run_from_transcript
 
@@ -151,14 +151,6 @@ async def arun_conversation(
 def run_conversation(spec: ConversationSpec, **kwargs) -> Run:
     """Run a conversation to its end and return it (messages included)."""
     return asyncio.run(arun_conversation(spec, **kwargs))
-
-
-def run_status(run_ref: str, *, db: str | Path = DEFAULT_DB) -> str:
-    """A run's status as shown to people: "killed" for a "running" run whose process is gone."""
-    with Store(db, create=False) as store:
-        run_id = store.resolve_run_id(run_ref)
-        row = store.conn.execute("SELECT status, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return shown_status(row["status"], row["pid"])
 
 
 def _pid_alive(pid: int | None) -> bool:

@@ -342,12 +342,11 @@ def show(run_id, db) -> None:
     from .terminal import TEXT_STYLES, format_message_meta
 
     run = api.load_run(run_id, db=db)
-    status = api.run_status(run.id, db=db)
     c = Console(highlight=False)
     c.print(Text(f"# {run.title}", style="bold"))
-    if status == "killed":
+    if run.status == "killed":
         c.print(Text(f"its process is gone (killed?): continue it with `duologue resume {run.id}`", style="yellow"))
-    c.print(f"run {run.id}   status {status}   stop {run.stop_reason or '-'}"
+    c.print(f"run {run.id}   status {run.status}   stop {run.stop_reason or '-'}"
             + (f" ({run.stop_detail})" if run.stop_detail else ""))
     for p in run.spec.get("participants", []):
         c.print(Text(f"  {p.get('name')}: {p.get('model')}  temperature {p.get('temperature')}  seed {p.get('seed')}"))

@@ -45,7 +45,8 @@ class Run:
     participants: list[str]  # display names in speaking order
     started_at: datetime
     ended_at: datetime | None = None
-    status: str = "running"  # running | finished | interrupted | error
+    # running | finished | interrupted | error; read from the store, "killed" for a running run whose process is gone
+    status: str = "running"
     stop_reason: str | None = None
     stop_detail: str | None = None
     duologue_version: str | None = None

@@ -352,7 +352,7 @@ class Store:
             participants=json.loads(row["participants"]),
             started_at=_dt(row["started_at"]),
             ended_at=_dt(row["ended_at"]),
-            status=row["status"],
+            status=shown_status(row["status"], row["pid"]),
             stop_reason=row["stop_reason"],
             stop_detail=row["stop_detail"],
             duologue_version=row["duologue_version"],

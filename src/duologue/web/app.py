@@ -149,7 +149,6 @@ class Viewer:
             run = store.get_run(request.path_params["run_id"])
             analysis = store.load_analysis(run.id)
             experiment = get_experiment(store.conn, run.experiment_id) if run.experiment_id else None
-            run.status = shown_status(run.status, store.run_pid(run.id))  # "killed" when its process is gone
         live = run.status == "running"
         if analysis is None and not live and run.messages:
             analysis = _analysis_dict(run)  # imported runs, killed runs: analyse on the fly, store nothing
