@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -42,7 +41,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from duologue.backends.llamacpp_batched import usable_cores
+
+    cores = usable_cores()
     mem = ""
     try:
         kib = int(Path("/proc/meminfo").read_text().split()[1])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from duologue.api import arun_conversation
 from duologue.backends.llamacpp import LlamaSettings, resolve_gguf
-from duologue.backends.llamacpp_batched import EmbeddedPool, embedded_streams
+from duologue.backends.llamacpp_batched import EmbeddedPool, embedded_streams, usable_cores
 from duologue.engine import participant_view
 from duologue.spec import ConversationSpec, Participant
 
@@ -72,8 +71,7 @@ class BareContext:
         params.n_batch = params.n_ubatch = self.N_BATCH
         params.n_seq_max = n_seqs
         params.kv_unified = False
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        params.n_threads = params.n_threads_batch = threads
+        params.n_threads = params.n_threads_batch = usable_cores()
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         params.no_perf = True
         self.ctx = llama_cpp.llama_init_from_model(self.model.model, params)

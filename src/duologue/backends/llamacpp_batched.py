@@ -123,7 +123,7 @@ class _Request:
 
 
 class _LlamaThread:
-    """The one thread that runs llama.cpp's decoding for every engine in the process.
+    """A thread that runs llama.cpp's decoding for its engines, one step each in turn.
 
     llama.cpp's CPU backend runs on OpenMP, which keeps a team of threads for
     each thread that calls it. Two callers taking turns (two engines, or the
@@ -136,6 +136,7 @@ class _LlamaThread:
     with two threads stalls whenever one is descheduled (measured with one other
     llama.cpp process: 31 tokens/s on two threads, 66 on one, and single steps of
     seconds). Engines without a fixed thread count use the cores the others leave.
+    All such engines share the process's one runner (`llama_thread()`).
 
     A pool that splits conversations over one-thread shards (see EmbeddedPool)
     gives each shard a private runner: one-thread steps use no OpenMP team, so
@@ -148,7 +149,7 @@ class _LlamaThread:
         self.lock = threading.Lock()  # guards every engine's inbox and leases too: one lock, no ordering issues
         self.wake = threading.Condition(self.lock)
         self._engines: list[SharedLlamaEngine] = []
-        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.cores = usable_cores()
         self._free = self.cores
         self._probe: tuple[float, float, float] | None = None  # (when, machine busy s, own CPU s)
         self._thread: threading.Thread | None = None  # started by the first engine that loads
@@ -195,6 +196,11 @@ class _LlamaThread:
                             return
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _machine_busy_seconds() -> float | None:
     """CPU seconds all programs have used since boot, from /proc/stat; None where there is none."""
     try:
@@ -231,6 +237,7 @@ class SharedLlamaEngine:
         self._load_lock = threading.Lock()
         self._inbox: deque[tuple[str, object]] = deque()
         self._seqs: list[_Seq] = []
+        self._llama = None  # the llama_cpp module, bound when the model loads
         self._model = None  # llama_cpp._internals.LlamaModel
         self._formatter = None
         self._started = False  # the runner has been told about this engine
@@ -283,7 +290,7 @@ class SharedLlamaEngine:
             bos = model.token_get_text(model.token_bos()) if model.token_bos() != -1 else ""
             self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
             with self._lock:
-                self._model, self._started = model, True
+                self._llama, self._model, self._started = llama_cpp, model, True
             self._runner.add(self)
 
     def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
@@ -396,9 +403,6 @@ class SharedLlamaEngine:
 
     def _tick(self) -> bool:
         """Take in what was sent, then run one step. False once the engine is shut."""
-        import llama_cpp
-
-        self._llama = llama_cpp
         with self._lock:
             inbox = list(self._inbox)
             self._inbox.clear()
@@ -413,12 +417,14 @@ class SharedLlamaEngine:
         self._drop_cancelled()
         if self._waiting or self._active:
             try:
-                # Sized after this round's releases: a conversation ending as the next one starts
-                # does not count twice.
-                with self._lock:
-                    n_seqs = len(self._seqs)
-                    stream_len = max((s.context_length for s in self._seqs), default=0)
-                self._fit(n_seqs, stream_len)
+                if inbox or self._ctx is None:
+                    # Sized after this round's releases: a conversation ending as the next one starts
+                    # does not count twice. Only what arrives can need more room: a newly leased
+                    # sequence's first request comes through the inbox.
+                    with self._lock:
+                        n_seqs = len(self._seqs)
+                        stream_len = max((s.context_length for s in self._seqs), default=0)
+                    self._fit(n_seqs, stream_len)
                 self._admit()
                 if self._active:
                     self._set_threads()
@@ -881,8 +887,7 @@ class EmbeddedPool:
 
 def shards_for(concurrency: int) -> int:
     """Shards for a pool running `concurrency` conversations at once: one per core, at most one per conversation."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, concurrency))
+    return max(1, min(usable_cores(), concurrency))
 
 
 # Which conversation the caller belongs to (engine.Conversation sets it for the task running it), so
