@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import sqlite3
@@ -22,30 +23,48 @@ from helpers import cli_env
 from scripted import scripted_models  # noqa: F401  (a fixture)
 
 
-def test_a_person_pauses_and_speaks_as_an_outside_voice_and_as_a_participant(tmp_path, scripted_models):
+@contextlib.contextmanager
+def at_a_terminal(start, gate: threading.Event):
+    """Runs `start(console, fd)` (a coroutine giving a Run) in a thread whose screen and keyboard are a
+    pseudo-terminal; yields (the terminal, a list that gets the Run or the error). `gate` is released
+    on the way out, whatever happened, so that a held reply cannot keep the thread waiting."""
     master, slave = pty.openpty()
     out = os.fdopen(os.dup(slave), "w", buffering=1)
     console = Console(file=out, width=200, highlight=False, force_terminal=False)
+    done: list = []
+
+    def work():
+        try:
+            done.append(asyncio.run(start(console, slave)))
+        except BaseException as err:  # pragma: no cover - shown by the caller's assertion
+            done.append(err)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        yield fdpexpect.fdspawn(master, encoding="utf-8", timeout=30), done
+        worker.join(30)
+    finally:
+        gate.set()
+        worker.join(30)
+        out.close()
+        os.close(slave)
+        os.close(master)
+
+
+def test_a_person_pauses_and_speaks_as_an_outside_voice_and_as_a_participant(tmp_path, scripted_models):
     hold_bob = scripted_models.gates["bob"] = threading.Event()  # bob's first reply waits for the test
     spec = spec_from_dict({
         "participants": [{"name": "alice", "system": "You are Alice."}, {"name": "bob", "system": "You are Bob."}],
         "opener": "Hello.", "max_messages": 7, "seed": 2,
     })
     db = tmp_path / "d.db"
-    done: list = []
 
-    def converse():
-        try:
-            done.append(asyncio.run(api.arun_conversation(
-                spec, db=db, listeners=[TerminalRenderer(console)], interjector=TerminalInterjector(console, fd=slave),
-            )))
-        except BaseException as err:  # pragma: no cover - shown by the assertion below
-            done.append(err)
+    def converse(console, fd):
+        return api.arun_conversation(spec, db=db, listeners=[TerminalRenderer(console)],
+                                     interjector=TerminalInterjector(console, fd=fd))
 
-    worker = threading.Thread(target=converse)
-    worker.start()
-    term = fdpexpect.fdspawn(master, encoding="utf-8", timeout=30)
-    try:
+    with at_a_terminal(converse, hold_bob) as (term, done):
         term.expect("press Enter to pause")
         term.sendline("")  # the pause key, while bob is still answering the opener
         term.expect("pausing after this message")
@@ -64,13 +83,6 @@ def test_a_person_pauses_and_speaks_as_an_outside_voice_and_as_a_participant(tmp
         term.expect("resuming")
         term.expect("### moderator")
         term.expect("Mind the tide.")
-        worker.join(30)
-    finally:
-        hold_bob.set()
-        worker.join(30)
-        out.close()
-        os.close(slave)
-        os.close(master)
     (run,) = done
     assert not isinstance(run, BaseException), run
     assert [(m.index, m.speaker, m.injected) for m in run.messages] == [
@@ -175,23 +187,13 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
     (interrupted,) = api.list_runs(db=db)
     assert interrupted["status"] == "interrupted" and interrupted["messages"] == 1
 
-    master, slave = pty.openpty()
-    out = os.fdopen(os.dup(slave), "w", buffering=1)
-    console = Console(file=out, width=200, highlight=False, force_terminal=False)
     hold = scripted_models.gates["bob"] = threading.Event()  # the resumed bob waits until the pause is asked for
-    done: list = []
 
-    def resume():
-        try:
-            done.append(asyncio.run(api.aresume_run(interrupted["id"], db=db, listeners=[TerminalRenderer(console)],
-                                                    interjector=TerminalInterjector(console, fd=slave))))
-        except BaseException as err:  # pragma: no cover - shown by the assertion below
-            done.append(err)
+    def resume(console, fd):
+        return api.aresume_run(interrupted["id"], db=db, listeners=[TerminalRenderer(console)],
+                               interjector=TerminalInterjector(console, fd=fd))
 
-    worker = threading.Thread(target=resume)
-    worker.start()
-    term = fdpexpect.fdspawn(master, encoding="utf-8", timeout=30)
-    try:
+    with at_a_terminal(resume, hold) as (term, done):
         term.expect("press Enter to pause")
         term.sendline("")
         term.expect("pausing after this message")
@@ -203,13 +205,6 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
         term.expect("as> ")
         term.sendline("")
         term.expect("resuming")
-        worker.join(30)
-    finally:
-        hold.set()
-        worker.join(30)
-        out.close()
-        os.close(slave)
-        os.close(master)
     (run,) = done
     assert not isinstance(run, BaseException), run
     assert run.id == interrupted["id"] and run.status == "finished" and len(run.messages) == 6
