@@ -229,6 +229,7 @@ def test_the_context_grows_when_more_participants_join(embedded_gguf):
 
     g1, replies, stats, n_streams, stream_len = asyncio.run(scenario())
     assert stats["recreated"] == 1 and n_streams >= 3 and stream_len >= 768
+    assert stream_len == 768  # sized from the participants' context lengths, not a fixed maximum
     assert [r.text for r in replies] == [g1.text] * 3
 
 
@@ -261,3 +262,19 @@ def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_
     assert set(placed) == {r.id for r in runs} and all(len(e) == 1 for e in placed.values())
     alone = [asyncio.run(arun_conversation(spec(s, 6), db=tmp_path / f"a{s}.db", watchers=[])) for s in seeds]
     assert [[m.content for m in r.messages] for r in runs] == [[m.content for m in r.messages] for r in alone]
+
+
+def test_single_tokens_go_one_call_each_only_where_that_was_measured_faster():
+    """The choice between one batch call and a call per sequence follows the times measured, and a batch
+    is timed again now and then (no model needed: the decision is the engine's own bookkeeping)."""
+    from duologue.backends.llamacpp_batched import PROBE_EVERY, SharedLlamaEngine
+
+    engine = SharedLlamaEngine(Path("unused.gguf"), threads=1)
+    assert not engine._one_by_one(2)  # nothing measured yet: batch, and so measure it
+    engine._call_time[1] = 0.006
+    assert not engine._one_by_one(2)  # the batch of 2 not measured yet
+    engine._call_time[2] = 0.0124  # two tokens together took longer than two alone
+    engine._call_time[8] = 0.027  # eight together took far less than eight alone
+    decisions = [engine._one_by_one(2) for _ in range(2 * PROBE_EVERY)]
+    assert decisions.count(False) == 2 and all(decisions[:PROBE_EVERY - 2])  # one batch per PROBE_EVERY
+    assert not engine._one_by_one(8)
