@@ -15,6 +15,7 @@ from typing import Callable
 import pytest
 
 from duologue.backends.base import ChatMessage, Reply, Sampling, Usage
+from duologue.errors import BackendError
 from duologue.records import utcnow
 
 
@@ -61,6 +62,19 @@ class ScriptedBackend:
     async def aclose(self) -> None:
         self.closed = True
 
+
+
+class FailsAt(ScriptedBackend):
+    """A ScriptedBackend whose n-th request fails for good, as when the server went away."""
+
+    def __init__(self, n: int, **kw):
+        super().__init__(**kw)
+        self.n = n
+
+    async def complete(self, messages, sampling, on_event=None):
+        if len(self.requests) + 1 == self.n:
+            raise BackendError("the server went away")
+        return await super().complete(messages, sampling, on_event)
 
 @dataclass
 class ScriptedModels:

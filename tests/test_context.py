@@ -11,10 +11,9 @@ from duologue import api
 from duologue.backends.base import ChatMessage, estimate_tokens
 from duologue.context import SUMMARY_VOICE
 from duologue.engine import Conversation
-from duologue.errors import BackendError
 from duologue.spec import spec_from_dict
 from duologue.store import Store
-from scripted import ScriptedBackend, measure_backends
+from scripted import FailsAt, ScriptedBackend, measure_backends
 
 WINDOW, MAX_TOKENS = 200, 20
 TEN_WORDS = "one two three four five six seven eight nine ten"
@@ -129,17 +128,6 @@ def test_estimate_tokens():
     assert estimate_tokens([]) == 3
     assert estimate_tokens([ChatMessage("user", "x" * 35)]) == 10 + 4 + 3
     assert estimate_tokens([ChatMessage("system", ""), ChatMessage("user", "abcdefg")]) == 2 + 8 + 3
-
-
-class FailsAt(ScriptedBackend):
-    def __init__(self, n: int, **kw):
-        super().__init__(**kw)
-        self.n = n
-
-    async def complete(self, messages, sampling, on_event=None):
-        if len(self.requests) + 1 == self.n:
-            raise BackendError("gone")
-        return await super().complete(messages, sampling, on_event)
 
 
 def test_a_resumed_run_keeps_its_views_trimmed_where_they_were(tmp_path):

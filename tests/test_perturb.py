@@ -10,13 +10,13 @@ import pytest
 
 from duologue import api
 from duologue.engine import Conversation
-from duologue.errors import BackendError, TranscriptFormatError
+from duologue.errors import TranscriptFormatError
 from duologue.spec import ConversationSpec, load_conversation_spec, spec_from_dict
 from duologue.store import Store
 from duologue.transcripts.jsonfmt import parse_json
 from duologue.transcripts.markdown import parse_markdown, parse_markdown_with_voices
 from helpers import run_cli
-from scripted import ScriptedBackend, scripted_models  # noqa: F401  (a fixture)
+from scripted import FailsAt, ScriptedBackend, scripted_models  # noqa: F401  (a fixture)
 
 PERTURBED_TOML = """
 max_messages = 8
@@ -174,18 +174,6 @@ def test_import_still_rejects_unknown_speakers_that_do_not_add_up(tmp_path, n, b
     assert not (tmp_path / "runs").exists()
 
 
-class FailingAt(ScriptedBackend):
-    def __init__(self, fail_on: int, **kw):
-        super().__init__(**kw)
-        self.fail_on = fail_on
-
-    async def complete(self, messages, sampling, on_event=None):
-        if len(self.requests) + 1 == self.fail_on:
-            self.requests.append(None)
-            raise BackendError("the server went away")
-        return await super().complete(messages, sampling, on_event)
-
-
 def test_resume_neither_repeats_injections_nor_records_them_twice(tmp_path):
     spec = spec_from_dict({
         "participants": [{"name": "a"}, {"name": "b"}], "max_messages": 7, "seed": 1,
@@ -195,7 +183,7 @@ def test_resume_neither_repeats_injections_nor_records_them_twice(tmp_path):
     db = tmp_path / "d.db"
     with Store(db) as store:
         # b fails on its second request (message 5): after the injection and the change.
-        backends = {"a": ScriptedBackend(name="a"), "b": FailingAt(2, name="b")}
+        backends = {"a": ScriptedBackend(name="a"), "b": FailsAt(2, name="b")}
         run = asyncio.run(Conversation(spec, store, backends=backends).execute())
         assert run.status == "error" and len(run.messages) == 4
         again = store.get_run(run.id)
