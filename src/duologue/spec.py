@@ -73,6 +73,7 @@ class Detection(BaseModel):
     onset_run: int = Field(6, ge=1)
     onset_min: int = Field(5, ge=1)
     tail_share: float = Field(0.8, gt=0, le=1)
+    near_size_ratio: float = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _onset_window(self) -> "Detection":

@@ -393,4 +393,4 @@ def test_watcher_state_is_bounded_by_the_windows():
         watcher.observe(content)
     assert watcher.message_count == 300
     assert len(watcher._recent) == 8 and len(watcher._grams) == 6
-    assert len(watcher._prefix) == 7
+    assert len(watcher._near._prefix) == 7

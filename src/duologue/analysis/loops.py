@@ -19,7 +19,11 @@ period-1 loop is also a period-2 loop with the same onset, and so on.
 
 Near loop. A message is a near duplicate when the overlap coefficient of its
 character n-gram set with one of the `near_window` messages before it reaches
-`near_threshold`. The onset is the first t such that `onset_min` of the
+`near_threshold`, counting only pairs whose two n-gram sets are of comparable
+size (the smaller at least `near_size_ratio` of the larger). Without that guard
+a one-line message quoted at the top of a long reply has an overlap of 1.0 with
+it, and an exchange of short commands echoed by a simulator reads as a loop
+from its first message although it never repeats itself. The onset is the first t such that `onset_min` of the
 `onset_run` messages t.. are near duplicates and at least `tail_share` of the
 messages from t to the end are.
 
@@ -35,9 +39,9 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Literal
 
+from .onset import OnsetRule, OnsetTracker, first_onset
 from .text import char_ngrams, normalize, overlap
 
 
@@ -53,6 +57,7 @@ class LoopParams:
     onset_run: int = 6  # near-loop onset: a window of this many messages ...
     onset_min: int = 5  # ... of which at least this many are near duplicates ...
     tail_share: float = 0.8  # ... and this share of everything from the onset on
+    near_size_ratio: float = 0.5  # a pair counts only when the smaller n-gram set is >= this share of the larger
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +75,8 @@ class LoopParams:
             problems.append("need 1 <= onset_min <= onset_run")
         if not 0 < self.tail_share <= 1:
             problems.append("tail_share must be in (0, 1]")
+        if not 0 <= self.near_size_ratio <= 1:
+            problems.append("near_size_ratio must be in [0, 1]")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -181,37 +188,37 @@ class NearLoop:
         )
 
 
-def _best_match(grams: frozenset[str], earlier: Sequence[frozenset[str]]) -> tuple[float, int]:
-    """Highest similarity to the earlier messages (newest last) and its lag; smallest lag on ties."""
+def comparable(a: frozenset[str], b: frozenset[str], size_ratio: float) -> bool:
+    """Whether two n-gram sets are of comparable size: the smaller >= size_ratio × the larger."""
+    small, large = sorted((len(a), len(b)))
+    return small >= size_ratio * large
+
+
+def _best_match(
+    grams: frozenset[str], earlier: Sequence[frozenset[str]], size_ratio: float = 0.0
+) -> tuple[float, int]:
+    """Highest similarity to the earlier messages (newest last) and its lag; smallest lag on ties.
+
+    Pairs of n-gram sets that are not of comparable size (see `comparable`) count as 0.
+    """
     best, best_lag = 0.0, 0
     for lag in range(1, len(earlier) + 1):
-        similarity = overlap(grams, earlier[-lag])
+        other = earlier[-lag]
+        if not comparable(grams, other, size_ratio):
+            continue
+        similarity = overlap(grams, other)
         if similarity > best:
             best, best_lag = similarity, lag
     return best, best_lag
 
 
-def _tail_fraction(share: float) -> tuple[int, int]:
-    # The tail test "dups >= share * count" in integers (den·dups − num·count >= 0),
-    # so 0.8 × 15 is exactly 12 and the batch and live detectors cannot disagree
-    # through rounding.
-    f = Fraction(share).limit_denominator(1000)
-    return f.numerator, f.denominator
-
-
 def _near_onset(flags: Sequence[int], params: LoopParams, start: int = 1) -> int | None:
     """First t >= start where the near-loop onset rule holds for all of `flags`."""
-    n = len(flags)
-    num, den = _tail_fraction(params.tail_share)
-    # suffix[t] = Σ_{i=t..n} (den·d_i − num) ≥ 0  ⇔  the tail from t has the share.
-    suffix = [0] * (n + 2)
-    for i in range(n, 0, -1):
-        suffix[i] = suffix[i + 1] + (den if flags[i - 1] else 0) - num
-    run = params.onset_run
-    for t in range(max(start, 1), n - run + 2):
-        if suffix[t] >= 0 and sum(1 for f in flags[t - 1 : t - 1 + run] if f) >= params.onset_min:
-            return t
-    return None
+    return first_onset(flags, _onset_rule(params), start)
+
+
+def _onset_rule(params: LoopParams) -> OnsetRule:
+    return OnsetRule(params.onset_run, params.onset_min, params.tail_share)
 
 
 def _near_loop_from(
@@ -241,7 +248,7 @@ def near_duplicates(
     flags, lags = [], []
     for content in contents:
         grams = char_ngrams(normalize(content, end_marker), params.ngram)
-        best, lag = _best_match(grams, earlier)
+        best, lag = _best_match(grams, earlier, params.near_size_ratio)
         earlier.append(grams)
         is_dup = best >= params.near_threshold
         flags.append(is_dup)
@@ -317,16 +324,8 @@ class LoopWatcher:
         self._best: tuple[int, int, int] | None = None  # (period, first_repeat, last) so far
         # Near loops.
         self._grams: deque[frozenset[str]] = deque(maxlen=params.near_window)
-        self._flags = bytearray()
+        self._near = OnsetTracker(_onset_rule(params))
         self._lags = array("I")
-        self._window_dups = 0  # near duplicates among the last onset_run messages
-        self._num, self._den = _tail_fraction(params.tail_share)
-        # P(k) = Σ_{i<=k} (den·d_i − num); the tail from t has the share iff P(t−1) <= P(n).
-        # Only P(n − onset_run) .. P(n) are ever needed.
-        self._prefix: deque[int] = deque([0], maxlen=params.onset_run + 1)
-        self._lowest: int | None = None  # min P(t−1) over complete windows t >= _start that qualify
-        self._start = 1  # earliest onset the current episode may have
-        self._converged = False
 
     @property
     def message_count(self) -> int:
@@ -346,7 +345,7 @@ class LoopWatcher:
 
         Computed when asked, in time linear in the run's length.
         """
-        return _near_loop_from(self._flags, self._lags, self.params)
+        return _near_loop_from(self._near.flags, self._lags, self.params)
 
     def observe(self, content: str) -> list[LoopEvent]:
         """Take the next message; return the events it triggers (usually none)."""
@@ -386,32 +385,13 @@ class LoopWatcher:
         t = self._count
         params = self.params
         grams = char_ngrams(norm, params.ngram)
-        best, lag = _best_match(grams, self._grams)
+        best, lag = _best_match(grams, self._grams, params.near_size_ratio)
         self._grams.append(grams)
         is_dup = best >= params.near_threshold
-        self._flags.append(is_dup)
         self._lags.append(lag if is_dup else 0)
-        self._prefix.append(self._prefix[-1] + (self._den if is_dup else 0) - self._num)
-
-        run = params.onset_run
-        self._window_dups += is_dup
-        if t > run:
-            self._window_dups -= self._flags[t - run - 1]
-        # The window that starts at w = t − run + 1 has just become complete.
-        w = t - run + 1
-        if w >= self._start and self._window_dups >= params.onset_min:
-            before = self._prefix[0]  # P(w − 1)
-            self._lowest = before if self._lowest is None else min(self._lowest, before)
-        holds = self._lowest is not None and self._lowest <= self._prefix[-1]
-
-        if holds and not self._converged:
-            self._converged = True
-            near = _near_loop_from(self._flags, self._lags, params, self._start)
+        change = self._near.push(is_dup)
+        if change == "start":
+            near = _near_loop_from(self._near.flags, self._lags, params, self._near.start)
             assert near is not None  # the same rule, computed the long way
             return LoopEvent("convergence", t, near.detail(), near)
-        if not holds and self._converged:
-            # The episode is over; a new one must start after it.
-            self._converged = False
-            self._start = t + 1
-            self._lowest = None
         return None

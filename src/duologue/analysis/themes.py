@@ -1,0 +1,414 @@
+"""Attractor themes: what each message is about, and the theme a conversation enters and stays in.
+
+A theme set (themes.toml beside this file, or a user's copy) describes each
+theme by a few phrases and a lexicon, or by a rule on the message's form.
+
+Per message, `ThemeTracker` gives every phrase theme a score: the cosine of
+the message's embedding with the nearest of the theme's phrases, plus
+`lexicon_weight` × min(1, lexicon hits / 3). Its end-state label is the first
+of these that holds:
+
+1. verbatim — it normalises to the same text as one of the `max_period`
+   messages before it;
+2. silence — nothing but whitespace and punctuation;
+3. emoji — at least `emoji_share` of its visible characters are emoji and it
+   has at most two words;
+4. role_collapse — another speaker's message right before it says the same
+   thing: cosine ≥ `role_collapse_similarity` and the two share at least
+   `role_collapse_words` of their words (Jaccard);
+5. the phrase theme (end state) with the highest score, when that score is at
+   least `theme_threshold` and beats every other end-state theme by `margin`;
+6. on_task — cosine with the conversation's opening (the first two messages
+   with three or more words) at least `on_task_similarity`;
+7. none.
+
+The topic label is the phrase theme of kind "topic" with the highest score
+when it reaches `theme_threshold`. Labels depend only on the message and the
+ones before it, so a live run and the analysis of its transcript label every
+message alike.
+
+Attractor. For each end-state theme, the messages labelled with it are marked
+and the onset rule of onset.py (`onset_run`, `onset_min`, `tail_share`) finds
+where the conversation entered it and stayed: the attractor is the theme whose
+rule holds with the latest onset (the one the conversation is in now), ties
+going to the larger share of the tail. `AttractorWatcher` reports the same one
+message at a time, as an event when a theme's rule first holds.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DuologueError
+from .onset import OnsetRule, OnsetTracker, first_onset
+from .text import SILENCE, is_emoji, normalize, words
+
+RULES = ("verbatim", "silence", "emoji", "role_collapse", "on_task")
+KINDS = ("end_state", "topic")
+_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class ThemeSetError(DuologueError):
+    """A theme file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Theme:
+    id: str
+    label: str
+    kind: str  # "end_state" or "topic"
+    description: str = ""
+    phrases: tuple[str, ...] = ()
+    lexicon: tuple[str, ...] = ()
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class ThemeSet:
+    themes: tuple[Theme, ...]
+    source: str  # "built-in" or the file's path
+
+    def get(self, theme_id: str) -> Theme:
+        for t in self.themes:
+            if t.id == theme_id:
+                return t
+        raise KeyError(theme_id)
+
+    def label(self, theme_id: str | None) -> str:
+        if theme_id is None:
+            return "none"
+        try:
+            return self.get(theme_id).label
+        except KeyError:
+            return theme_id
+
+    @property
+    def end_states(self) -> list[Theme]:
+        return [t for t in self.themes if t.kind == "end_state"]
+
+    @property
+    def topics(self) -> list[Theme]:
+        return [t for t in self.themes if t.kind == "topic"]
+
+
+def _theme_from(raw: object, where: str) -> Theme:
+    if not isinstance(raw, dict):
+        raise ThemeSetError(f"{where}: each [[theme]] must be a table")
+    unknown = set(raw) - {"id", "label", "kind", "description", "phrases", "lexicon", "rule"}
+    if unknown:
+        raise ThemeSetError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    theme_id = raw.get("id")
+    if not isinstance(theme_id, str) or not _ID.match(theme_id):
+        raise ThemeSetError(f"{where}: id must be letters, digits, _ or - (got {theme_id!r})")
+    kind = raw.get("kind", "end_state")
+    if kind not in KINDS:
+        raise ThemeSetError(f"{where} ({theme_id}): kind must be one of {', '.join(KINDS)}")
+    rule = raw.get("rule")
+    if rule is not None and rule not in RULES:
+        raise ThemeSetError(f"{where} ({theme_id}): rule must be one of {', '.join(RULES)}")
+    phrases, lexicon = raw.get("phrases", []), raw.get("lexicon", [])
+    for name, value in (("phrases", phrases), ("lexicon", lexicon)):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ThemeSetError(f"{where} ({theme_id}): {name} must be a list of non-empty strings")
+    if rule is None and not phrases:
+        raise ThemeSetError(f"{where} ({theme_id}): give phrases (or a rule)")
+    if rule is not None and kind != "end_state":
+        raise ThemeSetError(f"{where} ({theme_id}): a rule theme must be an end_state")
+    label = raw.get("label", theme_id)
+    return Theme(id=theme_id, label=str(label), kind=kind, description=str(raw.get("description", "")),
+                 phrases=tuple(phrases), lexicon=tuple(lexicon), rule=rule)
+
+
+def parse_themes(text: str, source: str) -> ThemeSet:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ThemeSetError(f"{source}: not valid TOML ({e})") from None
+    raw = data.get("theme")
+    if not isinstance(raw, list) or not raw:
+        raise ThemeSetError(f"{source}: no [[theme]] tables")
+    themes = tuple(_theme_from(r, f"{source}, theme {i}") for i, r in enumerate(raw, start=1))
+    ids = [t.id for t in themes]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ThemeSetError(f"{source}: theme id(s) used twice: {', '.join(dup)}")
+    return ThemeSet(themes, source)
+
+
+_BUILTIN: ThemeSet | None = None
+
+
+def builtin_themes() -> ThemeSet:
+    global _BUILTIN
+    if _BUILTIN is None:
+        text = resources.files(__package__).joinpath("themes.toml").read_text(encoding="utf-8")
+        _BUILTIN = parse_themes(text, "built-in")
+    return _BUILTIN
+
+
+def load_themes(path: str | Path | None = None) -> ThemeSet:
+    """The built-in theme set, or the one in `path`."""
+    if path is None:
+        return builtin_themes()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ThemeSetError(f"cannot read theme file {p}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ThemeSetError(f"{p}: not a UTF-8 text file") from None
+    return parse_themes(text, str(p))
+
+
+@dataclass(frozen=True)
+class AttractorParams:
+    """Thresholds of the theme labels and the attractor rule (see the module docstring)."""
+
+    theme_threshold: float = 0.62
+    margin: float = 0.02
+    lexicon_weight: float = 0.15
+    emoji_share: float = 0.5
+    role_collapse_similarity: float = 0.92
+    role_collapse_words: float = 0.6
+    on_task_similarity: float = 0.6
+    max_period: int = 8
+    onset_run: int = 4
+    onset_min: int = 3
+    tail_share: float = 0.75
+    final_window: int = 6  # the messages whose labels name a conversation's end state
+
+    @property
+    def rule(self) -> OnsetRule:
+        return OnsetRule(self.onset_run, self.onset_min, self.tail_share)
+
+
+@dataclass
+class MessageThemes:
+    index: int  # numbered from 1
+    label: str | None  # end-state theme id
+    topic: str | None  # topic theme id
+    scores: dict[str, float] = field(default_factory=dict)  # phrase themes' scores, rounded
+
+
+def _lexicon_pattern(term: str) -> re.Pattern[str]:
+    t = term.casefold()
+    if t[:1].isalnum() and t[-1:].isalnum():
+        return re.compile(r"(?<!\w)" + re.escape(t) + r"(?!\w)")
+    return re.compile(re.escape(t))
+
+
+class ThemeScorer:
+    """Scores of one message against every phrase theme (end states and topics)."""
+
+    def __init__(self, themes: ThemeSet, embedder, params: AttractorParams = AttractorParams()) -> None:
+        self.themes = themes
+        self.params = params
+        self.phrase_themes = [t for t in themes.themes if t.rule is None]
+        phrases = [p for t in self.phrase_themes for p in t.phrases]
+        bounds = np.cumsum([0] + [len(t.phrases) for t in self.phrase_themes])
+        self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
+        self._lexicons = [[_lexicon_pattern(term) for term in t.lexicon] for t in self.phrase_themes]
+
+    def scores(self, content: str, vector: np.ndarray) -> np.ndarray:
+        """One score per phrase theme (in `phrase_themes` order)."""
+        n = len(self.phrase_themes)
+        out = np.zeros(n, dtype=np.float64)
+        if not len(self._phrases) or not np.any(vector):
+            return out
+        sims = self._phrases @ vector.astype(np.float32)
+        for i, rows in enumerate(self._slices):
+            out[i] = float(sims[rows].max())
+        text = content.casefold()
+        w = self.params.lexicon_weight
+        for i, patterns in enumerate(self._lexicons):
+            hits = sum(len(p.findall(text)) for p in patterns)
+            out[i] += w * min(1.0, hits / 3)
+        return out
+
+
+def _visible(text: str) -> list[str]:
+    return [c for c in text if not c.isspace() and c not in "\ufe0f\u200d"]
+
+
+def _word_jaccard(a: str, b: str) -> float:
+    wa, wb = set(words(a)), set(words(b))
+    if not wa or not wb:
+        return 0.0
+    return len(wa & wb) / len(wa | wb)
+
+
+class ThemeTracker:
+    """Labels messages one at a time (causally: only the message and those before it count)."""
+
+    def __init__(self, scorer: ThemeScorer, end_marker: str | None = "[END]") -> None:
+        self.scorer = scorer
+        self.params = scorer.params
+        self.end_marker = end_marker
+        self._recent: list[str] = []  # last max_period normalised messages
+        self._previous: tuple[str, str, np.ndarray] | None = None  # speaker, content, vector
+        self._opening: list[np.ndarray] = []
+        self._count = 0
+        phrase = scorer.phrase_themes
+        self._end_idx = [i for i, t in enumerate(phrase) if t.kind == "end_state"]
+        self._topic_idx = [i for i, t in enumerate(phrase) if t.kind == "topic"]
+        rules = {t.rule for t in scorer.themes.themes if t.rule}
+        self._rules = rules
+
+    def observe(self, speaker: str, content: str, vector: np.ndarray) -> MessageThemes:
+        p = self.params
+        self._count += 1
+        norm = normalize(content, self.end_marker)
+        scores = self.scorer.scores(content, vector)
+        phrase = self.scorer.phrase_themes
+        label: str | None = None
+        if "verbatim" in self._rules and norm in self._recent[-p.max_period :]:
+            label = "verbatim"
+        elif "silence" in self._rules and (norm == SILENCE or not any(c.isalnum() or is_emoji(c) for c in norm)):
+            label = "silence"
+        elif "emoji" in self._rules and self._emoji_collapse(content):
+            label = "emoji"
+        elif "role_collapse" in self._rules and self._role_collapse(speaker, content, vector):
+            label = "role_collapse"
+        else:
+            label = self._best(scores, self._end_idx)
+            if label is None and "on_task" in self._rules and self._opening:
+                centroid = np.mean(self._opening, axis=0)
+                norm_c = float(np.linalg.norm(centroid))
+                if norm_c > 0 and float(vector @ centroid) / norm_c >= p.on_task_similarity:
+                    label = "on_task"
+        topic = self._best(scores, self._topic_idx, margin=0.0)
+        if len(self._opening) < 2 and len(words(content, self.end_marker)) >= 3 and np.any(vector):
+            self._opening.append(vector.astype(np.float64))
+        self._recent.append(norm)
+        if len(self._recent) > p.max_period:
+            del self._recent[0]
+        self._previous = (speaker, content, vector)
+        return MessageThemes(
+            index=self._count, label=label, topic=topic,
+            scores={phrase[i].id: round(float(s), 4) for i, s in enumerate(scores)},
+        )
+
+    def _best(self, scores: np.ndarray, idx: list[int], margin: float | None = None) -> str | None:
+        if not idx:
+            return None
+        margin = self.params.margin if margin is None else margin
+        ranked = sorted(idx, key=lambda i: -scores[i])
+        top = ranked[0]
+        if scores[top] < self.params.theme_threshold:
+            return None
+        if len(ranked) > 1 and scores[top] - scores[ranked[1]] < margin:
+            return None
+        return self.scorer.phrase_themes[top].id
+
+    def _emoji_collapse(self, content: str) -> bool:
+        vis = _visible(content)
+        if not vis:
+            return False
+        share = sum(1 for c in vis if is_emoji(c)) / len(vis)
+        return share >= self.params.emoji_share and len(words(content, self.end_marker)) <= 2
+
+    def _role_collapse(self, speaker: str, content: str, vector: np.ndarray) -> bool:
+        if self._previous is None:
+            return False
+        prev_speaker, prev_content, prev_vector = self._previous
+        if prev_speaker == speaker or not np.any(vector) or not np.any(prev_vector):
+            return False
+        if float(vector @ prev_vector) < self.params.role_collapse_similarity:
+            return False
+        return _word_jaccard(content, prev_content) >= self.params.role_collapse_words
+
+
+@dataclass
+class Attractor:
+    theme: str  # theme id
+    label: str
+    onset: int  # message where the conversation entered the theme (numbered from 1)
+    share: float  # share of the messages onset..end labelled with it
+    strength: float  # mean score of the theme over onset..end (1.0 for rule themes)
+
+    def detail(self) -> str:
+        return f"entered {self.label} at message {self.onset} and stayed ({self.share:.0%} of messages since)"
+
+
+def _attractor_for(theme_id: str, flags: Sequence[int], onset: int, themes: ThemeSet,
+                   trajectory: Sequence[MessageThemes]) -> Attractor:
+    n = len(flags)
+    tail = range(onset, n + 1)
+    share = sum(flags[i - 1] for i in tail) / len(tail)
+    scored = [trajectory[i - 1].scores.get(theme_id) for i in tail]
+    values = [s for s in scored if s is not None]
+    strength = float(np.mean(values)) if values else 1.0
+    return Attractor(theme_id, themes.label(theme_id), onset, share, round(strength, 4))
+
+
+def detect_attractor(trajectory: Sequence[MessageThemes], themes: ThemeSet,
+                     params: AttractorParams = AttractorParams()) -> Attractor | None:
+    """The theme the conversation entered and stayed in (latest onset; then larger share), or None."""
+    best: tuple[int, float, Attractor] | None = None
+    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label is not None):
+        flags = [1 if m.label == theme_id else 0 for m in trajectory]
+        onset = first_onset(flags, params.rule)
+        if onset is None:
+            continue
+        a = _attractor_for(theme_id, flags, onset, themes, trajectory)
+        key = (onset, a.share)
+        if best is None or key > best[:2]:
+            best = (onset, a.share, a)
+    return best[2] if best else None
+
+
+def end_state(trajectory: Sequence[MessageThemes], params: AttractorParams = AttractorParams()) -> str | None:
+    """The theme of the final window: the label most of its messages share, else None (unresolved)."""
+    window = [m.label for m in trajectory[-params.final_window :]]
+    if not window:
+        return None
+    counts: dict[str | None, int] = {}
+    for label in window:
+        counts[label] = counts.get(label, 0) + 1
+    label, count = max(counts.items(), key=lambda kv: (kv[1], kv[0] is not None))
+    return label if label is not None and count * 2 > len(window) else None
+
+
+@dataclass(frozen=True)
+class AttractorEvent:
+    message_index: int
+    attractor: Attractor
+
+    @property
+    def detail(self) -> str:
+        return self.attractor.detail()
+
+
+class AttractorWatcher:
+    """`detect_attractor` one message at a time: an event when a theme's rule first holds."""
+
+    def __init__(self, themes: ThemeSet, params: AttractorParams = AttractorParams()) -> None:
+        self.themes = themes
+        self.params = params
+        self.trajectory: list[MessageThemes] = []
+        self._trackers = {t.id: OnsetTracker(params.rule) for t in themes.end_states}
+
+    def observe(self, mt: MessageThemes) -> list[AttractorEvent]:
+        self.trajectory.append(mt)
+        events = []
+        for theme_id, tracker in self._trackers.items():
+            if tracker.push(mt.label == theme_id) == "start":
+                flags = tracker.flags
+                onset = first_onset(flags, self.params.rule, tracker.start)
+                assert onset is not None  # the same rule, computed the long way
+                a = _attractor_for(theme_id, flags, onset, self.themes, self.trajectory)
+                events.append(AttractorEvent(mt.index, a))
+        return events
+
+    @property
+    def attractor(self) -> Attractor | None:
+        """What `detect_attractor` reports for the messages so far."""
+        return detect_attractor(self.trajectory, self.themes, self.params)
