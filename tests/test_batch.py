@@ -176,6 +176,7 @@ temperatures = [0.5, 1.0]
 repeats = 4
 max_messages = 5
 on_loop = "continue"
+on_near_loop = "continue"
 on_convergence = "continue"
 
 [concurrency]

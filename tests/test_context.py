@@ -24,7 +24,7 @@ def spec(strategy: str, **extra):
         "participants": [{"name": n, "system": "Hi.", "max_tokens": MAX_TOKENS, "context_length": WINDOW}
                          for n in ("a", "b")],
         "opener": "Hello there.", "max_messages": 30, "seed": 1, "on_loop": "continue",
-        "on_convergence": "continue", "context": {"strategy": strategy}, **extra,
+        "on_near_loop": "continue", "on_convergence": "continue", "context": {"strategy": strategy}, **extra,
     })
 
 
@@ -163,7 +163,7 @@ def embedded_context_run(tmp_path, monkeypatch, strategy: str):
                          for i, n in enumerate(("a", "b"))],
         "opener": "Tell me about the sea.", "max_messages": 100, "seed": 7,
         # Loops are likely over 100 messages of a 135M model; they must not end these runs.
-        "on_loop": "continue", "on_convergence": "continue",
+        "on_loop": "continue", "on_near_loop": "continue", "on_convergence": "continue",
         "context": {"strategy": strategy, "summarizer": {"model": "local/smollm2", "max_tokens": 64}},
     })
     db = tmp_path / "runs" / "duologue.db"

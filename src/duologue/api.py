@@ -97,38 +97,52 @@ def check_spec(spec: ConversationSpec) -> None:
 
 
 def default_watchers(spec: ConversationSpec) -> list[Watcher]:
-    from .stopping import LoopRule
+    from .stopping import LoopRule, SemanticRule
 
-    return [LoopRule(spec)]
+    return [LoopRule(spec), SemanticRule(spec)]
 
 
-def analyze_run(run: Run, spec_detection: dict | None = None):
-    """The analysis of a run's messages (loops, near loops, metrics) with the run's own thresholds."""
-    from .analysis import LoopParams, analyze
+def analyze_run(run: Run, spec_detection: dict | None = None, vectors=None):
+    """The analysis of a run's messages (loops, near loops, convergence, themes, metrics) with the
+    run's own thresholds. `vectors`: the messages' embeddings when already known."""
+    from .analysis import analyze
+    from .analysis.params import detection_params
 
     detection = spec_detection if spec_detection is not None else run.spec.get("detection") or {}
-    params = LoopParams(**detection) if detection else LoopParams()
+    loop, convergence, attractor = detection_params(detection)
     return analyze(
         [m.speaker for m in run.messages], [m.content for m in run.messages], participants=run.participants,
-        params=params, end_marker=run.spec.get("end_marker", "[END]") or None,
+        params=loop, end_marker=run.spec.get("end_marker", "[END]") or None,
+        convergence=convergence, attractor=attractor, vectors=vectors,
     )
 
 
-def _store_analysis(store: Store, run: Run) -> None:
+def _known_vectors(run: Run, watchers: Iterable[Watcher]):
+    """The embeddings a live SemanticRule computed for every message of the run, else None."""
+    import numpy as np
+
+    from .stopping import SemanticRule
+
+    for w in watchers:
+        if isinstance(w, SemanticRule):
+            if all(m.index in w.vectors for m in run.messages) and run.messages:
+                return np.stack([w.vectors[m.index] for m in run.messages])
+    return None
+
+
+def _store_analysis(store: Store, run: Run, watchers: Iterable[Watcher] = ()) -> None:
     from .analysis import analysis_to_dict
 
-    store.save_analysis(run.id, analysis_to_dict(analyze_run(run)))
+    store.save_analysis(run.id, analysis_to_dict(analyze_run(run, vectors=_known_vectors(run, watchers))))
 
 
 async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listeners: Iterable[RunListener],
                    watchers: Iterable[Watcher] | None, **conversation) -> Run:
     """Run a conversation (new, resumed or forked) to its end, with its transcript and stored analysis."""
-    conv = Conversation(
-        spec, store, listeners=[TranscriptWriter(db), *listeners],
-        watchers=default_watchers(spec) if watchers is None else watchers, **conversation,
-    )
+    watchers = default_watchers(spec) if watchers is None else list(watchers)
+    conv = Conversation(spec, store, listeners=[TranscriptWriter(db), *listeners], watchers=watchers, **conversation)
     run = await conv.execute()
-    _store_analysis(store, run)
+    _store_analysis(store, run, watchers)
     return run
 
 

@@ -98,7 +98,8 @@ def plan_experiment(exp: ExperimentSpec) -> list[PlannedConversation]:
             participants.append(p.model_copy(update=changes))
         spec = ConversationSpec(
             participants=participants, opener=opener, max_messages=exp.max_messages, end_marker=exp.end_marker,
-            end_on=exp.end_on, seed=seed, on_loop=exp.on_loop, on_convergence=exp.on_convergence,
+            end_on=exp.end_on, seed=seed, on_loop=exp.on_loop, on_near_loop=exp.on_near_loop,
+            on_convergence=exp.on_convergence, on_attractor=exp.on_attractor,
             detection=exp.detection,
         )
         plans.append(PlannedConversation(cell, spec))
@@ -208,13 +209,14 @@ async def arun_experiment(
                 notify(totals)
                 try:
                     run = store.get_run(run_id) if run_id else None
+                    watchers = default_watchers(plan.spec)
                     conv = Conversation(
                         plan.spec, store, run=run, experiment_id=exp.name, experiment_cell=plan.cell,
                         listeners=[TranscriptWriter(db, min_interval=TRANSCRIPT_INTERVAL), counter, *listeners],
-                        watchers=default_watchers(plan.spec),
+                        watchers=watchers,
                     )
                     run = await conv.execute()
-                    _store_analysis(store, run)
+                    _store_analysis(store, run, watchers)
                     if run.status == "error":
                         errors.append((run.id, run.stop_detail or "error"))
                 except DuologueError as err:

@@ -106,8 +106,8 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
             p.setdefault("model", "local/smollm2")
     _name_participants([p for p in parts if isinstance(p, dict)])
     data["participants"] = parts
-    for key in ("opener", "max_messages", "end_marker", "end_on", "seed", "on_loop", "on_convergence",
-                "turn_order"):
+    for key in ("opener", "max_messages", "end_marker", "end_on", "seed", "on_loop", "on_near_loop",
+                "on_convergence", "on_attractor", "turn_order"):
         if flags.get(key) is not None:
             data[key] = flags[key]
     if flags.get("context_strategy") is not None or flags.get("summarizer") is not None:
@@ -186,8 +186,15 @@ SPEC_OPTIONS = [
     click.option("--on-loop", type=click.Choice(["stop", "flag", "continue"]),
                  help="A verbatim loop (3 cycles of period 1..8): stop the run (default), flag it and go on, "
                       "or ignore it."),
+    click.option("--on-near-loop", type=click.Choice(["stop", "flag", "continue"]),
+                 help="A near loop (messages that keep resembling the last few in wording): flag (default), "
+                      "stop or ignore."),
     click.option("--on-convergence", type=click.Choice(["stop", "flag", "continue"]),
-                 help="A near loop (messages that keep resembling the last few): flag (default), stop or ignore."),
+                 help="Semantic convergence (the last messages say nearly the same thing, in any words): "
+                      "flag (default), stop or ignore."),
+    click.option("--on-attractor", type=click.Choice(["stop", "flag", "continue"]),
+                 help="The conversation enters an attractor theme and stays (gratitude/unity, farewell spiral, "
+                      "emoji collapse, …; see `duologue themes`): flag (default), stop or ignore."),
     click.option("--interactive", is_flag=True,
                  help="Press Enter while it runs to pause after the current message and speak: as a participant "
                       "(name or number) or as an outside voice (any other name). Stored as injected."),

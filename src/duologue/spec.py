@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .analysis.convergence import ConvergenceParams
+from .analysis.themes import AttractorParams
 from .errors import SpecError
 
 DEFAULT_MODEL = "local/smollm2"
@@ -74,6 +76,10 @@ class Detection(BaseModel):
     onset_min: int = Field(5, ge=1)
     tail_share: float = Field(0.8, gt=0, le=1)
     near_size_ratio: float = Field(0.5, ge=0, le=1)
+    # The semantic detectors' thresholds ([detection.convergence], [detection.attractor]); their
+    # fields and defaults are declared once, by the detectors (analysis/convergence.py, themes.py).
+    convergence: ConvergenceParams = Field(default_factory=ConvergenceParams)
+    attractor: AttractorParams = Field(default_factory=AttractorParams)
 
     @model_validator(mode="after")
     def _onset_window(self) -> "Detection":
@@ -167,7 +173,9 @@ class ConversationSpec(BaseModel):
     seed: int | None = None  # default seed for participants that set none
     # What a detected loop does live: stop the run, record an event and go on, or nothing.
     on_loop: OnDetect = "stop"  # exact loops (stop reason `loop`)
-    on_convergence: OnDetect = "flag"  # near loops (stop reason `convergence`)
+    on_near_loop: OnDetect = "flag"  # near loops (stop reason `near_loop`)
+    on_convergence: OnDetect = "flag"  # semantic convergence (stop reason `convergence`)
+    on_attractor: OnDetect = "flag"  # entering an attractor theme (stop reason `attractor`)
     detection: Detection = Field(default_factory=Detection)
     # Who speaks next: each in turn, or a seeded random pick among all but the last speaker.
     turn_order: Literal["round_robin", "random"] = "round_robin"
@@ -342,7 +350,9 @@ class ExperimentSpec(BaseModel):
     end_marker: str = "[END]"
     end_on: Literal["never", "any", "both"] = "never"
     on_loop: OnDetect = "stop"
+    on_near_loop: OnDetect = "flag"
     on_convergence: OnDetect = "flag"
+    on_attractor: OnDetect = "flag"
     detection: Detection = Field(default_factory=Detection)
     # Conversations in flight per provider ("local", "openrouter", …); "default" for the rest.
     concurrency: dict[str, int] = Field(default_factory=dict)

@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Sequence
 
 from .analysis.loops import LoopParams, LoopWatcher
+from .analysis.params import detection_params
 from .records import Message
 
 
@@ -14,7 +15,9 @@ class StopReason(str, Enum):
     MAX_MESSAGES = "max_messages"
     END_MARKER = "end_marker"
     LOOP = "loop"
+    NEAR_LOOP = "near_loop"
     CONVERGENCE = "convergence"
+    ATTRACTOR = "attractor"
     TOKEN_BUDGET = "token_budget"
     TIME_LIMIT = "time_limit"
     CONTEXT_FULL = "context_full"
@@ -71,16 +74,17 @@ def max_messages_stop(messages: Sequence[Message], limit: int) -> Stop | None:
 class LoopRule:
     """Runs the loop detectors after every message (a Watcher for the engine).
 
-    `on_loop` / `on_convergence`: "stop" ends the run, "flag" records an event
+    `on_loop` / `on_near_loop`: "stop" ends the run, "flag" records an event
     and goes on, "continue" leaves the detector silent (analysis still finds it).
     """
 
     def __init__(self, spec) -> None:
-        self.on = {"loop": spec.on_loop, "convergence": spec.on_convergence}
-        self.stop_reason = {"loop": StopReason.LOOP, "convergence": StopReason.CONVERGENCE}
+        self.on = {"loop": spec.on_loop, "near_loop": spec.on_near_loop}
+        self.stop_reason = {"loop": StopReason.LOOP, "near_loop": StopReason.NEAR_LOOP}
+        loop, _, _ = detection_params(spec.detection.model_dump())
         self.watcher = LoopWatcher(
             n_speakers=len(spec.participants),
-            params=LoopParams(**spec.detection.model_dump()),
+            params=loop,
             end_marker=spec.end_marker or None,
         )
 
@@ -94,6 +98,43 @@ class LoopRule:
                 kind=ev.kind, detail=ev.detail, message_index=ev.message_index,
                 stop=self.stop_reason[ev.kind] if action == "stop" else None,
                 data={"action": action, **_loop_data(ev.loop)},
+            ))
+        return events
+
+
+class SemanticRule:
+    """Runs the semantic detectors after every message: convergence and attractor themes.
+
+    `on_convergence` / `on_attractor` as for LoopRule. The vectors it computes
+    are kept (`vectors`), so the run's analysis does not compute them again.
+    """
+
+    def __init__(self, spec) -> None:
+        from .analysis.semantic import SemanticWatcher
+
+        _, convergence, attractor = detection_params(spec.detection.model_dump())
+        self.on = {"convergence": spec.on_convergence, "attractor": spec.on_attractor}
+        self.watcher = SemanticWatcher(convergence, attractor, end_marker=spec.end_marker or None)
+        self.vectors: dict[int, list[float]] = {}
+
+    def observe(self, message: Message):
+        from dataclasses import asdict
+
+        from .analysis.convergence import ConvergenceEvent
+
+        found = self.watcher.observe(message.speaker, message.content)
+        self.vectors[message.index] = self.watcher.vectors[-1]
+        events = []
+        for ev in found:
+            kind = "convergence" if isinstance(ev, ConvergenceEvent) else "attractor"
+            action = self.on[kind]
+            if action == "continue":
+                continue
+            found_data = asdict(ev.convergence) if isinstance(ev, ConvergenceEvent) else asdict(ev.attractor)
+            events.append(WatchEvent(
+                kind=kind, detail=ev.detail, message_index=message.index,
+                stop=StopReason(kind) if action == "stop" else None,
+                data={"action": action, **found_data},
             ))
         return events
 

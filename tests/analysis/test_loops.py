@@ -290,7 +290,7 @@ def test_watcher_reports_each_loop_run_once():
 def test_watcher_convergence_on_a_template_loop():
     contents = prose(10) + echo_farewells(10)
     events = watch(contents)
-    assert [e.kind for e in events] == ["convergence"]
+    assert [e.kind for e in events] == ["near_loop"]
     event = events[0]
     # Onset 11, and 12..16 are near duplicates: 5 of the 6 messages 11..16.
     assert event.message_index == 16
@@ -369,7 +369,7 @@ def test_watcher_convergence_agrees_with_the_batch_detector_on_prefixes():
     for contents in conversations:
         watcher = LoopWatcher()
         for k, content in enumerate(contents, start=1):
-            converged = [e for e in watcher.observe(content) if e.kind == "convergence"]
+            converged = [e for e in watcher.observe(content) if e.kind == "near_loop"]
             batch = detect_near_loop(contents[:k])
             assert watcher.near_loop == batch
             if converged:
@@ -383,7 +383,7 @@ def test_watcher_convergence_agrees_with_the_batch_detector_on_prefixes():
 
 def test_watcher_reports_a_new_convergence_episode_after_the_first_ends():
     contents = prose(10) + echo_farewells(8) + prose(20, seed=11) + ["Home.", "The circle."] * 5
-    events = [e for e in watch(contents) if e.kind == "convergence"]
+    events = [e for e in watch(contents) if e.kind == "near_loop"]
     assert [(e.message_index, e.loop.onset) for e in events] == [(16, 11), (45, 40)]
 
 

@@ -134,7 +134,9 @@ def test_format_summary():
     assert lines[3] == "exact loop: period 2 since message 13, 6 cycles (self-repetition, absorbing)"
     assert lines[4].startswith("near loop: since message 14, ")
     assert lines[5] == "share in loop: 50%"
-    assert lines[6].startswith("lexicon: eternal 6, gratitude 6, love 6")
+    assert lines[6] == "convergence: none" or lines[6].startswith("convergence: since message ")
+    assert lines[7].startswith("attractor: ")
+    assert lines[-1].startswith("lexicon: eternal 6, gratitude 6, love 6")
     quiet = format_summary(analyze(["a", "b"], ["Hi.", "Hello."]))
     assert "exact loop: none" in quiet and "near loop: none" in quiet and "lexicon: none" in quiet
 

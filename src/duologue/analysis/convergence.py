@@ -5,13 +5,15 @@ window of the `window` messages ending at message t (t >= window):
 
 - windowed similarity: the mean cosine over all pairs of the window's messages;
 - consecutive similarity: the mean cosine of each message with the one before it;
+  (both also at a step of two messages, see `window_stats`);
 
 The window is converged when both reach their thresholds (`window_similarity`,
 `consecutive_similarity`): every message says much what the others say, in
 whatever words. Marking message t when the window ending at t is converged,
 the onset rule of onset.py (`onset_run`, `onset_min`, `tail_share`) finds the
 stretch; the convergence's onset is the first message of the first converged
-window of that stretch, and its strength the mean windowed similarity of the
+window of that stretch (leaving out its leading messages that stand apart from
+the rest of the window, see `window_stats`), and its strength the mean windowed similarity of the
 windows from there on. Silent (all-zero) vectors count as dissimilar to
 everything, so empty replies are the silence theme's, not convergence's.
 
@@ -34,9 +36,10 @@ from .onset import OnsetRule, OnsetTracker, first_onset
 
 @dataclass(frozen=True)
 class ConvergenceParams:
+    __pydantic_config__ = {"extra": "forbid"}  # unknown keys in [detection.*] are errors
     window: int = 6
-    window_similarity: float = 0.8
-    consecutive_similarity: float = 0.8
+    window_similarity: float = 0.75
+    consecutive_similarity: float = 0.75
     onset_run: int = 4
     onset_min: int = 3
     tail_share: float = 0.8
@@ -50,14 +53,37 @@ class ConvergenceParams:
         return OnsetRule(self.onset_run, self.onset_min, self.tail_share)
 
 
-def window_stats(vectors: np.ndarray) -> tuple[float, float]:
-    """(windowed, consecutive) similarity of a window's vectors, rows of unit length or zero."""
+def window_stats(vectors: np.ndarray, window_similarity: float = 1.0) -> tuple[float, float, int]:
+    """(windowed, consecutive) similarity of a window's vectors (rows of unit length or zero), and
+    how many of its first messages stand apart.
+
+    Computed at step 1 (every message against every other, and against the one
+    before it) and at step 2 (pairs an even number of messages apart, and each
+    message against the one two before it: in a conversation of two, the same
+    speaker's), keeping the step whose smaller figure is larger, so a period-2
+    loop converges as much as a conversation whose two sides say one thing. The
+    leading messages that stand apart are those whose mean cosine with the
+    later messages of the window at that step is below `window_similarity`
+    (at most all but two).
+    """
     v = np.asarray(vectors, dtype=np.float64)
     k = len(v)
     gram = v @ v.T
-    pairs = gram[np.triu_indices(k, 1)]
-    consecutive = np.diagonal(gram, 1)
-    return float(pairs.mean()), float(consecutive.mean())
+    best: tuple[float, float, int] | None = None
+    for step in (1, 2):
+        if k <= step:
+            continue
+        i, j = np.triu_indices(k, 1)
+        keep = (j - i) % step == 0
+        windowed = float(gram[i[keep], j[keep]].mean())
+        consecutive = float(np.diagonal(gram, step).mean())
+        if best is None or min(windowed, consecutive) > min(best[0], best[1]):
+            lead = 0
+            while lead < k - 1 - step and float(gram[lead, lead + step :: step].mean()) < window_similarity:
+                lead += 1
+            best = (windowed, consecutive, lead)
+    assert best is not None, "a window holds at least two messages"
+    return best
 
 
 @dataclass
@@ -71,37 +97,42 @@ class Convergence:
         return f"convergence since message {self.onset}, similarity {self.strength:.2f}"
 
 
-def _convergence_from(flags: Sequence[int], windowed: Sequence[float], params: ConvergenceParams,
-                      start: int = 1) -> Convergence | None:
+def _convergence_from(flags: Sequence[int], windowed: Sequence[float], leads: Sequence[int],
+                      params: ConvergenceParams, start: int = 1) -> Convergence | None:
     t = first_onset(flags, params.rule, start)
     if t is None:
         return None
     n = len(flags)
-    onset = t - params.window + 1
+    while not flags[t - 1]:  # the first converged window of the stretch
+        t += 1
+    onset = t - params.window + 1 + leads[t - 1]
     tail = [windowed[i - 1] for i in range(t, n + 1)]
     return Convergence(onset=onset, window_end=t, strength=round(float(np.mean(tail)), 4),
                        covered_share=(n - onset + 1) / n)
 
 
+def _window_flag(vectors: np.ndarray, params: ConvergenceParams) -> tuple[int, float, int]:
+    w, c, lead = window_stats(vectors, params.window_similarity)
+    return (1 if w >= params.window_similarity and c >= params.consecutive_similarity else 0), w, lead
+
+
 def convergence_flags(vectors: np.ndarray, params: ConvergenceParams = ConvergenceParams()
-                      ) -> tuple[list[int], list[float]]:
-    """Per message: is the window ending at it converged, and its windowed similarity (0 before a full window)."""
-    flags, windowed = [], []
+                      ) -> tuple[list[int], list[float], list[int]]:
+    """Per message: is the window ending at it converged, its windowed similarity (0 before a full
+    window) and how many of its leading messages stand apart (see `window_stats`)."""
+    flags, windowed, leads = [], [], []
     for t in range(1, len(vectors) + 1):
-        if t < params.window:
-            flags.append(0)
-            windowed.append(0.0)
-            continue
-        w, c = window_stats(vectors[t - params.window : t])
-        flags.append(1 if w >= params.window_similarity and c >= params.consecutive_similarity else 0)
+        flag, w, lead = (0, 0.0, 0) if t < params.window else _window_flag(vectors[t - params.window : t], params)
+        flags.append(flag)
         windowed.append(w)
-    return flags, windowed
+        leads.append(lead)
+    return flags, windowed, leads
 
 
 def detect_convergence(vectors: np.ndarray, params: ConvergenceParams = ConvergenceParams()
                        ) -> Convergence | None:
-    flags, windowed = convergence_flags(vectors, params)
-    return _convergence_from(flags, windowed, params)
+    flags, windowed, leads = convergence_flags(vectors, params)
+    return _convergence_from(flags, windowed, leads, params)
 
 
 @dataclass(frozen=True)
@@ -122,18 +153,16 @@ class ConvergenceWatcher:
         self._window: deque[np.ndarray] = deque(maxlen=params.window)
         self._tracker = OnsetTracker(params.rule)
         self._windowed: list[float] = []
+        self._leads = bytearray()
 
     def observe(self, vector: np.ndarray) -> list[ConvergenceEvent]:
         self._window.append(np.asarray(vector))
         p = self.params
-        if len(self._window) < p.window:
-            flag, w = 0, 0.0
-        else:
-            w, c = window_stats(np.stack(self._window))
-            flag = 1 if w >= p.window_similarity and c >= p.consecutive_similarity else 0
+        flag, w, lead = (0, 0.0, 0) if len(self._window) < p.window else _window_flag(np.stack(self._window), p)
         self._windowed.append(w)
+        self._leads.append(lead)
         if self._tracker.push(bool(flag)) == "start":
-            conv = _convergence_from(self._tracker.flags, self._windowed, p, self._tracker.start)
+            conv = _convergence_from(self._tracker.flags, self._windowed, self._leads, p, self._tracker.start)
             assert conv is not None  # the same rule, computed the long way
             return [ConvergenceEvent(len(self._windowed), conv)]
         return []
@@ -141,4 +170,4 @@ class ConvergenceWatcher:
     @property
     def convergence(self) -> Convergence | None:
         """What `detect_convergence` reports for the vectors so far."""
-        return _convergence_from(self._tracker.flags, self._windowed, self.params)
+        return _convergence_from(self._tracker.flags, self._windowed, self._leads, self.params)

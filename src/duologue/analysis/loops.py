@@ -266,9 +266,9 @@ def detect_near_loop(
 
 @dataclass(frozen=True)
 class LoopEvent:
-    """What the watcher reports after a message: a loop or a convergence was reached."""
+    """What the watcher reports after a message: a loop or a near loop was reached."""
 
-    kind: Literal["loop", "convergence"]
+    kind: Literal["loop", "near_loop"]
     message_index: int  # the message that completed the loop (numbered from 1)
     detail: str  # one line for a person, also used as the run's stop detail
     loop: ExactLoop | NearLoop  # as seen at that message
@@ -293,14 +293,14 @@ class LoopWatcher:
       is still going (a short repeat inside a longer cycle, or the period-2
       shadow of a period-1 loop) is part of that loop and is not reported,
       unless it outlasts that loop: then it is reported when the loop breaks.
-    - "convergence" when the near-loop onset rule first holds for the messages
+    - "near_loop" when the near-loop onset rule first holds for the messages
       seen so far, with the near loop `detect_near_loop` finds in them. If the
       rule stops holding later the episode is over, and a new one may be
       reported, with an onset after the end of the previous one (where
       `detect_near_loop`, which knows no episodes, may still name the first).
     The two kinds are independent: an exact loop is also a near loop, so a run
     of identical messages produces a "loop" event and, a few messages later, a
-    "convergence" event; the stop rules decide which one ends the run.
+    "near_loop" event; the stop rules decide which one ends the run.
 
     `exact_loop` and `near_loop` give what the batch detectors would report
     for the messages seen so far.
@@ -393,5 +393,5 @@ class LoopWatcher:
         if change == "start":
             near = _near_loop_from(self._near.flags, self._lags, params, self._near.start)
             assert near is not None  # the same rule, computed the long way
-            return LoopEvent("convergence", t, near.detail(), near)
+            return LoopEvent("near_loop", t, near.detail(), near)
         return None

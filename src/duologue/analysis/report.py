@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from .convergence import Convergence, ConvergenceParams, detect_convergence
 from .loops import ExactLoop, LoopParams, NearLoop, detect_exact_loop, detect_near_loop
 from .metrics import DEFAULT_LEXICON, MessageMetrics, compute_metrics
+from .semantic import SemanticResult, semantic_analysis
+from .themes import Attractor, AttractorParams, MessageThemes
 from .text import char_ngrams, normalize, overlap
 
 PLOT_DPI = 100
@@ -43,6 +46,13 @@ class Analysis:
     loop_share: float  # share of the messages inside the exact loop, 0 without one
     top_lexicon: list[tuple[str, int]]  # most frequent lexicon terms, most frequent first
     metrics: list[MessageMetrics]
+    # Semantic findings (embeddings): see convergence.py and themes.py.
+    convergence: Convergence | None = None
+    attractor: Attractor | None = None
+    end_state: str | None = None  # theme id of the final window, None: unresolved
+    themes: list[MessageThemes] | None = None
+    topics: dict[str, float] | None = None  # share of messages per topic, largest first
+    theme_labels: dict[str, str] | None = None  # theme id -> label, for people
 
 
 def analyze(
@@ -53,6 +63,11 @@ def analyze(
     lexicon: Iterable[str] = DEFAULT_LEXICON,
     end_marker: str | None = "[END]",
     top_terms: int = 10,
+    *,
+    convergence: ConvergenceParams = ConvergenceParams(),
+    attractor: AttractorParams = AttractorParams(),
+    vectors: np.ndarray | None = None,
+    semantic: bool = True,
 ) -> Analysis:
     """Analyse a transcript given as parallel lists of speakers and contents.
 
@@ -77,6 +92,9 @@ def analyze(
     # Most frequent first; ties in alphabetical order so the output is stable.
     top = sorted(lexicon_totals.items(), key=lambda kv: (-kv[1], kv[0]))[:top_terms]
 
+    sem: SemanticResult | None = None
+    if semantic:
+        sem = semantic_analysis(speakers, contents, convergence, attractor, end_marker, vectors)
     return Analysis(
         participants=participants,
         messages=len(contents),
@@ -86,6 +104,12 @@ def analyze(
         loop_share=exact.covered_share if exact else 0.0,
         top_lexicon=top,
         metrics=metrics,
+        convergence=sem.convergence if sem else None,
+        attractor=sem.attractor if sem else None,
+        end_state=sem.end_state if sem else None,
+        themes=sem.trajectory if sem else None,
+        topics=sem.topics if sem else None,
+        theme_labels=sem.labels if sem else None,
     )
 
 
@@ -115,9 +139,26 @@ def near_loop_to_dict(loop: NearLoop) -> dict[str, Any]:
     }
 
 
+def convergence_to_dict(c: Convergence) -> dict[str, Any]:
+    return {"onset_message": c.onset, "window_end_message": c.window_end, "strength": c.strength,
+            "covered_share": c.covered_share, "detail": c.detail()}
+
+
+def attractor_to_dict(at: Attractor) -> dict[str, Any]:
+    return {"theme": at.theme, "label": at.label, "onset_message": at.onset, "share": at.share,
+            "strength": at.strength, "detail": at.detail()}
+
+
 def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     """A JSON-safe dict (keys of "exact_loop" match the examples' .expected.json)."""
     return {
+        "convergence": convergence_to_dict(a.convergence) if a.convergence else None,
+        "attractor": attractor_to_dict(a.attractor) if a.attractor else None,
+        "end_state": a.end_state,
+        "topics": dict(a.topics) if a.topics is not None else None,
+        "themes": [
+            {"message": m.index, "theme": m.label, "topic": m.topic, "scores": m.scores} for m in a.themes
+        ] if a.themes is not None else None,
         "participants": list(a.participants),
         "messages": a.messages,
         "words_per_speaker": dict(a.words_per_speaker),
@@ -146,6 +187,14 @@ def format_summary(a: Analysis) -> str:
     else:
         near_text = "none"
     lexicon = ", ".join(f"{term} {count}" for term, count in a.top_lexicon) or "none"
+    labels = a.theme_labels or {}
+    conv = a.convergence.detail().removeprefix("convergence ") if a.convergence else "none"
+    attr = "none"
+    if a.attractor:
+        at = a.attractor
+        attr = f"{at.label} since message {at.onset} ({at.share:.0%} of messages since, score {at.strength:.2f})"
+    end = labels.get(a.end_state, a.end_state) if a.end_state else "unresolved"
+    topics = ", ".join(f"{labels.get(t, t)} {share:.0%}" for t, share in (a.topics or {}).items()) or "none"
     lines = [
         f"participants: {' ↔ '.join(a.participants)}",
         f"messages: {a.messages}",
@@ -153,9 +202,35 @@ def format_summary(a: Analysis) -> str:
         f"exact loop: {exact}",
         f"near loop: {near_text}",
         f"share in loop: {a.loop_share:.0%}",
-        f"lexicon: {lexicon}",
     ]
+    if a.themes is not None:
+        lines += [
+            f"convergence: {conv}",
+            f"attractor: {attr}",
+            f"end state: {end}",
+            f"theme strip: {theme_strip(a)}",
+            f"topics: {topics}",
+        ]
+    lines.append(f"lexicon: {lexicon}")
     return "\n".join(lines)
+
+
+STRIP_MARKS = {None: "·", "on_task": "-", "verbatim": "=", "silence": "_", "emoji": "e", "role_collapse": "r",
+               "gratitude": "G", "bliss": "B", "farewell": "F", "praise": "P", "meta_loop": "M"}
+
+
+def theme_strip(a: Analysis, width: int = 60) -> str:
+    """One character per message (the last `width`): each message's end-state theme."""
+    if not a.themes:
+        return "(no messages)"
+    marks = [STRIP_MARKS.get(m.label, (m.label or "?")[0].upper()) for m in a.themes]
+    cut = len(marks) > width
+    strip = "".join(marks[-width:])
+    used = dict.fromkeys(m.label for m in a.themes[-width:])
+    labels = a.theme_labels or {}
+    legend = ", ".join(f"{STRIP_MARKS.get(k, (k or '?')[0].upper())} {labels.get(k, k) if k else 'none'}"
+                       for k in used)
+    return f"{'…' if cut else ''}{strip}  ({legend})"
 
 
 def similarity_matrix(contents: Sequence[str], ngram: int = 5, end_marker: str | None = "[END]") -> np.ndarray:

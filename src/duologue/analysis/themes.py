@@ -8,11 +8,11 @@ the message's embedding with the nearest of the theme's phrases, plus
 `lexicon_weight` × min(1, lexicon hits / 3). Its end-state label is the first
 of these that holds:
 
-1. verbatim — it normalises to the same text as one of the `max_period`
+1. silence — nothing but whitespace and punctuation;
+2. emoji — it has at most two words, and emoji make more than `emoji_share`
+   of its emoji and words together (a loop of emoji is an emoji collapse);
+3. verbatim — it normalises to the same text as one of the `max_period`
    messages before it;
-2. silence — nothing but whitespace and punctuation;
-3. emoji — at least `emoji_share` of its visible characters are emoji and it
-   has at most two words;
 4. role_collapse — another speaker's message right before it says the same
    thing: cosine ≥ `role_collapse_similarity` and the two share at least
    `role_collapse_words` of their words (Jaccard);
@@ -29,7 +29,9 @@ message alike.
 
 Attractor. For each end-state theme, the messages labelled with it are marked
 and the onset rule of onset.py (`onset_run`, `onset_min`, `tail_share`) finds
-where the conversation entered it and stayed: the attractor is the theme whose
+where the conversation entered it and stayed (the onset is the first marked
+message of the window where the rule first holds). "on task" is an end state
+but not an attractor: the attractor is the theme whose
 rule holds with the latest onset (the one the conversation is in now), ties
 going to the larger share of the tail. `AttractorWatcher` reports the same one
 message at a time, as an event when a theme's rule first holds.
@@ -50,6 +52,8 @@ from ..errors import DuologueError
 from .onset import OnsetRule, OnsetTracker, first_onset
 from .text import SILENCE, is_emoji, normalize, words
 
+# Staying on task is an end state (the attractor map counts it) but not an attractor.
+NOT_ATTRACTORS = (None, "on_task")
 RULES = ("verbatim", "silence", "emoji", "role_collapse", "on_task")
 KINDS = ("end_state", "topic")
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -169,20 +173,27 @@ def load_themes(path: str | Path | None = None) -> ThemeSet:
 
 @dataclass(frozen=True)
 class AttractorParams:
+    __pydantic_config__ = {"extra": "forbid"}  # unknown keys in [detection.*] are errors
     """Thresholds of the theme labels and the attractor rule (see the module docstring)."""
 
-    theme_threshold: float = 0.62
-    margin: float = 0.02
+    theme_threshold: float = 0.35
+    margin: float = 0.05
     lexicon_weight: float = 0.15
     emoji_share: float = 0.5
-    role_collapse_similarity: float = 0.92
-    role_collapse_words: float = 0.6
+    role_collapse_similarity: float = 0.85
+    role_collapse_words: float = 0.5
     on_task_similarity: float = 0.6
     max_period: int = 8
     onset_run: int = 4
     onset_min: int = 3
     tail_share: float = 0.75
     final_window: int = 6  # the messages whose labels name a conversation's end state
+    themes: str | None = None  # a theme file; None: the built-in set
+
+    def __post_init__(self) -> None:
+        OnsetRule(self.onset_run, self.onset_min, self.tail_share)  # raises on a bad window
+        if self.final_window < 1 or self.max_period < 1:
+            raise ValueError("final_window and max_period must be at least 1")
 
     @property
     def rule(self) -> OnsetRule:
@@ -234,10 +245,6 @@ class ThemeScorer:
         return out
 
 
-def _visible(text: str) -> list[str]:
-    return [c for c in text if not c.isspace() and c not in "\ufe0f\u200d"]
-
-
 def _word_jaccard(a: str, b: str) -> float:
     wa, wb = set(words(a)), set(words(b))
     if not wa or not wb:
@@ -269,12 +276,12 @@ class ThemeTracker:
         scores = self.scorer.scores(content, vector)
         phrase = self.scorer.phrase_themes
         label: str | None = None
-        if "verbatim" in self._rules and norm in self._recent[-p.max_period :]:
-            label = "verbatim"
-        elif "silence" in self._rules and (norm == SILENCE or not any(c.isalnum() or is_emoji(c) for c in norm)):
+        if "silence" in self._rules and (norm == SILENCE or not any(c.isalnum() or is_emoji(c) for c in norm)):
             label = "silence"
         elif "emoji" in self._rules and self._emoji_collapse(content):
             label = "emoji"
+        elif "verbatim" in self._rules and norm in self._recent[-p.max_period :]:
+            label = "verbatim"
         elif "role_collapse" in self._rules and self._role_collapse(speaker, content, vector):
             label = "role_collapse"
         else:
@@ -309,11 +316,11 @@ class ThemeTracker:
         return self.scorer.phrase_themes[top].id
 
     def _emoji_collapse(self, content: str) -> bool:
-        vis = _visible(content)
-        if not vis:
+        emoji = sum(1 for c in content if is_emoji(c))
+        n_words = len(words(content, self.end_marker))
+        if not emoji or n_words > 2:
             return False
-        share = sum(1 for c in vis if is_emoji(c)) / len(vis)
-        return share >= self.params.emoji_share and len(words(content, self.end_marker)) <= 2
+        return emoji / (emoji + n_words) > self.params.emoji_share
 
     def _role_collapse(self, speaker: str, content: str, vector: np.ndarray) -> bool:
         if self._previous is None:
@@ -341,6 +348,8 @@ class Attractor:
 def _attractor_for(theme_id: str, flags: Sequence[int], onset: int, themes: ThemeSet,
                    trajectory: Sequence[MessageThemes]) -> Attractor:
     n = len(flags)
+    while not flags[onset - 1]:  # the window where the rule holds starts with unmarked messages
+        onset += 1
     tail = range(onset, n + 1)
     share = sum(flags[i - 1] for i in tail) / len(tail)
     scored = [trajectory[i - 1].scores.get(theme_id) for i in tail]
@@ -353,7 +362,7 @@ def detect_attractor(trajectory: Sequence[MessageThemes], themes: ThemeSet,
                      params: AttractorParams = AttractorParams()) -> Attractor | None:
     """The theme the conversation entered and stayed in (latest onset; then larger share), or None."""
     best: tuple[int, float, Attractor] | None = None
-    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label is not None):
+    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label not in NOT_ATTRACTORS):
         flags = [1 if m.label == theme_id else 0 for m in trajectory]
         onset = first_onset(flags, params.rule)
         if onset is None:
@@ -394,7 +403,7 @@ class AttractorWatcher:
         self.themes = themes
         self.params = params
         self.trajectory: list[MessageThemes] = []
-        self._trackers = {t.id: OnsetTracker(params.rule) for t in themes.end_states}
+        self._trackers = {t.id: OnsetTracker(params.rule) for t in themes.end_states if t.id not in NOT_ATTRACTORS}
 
     def observe(self, mt: MessageThemes) -> list[AttractorEvent]:
         self.trajectory.append(mt)
