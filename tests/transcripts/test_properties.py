@@ -123,8 +123,8 @@ def test_markdown_parsers_on_damaged_files(t, data):
     for parse in (parse_markdown, parse_markdown_with_voices):
         try:
             parse(text)
-        except TranscriptFormatError:
-            pass
+        except TranscriptFormatError as e:
+            assert "\n" not in str(e).strip(), str(e)  # one line
 
 
 # --- JSON ---------------------------------------------------------------------------
