@@ -119,19 +119,31 @@ small_params = st.builds(
 @given(wandering_runs(), st.one_of(st.just(LoopParams()), small_params), st.integers(1, 3))
 def test_the_watcher_agrees_with_the_batch_detectors_after_every_message(contents, params, n_speakers):
     watcher = LoopWatcher(n_speakers=n_speakers, params=params)
+    converged = False  # a convergence event came already
     for t, content in enumerate(contents, 1):
         events = watcher.observe(content)
         prefix = contents[:t]
         exact = detect_exact_loop(prefix, n_speakers=n_speakers, params=params)
+        near = detect_near_loop(prefix, params=params)
         assert watcher.message_count == t
         assert watcher.exact_loop == exact, t
-        assert watcher.near_loop == detect_near_loop(prefix, params=params), t
+        assert watcher.near_loop == near, t
+        kinds = [e.kind for e in events]
         for event in events:
             assert event.message_index == t
             if event.kind == "loop":
                 # The loop an event carries is the one the batch detector finds in the messages so far.
                 assert event.loop == exact, t
                 assert exact.last == t
+            else:
+                assert near is not None, t  # the onset rule holds for the messages so far
+        if not converged:
+            # The first convergence comes at the first message after which the batch detector finds a near
+            # loop, and carries that near loop (later episodes may name a later onset than the batch one).
+            assert ("convergence" in kinds) == (near is not None), t
+            if near is not None:
+                assert next(e.loop for e in events if e.kind == "convergence") == near, t
+                converged = True
 
 
 def disguise(text: str, data) -> str:
