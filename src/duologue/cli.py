@@ -89,14 +89,16 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
         if given:
             raise SpecError(f"{given[0]} and --participant do not mix: describe every participant with --participant")
         parts = [parse_participant_option(text) for text in flags["participants"]]
+    elif not isinstance(data.get("participants", []), list):
+        return spec_from_dict(data, source=source)  # not a list of tables: validation names it in one line
     else:
-        parts = [dict(p) for p in data.get("participants", [])] if isinstance(
-            data.get("participants", []), list) else []
+        # An entry that is not a table stays as it is, for validation to name (dict() would raise a TypeError).
+        parts = [dict(p) if isinstance(p, dict) else p for p in data.get("participants", [])]
         while len(parts) < 2:
             parts.append({})
         for side, i in (("a", 0), ("b", 1)):
             for key in SIDE_KEYS:
-                if flags.get(f"{key}_{side}") is not None:
+                if flags.get(f"{key}_{side}") is not None and isinstance(parts[i], dict):
                     parts[i][key] = flags[f"{key}_{side}"]
     for p in parts:
         if isinstance(p, dict):
