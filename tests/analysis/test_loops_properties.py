@@ -140,9 +140,9 @@ def test_the_watcher_agrees_with_the_batch_detectors_after_every_message(content
         if not converged:
             # The first convergence comes at the first message after which the batch detector finds a near
             # loop, and carries that near loop (later episodes may name a later onset than the batch one).
-            assert ("convergence" in kinds) == (near is not None), t
+            assert ("near_loop" in kinds) == (near is not None), t
             if near is not None:
-                assert next(e.loop for e in events if e.kind == "convergence") == near, t
+                assert next(e.loop for e in events if e.kind == "near_loop") == near, t
                 converged = True
 
 
