@@ -441,7 +441,7 @@ def models() -> None:
     """List the providers (base URL, key variable, whether it is set) and the embedded models."""
     import os
 
-    from .backends.llamacpp import EMBEDDED_MODELS, embedded_model_path
+    from .backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path
     from .backends.registry import PROVIDERS
 
     c = Console(highlight=False)

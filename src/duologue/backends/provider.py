@@ -1,0 +1,50 @@
+"""What a provider is: a name, its connection preset, and the factory that makes its backends.
+
+A provider owns the `provider/...` model strings of its name. duologue's own
+are listed in builtin.py; other packages add theirs through the
+`duologue.providers` entry-point group (see registry.py). Both are `Provider`s
+given to `register_provider`. This module imports no backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+if TYPE_CHECKING:
+    from ..spec import Participant
+    from .base import Backend
+
+# make(participant, provider, model name) -> Backend; check(participant, provider, model name) -> None,
+# raising UnknownModelError for what cannot work (missing file, key or base URL).
+MakeBackend = Callable[["Participant", "Provider", str], "Backend"]
+CheckParticipant = Callable[["Participant", "Provider", str], None]
+# Either the function itself or where to find it, "package.module:attribute" (imported on first use, so
+# listing the providers never imports an SDK or llama.cpp).
+Ref = Union[str, Callable[..., Any]]
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str  # the part of the model string before the first "/"
+    api: str  # "local" (embedded llama.cpp), "openai" (chat completions), "anthropic", or a plugin's own
+    base_url: str | None = None
+    key_env: str | None = None  # the environment variable the key is read from
+    key_required: bool = False
+    description: str = ""
+    make: Ref = ""  # MakeBackend
+    check: Ref | None = None  # CheckParticipant; None: base URL and key are checked (see registry.py)
+
+    def factory(self) -> MakeBackend:
+        return resolve(self.make)
+
+    def checker(self) -> CheckParticipant | None:
+        return resolve(self.check) if self.check is not None else None
+
+
+def resolve(ref: Ref) -> Callable[..., Any]:
+    """A function given as itself or as "module:attribute" (the syntax of entry points)."""
+    if callable(ref):
+        return ref
+    return EntryPoint(name="", value=ref, group="").load()
