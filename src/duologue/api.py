@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Iterable
 
 from . import __version__
-from .backends.embedded.pool import conversation_scope, pool_for
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
@@ -133,6 +132,8 @@ async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listene
         spec, store, listeners=[TranscriptWriter(db), *listeners],
         watchers=default_watchers(spec) if watchers is None else watchers, **conversation,
     )
+    from .backends.embedded.pool import conversation_scope, pool_for  # the engine code only when a run starts
+
     # Embedded participants share one engine (one model in memory) for the run, or the caller's pool's;
     # the run's participants stay on one shard of a sharded pool.
     async with pool_for([spec]):

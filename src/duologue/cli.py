@@ -460,7 +460,8 @@ def models() -> None:
             state = Text("not set", style="red")
         else:
             state = Text("optional", style="dim")
-        table.add_row(f"{p.name}/<model>", p.key_env or "", state, p.base_url or "(give --base-url-a/-b)",
+        where = p.base_url or ("(give --base-url-a/-b)" if p.api in ("openai", "anthropic") else "")
+        table.add_row(f"{p.name}/<model>", p.key_env or "", state, where,
                       Text(p.description))
     c.print(table)
     c.print()

@@ -6,7 +6,7 @@ loading an SDK or llama.cpp.
 
 from __future__ import annotations
 
-from .provider import Provider
+from .provider import Provider, check_hosted
 
 OPENAI = "duologue.backends.openai_compat:OpenAICompatBackend.for_participant"
 ANTHROPIC = "duologue.backends.anthropic:AnthropicBackend.for_participant"
@@ -15,7 +15,7 @@ EMBEDDED_CHECK = "duologue.backends.embedded.provider:check_participant"
 
 
 def _openai(name: str, base_url: str | None, key_env: str, key_required: bool, description: str) -> Provider:
-    return Provider(name, "openai", base_url, key_env, key_required, description, make=OPENAI)
+    return Provider(name, "openai", base_url, key_env, key_required, description, make=OPENAI, check=check_hosted)
 
 
 PROVIDERS: list[Provider] = [
@@ -27,7 +27,7 @@ PROVIDERS: list[Provider] = [
     _openai("qwen", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY", True,
             "Qwen (DashScope compatible mode)"),
     Provider("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", True, "Anthropic",
-             make=ANTHROPIC),
+             make=ANTHROPIC, check=check_hosted),
     _openai("ollama", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", False, "Ollama server"),
     _openai("vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vLLM server"),
     _openai("lmstudio", "http://127.0.0.1:1234/v1", "LMSTUDIO_API_KEY", False, "LM Studio server"),

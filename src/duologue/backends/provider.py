@@ -8,9 +8,12 @@ given to `register_provider`. This module imports no backend.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING, Any, Callable, Union
+
+from ..errors import UnknownModelError
 
 if TYPE_CHECKING:
     from ..spec import Participant
@@ -34,7 +37,7 @@ class Provider:
     key_required: bool = False
     description: str = ""
     make: Ref = ""  # MakeBackend
-    check: Ref | None = None  # CheckParticipant; None: base URL and key are checked (see registry.py)
+    check: Ref | None = None  # CheckParticipant; None: only the model string is checked
 
     def factory(self) -> MakeBackend:
         return resolve(self.make)
@@ -48,3 +51,11 @@ def resolve(ref: Ref) -> Callable[..., Any]:
     if callable(ref):
         return ref
     return EntryPoint(name="", value=ref, group="").load()
+
+
+def check_hosted(p: "Participant", provider: Provider, name: str) -> None:
+    """A provider behind an HTTP API: it needs a base URL, and its key when the provider requires one."""
+    if provider.base_url is None and not p.base_url:
+        raise UnknownModelError(f"{p.name}: {p.model} needs a base URL (--base-url-a/--base-url-b or base_url)")
+    if provider.key_required and not os.environ.get(provider.key_env or ""):
+        raise UnknownModelError(f"{p.name}: {p.model} needs an API key: set {provider.key_env}")

@@ -14,12 +14,11 @@ imported only when one of its backends is made.
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
 from ..errors import DuologueError, UnknownModelError
-from . import builtin
+from .builtin import PROVIDERS as BUILTIN_PROVIDERS
 from .provider import Provider
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class ProviderRegistry(Mapping[str, Provider]):
         return len(self._providers)
 
 
-PROVIDERS = ProviderRegistry(builtin.PROVIDERS)
+PROVIDERS = ProviderRegistry(BUILTIN_PROVIDERS)
 
 
 def register_provider(provider: Provider, *, replace: bool = False) -> None:
@@ -119,23 +118,12 @@ def parse_model_string(model: str) -> tuple[Provider, str]:
     return PROVIDERS[provider], name
 
 
-def is_embedded(model: str) -> bool:
-    """Whether the model runs in this process (a `local/...` model string)."""
-    provider, _, _ = model.partition("/")
-    return provider in PROVIDERS and PROVIDERS[provider].api == "local"
-
-
 def check_participant(p: "Participant") -> None:
     """Everything that can be checked before a run starts: model string, files, keys, base URL."""
     provider, name = parse_model_string(p.model)
     check = provider.checker()
     if check is not None:
         check(p, provider, name)
-        return
-    if provider.base_url is None and not p.base_url:
-        raise UnknownModelError(f"{p.name}: {p.model} needs a base URL (--base-url-a/--base-url-b or base_url)")
-    if provider.key_required and not os.environ.get(provider.key_env or ""):
-        raise UnknownModelError(f"{p.name}: {p.model} needs an API key: set {provider.key_env}")
 
 
 def make_backend(p: "Participant") -> "Backend":
