@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from duologue.api import arun_conversation
-from duologue.backends.llamacpp import LlamaCppBackend, LlamaSettings
+from duologue.backends.embedded.common import LlamaSettings
+from duologue.backends.embedded.simple import LlamaCppBackend
 from duologue.spec import ConversationSpec, Participant
 from duologue.store import Store
 from duologue.transcripts.markdown import parse_markdown, render_markdown

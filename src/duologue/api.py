@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import __version__
+from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
 from .records import Message, Run
@@ -84,8 +85,6 @@ def complete_seeds(spec: ConversationSpec) -> ConversationSpec:
 
 def check_spec(spec: ConversationSpec) -> None:
     """Everything checkable before a run starts (model strings, GGUF files, API keys)."""
-    from .backends.registry import check_participant
-
     for p in spec.participants:
         check_participant(p)
     for ch in spec.changes:
@@ -145,6 +144,12 @@ class CurrentRun(RunListener):
         self.id = run.id
 
 
+def _check(spec: ConversationSpec, make_backend: BackendFactory | None) -> None:
+    # A caller's own factory answers for its models; the registry checks its providers'.
+    if make_backend is None:
+        check_spec(spec)
+
+
 async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listeners: Iterable[RunListener],
                    watchers: Iterable[Watcher] | None, **conversation) -> Run:
     """Run a conversation (new, resumed or forked) to its end, with its transcript and stored analysis."""
@@ -154,8 +159,14 @@ async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listene
     for listener in listeners:
         if isinstance(listener, CurrentRun):
             listener.id = conv.run.id
+    from .backends.embedded.pool import conversation_scope, pool_for  # the engine code only when a run starts
+
+    # Embedded participants share one engine (one model in memory) for the run, or the caller's pool's;
+    # the run's participants stay on one shard of a sharded pool.
     try:
-        run = await conv.execute()
+        async with pool_for([spec]):
+            with conversation_scope(conv.run.id):
+                run = await conv.execute()
     except StoreFullError as err:
         rid = conv.run.id
         raise StoreFullError(f"run {rid} stopped: {err}, then continue it with `duologue resume {rid}`") from None
@@ -171,12 +182,15 @@ async def arun_conversation(
     watchers: Iterable[Watcher] | None = None,
     experiment_id: str | None = None,
     interjector: Interjector | None = None,
+    make_backend: BackendFactory | None = None,
 ) -> Run:
-    check_spec(spec)
+    """Run a conversation to its end. `make_backend` makes each participant's backend instead of the
+    provider registry (which then checks nothing: the factory answers for its models)."""
+    _check(spec, make_backend)
     spec = complete_seeds(spec)
     with Store(db) as store:
         return await _execute(spec, store, db, listeners, watchers, experiment_id=experiment_id,
-                              interjector=interjector)
+                              interjector=interjector, make_backend=make_backend)
 
 
 def run_conversation(spec: ConversationSpec, **kwargs) -> Run:
@@ -196,6 +210,7 @@ async def aresume_run(
     listeners: Iterable[RunListener] = (),
     watchers: Iterable[Watcher] | None = None,
     interjector: Interjector | None = None,
+    make_backend: BackendFactory | None = None,
 ) -> Run:
     with Store(db, create=False) as store:
         run = store.get_run(run_ref)
@@ -206,8 +221,9 @@ async def aresume_run(
         if run.source:
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
         spec = ConversationSpec.model_validate(run.spec)
-        check_spec(spec)
-        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector)
+        _check(spec, make_backend)
+        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector,
+                              make_backend=make_backend)
 
 
 def resume_run(run_ref: str, **kwargs) -> Run:
@@ -241,6 +257,7 @@ async def afork_run(
     listeners: Iterable[RunListener] = (),
     watchers: Iterable[Watcher] | None = None,
     interjector: Interjector | None = None,
+    make_backend: BackendFactory | None = None,
 ) -> Run:
     """A new run whose first `at` messages are those of `run_ref`, continued with `spec`.
 
@@ -267,7 +284,7 @@ async def afork_run(
         lost = sorted({m.speaker for m in kept if m.speaker in parent.participants} - set(spec.names))
         if lost:
             raise DuologueError(f"a fork keeps the participants of the messages it keeps; missing: {', '.join(lost)}")
-        check_spec(spec)
+        _check(spec, make_backend)
         spec = complete_seeds(spec)
         run = Run(
             id=new_run_id(), spec=spec.model_dump(mode="json"), participants=spec.names, started_at=utcnow(),
@@ -275,7 +292,8 @@ async def afork_run(
             messages=[dataclasses.replace(m) for m in kept],
         )
         store.create_run(run)
-        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector)
+        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector,
+                              make_backend=make_backend)
 
 
 def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwargs) -> Run:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
-from .backends.llamacpp_batched import EmbeddedPool, embedded_streams, shards_for
-from .backends.registry import check_participant, parse_model_string
+from .backends.embedded.pool import EmbeddedPool, conversation_scope, embedded_streams, shards_for
+from .backends.registry import BackendFactory, check_participant, parse_model_string
 from .engine import Conversation, RunListener
 from .errors import DuologueError
 from .records import Message, Run
@@ -171,10 +171,14 @@ async def arun_experiment(
     db: str | Path = DEFAULT_DB,
     on_progress=None,
     listeners: Iterable[RunListener] = (),
+    make_backend: BackendFactory | None = None,
 ) -> BatchResult:
-    """Run every conversation of the experiment the store does not have finished yet."""
+    """Run every conversation of the experiment the store does not have finished yet.
+
+    `make_backend` makes each participant's backend instead of the provider registry (which then
+    checks nothing: the factory answers for its models)."""
     plans = plan_experiment(exp)
-    for p in exp.participants:
+    for p in exp.participants if make_backend is None else ():
         check_participant(p)  # models, files and keys, before anything is written
     limits = {**DEFAULT_CONCURRENCY, **exp.concurrency}
     with Store(db) as store:
@@ -213,9 +217,10 @@ async def arun_experiment(
                     conv = Conversation(
                         plan.spec, store, run=run, experiment_id=exp.name, experiment_cell=plan.cell,
                         listeners=[TranscriptWriter(db, min_interval=TRANSCRIPT_INTERVAL), counter, *listeners],
-                        watchers=watchers,
+                        watchers=watchers, make_backend=make_backend,
                     )
-                    run = await conv.execute()
+                    with conversation_scope(conv.run.id):  # its participants on one shard of the pool
+                        run = await conv.execute()
                     _store_analysis(store, run, watchers)
                     if run.status == "error":
                         errors.append((run.id, run.stop_detail or "error"))

@@ -446,7 +446,7 @@ def models() -> None:
     """List the providers (base URL, key variable, whether it is set) and the embedded models."""
     import os
 
-    from .backends.llamacpp import EMBEDDED_MODELS, embedded_model_path
+    from .backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path
     from .backends.registry import PROVIDERS
 
     c = Console(highlight=False)
@@ -465,7 +465,8 @@ def models() -> None:
             state = Text("not set", style="red")
         else:
             state = Text("optional", style="dim")
-        table.add_row(f"{p.name}/<model>", p.key_env or "", state, p.base_url or "(give --base-url-a/-b)",
+        where = p.base_url or ("(give --base-url-a/-b)" if p.api in ("openai", "anthropic") else "")
+        table.add_row(f"{p.name}/<model>", p.key_env or "", state, where,
                       Text(p.description))
     c.print(table)
     c.print()

@@ -11,8 +11,10 @@ import pytest
 
 from duologue.api import arun_conversation
 from duologue.backends.base import ChatMessage, ContextFullError, Sampling
-from duologue.backends.llamacpp import LlamaCppBackend, LlamaSettings
-from duologue.backends.llamacpp_batched import BatchedLlamaBackend, EmbeddedPool
+from duologue.backends.embedded.backend import BatchedLlamaBackend
+from duologue.backends.embedded.common import LlamaSettings
+from duologue.backends.embedded.pool import EmbeddedPool
+from duologue.backends.embedded.simple import LlamaCppBackend
 from duologue.backends.registry import make_backend
 from duologue.spec import ConversationSpec, Participant
 
@@ -245,7 +247,7 @@ def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_
 
             def spy(model, settings=None):
                 backend = original(model, settings)
-                from duologue.backends.llamacpp_batched import _conversation
+                from duologue.backends.embedded.pool import _conversation
 
                 placed.setdefault(_conversation.get(), set()).add(id(backend.engine))
                 return backend
@@ -267,7 +269,8 @@ def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_
 def test_single_tokens_go_one_call_each_only_where_that_was_measured_faster():
     """The choice between one batch call and a call per sequence follows the times measured, and a batch
     is timed again now and then (no model needed: the decision is the engine's own bookkeeping)."""
-    from duologue.backends.llamacpp_batched import PROBE_EVERY, SharedLlamaEngine
+    from duologue.backends.embedded.decode import PROBE_EVERY
+    from duologue.backends.embedded.engine import SharedLlamaEngine
 
     engine = SharedLlamaEngine(Path("unused.gguf"), threads=1)
     assert not engine._one_by_one(2)  # nothing measured yet: batch, and so measure it
