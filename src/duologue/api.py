@@ -96,9 +96,10 @@ def check_spec(spec: ConversationSpec) -> None:
 
 
 def default_watchers(spec: ConversationSpec) -> list[Watcher]:
-    from .stopping import LoopRule, SemanticRule
+    """One watcher per detector (duologue.detectors): loops, semantic, and any a plugin adds."""
+    from .detectors import watchers_for
 
-    return [LoopRule(spec), SemanticRule(spec)]
+    return watchers_for(spec)
 
 
 def analyze_run(run: Run, spec_detection: dict | None = None, vectors=None, themes: str | Path | None = None):
@@ -126,7 +127,7 @@ def run_vectors(store: Store, run: Run, watchers: Iterable[Watcher] = ()):
 
     from .analysis.embeddings import get_embedder
     from .analysis.semantic import embed_messages
-    from .stopping import SemanticRule
+    from .detectors.semantic import SemanticRule
 
     embedder = get_embedder()
     indices = [m.index for m in run.messages]

@@ -355,7 +355,7 @@ class Conversation:
 
     def _finish(self, status: str, stop: Stop) -> None:
         run = self.run
-        run.status, run.stop_reason, run.stop_detail = status, stop.reason.value, stop.detail
+        run.status, run.stop_reason, run.stop_detail = status, stop.value, stop.detail
         run.ended_at = utcnow()
         self.store.finish_run(run.id, status=status, stop_reason=run.stop_reason, stop_detail=stop.detail,
                               ended_at=run.ended_at)

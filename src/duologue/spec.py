@@ -65,7 +65,8 @@ OnDetect = Literal["stop", "flag", "continue"]
 class Detection(BaseModel):
     """Thresholds of the loop detectors (docs/detectors.md has the definitions and defaults)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # extra keys are the [detection.<name>] tables of detector plugins (duologue.detectors), checked below
+    model_config = ConfigDict(extra="allow")
 
     max_period: int = Field(8, ge=1)
     min_cycles: int = Field(3, ge=2)
@@ -80,6 +81,14 @@ class Detection(BaseModel):
     # fields and defaults are declared once, by the detectors (analysis/convergence.py, themes.py).
     convergence: ConvergenceParams = Field(default_factory=ConvergenceParams)
     attractor: AttractorParams = Field(default_factory=AttractorParams)
+
+    @model_validator(mode="after")
+    def _detector_tables(self) -> "Detection":
+        from .detectors import check_settings
+
+        for name, table in (self.model_extra or {}).items():
+            check_settings(name, table)
+        return self
 
     @model_validator(mode="after")
     def _onset_window(self) -> "Detection":

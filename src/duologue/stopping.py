@@ -1,4 +1,8 @@
-"""Why a run ended: the StopReason vocabulary and the end-marker rule."""
+"""Why a run ended: the StopReason vocabulary, the end-marker and message-limit rules.
+
+The detectors that watch a run as it goes (loops, semantic convergence,
+attractors, and any a plugin adds) live in duologue.detectors.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
 
-from .analysis.loops import LoopParams, LoopWatcher
-from .analysis.params import detection_params
 from .records import Message
 
 
@@ -31,18 +33,24 @@ class StopReason(str, Enum):
 
 @dataclass(frozen=True)
 class Stop:
-    reason: StopReason
+    reason: StopReason | str
     detail: str
+
+    @property
+    def value(self) -> str:
+        """The stop reason as stored."""
+        return self.reason.value if isinstance(self.reason, StopReason) else str(self.reason)
 
 
 @dataclass(frozen=True)
 class WatchEvent:
-    """Something a watcher noticed after a message; `stop` set when it ends the run."""
+    """Something a watcher noticed after a message; `stop` set when it ends the run (a StopReason,
+    or for a plugin detector its own name)."""
 
     kind: str
     detail: str
     message_index: int
-    stop: StopReason | None = None
+    stop: StopReason | str | None = None
     data: dict | None = None
 
 
@@ -69,79 +77,3 @@ def max_messages_stop(messages: Sequence[Message], limit: int) -> Stop | None:
     if len(messages) >= limit:
         return Stop(StopReason.MAX_MESSAGES, f"reached {limit} messages")
     return None
-
-
-class LoopRule:
-    """Runs the loop detectors after every message (a Watcher for the engine).
-
-    `on_loop` / `on_near_loop`: "stop" ends the run, "flag" records an event
-    and goes on, "continue" leaves the detector silent (analysis still finds it).
-    """
-
-    def __init__(self, spec) -> None:
-        self.on = {"loop": spec.on_loop, "near_loop": spec.on_near_loop}
-        self.stop_reason = {"loop": StopReason.LOOP, "near_loop": StopReason.NEAR_LOOP}
-        loop, _, _ = detection_params(spec.detection.model_dump())
-        self.watcher = LoopWatcher(
-            n_speakers=len(spec.participants),
-            params=loop,
-            end_marker=spec.end_marker or None,
-        )
-
-    def observe(self, message: Message):
-        events = []
-        for ev in self.watcher.observe(message.content):
-            action = self.on[ev.kind]
-            if action == "continue":
-                continue
-            events.append(WatchEvent(
-                kind=ev.kind, detail=ev.detail, message_index=ev.message_index,
-                stop=self.stop_reason[ev.kind] if action == "stop" else None,
-                data={"action": action, **_loop_data(ev.loop)},
-            ))
-        return events
-
-
-class SemanticRule:
-    """Runs the semantic detectors after every message: convergence and attractor themes.
-
-    `on_convergence` / `on_attractor` as for LoopRule. The vectors it computes
-    are kept (`vectors`), so the run's analysis does not compute them again.
-    """
-
-    def __init__(self, spec) -> None:
-        from .analysis.semantic import SemanticWatcher
-
-        _, convergence, attractor = detection_params(spec.detection.model_dump())
-        self.on = {"convergence": spec.on_convergence, "attractor": spec.on_attractor}
-        self.watcher = SemanticWatcher(convergence, attractor, end_marker=spec.end_marker or None)
-        self.vectors: dict[int, list[float]] = {}
-
-    def observe(self, message: Message):
-        from dataclasses import asdict
-
-        from .analysis.convergence import ConvergenceEvent
-
-        found = self.watcher.observe(message.speaker, message.content)
-        self.vectors[message.index] = self.watcher.vectors[-1]
-        events = []
-        for ev in found:
-            kind = "convergence" if isinstance(ev, ConvergenceEvent) else "attractor"
-            action = self.on[kind]
-            if action == "continue":
-                continue
-            found_data = asdict(ev.convergence) if isinstance(ev, ConvergenceEvent) else asdict(ev.attractor)
-            events.append(WatchEvent(
-                kind=kind, detail=ev.detail, message_index=message.index,
-                stop=StopReason(kind) if action == "stop" else None,
-                data={"action": action, **found_data},
-            ))
-        return events
-
-
-def _loop_data(loop) -> dict:
-    from dataclasses import asdict
-
-    data = asdict(loop)
-    data.pop("near_duplicates", None)  # per-message list: the analysis keeps it, the event need not
-    return data

@@ -1,0 +1,132 @@
+"""Detectors: what watches a run as it goes, one module per detector in this package.
+
+Each module here defines `DETECTOR = Detector(...)`: a name, a `make(spec,
+settings)` that returns the run's Watcher (an object with `observe(message)
+-> list[WatchEvent]`, see engine.Watcher), and optionally `params`, a frozen
+dataclass of its thresholds with their defaults. A run builds one watcher per
+detector (`watchers_for`); a live run and `analyze` call the same code.
+
+Configuration. A detector with `params` is configured by the table
+`[detection.<name>]` of a conversation or experiment TOML: its thresholds by
+field name, plus `on = "stop" | "flag" | "continue"` (default "flag"): stop the
+run (stop reason: the detector's name), record an event and go on, or stay
+silent. Unknown keys are errors, as everywhere in a spec. The built-in
+detectors (loops.py, semantic.py) predate this table and keep their own
+settings: on_loop / on_near_loop / on_convergence / on_attractor, [detection],
+[detection.convergence] and [detection.attractor].
+
+So a new detector is one file in this folder, and its settings in the TOML.
+Third-party packages add detectors through the entry-point group
+`duologue.detectors` (an entry point naming a Detector).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DuologueError
+
+if TYPE_CHECKING:
+    from ..engine import Watcher
+    from ..spec import ConversationSpec
+
+ACTIONS = ("stop", "flag", "continue")
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    make: Callable[["ConversationSpec", Any], "Watcher"]  # (spec, settings: params instance or None)
+    params: type | None = None  # a frozen dataclass of thresholds, configured by [detection.<name>]
+    description: str = ""
+
+
+_DETECTORS: dict[str, Detector] | None = None
+
+
+def detectors() -> dict[str, Detector]:
+    """Every detector: this package's modules (by name), then plugins."""
+    global _DETECTORS
+    if _DETECTORS is None:
+        found: dict[str, Detector] = {}
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+            det = getattr(importlib.import_module(f"{__name__}.{info.name}"), "DETECTOR", None)
+            if isinstance(det, Detector):
+                found[det.name] = det
+        for ep in entry_points(group="duologue.detectors"):
+            try:
+                det = ep.load()
+            except Exception as err:  # a broken plugin names itself
+                raise DuologueError(f"detector plugin '{ep.name}' failed to load: {err}") from None
+            if isinstance(det, Detector):
+                found.setdefault(det.name, det)
+        _DETECTORS = found
+    return _DETECTORS
+
+
+def configurable() -> dict[str, Detector]:
+    """The detectors configured by a [detection.<name>] table of their own."""
+    return {name: d for name, d in detectors().items() if d.params is not None}
+
+
+def check_settings(name: str, table: Any) -> dict[str, Any]:
+    """Validate a [detection.<name>] table (raises ValueError with one line); returns it as given."""
+    det = configurable().get(name)
+    if det is None:
+        raise ValueError(f"{name}: unknown field")
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{name}: expected a table of settings")
+    settings = dict(table)
+    on = settings.pop("on", "flag")
+    if on not in ACTIONS:
+        raise ValueError(f"{name}.on: expected one of {', '.join(ACTIONS)}, got {on!r}")
+    assert det.params is not None
+    known = {f.name for f in dataclasses.fields(det.params)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"{name}.{unknown[0]}: unknown field")
+    try:
+        det.params(**settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: {err}") from None
+    return dict(table)
+
+
+def settings_for(spec: "ConversationSpec", det: Detector) -> tuple[Any, str]:
+    """(params, action) of a configurable detector for this run."""
+    table = dict((spec.detection.model_extra or {}).get(det.name) or {})
+    on = table.pop("on", "flag")
+    assert det.params is not None
+    return det.params(**table), on
+
+
+def watchers_for(spec: "ConversationSpec") -> list["Watcher"]:
+    """The watchers of a run: one per detector."""
+    out = []
+    for det in detectors().values():
+        if det.params is None:
+            out.append(det.make(spec, None))
+            continue
+        params, on = settings_for(spec, det)
+        if on != "continue":
+            out.append(_Acting(det.make(spec, params), det.name, on))
+    return out
+
+
+class _Acting:
+    """Applies a configurable detector's `on` action to the events its watcher reports."""
+
+    def __init__(self, inner: "Watcher", name: str, on: str) -> None:
+        self.inner, self.name, self.on = inner, name, on
+
+    def observe(self, message):
+        events = self.inner.observe(message)
+        if self.on == "stop":
+            return [dataclasses.replace(e, stop=e.stop or self.name) for e in events]
+        return [dataclasses.replace(e, stop=None) for e in events]
