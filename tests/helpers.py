@@ -1,4 +1,4 @@
-"""Shared by the test modules: running the CLI as a user would, and where shared/ is."""
+"""Shared by the test modules: running the CLI as a user would, and where the fixtures are."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-EXAMPLE_MD = SHARED / "examples" / "kimi-llama-period2.md"
+FIXTURES = REPO / "tests" / "fixtures"
+# A real two-model run that falls into a period-2 loop, and what its analysis must find.
+EXAMPLE_MD = FIXTURES / "kimi-llama-period2.md"
+EXAMPLE_EXPECTED = FIXTURES / "kimi-llama-period2.expected.json"
 
 
 def cli_env() -> dict[str, str]:

@@ -1,8 +1,11 @@
 """A backend that answers instantly from a script and remembers every request, for engine tests.
 
-`scripted_models(monkeypatch)` makes every model string resolve to a
-ScriptedBackend (no files, keys or servers checked), so the Python API runs end
-to end — store, transcripts, forks — without a model.
+The `scripted_models` fixture gives a ScriptedModels whose `make` the Python API
+takes as `make_backend=`: every participant then gets a ScriptedBackend,
+whatever its model string (no files, keys or servers checked), so the API runs
+end to end — store, transcripts, forks — without a model. For runs started
+through the CLI it also registers a `scripted` provider (model strings
+`scripted/<anything>`), the way a plugin adds one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Callable
 
 import pytest
 
+from duologue.backends import registry
 from duologue.backends.base import ChatMessage, Reply, Sampling, Usage
+from duologue.backends.provider import Provider
 from duologue.errors import BackendError
 from duologue.records import utcnow
 
@@ -78,7 +83,7 @@ class FailsAt(ScriptedBackend):
 
 @dataclass
 class ScriptedModels:
-    """Every backend made while patched, in order; `made_for[name]` those of one participant."""
+    """Every backend `make` made, in order; `made_for[name]` those of one participant."""
 
     made: list[ScriptedBackend] = field(default_factory=list)
     context_length: int | None = None
@@ -100,13 +105,16 @@ class ScriptedModels:
 
 
 @pytest.fixture
-def scripted_models(monkeypatch) -> ScriptedModels:
-    import duologue.backends.registry as registry
-
+def scripted_models():
     models = ScriptedModels()
-    monkeypatch.setattr(registry, "make_backend", models.make)
-    monkeypatch.setattr(registry, "check_participant", lambda p: None)
-    return models
+    registry.register_provider(Provider(
+        "scripted", "scripted", description="tests: answers from a script",
+        make=lambda p, provider, name: models.make(p), check=lambda p, provider, name: None,
+    ))
+    try:
+        yield models
+    finally:
+        registry.unregister_provider("scripted")
 
 
 class Measured:
@@ -132,11 +140,12 @@ class Measured:
         await self.inner.aclose()
 
 
-def measure_backends(monkeypatch) -> list:
-    """Every request sent by backends made from here on: (participant, view, sampling, prompt tokens, window)."""
-    import duologue.backends.registry as registry
+class MeasuredModels:
+    """`make` (for the API's `make_backend=`) makes the registry's real backends, wrapped to note in
+    `sent` every request: (participant, view, sampling, prompt tokens, window)."""
 
-    sent: list = []
-    real = registry.make_backend
-    monkeypatch.setattr(registry, "make_backend", lambda p, *a, **kw: Measured(real(p, *a, **kw), p.name, sent))
-    return sent
+    def __init__(self):
+        self.sent: list = []
+
+    def make(self, p) -> Measured:
+        return Measured(registry.make_backend(p), p.name, self.sent)

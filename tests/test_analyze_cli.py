@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from helpers import EXAMPLE_MD, SHARED, run_cli
+from helpers import EXAMPLE_EXPECTED, EXAMPLE_MD, run_cli
 
 
 def png_size(path) -> tuple[int, int]:
@@ -30,7 +30,7 @@ def loop_transcript(n_before: int, loop_line: str, n_loop: int) -> str:
 
 
 def test_example_matches_expected(tmp_path):
-    expected = json.loads((SHARED / "examples" / "kimi-llama-period2.expected.json").read_text())
+    expected = json.loads(EXAMPLE_EXPECTED.read_text(encoding="utf-8"))
     proc = run_cli("analyze", str(EXAMPLE_MD), "--json", "--plots", "plots", cwd=tmp_path, check=True)
     got = json.loads(proc.stdout)
     assert got["participants"] == expected["participants"]

@@ -12,7 +12,6 @@ import pytest
 
 from duologue.analysis.experiment import RunStats, group_stats, quartiles, survival_curve
 from duologue.api import analyze_run
-from duologue.analysis import analysis_to_dict
 from duologue.batch import derive_seed, experiment_report, plan_experiment
 from duologue.records import Message, Run
 from duologue.spec import ExperimentSpec, Participant
@@ -120,7 +119,7 @@ def make_run(store, run_id, exp, cell, contents, tokens, stop_reason, max_messag
                                 prompt_tokens=10, latency=0.5)
                         for i, c in enumerate(contents, 1)])
     store.create_run(run)
-    store.save_analysis(run_id, analysis_to_dict(analyze_run(run)))
+    store.save_analysis(run_id, analyze_run(run))
 
 
 def test_report_numbers_by_hand(tmp_path):

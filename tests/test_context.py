@@ -13,7 +13,7 @@ from duologue.context import SUMMARY_VOICE
 from duologue.engine import Conversation
 from duologue.spec import spec_from_dict
 from duologue.store import Store
-from scripted import FailsAt, ScriptedBackend, measure_backends
+from scripted import FailsAt, MeasuredModels, ScriptedBackend
 
 WINDOW, MAX_TOKENS = 200, 20
 TEN_WORDS = "one two three four five six seven eight nine ten"
@@ -155,9 +155,9 @@ def test_a_resumed_run_keeps_its_views_trimmed_where_they_were(tmp_path):
 # -- the embedded model, 2048 tokens, 100 messages ---------------------------------
 
 
-def embedded_context_run(tmp_path, monkeypatch, strategy: str):
+def embedded_context_run(tmp_path, strategy: str):
     """A 100-message conversation of SmolLM2 in a 2048-token window; every request it sent, measured."""
-    requests = measure_backends(monkeypatch)
+    measured = MeasuredModels()
     s = spec_from_dict({
         "participants": [{"name": n, "max_tokens": 48, "context_length": 2048, "seed": i}
                          for i, n in enumerate(("a", "b"))],
@@ -167,8 +167,8 @@ def embedded_context_run(tmp_path, monkeypatch, strategy: str):
         "context": {"strategy": strategy, "summarizer": {"model": "local/smollm2", "max_tokens": 64}},
     })
     db = tmp_path / "runs" / "duologue.db"
-    run = asyncio.run(api.arun_conversation(s, db=db))
-    sent = [(who, prompt, sampling.max_tokens, window) for who, _, sampling, prompt, window in requests]
+    run = asyncio.run(api.arun_conversation(s, db=db, make_backend=measured.make))
+    sent = [(who, prompt, sampling.max_tokens, window) for who, _, sampling, prompt, window in measured.sent]
     conn = sqlite3.connect(db)
     events = conn.execute("SELECT kind, data FROM events WHERE run_id=? AND kind='context'", (run.id,)).fetchall()
     return run, sent, events
@@ -179,8 +179,8 @@ slow_context = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 @pytest.mark.parametrize("strategy", [pytest.param("truncate", marks=slow_context),
                                       pytest.param("summarize", marks=slow_context)])
-def test_embedded_100_messages_complete_in_2048_tokens(tmp_path, monkeypatch, strategy):
-    run, sent, events = embedded_context_run(tmp_path, monkeypatch, strategy)
+def test_embedded_100_messages_complete_in_2048_tokens(tmp_path, strategy):
+    run, sent, events = embedded_context_run(tmp_path, strategy)
     assert (run.status, run.stop_reason, len(run.messages)) == ("finished", "max_messages", 100)
     assert all(prompt + max_tokens <= window == 2048 for _, prompt, max_tokens, window in sent)
     assert events, "a 100-message conversation cannot fit 2048 tokens untrimmed"
@@ -194,8 +194,8 @@ def test_embedded_100_messages_complete_in_2048_tokens(tmp_path, monkeypatch, st
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_embedded_stop_ends_with_context_full(tmp_path, monkeypatch):
-    run, sent, events = embedded_context_run(tmp_path, monkeypatch, "stop")
+def test_embedded_stop_ends_with_context_full(tmp_path):
+    run, sent, events = embedded_context_run(tmp_path, "stop")
     assert (run.status, run.stop_reason) == ("finished", "context_full")
     assert 20 < len(run.messages) < 100
     assert all(prompt + max_tokens <= window for _, prompt, max_tokens, window in sent)

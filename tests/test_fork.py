@@ -17,12 +17,14 @@ from helpers import run_cli
 from scripted import scripted_models  # noqa: F401  (a fixture)
 
 
-def parent_run(db, **spec):
+def parent_run(db, models, **spec):
+    """A finished run of scripted alice and bob, whose `scripted/` models the CLI can fork too."""
     spec = spec_from_dict({
-        "participants": [{"name": "alice", "system": "You are Alice."}, {"name": "bob", "system": "You are Bob."}],
+        "participants": [{"name": "alice", "system": "You are Alice.", "model": "scripted/alice"},
+                         {"name": "bob", "system": "You are Bob.", "model": "scripted/bob"}],
         "opener": "Hello.", "max_messages": 6, "seed": 5, **spec,
     })
-    return asyncio.run(api.arun_conversation(spec, db=db))
+    return asyncio.run(api.arun_conversation(spec, db=db, make_backend=models.make))
 
 
 def invoke(*args: str):
@@ -33,12 +35,13 @@ def invoke(*args: str):
 
 def test_fork_keeps_the_first_n_messages_and_continues_with_new_settings(tmp_path, scripted_models):
     db = tmp_path / "d.db"
-    parent = parent_run(db)
+    parent = parent_run(db, scripted_models)
     base = api.fork_base(parent, 3)
     base["participants"][0]["temperature"] = base["participants"][1]["temperature"] = 1.3
     base["max_messages"] = 7
     n_before = len(scripted_models.made)
-    child = api.fork_run(parent.id, 3, ConversationSpec.model_validate(base), db=db)
+    child = api.fork_run(parent.id, 3, ConversationSpec.model_validate(base), db=db,
+                         make_backend=scripted_models.make)
 
     assert (child.parent_run_id, child.fork_at) == (parent.id, 3)
     assert child.id != parent.id and child.status == "finished" and len(child.messages) == 7
@@ -59,8 +62,8 @@ def test_fork_keeps_the_first_n_messages_and_continues_with_new_settings(tmp_pat
 
 def test_a_fork_with_unchanged_settings_samples_as_the_parent_did(tmp_path, scripted_models):
     db = tmp_path / "d.db"
-    parent = parent_run(db)
-    api.fork_run(parent.id, 2, db=db)
+    parent = parent_run(db, scripted_models)
+    api.fork_run(parent.id, 2, db=db, make_backend=scripted_models.make)
     alice, bob = scripted_models.made_for("alice")[0], scripted_models.made_for("bob")[0]
     parent_seeds = [r.sampling.seed for r in alice.requests + bob.requests[1:]]  # messages 3..6
     fork_seeds = [r.sampling.seed for b in scripted_models.made[2:] for r in b.requests]
@@ -69,7 +72,7 @@ def test_a_fork_with_unchanged_settings_samples_as_the_parent_did(tmp_path, scri
 
 def test_fork_base_folds_in_the_changes_already_made(tmp_path, scripted_models):
     db = tmp_path / "d.db"
-    parent = parent_run(db, max_messages=9, changes=[
+    parent = parent_run(db, scripted_models, max_messages=9, changes=[
         {"at": 3, "participant": "alice", "temperature": 0.2, "system": "Changed."},
         {"at": 8, "participant": "bob", "temperature": 1.9},
     ])
@@ -89,19 +92,19 @@ def test_fork_base_folds_in_the_changes_already_made(tmp_path, scripted_models):
 
 def test_fork_refuses_what_it_cannot_do(tmp_path, scripted_models):
     db = tmp_path / "d.db"
-    parent = parent_run(db)
+    parent = parent_run(db, scripted_models)
     for at in (0, 7):
         with pytest.raises(DuologueError, match="has 6 messages; fork at one of 1..6"):
-            api.fork_run(parent.id, at, db=db)
+            api.fork_run(parent.id, at, db=db, make_backend=scripted_models.make)
     renamed = spec_from_dict({"participants": [{"name": "alice"}, {"name": "carol"}]})
     with pytest.raises(DuologueError, match="missing: bob"):
-        api.fork_run(parent.id, 3, renamed, db=db)
+        api.fork_run(parent.id, 3, renamed, db=db, make_backend=scripted_models.make)
     assert len(api.list_runs(db=db)) == 1  # nothing half-made
 
 
 def test_lineage_in_ls_show_and_the_json_export(tmp_path, scripted_models):
     db = tmp_path / "d.db"
-    parent = parent_run(db)
+    parent = parent_run(db, scripted_models)
     invoke("fork", parent.id, "--at", "3", "--temperature", "1.2", "--seed", "9", "--max-messages", "5",
            "-q", "--db", str(db))
     (child,) = [r for r in api.list_runs(db=db) if r["parent_run_id"]]
@@ -138,8 +141,8 @@ def test_an_imported_transcript_can_be_continued_with_models_given(tmp_path, scr
         "---\n\n### kimi\n\n \n\n---\n\n### llama\n\nHello?\n\n---\n\n### kimi\n\nHi.\n\n---\n\n")
     parent = api.import_transcript(tmp_path / "t.md", db=db)
     with pytest.raises(DuologueError, match="no model is known for kimi, llama: give the models"):
-        api.fork_run(parent.id, 3, db=db)
-    invoke("fork", parent.id, "--at", "3", "--a", "local/smollm2", "--b", "local/smollm2", "--max-messages", "5",
+        api.fork_run(parent.id, 3, db=db, make_backend=scripted_models.make)
+    invoke("fork", parent.id, "--at", "3", "--a", "scripted/kimi", "--b", "scripted/llama", "--max-messages", "5",
            "-q", "--db", str(db))
     (child,) = [r for r in api.list_runs(db=db) if r["parent_run_id"] == parent.id]
     run = api.load_run(child["id"], db=db)

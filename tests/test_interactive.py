@@ -61,8 +61,8 @@ def test_a_person_pauses_and_speaks_as_an_outside_voice_and_as_a_participant(tmp
     db = tmp_path / "d.db"
 
     def converse(console, fd):
-        return api.arun_conversation(spec, db=db, listeners=[TerminalRenderer(console)],
-                                     interjector=TerminalInterjector(console, fd=fd))
+        return api.arun_conversation(spec, db=db, make_backend=scripted_models.make,
+                                     listeners=[TerminalRenderer(console)], interjector=TerminalInterjector(console, fd=fd))
 
     with at_a_terminal(converse, hold_bob) as (term, done):
         term.expect("press Enter to pause")
@@ -110,7 +110,7 @@ def test_end_of_input_just_lets_the_run_go_on(tmp_path, scripted_models):
     spec = spec_from_dict({"participants": [{"name": "a"}, {"name": "b"}], "max_messages": 5})
     console = Console(file=open(os.devnull, "w"))
     try:
-        run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "d.db",
+        run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "d.db", make_backend=scripted_models.make,
                                                 interjector=TerminalInterjector(console, fd=read)))
     finally:
         os.close(read)
@@ -174,7 +174,7 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
     never = scripted_models.gates["bob"] = threading.Event()  # bob's first reply never comes: the run is cut there
 
     async def cut_short():
-        task = asyncio.create_task(api.arun_conversation(spec, db=db))
+        task = asyncio.create_task(api.arun_conversation(spec, db=db, make_backend=scripted_models.make))
         while not scripted_models.made_for("bob"):
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)  # bob is waiting at his gate
@@ -190,8 +190,8 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
     hold = scripted_models.gates["bob"] = threading.Event()  # the resumed bob waits until the pause is asked for
 
     def resume(console, fd):
-        return api.aresume_run(interrupted["id"], db=db, listeners=[TerminalRenderer(console)],
-                               interjector=TerminalInterjector(console, fd=fd))
+        return api.aresume_run(interrupted["id"], db=db, make_backend=scripted_models.make,
+                               listeners=[TerminalRenderer(console)], interjector=TerminalInterjector(console, fd=fd))
 
     with at_a_terminal(resume, hold) as (term, done):
         term.expect("press Enter to pause")

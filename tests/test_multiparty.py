@@ -13,7 +13,7 @@ from duologue.spec import load_conversation_spec, spec_from_dict
 from duologue.store import Store
 from duologue.transcripts.markdown import parse_markdown
 from helpers import REPO, run_cli
-from scripted import ScriptedBackend, measure_backends
+from scripted import MeasuredModels, ScriptedBackend
 
 THREE_WAY = REPO / "examples" / "three-way.toml"
 
@@ -105,14 +105,15 @@ def test_random_turn_order_is_seeded_and_never_answers_itself(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_the_readme_three_way_example_on_the_embedded_model(tmp_path, monkeypatch):
+def test_the_readme_three_way_example_on_the_embedded_model(tmp_path):
     """Done means: examples/three-way.toml runs, and every request each participant got is its own view."""
     readme = (REPO / "README.md").read_text()
     assert "## Three voices, forks and perturbations" in readme and "examples/three-way.toml" in readme
 
-    sent = measure_backends(monkeypatch)
+    measured = MeasuredModels()
     spec = load_conversation_spec(THREE_WAY)
-    run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "runs" / "duologue.db"))
+    run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "runs" / "duologue.db", make_backend=measured.make))
+    sent = measured.sent
     assert run.status == "finished" and len(run.messages) == spec.max_messages
     names = ["alice", "bob", "carol"]
     # Round robin, the moderator's message at 6 taking no one's turn.

@@ -86,7 +86,7 @@ def test_bad_perturbations_are_one_line_errors(tmp_path, extra, needle):
 
 def run_perturbed(tmp_path, scripted_models):
     spec = perturbed_spec(tmp_path)
-    return asyncio.run(api.arun_conversation(spec, db=tmp_path / "d.db"))
+    return asyncio.run(api.arun_conversation(spec, db=tmp_path / "d.db", make_backend=scripted_models.make))
 
 
 def test_injections_take_their_message_numbers_and_everyone_hears_them(tmp_path, scripted_models):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from duologue.api import arun_conversation
-from duologue.backends.llamacpp import LlamaCppBackend, LlamaSettings
+from duologue.backends.embedded.common import LlamaSettings
+from duologue.backends.embedded.simple import LlamaCppBackend
 from duologue.spec import ConversationSpec, Participant
 from duologue.store import Store
 from duologue.transcripts.markdown import parse_markdown, render_markdown
@@ -164,11 +165,10 @@ def test_kill_9_then_resume_keeps_every_message_once(tmp_path):
     assert f"{rid}" in (listed := run_cli("ls", cwd=tmp_path, check=True).stdout) and "killed" in listed
     shown = run_cli("show", rid, cwd=tmp_path, check=True).stdout
     assert "status killed" in shown and f"duologue resume {rid}" in shown
-    from duologue.web.queries import RunQuery, query_runs
+    from duologue.store import RunFilter, Store
 
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        assert [r.status for r in query_runs(conn, RunQuery()).rows] == ["killed"]
+    with Store(db, create=False) as store:
+        assert [r.status for r in store.query_runs(RunFilter()).rows] == ["killed"]
 
     proc = run_cli("resume", rid, cwd=tmp_path, check=True)
     assert "stop: max_messages" in proc.stdout

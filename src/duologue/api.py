@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Iterable
 
 from . import __version__
+from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
 from .records import Message, Run
 from .spec import ConversationSpec
-from .store import DEFAULT_DB, Store, process_alive
+from .store import DEFAULT_DB, ExperimentRow, Store, StoreFullError, process_alive
 from .transcripts.jsonfmt import parse_json, render_json
 from .transcripts.markdown import parse_markdown_with_voices, render_run_markdown, run_from_transcript
 
@@ -84,8 +85,6 @@ def complete_seeds(spec: ConversationSpec) -> ConversationSpec:
 
 def check_spec(spec: ConversationSpec) -> None:
     """Everything checkable before a run starts (model strings, GGUF files, API keys)."""
-    from .backends.registry import check_participant
-
     for p in spec.participants:
         check_participant(p)
     for ch in spec.changes:
@@ -131,17 +130,46 @@ def _known_vectors(run: Run, watchers: Iterable[Watcher]):
 
 
 def _store_analysis(store: Store, run: Run, watchers: Iterable[Watcher] = ()) -> None:
-    from .analysis import analysis_to_dict
+    store.save_analysis(run.id, analyze_run(run, vectors=_known_vectors(run, watchers)))
 
-    store.save_analysis(run.id, analysis_to_dict(analyze_run(run, vectors=_known_vectors(run, watchers))))
+
+class CurrentRun(RunListener):
+    """Pass one among the listeners to learn which run a call works on (`id`), as soon as the run is in
+    the store: a new run, the resumed one, or the fork. The CLI names it when Ctrl-C stops the call."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+
+    def run_started(self, run: Run, resumed: bool) -> None:
+        self.id = run.id
+
+
+def _check(spec: ConversationSpec, make_backend: BackendFactory | None) -> None:
+    # A caller's own factory answers for its models; the registry checks its providers'.
+    if make_backend is None:
+        check_spec(spec)
 
 
 async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listeners: Iterable[RunListener],
                    watchers: Iterable[Watcher] | None, **conversation) -> Run:
     """Run a conversation (new, resumed or forked) to its end, with its transcript and stored analysis."""
+    listeners = list(listeners)
     watchers = default_watchers(spec) if watchers is None else list(watchers)
     conv = Conversation(spec, store, listeners=[TranscriptWriter(db), *listeners], watchers=watchers, **conversation)
-    run = await conv.execute()
+    for listener in listeners:
+        if isinstance(listener, CurrentRun):
+            listener.id = conv.run.id
+    from .backends.embedded.pool import conversation_scope, pool_for  # the engine code only when a run starts
+
+    # Embedded participants share one engine (one model in memory) for the run, or the caller's pool's;
+    # the run's participants stay on one shard of a sharded pool.
+    try:
+        async with pool_for([spec]):
+            with conversation_scope(conv.run.id):
+                run = await conv.execute()
+    except StoreFullError as err:
+        rid = conv.run.id
+        raise StoreFullError(f"run {rid} stopped: {err}, then continue it with `duologue resume {rid}`") from None
     _store_analysis(store, run, watchers)
     return run
 
@@ -154,12 +182,15 @@ async def arun_conversation(
     watchers: Iterable[Watcher] | None = None,
     experiment_id: str | None = None,
     interjector: Interjector | None = None,
+    make_backend: BackendFactory | None = None,
 ) -> Run:
-    check_spec(spec)
+    """Run a conversation to its end. `make_backend` makes each participant's backend instead of the
+    provider registry (which then checks nothing: the factory answers for its models)."""
+    _check(spec, make_backend)
     spec = complete_seeds(spec)
     with Store(db) as store:
         return await _execute(spec, store, db, listeners, watchers, experiment_id=experiment_id,
-                              interjector=interjector)
+                              interjector=interjector, make_backend=make_backend)
 
 
 def run_conversation(spec: ConversationSpec, **kwargs) -> Run:
@@ -179,6 +210,7 @@ async def aresume_run(
     listeners: Iterable[RunListener] = (),
     watchers: Iterable[Watcher] | None = None,
     interjector: Interjector | None = None,
+    make_backend: BackendFactory | None = None,
 ) -> Run:
     with Store(db, create=False) as store:
         run = store.get_run(run_ref)
@@ -189,8 +221,9 @@ async def aresume_run(
         if run.source:
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
         spec = ConversationSpec.model_validate(run.spec)
-        check_spec(spec)
-        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector)
+        _check(spec, make_backend)
+        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector,
+                              make_backend=make_backend)
 
 
 def resume_run(run_ref: str, **kwargs) -> Run:
@@ -224,6 +257,7 @@ async def afork_run(
     listeners: Iterable[RunListener] = (),
     watchers: Iterable[Watcher] | None = None,
     interjector: Interjector | None = None,
+    make_backend: BackendFactory | None = None,
 ) -> Run:
     """A new run whose first `at` messages are those of `run_ref`, continued with `spec`.
 
@@ -250,7 +284,7 @@ async def afork_run(
         lost = sorted({m.speaker for m in kept if m.speaker in parent.participants} - set(spec.names))
         if lost:
             raise DuologueError(f"a fork keeps the participants of the messages it keeps; missing: {', '.join(lost)}")
-        check_spec(spec)
+        _check(spec, make_backend)
         spec = complete_seeds(spec)
         run = Run(
             id=new_run_id(), spec=spec.model_dump(mode="json"), participants=spec.names, started_at=utcnow(),
@@ -258,7 +292,8 @@ async def afork_run(
             messages=[dataclasses.replace(m) for m in kept],
         )
         store.create_run(run)
-        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector)
+        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector,
+                              make_backend=make_backend)
 
 
 def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwargs) -> Run:
@@ -288,9 +323,9 @@ def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
     except TranscriptFormatError as err:
         raise TranscriptFormatError(f"{path}: {err}") from None
     with Store(db) as store:
-        if run.id in set(store.iter_run_ids()):
+        if store.has_run(run.id):
             raise DuologueError(f"run {run.id} is already in {db}")
-        store.create_run(run)
+        store.create_run(run)  # the run and all its messages in one transaction: a kill -9 leaves none or all
     return run
 
 
@@ -320,7 +355,8 @@ def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
     return run, run.id
 
 
-def save_analysis(run_id: str, analysis: dict, *, db: str | Path = DEFAULT_DB) -> None:
+def save_analysis(run_id: str, analysis, *, db: str | Path = DEFAULT_DB) -> None:
+    """Keep an analysis (duologue.analysis.Analysis, e.g. from analyze_run) with its run."""
     with Store(db, create=False) as store:
         store.save_analysis(run_id, analysis)
 
@@ -361,8 +397,9 @@ def run_lineage(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Lineage:
 
 
 def list_runs(*, db: str | Path = DEFAULT_DB, limit: int | None = None) -> list[dict]:
+    """Runs newest first, each a dict (id, title, participants, models, status, stop_reason, messages, …)."""
     with Store(db, create=False) as store:
-        return store.list_runs(limit=limit)
+        return [r.as_dict() for r in store.list_runs(limit=limit)]
 
 
 def export_run(run_ref: str, fmt: str = "md", *, db: str | Path = DEFAULT_DB) -> str:
@@ -396,3 +433,27 @@ def run_totals(run: Run) -> RunTotals:
         completion_tokens=sum(m.completion_tokens or 0 for m in gen),
         generation_seconds=sum(m.latency or 0.0 for m in gen),
     )
+
+
+# -- experiments (the CLI's report and export) ------------------------------------------
+
+
+def find_experiment(name: str, *, db: str | Path = DEFAULT_DB) -> ExperimentRow | None:
+    with Store(db, create=False) as store:
+        return store.get_experiment(name)
+
+
+def export_experiment(name: str, fmt: str, folder: Path, *, db: str | Path = DEFAULT_DB) -> list[Path]:
+    """An experiment's runs, messages and metrics as csv, parquet or jsonl tables in `folder`."""
+    from .batch import export_experiment as export_tables
+
+    with Store(db, create=False) as store:
+        return export_tables(store, name, fmt, folder)
+
+
+def experiment_report(name: str, folder: Path, *, db: str | Path = DEFAULT_DB) -> dict:
+    """Aggregate an experiment, write its plots and report.json into `folder`, return the report."""
+    from .batch import experiment_report as report
+
+    with Store(db, create=False) as store:
+        return report(store, name, folder)

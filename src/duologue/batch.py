@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
-from .backends.llamacpp_batched import EmbeddedPool, embedded_streams, shards_for
-from .backends.registry import check_participant, parse_model_string
+from .backends.embedded.pool import EmbeddedPool, conversation_scope, embedded_streams, shards_for
+from .backends.registry import BackendFactory, check_participant, parse_model_string
 from .engine import Conversation, RunListener
 from .errors import DuologueError
 from .records import Message, Run
 from .spec import ConversationSpec, ExperimentSpec, Participant
 from .stopping import WatchEvent
-from .store import DEFAULT_DB, Store, cell_key
+from .store import DEFAULT_DB, ExperimentRow, MessageRow, Store, cell_key
 
 # Seconds between rewrites of a running conversation's transcript file in a batch
 # (each rewrite renders the whole transcript; the store has every message at once).
@@ -158,7 +158,7 @@ def _check_experiment_record(store: Store, exp: ExperimentSpec) -> None:
     existing = store.get_experiment(exp.name)
     if existing is None:
         store.create_experiment(exp.name, exp.name, data)
-    elif existing["spec"] != data:
+    elif existing.spec != data:
         raise DuologueError(
             f"experiment '{exp.name}' is already in {store.path} with other settings; "
             "give the changed experiment another name"
@@ -171,10 +171,14 @@ async def arun_experiment(
     db: str | Path = DEFAULT_DB,
     on_progress=None,
     listeners: Iterable[RunListener] = (),
+    make_backend: BackendFactory | None = None,
 ) -> BatchResult:
-    """Run every conversation of the experiment the store does not have finished yet."""
+    """Run every conversation of the experiment the store does not have finished yet.
+
+    `make_backend` makes each participant's backend instead of the provider registry (which then
+    checks nothing: the factory answers for its models)."""
     plans = plan_experiment(exp)
-    for p in exp.participants:
+    for p in exp.participants if make_backend is None else ():
         check_participant(p)  # models, files and keys, before anything is written
     limits = {**DEFAULT_CONCURRENCY, **exp.concurrency}
     with Store(db) as store:
@@ -186,7 +190,7 @@ async def arun_experiment(
             if found is None:
                 todo.append((plan, None))
                 continue
-            run_id, status, pid = found
+            run_id, status, pid = found.run_id, found.status, found.pid
             if status == "finished":
                 continue
             if status == "running" and _pid_alive(pid):
@@ -213,9 +217,10 @@ async def arun_experiment(
                     conv = Conversation(
                         plan.spec, store, run=run, experiment_id=exp.name, experiment_cell=plan.cell,
                         listeners=[TranscriptWriter(db, min_interval=TRANSCRIPT_INTERVAL), counter, *listeners],
-                        watchers=watchers,
+                        watchers=watchers, make_backend=make_backend,
                     )
-                    run = await conv.execute()
+                    with conversation_scope(conv.run.id):  # its participants on one shard of the pool
+                        run = await conv.execute()
                     _store_analysis(store, run, watchers)
                     if run.status == "error":
                         errors.append((run.id, run.stop_detail or "error"))
@@ -231,7 +236,7 @@ async def arun_experiment(
         async with EmbeddedPool(embedded_streams([plan.spec for plan, _ in todo], local), shards_for(local)):
             await asyncio.gather(*(one(plan, run_id) for plan, run_id in todo))
         stored = store.experiment_runs(exp.name)
-        finished = sum(1 for plan in plans if stored.get(plan.key, ("", ""))[1] == "finished")
+        finished = sum(1 for plan in plans if (cell := stored.get(plan.key)) and cell.status == "finished")
     totals.errors = len(errors)
     return BatchResult(exp.name, len(plans), totals.skipped, finished, errors, totals)
 
@@ -261,43 +266,32 @@ def cpu_seconds() -> float:
 # -- reports and tables ----------------------------------------------------------
 
 
-def require_experiment(store: Store, name: str) -> dict[str, Any]:
+def require_experiment(store: Store, name: str) -> ExperimentRow:
     exp = store.get_experiment(name)
     if exp is None:
-        known = ", ".join(e["id"] for e in store.list_experiments()[:10]) or "none yet"
+        known = ", ".join(e.id for e in store.list_experiments()[:10]) or "none yet"
         raise DuologueError(f"no experiment '{name}' in {store.path} (experiments: {known})")
     return exp
 
 
 def load_experiment_stats(store: Store, name: str):
     """RunStats for every run of the experiment, from the store alone."""
-    import json
-
     from .analysis.experiment import run_stats
     from .analysis.text import words
 
     require_experiment(store, name)
-    rows = store.conn.execute(
-        "SELECT id, title, status, stop_reason, spec, experiment_cell, analysis FROM runs WHERE experiment_id=? "
-        "ORDER BY id",
-        (name,),
-    ).fetchall()
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for m in store.experiment_messages(name):
+        by_run.setdefault(m.run_id, []).append(
+            {"idx": m.message_index, "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
+             "latency": m.latency, "words": len(words(m.content))})
     stats = []
-    for row in rows:
-        spec = json.loads(row["spec"])
-        msgs = [
-            {"idx": r["idx"], "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
-             "latency": r["latency"], "words": len(words(r["content"]))}
-            for r in store.conn.execute(
-                "SELECT idx, prompt_tokens, completion_tokens, latency, content FROM messages WHERE run_id=? ORDER BY idx",
-                (row["id"],),
-            )
-        ]
-        run_row = {"id": row["id"], "status": row["status"], "stop_reason": row["stop_reason"],
-                   "max_messages": spec.get("max_messages"),
+    for run in store.experiment_run_records(name):
+        run_row = {"id": run.id, "status": run.status, "stop_reason": run.stop_reason,
+                   "max_messages": run.spec.get("max_messages"),
                    # A run added to the experiment by hand has no cell: its title stands for its pairing.
-                   "cell": json.loads(row["experiment_cell"]) if row["experiment_cell"] else {"pairing": row["title"]}}
-        stats.append(run_stats(run_row, msgs, json.loads(row["analysis"]) if row["analysis"] else None))
+                   "cell": run.cell if run.cell else {"pairing": run.title}}
+        stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
     return stats
 
 
@@ -311,7 +305,7 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     from .analysis.experiment import group_stats, grouped, survival_curve
 
     stats = load_experiment_stats(store, name)
-    openers = require_experiment(store, name)["spec"].get("openers", [])
+    openers = require_experiment(store, name).spec.get("openers", [])
     for r in stats:  # show an opener by its text, not by its position in the list
         i = r.cell.get("opener")
         if isinstance(i, int) and i < len(openers):
@@ -337,33 +331,35 @@ def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
     return report
 
 
+RUN_COLUMNS = ["run_id", "title", "participants", "models", "started_at", "ended_at", "status", "stop_reason",
+               "stop_detail"]
+
+
 def experiment_tables(store: Store, name: str):
     """runs, messages and per-message metrics of an experiment as pandas DataFrames."""
     import json
+    from dataclasses import astuple, fields
 
     import pandas as pd
 
     from .analysis.metrics import compute_metrics
 
     require_experiment(store, name)
-    runs = pd.read_sql_query(
-        """SELECT id AS run_id, title, participants, models, started_at, ended_at, status, stop_reason,
-                  stop_detail, experiment_cell, analysis FROM runs WHERE experiment_id=? ORDER BY id""",
-        store.conn, params=(name,),
+    records = store.experiment_run_records(name)
+    runs = pd.DataFrame.from_records(
+        [(r.id, r.title, json.dumps(r.participants, ensure_ascii=False), json.dumps(r.models, ensure_ascii=False),
+          r.started_at, r.ended_at, r.status, r.stop_reason, r.stop_detail) for r in records],
+        columns=RUN_COLUMNS, coerce_float=True,
     )
-    cells = [json.loads(c) if c else {} for c in runs.pop("experiment_cell")]
-    analyses = [json.loads(a) if a else {} for a in runs.pop("analysis")]
+    cells = [r.cell or {} for r in records]
     for key in ("pairing", "opener", "system", "temperature", "repeat"):
         runs[key] = [c.get(key) for c in cells]
-    runs["loop_period"] = [(a.get("exact_loop") or {}).get("period") for a in analyses]
-    runs["loop_onset"] = [(a.get("exact_loop") or {}).get("onset_message") for a in analyses]
-    runs["near_loop_onset"] = [(a.get("near_loop") or {}).get("onset_message") for a in analyses]
-    messages = pd.read_sql_query(
-        """SELECT m.run_id, m.idx AS message_index, m.speaker, m.model, m.content, m.reasoning, m.started_at,
-                  m.ended_at, m.ttft, m.latency, m.prompt_tokens, m.cached_tokens, m.completion_tokens,
-                  m.finish_reason, m.attempts, m.injected
-           FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.experiment_id=? ORDER BY m.run_id, m.idx""",
-        store.conn, params=(name,),
+    runs["loop_period"] = [r.loops.exact.period if r.loops.exact else None for r in records]
+    runs["loop_onset"] = [r.loops.exact.onset if r.loops.exact else None for r in records]
+    runs["near_loop_onset"] = [r.loops.near.onset if r.loops.near else None for r in records]
+    messages = pd.DataFrame.from_records(
+        [astuple(m) for m in store.experiment_messages(name)], columns=[f.name for f in fields(MessageRow)],
+        coerce_float=True,
     )
     metric_rows = []
     for run_id, group in messages.groupby("run_id", sort=False):

@@ -89,14 +89,16 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
         if given:
             raise SpecError(f"{given[0]} and --participant do not mix: describe every participant with --participant")
         parts = [parse_participant_option(text) for text in flags["participants"]]
+    elif not isinstance(data.get("participants", []), list):
+        return spec_from_dict(data, source=source)  # not a list of tables: validation names it in one line
     else:
-        parts = [dict(p) for p in data.get("participants", [])] if isinstance(
-            data.get("participants", []), list) else []
+        # An entry that is not a table stays as it is, for validation to name (dict() would raise a TypeError).
+        parts = [dict(p) if isinstance(p, dict) else p for p in data.get("participants", [])]
         while len(parts) < 2:
             parts.append({})
         for side, i in (("a", 0), ("b", 1)):
             for key in SIDE_KEYS:
-                if flags.get(f"{key}_{side}") is not None:
+                if flags.get(f"{key}_{side}") is not None and isinstance(parts[i], dict):
                     parts[i][key] = flags[f"{key}_{side}"]
     for p in parts:
         if isinstance(p, dict):
@@ -222,12 +224,13 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
-    listeners = [] if quiet else [_renderer(meta)]
+    current = api.CurrentRun()
+    listeners = [current] if quiet else [current, _renderer(meta)]
     interjector = _interjector() if interactive else None
     try:
         result = _run_async(lambda: api.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        _interrupted(db)
+        _interrupted(current.id)
         sys.exit(130)
     _print_summary(result, db)
 
@@ -253,13 +256,14 @@ def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) ->
         for p in base.get("participants", []):
             p["seed"] = None
     spec = spec_with_flags(base, flags, source=f"fork of {parent.id}")
-    listeners = [] if quiet else [_renderer(meta)]
+    current = api.CurrentRun()
+    listeners = [current] if quiet else [current, _renderer(meta)]
     interjector = _interjector() if interactive else None
     try:
         result = _run_async(lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners,
                                                   interjector=interjector))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        _interrupted(db)
+        _interrupted(current.id)
         sys.exit(130)
     _print_summary(result, db)
 
@@ -276,13 +280,12 @@ def _renderer(meta: bool):
     return TerminalRenderer(show_meta=meta)
 
 
-def _interrupted(db: Path) -> None:
-    from .store import Store
-
-    with Store(db) as store:
-        rows = store.list_runs(limit=1)
-    rid = rows[0]["id"] if rows else "?"
-    err_console.print(Text(f"\ninterrupted: run {rid} kept; continue it with `duologue resume {rid}`",
+def _interrupted(run_id: str | None) -> None:
+    """Ctrl-C: name the run that was stopped (the API said which), not merely the newest one."""
+    if run_id is None:
+        err_console.print(Text("\ninterrupted before the run started", style="yellow"))
+        return
+    err_console.print(Text(f"\ninterrupted: run {run_id} kept; continue it with `duologue resume {run_id}`",
                            style="yellow"))
 
 
@@ -309,12 +312,13 @@ def _print_summary(run, db: Path) -> None:
 @db_option
 def resume(run_id, interactive, meta, quiet, db) -> None:
     """Continue an interrupted, failed or killed run from the store."""
-    listeners = [] if quiet else [_renderer(meta)]
+    current = api.CurrentRun()
+    listeners = [current] if quiet else [current, _renderer(meta)]
     interjector = _interjector() if interactive else None
     try:
         result = _run_async(lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        _interrupted(db)
+        _interrupted(current.id)
         sys.exit(130)
     _print_summary(result, db)
 
@@ -409,20 +413,14 @@ def show(run_id, db) -> None:
 @db_option
 def export(target, fmt, output, db) -> None:
     """Export a run (Markdown transcript or JSON), or an experiment's runs, messages and metrics as tables."""
-    from .store import Store
-
-    with Store(db, create=False) as store:
-        is_experiment = store.get_experiment(target) is not None
-        if is_experiment:
-            from . import batch as batchmod
-
-            fmt = fmt or "csv"
-            if fmt not in ("csv", "parquet", "jsonl"):
-                raise DuologueError(f"an experiment exports as csv, parquet or jsonl, not {fmt}")
-            folder = output or Path(db).parent / "exports" / target
-            for path in batchmod.export_experiment(store, target, fmt, folder):
-                click.echo(f"wrote {path}")
-            return
+    if api.find_experiment(target, db=db) is not None:
+        fmt = fmt or "csv"
+        if fmt not in ("csv", "parquet", "jsonl"):
+            raise DuologueError(f"an experiment exports as csv, parquet or jsonl, not {fmt}")
+        folder = output or Path(db).parent / "exports" / target
+        for path in api.export_experiment(target, fmt, folder, db=db):
+            click.echo(f"wrote {path}")
+        return
     fmt = fmt or "md"
     if fmt not in ("md", "json"):
         raise DuologueError(f"a run exports as md or json, not {fmt} (tables are for experiments)")
@@ -448,7 +446,7 @@ def models() -> None:
     """List the providers (base URL, key variable, whether it is set) and the embedded models."""
     import os
 
-    from .backends.llamacpp import EMBEDDED_MODELS, embedded_model_path
+    from .backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path
     from .backends.registry import PROVIDERS
 
     c = Console(highlight=False)
@@ -467,7 +465,8 @@ def models() -> None:
             state = Text("not set", style="red")
         else:
             state = Text("optional", style="dim")
-        table.add_row(f"{p.name}/<model>", p.key_env or "", state, p.base_url or "(give --base-url-a/-b)",
+        where = p.base_url or ("(give --base-url-a/-b)" if p.api in ("openai", "anthropic") else "")
+        table.add_row(f"{p.name}/<model>", p.key_env or "", state, where,
                       Text(p.description))
     c.print(table)
     c.print()
@@ -504,7 +503,7 @@ def analyze(target, as_json, plots_dir, no_plots, db) -> None:
     analysis = api.analyze_run(run)
     data = analysis_to_dict(analysis)
     if not Path(target).is_file():  # a run in the store: keep its analysis with it
-        api.save_analysis(run.id, data, db=db)
+        api.save_analysis(run.id, analysis, db=db)
     written = []
     if not no_plots:
         folder = plots_dir or Path(db).parent / "analysis" / stem
@@ -574,12 +573,8 @@ def batch(experiment_file, dry_run, db) -> None:
 @db_option
 def report(experiment, output, db) -> None:
     """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots."""
-    from . import batch as batchmod
-    from .store import Store
-
     folder = output or Path(db).parent / "reports" / experiment
-    with Store(db, create=False) as store:
-        rep = batchmod.experiment_report(store, experiment, folder)
+    rep = api.experiment_report(experiment, folder, db=db)
     _print_report(rep)
 
 

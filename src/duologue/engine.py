@@ -19,10 +19,12 @@ import random
 import secrets
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Protocol, Sequence
+from typing import Collection, Iterable, Protocol, Sequence
 
 from . import __version__
 from .backends.base import Backend, ChatMessage, ContextFullError, RetryNotice, Sampling, StreamEvent, TextDelta
+from .backends.registry import BackendFactory
+from .backends.registry import make_backend as registry_make_backend
 from .context import ContextKeeper, trim_from_events
 from .errors import BackendError
 from .records import Message, Run, utcnow
@@ -142,7 +144,7 @@ class Conversation:
         experiment_id: str | None = None,
         experiment_cell: dict | None = None,
         interjector: Interjector | None = None,
-        make_backend: Callable[[Participant], Backend] | None = None,
+        make_backend: BackendFactory | None = None,
     ):
         self.spec = spec
         self.store = store
@@ -152,7 +154,8 @@ class Conversation:
         self._backends = dict(backends or {})
         # Which model each participant's backend serves: a change of model needs a new backend.
         self._serves = {p.name: p.model for p in spec.participants if p.name in self._backends}
-        self._make_backend = make_backend
+        # Backends come from the provider registry unless the caller makes them (a test, a program).
+        self._make_backend = make_backend or registry_make_backend
         self._summarizer: Backend | None = None
         self._retired: list[Backend] = []  # replaced by a change of model; closed when the run ends
         self._interjections: deque[Interjection] = deque()
@@ -181,11 +184,7 @@ class Conversation:
         )
 
     def _new_backend(self, p: Participant) -> Backend:
-        if self._make_backend is not None:
-            return self._make_backend(p)
-        from .backends.registry import make_backend
-
-        return make_backend(p)
+        return self._make_backend(p)
 
     def backend_for(self, p: Participant) -> Backend:
         backend = self._backends.get(p.name)
@@ -212,24 +211,6 @@ class Conversation:
     # -- the loop --------------------------------------------------------------
 
     async def execute(self) -> Run:
-        from .backends.llamacpp_batched import (
-            EmbeddedPool, conversation_scope, current_pool, embedded_streams, end_conversation_scope,
-        )
-
-        if self._make_backend is not None:
-            return await self._execute()
-        scope = conversation_scope(self.run.id)  # a pool keeps this run's participants on one shard
-        try:
-            if current_pool() is not None:
-                return await self._execute()
-            # A conversation of its own: its embedded participants share one engine (one model in
-            # memory), sized for them from the start.
-            async with EmbeddedPool(embedded_streams([self.spec], 1)):
-                return await self._execute()
-        finally:
-            end_conversation_scope(scope)
-
-    async def _execute(self) -> Run:
         run = self.run
         for listener in self.listeners:
             listener.run_started(run, self.resumed)

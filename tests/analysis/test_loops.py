@@ -15,9 +15,9 @@ from duologue.analysis.loops import (
     detect_near_loop,
     loop_kind,
 )
+from duologue.transcripts.markdown import parse_markdown
 
-SHARED = Path(__file__).parents[2].parent / "shared"
-EXAMPLE = SHARED / "examples" / "kimi-llama-period2.md"
+EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "kimi-llama-period2.md"
 
 SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vu", "no", "pel", "shi", "dor",
              "ga", "fen", "ri", "zo", "bal", "qui", "mar", "te", "wes", "ly"]  # fmt: skip
@@ -245,8 +245,7 @@ def test_exact_loops_are_near_loops_too():
 
 
 def test_example_transcript_matches_expected_json():
-    markdown = pytest.importorskip("duologue.transcripts.markdown")
-    transcript = markdown.parse_markdown(EXAMPLE.read_text(encoding="utf-8"))
+    transcript = parse_markdown(EXAMPLE.read_text(encoding="utf-8"))
     expected = json.loads(EXAMPLE.with_suffix(".expected.json").read_text(encoding="utf-8"))
     contents = [m.content for m in transcript.messages]
     assert list(transcript.participants) == expected["participants"]

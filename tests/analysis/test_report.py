@@ -19,9 +19,9 @@ from duologue.analysis.report import (
     similarity_matrix,
     write_plots,
 )
+from duologue.transcripts.markdown import parse_markdown
 
-SHARED = Path(__file__).parents[2].parent / "shared"
-EXAMPLE = SHARED / "examples" / "kimi-llama-period2.md"
+EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "kimi-llama-period2.md"
 
 
 def prose(count: int, seed: int = 0) -> list[str]:
@@ -109,8 +109,7 @@ def test_analysis_to_dict_is_json_safe():
 
 
 def test_example_transcript_analysis_matches_expected_json():
-    markdown = pytest.importorskip("duologue.transcripts.markdown")
-    transcript = markdown.parse_markdown(EXAMPLE.read_text(encoding="utf-8"))
+    transcript = parse_markdown(EXAMPLE.read_text(encoding="utf-8"))
     expected = json.loads(EXAMPLE.with_suffix(".expected.json").read_text(encoding="utf-8"))
     a = analyze(
         [m.speaker for m in transcript.messages],

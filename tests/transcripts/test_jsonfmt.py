@@ -18,7 +18,7 @@ from duologue.transcripts import (
     run_to_dict,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "examples" / "kimi-llama-period2.md"
+EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "kimi-llama-period2.md"
 UTC = timezone.utc
 PLUS_TWO = timezone(timedelta(hours=2))
 

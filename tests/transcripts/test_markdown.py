@@ -19,9 +19,7 @@ from duologue.transcripts import (
     transcript_from_run,
 )
 
-# shared/ is always a sibling of the repository folder, wherever it is cloned.
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-EXAMPLE = SHARED / "examples" / "kimi-llama-period2.md"
+EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "kimi-llama-period2.md"
 
 STARTED = datetime(2026, 3, 14, 9, 26, 53)
 ENDED = datetime(2026, 3, 14, 9, 41, 7)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from duologue.analysis import analysis_to_dict
 from duologue.api import analyze_run
 from duologue.records import Message, Run
 from duologue.spec import ConversationSpec, Participant
@@ -80,7 +78,7 @@ def add_run(
     )
     store.create_run(run)
     if analyse and status != "running":
-        store.save_analysis(run.id, analysis_to_dict(analyze_run(run)))
+        store.save_analysis(run.id, analyze_run(run))
     return run
 
 
@@ -92,11 +90,7 @@ def loop_contents(repeats: int = 40) -> list[str]:
 def build_sample_store(db: Path) -> Path:
     """The store every viewer test starts from (ten runs, one experiment)."""
     with Store(db) as store:
-        store.conn.execute(
-            "INSERT INTO experiments (id, name, spec, created_at) VALUES (?, ?, ?, ?)",
-            (EXPERIMENT, "greetings", json.dumps({"name": "greetings", "repeats": 2}), T0.isoformat()),
-        )
-        store.conn.commit()
+        store.create_experiment(EXPERIMENT, "greetings", {"name": "greetings", "repeats": 2})
         add_run(store, LOOP_RUN, ["alice", "bob"], ["local/smollm2", "openrouter/qwen/qwen3-next-80b-a3b-instruct"],
                 loop_contents(), started=T0 + timedelta(hours=5), stop_reason="loop")
         add_run(store, HOSTILE_RUN, ["mallory", "bob"], ["local/smollm2", "local/smollm2"], [" ", *HOSTILE],

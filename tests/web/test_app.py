@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 from duologue.api import export_run
 from duologue.errors import DuologueError
 from duologue.records import Message
-from duologue.store import Store
+from duologue.store import ExactLoopRecord, Store
 from duologue.web import create_app
 from duologue.web.chat import chat_blocks, repeats_label
-from duologue.web.queries import RunQuery, query_runs
+from duologue.web.queries import RunQuery
 
 from .sample import EXPERIMENT, HOSTILE, HOSTILE_RUN, LIVE_RUN, LOOP_RUN, T0
 
@@ -53,7 +53,7 @@ def test_runs_page_lists_filters_sorts_and_pages(client, sample_db):
     assert client.get("/?sort=evil;DROP&page=99&looped=maybe").status_code == 200
 
     with Store(sample_db) as store:
-        page2 = query_runs(store.conn, RunQuery(page=2), per_page=4)
+        page2 = store.query_runs(RunQuery(page=2), per_page=4)
         assert (page2.total, page2.pages, page2.first, page2.last) == (9, 3, 5, 8)
 
 
@@ -155,7 +155,7 @@ def test_no_store_is_one_line_error(tmp_path):
 
 def test_chat_blocks_fold_the_repeats():
     messages = [Message(index=i, speaker="ab"[(i - 1) % 2], content=str(i)) for i in range(1, 12)]
-    loop = {"period": 2, "onset_message": 3, "first_repeat_message": 5, "last_message": 10, "kind": "self-repetition"}
+    loop = ExactLoopRecord(period=2, onset=3, first_repeat=5, last=10, kind="self-repetition")
     blocks = chat_blocks(messages, loop)
     assert [b.kind for b in blocks] == ["message", "message", "onset", "message", "message", "repeats", "message"]
     assert [m.index for m in blocks[5].messages] == [5, 6, 7, 8, 9, 10]

@@ -38,16 +38,17 @@ class RunStats:
         return self.cell.get("pairing", "")
 
 
-def run_stats(run_row: dict[str, Any], messages: Sequence[dict[str, Any]], analysis: dict | None) -> RunStats:
-    """One run's numbers. `messages` are dicts with idx, completion_tokens, prompt_tokens, latency, words."""
-    exact = (analysis or {}).get("exact_loop")
-    near = (analysis or {}).get("near_loop")
+def run_stats(run_row: dict[str, Any], messages: Sequence[dict[str, Any]], loops: Any) -> RunStats:
+    """One run's numbers. `messages` are dicts with idx, completion_tokens, prompt_tokens, latency, words;
+    `loops` the run's store.LoopSummary (None: not analysed)."""
+    exact = loops.exact if loops else None
+    near = loops.near if loops else None
     looped_at, kind, repeat_from = None, None, None
     if exact:
-        looped_at, kind, repeat_from = exact["onset_message"], "loop", exact["first_repeat_message"]
-    if near and (looped_at is None or near["onset_message"] < looped_at):
-        looped_at, kind = near["onset_message"], ("loop" if exact else "convergence")
-        repeat_from = repeat_from or near["onset_message"]
+        looped_at, kind, repeat_from = exact.onset, "loop", exact.first_repeat
+    if near and (looped_at is None or near.onset < looped_at):
+        looped_at, kind = near.onset, ("loop" if exact else "convergence")
+        repeat_from = repeat_from or near.onset
     in_loop = [m for m in messages if repeat_from is not None and m["idx"] >= repeat_from]
     tokens_in_loop = sum(m.get("completion_tokens") or 0 for m in in_loop)
     max_messages = int(run_row.get("max_messages") or len(messages))

@@ -13,7 +13,7 @@ from .retry import RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
     from ..spec import Participant
-    from .registry import Provider
+    from .provider import Provider
 
 
 @dataclass

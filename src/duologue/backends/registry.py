@@ -1,51 +1,107 @@
-"""Model strings (`provider/model`) and the provider presets behind them."""
+"""Model strings (`provider/model`) and the registry of the providers behind them.
+
+Every provider comes in one way, `register_provider`: duologue's own (listed in
+builtin.py) when the registry is first read, then those of installed packages
+that declare an entry point in the `duologue.providers` group, and any that a
+program registers itself. A plugin package declares, in its pyproject.toml:
+
+    [project.entry-points."duologue.providers"]
+    echo = "duologue_echo:PROVIDER"    # a Provider, a list of them, or a function returning either
+
+The registry imports no backend: a provider names its factory ("module:function"),
+imported only when one of its backends is made.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
-from ..errors import UnknownModelError
+from ..errors import DuologueError, UnknownModelError
+from .builtin import PROVIDERS as BUILTIN_PROVIDERS
+from .provider import Provider
 
 if TYPE_CHECKING:
     from ..spec import Participant
     from .base import Backend
-    from .llamacpp_batched import EmbeddedPool
+
+ENTRY_POINT_GROUP = "duologue.providers"
+
+# What the engine and the API are given to make a participant's backend (make_backend below, or a
+# test's or program's own).
+BackendFactory = Callable[["Participant"], "Backend"]
 
 
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    api: str  # "local" (embedded llama.cpp), "openai" (chat completions) or "anthropic" (messages)
-    base_url: str | None
-    key_env: str | None  # the environment variable the key is read from
-    key_required: bool
-    description: str
+class ProviderRegistry(Mapping[str, Provider]):
+    """The providers by name; filled on first use by the built-ins, then the entry points of `group`."""
+
+    def __init__(self, builtins: Iterable[Provider] = (), group: str | None = ENTRY_POINT_GROUP):
+        self._builtins = list(builtins)
+        self._group = group
+        self._providers: dict[str, Provider] = {}
+        self._broken: dict[str, str] = {}  # entry point -> why it could not be loaded
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for provider in self._builtins:
+            self.register(provider)
+        if self._group is None:
+            return
+        for ep in entry_points(group=self._group):
+            try:
+                found = ep.load()
+                if callable(found) and not isinstance(found, Provider):
+                    found = found()
+                for provider in [found] if isinstance(found, Provider) else list(found):
+                    if not isinstance(provider, Provider):
+                        raise TypeError(f"{provider!r} is not a duologue Provider")
+                    self.register(provider)
+            except Exception as err:  # one broken plugin must not take the other providers down
+                self._broken[ep.name] = f"plugin {ep.value} failed to load: {type(err).__name__}: {err}"
+
+    def register(self, provider: Provider, *, replace: bool = False) -> None:
+        self._load()
+        if "/" in provider.name or not provider.name:
+            raise DuologueError(f"provider name '{provider.name}' must be non-empty and contain no '/'")
+        if provider.name in self._providers and not replace:
+            raise DuologueError(f"provider '{provider.name}' is already registered")
+        self._providers[provider.name] = provider
+
+    def unregister(self, name: str) -> None:
+        self._load()
+        self._providers.pop(name, None)
+
+    def why_missing(self, name: str) -> str | None:
+        """Why a provider of this name is not here, when a plugin of that name failed to load."""
+        self._load()
+        return self._broken.get(name)
+
+    def __getitem__(self, name: str) -> Provider:
+        self._load()
+        return self._providers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self._load()
+        return iter(list(self._providers))
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._providers)
 
 
-PROVIDERS: dict[str, Provider] = {
-    p.name: p
-    for p in [
-        Provider("local", "local", None, None, False, "embedded llama.cpp: local/smollm2 or local/<path>.gguf"),
-        Provider("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "OpenAI"),
-        Provider("openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", True, "OpenRouter"),
-        Provider("deepseek", "openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", True, "DeepSeek"),
-        Provider(
-            "qwen", "openai", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY", True,
-            "Qwen (DashScope compatible mode)",
-        ),
-        Provider("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", True, "Anthropic"),
-        Provider("ollama", "openai", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", False, "Ollama server"),
-        Provider("vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vLLM server"),
-        Provider("lmstudio", "openai", "http://127.0.0.1:1234/v1", "LMSTUDIO_API_KEY", False, "LM Studio server"),
-        Provider("llamacpp", "openai", "http://127.0.0.1:8080/v1", "LLAMACPP_API_KEY", False, "llama-server"),
-        Provider(
-            "openai-compatible", "openai", None, "OPENAI_COMPATIBLE_API_KEY", False,
-            "any OpenAI-compatible endpoint; set base_url (--base-url-a/-b)",
-        ),
-    ]
-}
+PROVIDERS = ProviderRegistry(BUILTIN_PROVIDERS)
+
+
+def register_provider(provider: Provider, *, replace: bool = False) -> None:
+    """Add a provider (what plugins' entry points and duologue's built-ins go through)."""
+    PROVIDERS.register(provider, replace=replace)
+
+
+def unregister_provider(name: str) -> None:
+    PROVIDERS.unregister(name)
 
 
 def parse_model_string(model: str) -> tuple[Provider, str]:
@@ -54,6 +110,9 @@ def parse_model_string(model: str) -> tuple[Provider, str]:
     if not sep or not name:
         raise UnknownModelError(f"model '{model}' is not of the form provider/model (e.g. local/smollm2)")
     if provider not in PROVIDERS:
+        broken = PROVIDERS.why_missing(provider)
+        if broken:
+            raise UnknownModelError(f"model '{model}': provider '{provider}': {broken}")
         known = ", ".join(PROVIDERS)
         raise UnknownModelError(f"model '{model}': unknown provider '{provider}' (known: {known})")
     return PROVIDERS[provider], name
@@ -61,52 +120,14 @@ def parse_model_string(model: str) -> tuple[Provider, str]:
 
 def check_participant(p: "Participant") -> None:
     """Everything that can be checked before a run starts: model string, files, keys, base URL."""
-    provider, _ = parse_model_string(p.model)
-    if provider.api == "local":
-        from .llamacpp import resolve_gguf
-
-        resolve_gguf(p.model)
-        return
-    if provider.base_url is None and not p.base_url:
-        raise UnknownModelError(f"{p.name}: {p.model} needs a base URL (--base-url-a/--base-url-b or base_url)")
-    if provider.key_required and not os.environ.get(provider.key_env or ""):
-        raise UnknownModelError(f"{p.name}: {p.model} needs an API key: set {provider.key_env}")
+    provider, name = parse_model_string(p.model)
+    check = provider.checker()
+    if check is not None:
+        check(p, provider, name)
 
 
-# Which embedded engine backs `local/...` participants: "shared" (the default; llamacpp_batched: a
-# llama.cpp sequence per participant, decoded together with the others in the pool) or "llama" (a
-# llama-cpp-python `Llama` per participant, as duologue first did; kept for comparison).
-EMBEDDED_ENGINE_ENV = "DUOLOGUE_EMBEDDED_ENGINE"
-
-
-def make_backend(p: "Participant", pool: "EmbeddedPool | None" = None) -> "Backend":
-    """A fresh backend for one participant (each gets its own context or client).
-
-    Embedded participants made with the same pool (`pool`, or the one of the
-    `async with EmbeddedPool()` block this runs in) share its engines, so that
-    concurrent conversations decode their tokens together; without one, each
-    gets an engine of its own.
-    """
+def make_backend(p: "Participant") -> "Backend":
+    """A fresh backend for one participant (each gets its own context or client), from its provider."""
     provider, name = parse_model_string(p.model)
     check_participant(p)
-    if provider.api == "local":
-        from .llamacpp import LlamaCppBackend, LlamaSettings
-
-        context = p.context_length or LlamaSettings.context_length  # None: the embedded default
-        settings = LlamaSettings(context, p.threads, p.seed)
-        engine = os.environ.get(EMBEDDED_ENGINE_ENV, "shared")
-        if engine == "llama":
-            return LlamaCppBackend(p.model, settings)
-        if engine != "shared":
-            raise UnknownModelError(f"{EMBEDDED_ENGINE_ENV}={engine}: use 'shared' or 'llama'")
-        from .llamacpp_batched import BatchedLlamaBackend, current_pool
-
-        pool = pool or current_pool()
-        return pool.backend(p.model, settings) if pool is not None else BatchedLlamaBackend(p.model, settings)
-    if provider.api == "openai":
-        from .openai_compat import OpenAICompatBackend
-
-        return OpenAICompatBackend.for_participant(p, provider, name)
-    from .anthropic import AnthropicBackend
-
-    return AnthropicBackend.for_participant(p, provider, name)
+    return provider.factory()(p, provider, name)

@@ -37,19 +37,10 @@ from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Sen
 
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..records import Run
-from ..store import Store, shown_status
+from ..store import LoopSummary, Store
 from .chat import chat_blocks, seat
+from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
-from .queries import (
-    RUNNING,
-    SORTS,
-    ExperimentRow,
-    RunQuery,
-    filter_choices,
-    get_experiment,
-    list_experiments,
-    query_runs,
-)
 
 if TYPE_CHECKING:
     import uvicorn
@@ -140,22 +131,22 @@ class Viewer:
     def runs(self, request: Request) -> Response:
         q = RunQuery.from_params(request.query_params)
         with self.store() as store:
-            result = query_runs(store.conn, q)
-            choices = filter_choices(store.conn)
+            result = store.query_runs(q)
+            choices = store.filter_choices()
         return self.page(request, "runs.html", q=q, result=result, choices=choices, base="/", running=RUNNING)
 
     def run(self, request: Request) -> Response:
         with self.store() as store:
             run = store.get_run(request.path_params["run_id"])
-            analysis = store.load_analysis(run.id)
-            experiment = get_experiment(store.conn, run.experiment_id) if run.experiment_id else None
+            loops = store.run_loops(run.id)
+            experiment = store.get_experiment(run.experiment_id) if run.experiment_id else None
         live = run.status == "running"
-        if analysis is None and not live and run.messages:
-            analysis = _analysis_dict(run)  # imported runs, killed runs: analyse on the fly, store nothing
-        exact = (analysis or {}).get("exact_loop")
+        if loops is None and not live and run.messages:
+            loops = _loops(run)  # imported runs, killed runs: analyse on the fly, store nothing
+        exact = loops.exact if loops else None
         return self.page(
-            request, "run.html", run=run, live=live, analysis=analysis, exact=exact,
-            near=(analysis or {}).get("near_loop"), blocks=chat_blocks(run.messages, exact),
+            request, "run.html", run=run, live=live, exact=exact,
+            near=loops.near if loops else None, blocks=chat_blocks(run.messages, exact),
             seats={s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}},
             models=_models(run), spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment, plots=PLOTS if run.messages and not live else (),
@@ -206,9 +197,11 @@ class Viewer:
         def poll(store: Store, after: int) -> tuple[str, list[tuple[int, str]]]:
             # Status first: a run marks itself finished only after its last message is stored,
             # so messages read after a non-running status are all there is.
-            row = store.conn.execute("SELECT status, message_count, pid FROM runs WHERE id = ?", (run.id,)).fetchone()
-            messages = store.get_messages(run.id, after=after) if row["message_count"] > after else []
-            return shown_status(row["status"], row["pid"]), [
+            progress = store.run_progress(run.id)
+            if progress is None:  # deleted meanwhile
+                return "deleted", []
+            messages = store.get_messages(run.id, after=after) if progress.message_count > after else []
+            return progress.status, [
                 (m.index, template.render(m=m, seat=seat(m.speaker, run.participants))) for m in messages
             ]
 
@@ -247,13 +240,13 @@ class Viewer:
 
     def experiments(self, request: Request) -> Response:
         with self.store() as store:
-            rows = list_experiments(store.conn)
+            rows = store.list_experiments()
         return self.page(request, "experiments.html", experiments=rows)
 
     def experiment(self, request: Request) -> Response:
         experiment_id = request.path_params["experiment_id"]
         with self.store() as store:
-            exp = get_experiment(store.conn, experiment_id)
+            exp = store.get_experiment(experiment_id)
             if exp is None:
                 raise HTTPException(404, f"no experiment '{experiment_id}'")
             if self.experiment_report:
@@ -261,7 +254,7 @@ class Viewer:
             else:
                 report = experiment_report_html(store, exp, self.templates.env)
             q = RunQuery.from_params(request.query_params, experiment=exp.id)
-            result = query_runs(store.conn, q)
+            result = store.query_runs(q)
         return self.page(
             request, "experiment.html", exp=exp, report=report, q=q, result=result,
             base=f"/experiments/{exp.id}", spec_json=json.dumps(exp.spec, indent=2, ensure_ascii=False),
@@ -275,11 +268,10 @@ class Viewer:
         return self.page(request, "error.html", status_code=status, status=status, detail=detail)
 
 
-def _analysis_dict(run: Run) -> dict[str, Any]:
-    from ..analysis import analysis_to_dict
+def _loops(run: Run) -> LoopSummary:
     from ..api import analyze_run
 
-    return analysis_to_dict(analyze_run(run))
+    return LoopSummary.of(analyze_run(run))
 
 
 def _models(run: Run) -> dict[str, str]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..records import Message
+from ..store import ExactLoopRecord
 
 COLOURS = 6  # speaker colour classes in viewer.css: c0 … c5
 
@@ -43,20 +44,19 @@ def repeats_label(period: int, repeated_messages: int) -> str:
     return label
 
 
-def chat_blocks(messages: Sequence[Message], exact_loop: dict[str, Any] | None) -> list[Block]:
+def chat_blocks(messages: Sequence[Message], exact_loop: ExactLoopRecord | None) -> list[Block]:
     """The messages in order; with an exact loop, a marker before its first cycle and the
     repeats after that cycle folded into one block (messages first_repeat..last)."""
     if not exact_loop:
         return [Block("message", m) for m in messages]
-    period = exact_loop["period"]
-    onset, first_repeat = exact_loop["onset_message"], exact_loop["first_repeat_message"]
-    last = exact_loop["last_message"]
+    period, onset = exact_loop.period, exact_loop.onset
+    first_repeat, last = exact_loop.first_repeat, exact_loop.last
     blocks: list[Block] = []
     tail: list[Message] = []
     for m in messages:
         if m.index == onset:
-            detail = exact_loop.get("detail") or f"period {period} since message {onset}"
-            blocks.append(Block("onset", label=f"loop onset: {detail} ({exact_loop.get('kind', '')})"))
+            detail = exact_loop.detail or f"period {period} since message {onset}"
+            blocks.append(Block("onset", label=f"loop onset: {detail} ({exact_loop.kind or ''})"))
         if first_repeat <= m.index <= last:
             tail.append(m)
             if m.index == last or m is messages[-1]:

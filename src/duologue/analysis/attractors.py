@@ -1,0 +1,246 @@
+"""The attractor map of an experiment: where its conversations end up, how soon, and by turn.
+
+Works from each run's stored analysis (its per-message theme labels, its
+attractor and end state) and the text of its last messages; no model runs.
+
+- End state of a run: the theme of its final window (themes.end_state), or,
+  when no known theme holds there, an unknown end state. Unknown end states are
+  clustered by the embeddings of their final windows (average linkage on
+  cosine similarity, merging while the groups' mean similarity is at least
+  CLUSTER_SIMILARITY) and each cluster is named by its most distinctive words
+  (frequent in the cluster, rare in the experiment's other final windows), so
+  an attractor nobody described surfaces as "other: word word word" instead of
+  hiding in one "unresolved" bucket. A cluster of one run stays "unresolved".
+- Time to attractor entry: Kaplan–Meier over runs, an event at the run's
+  attractor onset (any theme but "on task"), censored at its last message.
+- Share by turn: at message k, the share of runs whose message k carries each
+  label; a run that ended before k counts with its end state (it stayed there).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UNRESOLVED = "unresolved"
+CLUSTER_SIMILARITY = 0.35
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_STOP = frozenset("""the and you your for that this with are was have not but what all can our just its it's
+i'm i've we're they them their there here from into about would could should will been being more very
+than then also some any each which while when where who whom how why yes indeed truly really""".split())
+
+
+@dataclass
+class RunEnd:
+    run_id: str
+    cell: dict[str, Any]
+    messages: int
+    end_state: str | None  # theme id, or None when no known theme holds at the end
+    attractor: str | None  # theme id of the attractor (entered and stayed), None without one
+    entry: int | None  # the attractor's onset
+    labels: list[str | None] = field(default_factory=list)  # per message, end-state theme ids
+    topics: dict[str, float] = field(default_factory=dict)
+    final_text: str = ""  # the final window's messages, for clustering unknown end states
+    cluster: str | None = None  # "other: …" for a clustered unknown end state
+
+    @property
+    def pairing(self) -> str:
+        return str(self.cell.get("pairing", ""))
+
+    @property
+    def shown_end(self) -> str:
+        return self.end_state or self.cluster or UNRESOLVED
+
+
+def run_end(run_id: str, cell: dict[str, Any], analysis: dict | None, final_texts: Sequence[str] = ()) -> RunEnd:
+    a = analysis or {}
+    themes = a.get("themes") or []
+    attractor = a.get("attractor")
+    return RunEnd(
+        run_id=run_id, cell=cell, messages=int(a.get("messages") or len(themes)),
+        end_state=a.get("end_state"),
+        attractor=attractor["theme"] if attractor else None,
+        entry=attractor["onset_message"] if attractor else None,
+        labels=[m.get("theme") for m in themes],
+        topics=dict(a.get("topics") or {}),
+        final_text="\n".join(final_texts),
+    )
+
+
+def _distinctive_words(texts: Sequence[str], others: Sequence[str], k: int = 3) -> list[str]:
+    inside = Counter(w for t in texts for w in {w.casefold() for w in _WORD.findall(t)} - _STOP)
+    outside = Counter(w for t in others for w in {w.casefold() for w in _WORD.findall(t)} - _STOP)
+    n_in, n_out = max(len(texts), 1), max(len(others), 1)
+    scored = sorted(inside, key=lambda w: (-(inside[w] / n_in - outside[w] / n_out), -inside[w], w))
+    return scored[:k]
+
+
+def cluster_unknown(runs: Sequence[RunEnd], embedder=None, similarity: float = CLUSTER_SIMILARITY) -> None:
+    """Name the unknown end states: sets `cluster` on runs whose end state is None (see the docstring)."""
+    unknown = [r for r in runs if r.end_state is None and r.final_text.strip()]
+    if len(unknown) < 2:
+        return
+    from .embeddings import get_embedder
+
+    embedder = embedder or get_embedder()
+    vectors = embedder.embed([r.final_text for r in unknown]).astype(np.float64)
+    sims = vectors @ vectors.T
+    clusters: list[list[int]] = [[i] for i in range(len(unknown))]
+    while len(clusters) > 1:
+        best, pair = -2.0, (0, 0)
+        for i in range(len(clusters)):
+            for j in range(i + 1, len(clusters)):
+                s = float(sims[np.ix_(clusters[i], clusters[j])].mean())
+                if s > best:
+                    best, pair = s, (i, j)
+        if best < similarity:
+            break
+        i, j = pair
+        clusters[i] += clusters.pop(j)
+    others_all = [r.final_text for r in runs]
+    for members in clusters:
+        if len(members) < 2:
+            continue
+        texts = [unknown[i].final_text for i in members]
+        name = "other: " + " ".join(_distinctive_words(texts, others_all)) if texts else UNRESOLVED
+        for i in members:
+            unknown[i].cluster = name
+
+
+def entry_survival(runs: Sequence[RunEnd], horizon: int | None = None) -> list[tuple[int, float]]:
+    """Kaplan–Meier: [(message t, share of runs not yet in an attractor at t)], t = 0..horizon."""
+    horizon = horizon or max((r.messages for r in runs), default=0)
+    s = 1.0
+    curve = [(0, 1.0)]
+    for t in range(1, horizon + 1):
+        at_risk = sum(1 for r in runs if (r.entry if r.entry is not None else r.messages + 1) >= t and r.messages >= t
+                      or (r.entry is not None and r.entry >= t))
+        events = sum(1 for r in runs if r.entry == t)
+        if at_risk:
+            s *= 1 - events / at_risk
+        curve.append((t, round(s, 6)))
+    return curve
+
+
+def share_by_turn(runs: Sequence[RunEnd], horizon: int | None = None) -> dict[str, list[float]]:
+    """{shown label: [share of runs at message 1..horizon]} (a run past its end counts as its end state)."""
+    horizon = horizon or max((r.messages for r in runs), default=0)
+    out: dict[str, list[float]] = defaultdict(lambda: [0.0] * horizon)
+    n = len(runs) or 1
+    for r in runs:
+        for k in range(horizon):
+            if k < len(r.labels):
+                label = r.labels[k] or "none"
+            else:
+                label = r.shown_end
+            out[label][k] += 1 / n
+    return {k: [round(v, 4) for v in vals] for k, vals in sorted(out.items())}
+
+
+@dataclass
+class AttractorGroup:
+    group: str
+    runs: int
+    end_states: dict[str, float]  # shown end state -> share of runs, largest first
+    entered: int  # runs that entered an attractor
+    median_entry: dict[str, float]  # attractor theme -> median onset
+    topics: dict[str, float]  # topic -> mean share of messages
+
+
+def attractor_group(name: str, runs: Sequence[RunEnd]) -> AttractorGroup:
+    n = len(runs) or 1
+    ends = Counter(r.shown_end for r in runs)
+    entries: dict[str, list[int]] = defaultdict(list)
+    for r in runs:
+        if r.attractor and r.entry is not None:
+            entries[r.attractor].append(r.entry)
+    topics: Counter[str] = Counter()
+    for r in runs:
+        topics.update(r.topics)
+    return AttractorGroup(
+        group=name, runs=len(runs),
+        end_states={k: round(v / n, 4) for k, v in sorted(ends.items(), key=lambda kv: (-kv[1], kv[0]))},
+        entered=sum(1 for r in runs if r.attractor),
+        median_entry={k: float(statistics.median(v)) for k, v in sorted(entries.items())},
+        topics={k: round(v / n, 4) for k, v in sorted(topics.items(), key=lambda kv: (-kv[1], kv[0]))},
+    )
+
+
+def grouped_ends(runs: Iterable[RunEnd], setting: str) -> dict[str, list[RunEnd]]:
+    groups: dict[str, list[RunEnd]] = defaultdict(list)
+    for r in runs:
+        groups[str(r.cell.get(setting))].append(r)
+    return dict(sorted(groups.items()))
+
+
+def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], folder: Path,
+                          stem: str) -> list[Path]:
+    """<stem>-attractors.png (stacked share by turn, one panel per pairing) and
+    <stem>-attractor-entry.png (Kaplan–Meier: runs not yet in an attractor)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    panels = max(len(by_pairing), 1)
+    fig = Figure(figsize=(8, 2.6 * panels + 0.8), dpi=100)
+    all_labels = sorted({k for runs in by_pairing.values() for k in share_by_turn(runs)})
+    colours = {k: c for k, c in zip(all_labels, _palette(len(all_labels)))}
+    for i, (name, runs) in enumerate(by_pairing.items(), start=1):
+        ax = fig.add_subplot(panels, 1, i)
+        shares = share_by_turn(runs)
+        if shares:
+            xs = np.arange(1, len(next(iter(shares.values()))) + 1)
+            ax.stackplot(xs, *[shares[k] for k in shares], labels=[labels.get(k, k) for k in shares],
+                         colors=[colours[k] for k in shares])
+        ax.set_xlim(1, max(2, max((r.messages for r in runs), default=2)))
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("share of runs")
+        ax.set_title(f"{name} (n={len(runs)})", fontsize="medium")
+        if i == panels:
+            ax.set_xlabel("message")
+    handles, names = [], []
+    for ax in fig.axes:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    if handles:
+        fig.legend(handles, names, loc="upper center", ncol=min(4, len(names)), fontsize="small")
+    fig.suptitle("Where conversations are, by turn", y=0.995, fontsize="medium", x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if panels > 1 else 0.85))
+    paths.append(folder / f"{stem}-attractors.png")
+    fig.savefig(paths[-1])
+
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for name, runs in by_pairing.items():
+        curve = entry_survival(runs)
+        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=f"{name} (n={len(runs)})")
+    ax.set_xlabel("message")
+    ax.set_ylabel("share of runs not yet in an attractor")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Time to attractor entry (Kaplan–Meier)")
+    ax.grid(alpha=0.3)
+    if by_pairing:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    paths.append(folder / f"{stem}-attractor-entry.png")
+    fig.savefig(paths[-1])
+    return paths
+
+
+def _palette(n: int) -> list[Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return [cmap(i % 20) for i in range(n)]

@@ -1,0 +1,80 @@
+"""One participant's embedded model on a shared engine: its own sequence, decoded along with the others'."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ...errors import BackendError
+from ...records import utcnow
+from ..base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
+from .catalogue import resolve_gguf
+from .common import LlamaSettings
+from .decode import Seq
+from .engine import SharedLlamaEngine
+
+
+class BatchedLlamaBackend:
+    """One participant's embedded model on a shared engine: its own sequence, decoded along with the others'.
+
+    Without an engine it gets a private one (one sequence, like LlamaCppBackend
+    but with the engine's low-level decode loop), closed with the backend.
+    """
+
+    def __init__(self, model: str, settings: LlamaSettings | None = None, engine: SharedLlamaEngine | None = None):
+        self.model = model
+        self.path = resolve_gguf(model)
+        self.settings = settings or LlamaSettings()
+        self._own_engine = engine is None
+        self.engine = engine or SharedLlamaEngine(self.path, self.settings.threads)
+        self._seq: Seq | None = self.engine.lease(self.settings.context_length)
+        # The context keeper counts a view's tokens just before the same view is sent: tokenize it once.
+        self._last_view: tuple[tuple[ChatMessage, ...], list[int]] | None = None
+
+    @property
+    def context_length(self) -> int:
+        return self.settings.context_length
+
+    def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
+        view = tuple(messages)
+        if self._last_view is not None and self._last_view[0] == view:
+            return self._last_view[1]
+        tokens = self.engine.prompt_tokens(messages)
+        self._last_view = (view, tokens)
+        return tokens
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return len(self.prompt_tokens(messages))
+
+    async def complete(
+        self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None
+    ) -> Reply:
+        if self._seq is None:
+            raise BackendError(f"{self.model}: the backend is closed")
+        started_at = utcnow()
+        t0 = time.perf_counter()
+        try:
+            tokens = await asyncio.to_thread(self.prompt_tokens, messages)  # the first call loads the model
+        except BackendError as err:
+            raise BackendError(f"{self.model}: {err}") from None
+        needed = len(tokens) + sampling.max_tokens
+        if needed > self.context_length:
+            raise ContextFullError(needed, self.context_length)
+        on_text = (lambda text: on_event(TextDelta(text))) if on_event is not None else None
+        g = await self.engine.generate(self._seq, tokens, sampling, on_text, t0=t0)
+        return Reply(
+            text=g.text,
+            usage=Usage(prompt_tokens=g.prompt_tokens, completion_tokens=len(g.tokens), cached_tokens=g.cached_tokens),
+            finish_reason=g.finish_reason,
+            started_at=started_at,
+            ended_at=utcnow(),
+            ttft=g.ttft,
+            latency=g.latency,
+        )
+
+    async def aclose(self) -> None:
+        if self._seq is not None:
+            self.engine.release(self._seq)
+            self._seq = None
+            if self._own_engine:
+                await asyncio.to_thread(self.engine.close)

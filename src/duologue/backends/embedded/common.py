@@ -1,0 +1,30 @@
+"""What both embedded engines share: a participant's settings, the lock around loads, prefix reuse."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class LlamaSettings:
+    context_length: int = 2048
+    threads: int | None = None
+    seed: int | None = None
+
+
+# llama-cpp-python silences llama.cpp while loading a model by pointing file
+# descriptors 1 and 2 at /dev/null and back. Two loads at once in two threads
+# interleave those swaps and can leave the process's stdout at /dev/null for
+# good, so loads (and frees) take turns. Process-wide on purpose: so are fds.
+STDIO_SWAP_LOCK = threading.Lock()
+
+
+def common_prefix(a, b) -> int:
+    """How many tokens two sequences share from the start: what a cache holding `a` keeps for `b`."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -1,0 +1,152 @@
+"""Lists of runs: filtered, sorted and paged for the viewer; newest first for `ls`.
+
+Every list reads the run summary columns (message_count and the loop columns,
+written by the store with each message and each analysis), so a page of tens of
+thousands of runs counts no messages and parses no analyses.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .rows import PER_PAGE, FilterChoices, RunPage, RunProgress, RunRow
+from .status import process_alive, shown_status
+
+# Sort keys the viewer offers -> the column they sort by. Nothing else reaches ORDER BY.
+SORTS = {
+    "started": "started_at",
+    "title": "title",
+    "participants": "participants",
+    "models": "models",
+    "messages": "message_count",
+    "stop": "stop_reason",
+    "period": "loop_period",
+    "onset": "loop_onset",
+}
+NULLABLE = {"stop_reason", "loop_period", "loop_onset"}  # sorted with their empty cells last
+
+RUNNING = "running"  # the stop filter's value for runs that have not stopped yet
+KILLED = "killed"  # ... and for runs marked running whose process is gone
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs, in which order, which page."""
+
+    participant: str = ""
+    model: str = ""
+    stop: str = ""  # a stop reason, RUNNING or KILLED
+    looped: str = ""  # "yes", "no" or "" for either
+    experiment: str = ""
+    sort: str = "started"  # a key of SORTS
+    desc: bool = True
+    page: int = 1
+
+
+def _where(q: RunFilter, alive: set[int] | None) -> tuple[str, list[Any]]:
+    """The SQL filter; `alive`: the pids of running runs whose process still exists."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if q.participant:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.participants) WHERE value = ?)")
+        args.append(q.participant)
+    if q.model:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.models) WHERE value = ?)")
+        args.append(q.model)
+    if q.stop in (RUNNING, KILLED):
+        pids = sorted(alive or ())
+        within = f"pid IN ({', '.join('?' * len(pids))})" if pids else "0"
+        gone = f"NOT COALESCE({within}, 0)"  # a NULL pid counts as gone
+        clauses.append("status = 'running' AND " + (within if q.stop == RUNNING else gone))
+        args.extend(pids)
+    elif q.stop:
+        clauses.append("stop_reason = ?")
+        args.append(q.stop)
+    if q.looped:
+        clauses.append("loop_period IS NOT NULL" if q.looped == "yes" else "loop_period IS NULL")
+    if q.experiment:
+        clauses.append("experiment_id = ?")
+        args.append(q.experiment)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+_ROW_COLUMNS = (
+    "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, parent_run_id, "
+    "fork_at, experiment_id, message_count, loop_period, loop_onset, pid"
+)
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def _run_row(r: sqlite3.Row) -> RunRow:
+    return RunRow(
+        id=r["id"], title=r["title"], participants=json.loads(r["participants"]), models=json.loads(r["models"]),
+        started_at=_dt(r["started_at"]), ended_at=_dt(r["ended_at"]), status=shown_status(r["status"], r["pid"]),
+        stop_reason=r["stop_reason"], stop_detail=r["stop_detail"], parent_run_id=r["parent_run_id"],
+        fork_at=r["fork_at"], experiment_id=r["experiment_id"], message_count=r["message_count"],
+        loop_period=r["loop_period"], loop_onset=r["loop_onset"],
+    )
+
+
+class RunLists:
+    """The Store's list queries (a part of Store; see store/core.py)."""
+
+    conn: sqlite3.Connection
+
+    def query_runs(self, q: RunFilter, per_page: int = PER_PAGE) -> RunPage:
+        """One page of the runs `q` asks for, with how many there are in all."""
+        conn = self.conn
+        alive = None
+        if q.stop in (RUNNING, KILLED):  # which "running" runs still have a process: few, so asked one by one
+            alive = {pid for (pid,) in conn.execute("SELECT DISTINCT pid FROM runs WHERE status = 'running'")
+                     if process_alive(pid)}
+        where, args = _where(q, alive)
+        total = conn.execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0]
+        pages = max(1, -(-total // per_page))
+        page = min(q.page, pages)
+        column = SORTS.get(q.sort, "started_at")
+        direction = "DESC" if q.desc else "ASC"
+        order = f"{column} IS NULL, " if column in NULLABLE else ""
+        order += f"{column} {direction}, id {direction}"
+        rows = conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM runs{where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*args, per_page, (page - 1) * per_page],
+        ).fetchall()
+        return RunPage([_run_row(r) for r in rows], total, page, pages, per_page)
+
+    def filter_choices(self) -> FilterChoices:
+        """The values the viewer's filters offer: every participant, model, stop reason and experiment."""
+        conn = self.conn
+
+        def distinct_json(column: str) -> list[str]:
+            rows = conn.execute(
+                f"SELECT DISTINCT j.value FROM runs, json_each(runs.{column}) j WHERE j.value IS NOT NULL")
+            return sorted(str(r[0]) for r in rows)
+
+        stops = [r[0] for r in conn.execute("SELECT DISTINCT stop_reason FROM runs WHERE stop_reason IS NOT NULL")]
+        experiments = {r[0]: r[1] for r in conn.execute("SELECT id, name FROM experiments ORDER BY created_at DESC")}
+        return FilterChoices(distinct_json("participants"), distinct_json("models"), sorted(stops), experiments)
+
+    def list_runs(self, *, limit: int | None = None, experiment_id: str | None = None) -> list[RunRow]:
+        """Runs newest first (no message bodies)."""
+        sql = f"SELECT {_ROW_COLUMNS} FROM runs"
+        args: list[Any] = []
+        if experiment_id:
+            sql += " WHERE experiment_id = ?"
+            args.append(experiment_id)
+        sql += " ORDER BY started_at DESC, id"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_run_row(r) for r in self.conn.execute(sql, args)]
+
+    def run_progress(self, run_id: str) -> RunProgress | None:
+        """A run's shown status and message count (what a live page polls); None for no such run."""
+        row = self.conn.execute("SELECT status, message_count, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return RunProgress(shown_status(row["status"], row["pid"]), row["message_count"]) if row else None

@@ -1,0 +1,171 @@
+"""What the store's queries return: typed records, never sqlite rows or loose dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..analysis.report import Analysis
+
+PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class ExactLoopRecord:
+    """The exact loop of a run's stored analysis, as the store's loop columns keep it."""
+
+    period: int
+    onset: int  # first message of the first cycle
+    first_repeat: int
+    last: int
+    kind: str | None = None
+    absorbing: bool | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class NearLoopRecord:
+    onset: int
+    dominant_lag: int | None = None
+
+
+@dataclass(frozen=True)
+class LoopSummary:
+    """The loops found by a run's analysis: what the viewer, the reports and the tables read."""
+
+    exact: ExactLoopRecord | None = None
+    near: NearLoopRecord | None = None
+
+    @classmethod
+    def of(cls, analysis: "Analysis") -> "LoopSummary":
+        """From the typed analysis (duologue.analysis.analyze), field by field."""
+        e, n = analysis.exact_loop, analysis.near_loop
+        exact = (ExactLoopRecord(e.period, e.onset, e.first_repeat, e.last, e.kind, e.absorbing, e.detail())
+                 if e is not None else None)
+        near = NearLoopRecord(n.onset, n.dominant_lag) if n is not None else None
+        return cls(exact, near)
+
+
+@dataclass
+class RunRow:
+    """One run in a list (no messages): the columns of `ls` and the viewer's runs table."""
+
+    id: str
+    title: str
+    participants: list[str]
+    models: list[str | None]
+    started_at: datetime | None
+    ended_at: datetime | None
+    status: str  # as shown: "killed" for a running run whose process is gone
+    stop_reason: str | None
+    stop_detail: str | None
+    parent_run_id: str | None
+    fork_at: int | None
+    experiment_id: str | None
+    message_count: int
+    loop_period: int | None
+    loop_onset: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The dict `duologue.list_runs` has always returned (times as ISO text, `messages` the count)."""
+        return {
+            "id": self.id, "title": self.title, "participants": self.participants, "models": self.models,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "status": self.status, "stop_reason": self.stop_reason, "stop_detail": self.stop_detail,
+            "parent_run_id": self.parent_run_id, "fork_at": self.fork_at, "experiment_id": self.experiment_id,
+            "messages": self.message_count,
+        }
+
+
+@dataclass
+class RunPage:
+    rows: list[RunRow]
+    total: int
+    page: int
+    pages: int
+    per_page: int = PER_PAGE
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * self.per_page + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1 if self.rows else 0
+
+
+@dataclass
+class FilterChoices:
+    participants: list[str]
+    models: list[str]
+    stop_reasons: list[str]
+    experiments: dict[str, str]  # id -> name
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a (possibly live) run has got: its shown status and how many messages it has."""
+
+    status: str
+    message_count: int
+
+
+@dataclass
+class ExperimentRow:
+    id: str
+    name: str
+    created_at: datetime | None
+    spec: dict[str, Any]
+    runs: int = 0
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """The run of one cell of an experiment's matrix, as a batch needs it to decide what to do."""
+
+    run_id: str
+    status: str  # as stored (a batch decides itself whether a running run's process is alive)
+    pid: int | None
+
+
+@dataclass
+class ExperimentRun:
+    """A run of an experiment, for its report and its tables (times as the store keeps them: ISO text)."""
+
+    id: str
+    title: str
+    participants: list[str]
+    models: list[str | None]
+    started_at: str | None
+    ended_at: str | None
+    status: str  # as stored
+    stop_reason: str | None
+    stop_detail: str | None
+    spec: dict[str, Any]
+    cell: dict[str, Any] | None
+    loops: LoopSummary
+
+
+@dataclass
+class MessageRow:
+    """A stored message as the experiment tables export it (times as ISO text, `injected` 0 or 1)."""
+
+    run_id: str
+    message_index: int
+    speaker: str
+    model: str | None
+    content: str
+    reasoning: str | None
+    started_at: str | None
+    ended_at: str | None
+    ttft: float | None
+    latency: float | None
+    prompt_tokens: int | None
+    cached_tokens: int | None
+    completion_tokens: int | None
+    finish_reason: str | None
+    attempts: int
+    injected: int

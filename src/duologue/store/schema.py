@@ -1,0 +1,207 @@
+"""The store's schema: an ordered list of named migrations, each applied once, each in one transaction.
+
+A migration is a function of the connection that runs its statements with
+`conn.execute` (never `executescript`, which commits on its own and would let a
+kill -9 leave a migration half applied). `apply_migrations` wraps each one,
+together with the row that records it, in a single `BEGIN IMMEDIATE`
+transaction: a store is at the schema before a migration or after it, never in
+between.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Execute the statements of `script` one by one, inside whatever transaction is open."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):  # a trigger's body holds `;` of its own
+            if statement.strip(" \n\t;"):
+                conn.execute(statement)
+            statement = ""
+    if statement.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {statement.strip()[:60]}")
+
+
+def _m001_initial(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            participants TEXT NOT NULL,
+            models TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            status TEXT NOT NULL,
+            stop_reason TEXT,
+            stop_detail TEXT,
+            duologue_version TEXT,
+            parent_run_id TEXT REFERENCES runs(id),
+            fork_at INTEGER,
+            experiment_id TEXT REFERENCES experiments(id),
+            source TEXT,
+            pid INTEGER,
+            analysis TEXT
+        );
+        CREATE INDEX runs_started ON runs(started_at);
+        CREATE INDEX runs_experiment ON runs(experiment_id);
+        CREATE TABLE messages (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            speaker TEXT NOT NULL,
+            model TEXT,
+            content TEXT NOT NULL,
+            reasoning TEXT,
+            started_at TEXT,
+            ended_at TEXT,
+            ttft REAL,
+            latency REAL,
+            prompt_tokens INTEGER,
+            cached_tokens INTEGER,
+            completion_tokens INTEGER,
+            finish_reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            injected INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, idx)
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            message_index INTEGER,
+            kind TEXT NOT NULL,
+            detail TEXT,
+            data TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX events_run ON events(run_id);
+        """,
+    )
+
+
+def _m002_experiment_cells(conn: sqlite3.Connection) -> None:
+    # One run per cell of an experiment's matrix: the unique index is what makes
+    # a re-run of a batch (after a kill -9, say) unable to duplicate a conversation.
+    run_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN experiment_cell TEXT;
+        CREATE UNIQUE INDEX runs_experiment_cell ON runs(experiment_id, experiment_cell)
+            WHERE experiment_cell IS NOT NULL;
+        """,
+    )
+
+
+def _m003_run_summary(conn: sqlite3.Connection) -> None:
+    # What the viewer's runs table shows and sorts by, kept on the run itself so a
+    # page of tens of thousands of runs counts no messages and parses no analyses.
+    # (Its trigger over the analysis JSON is dropped again by _m005_typed_loop_columns.)
+    run_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN loop_period INTEGER;
+        ALTER TABLE runs ADD COLUMN loop_onset INTEGER;
+        UPDATE runs SET
+            message_count = (SELECT COUNT(*) FROM messages m WHERE m.run_id = runs.id),
+            loop_period = json_extract(analysis, '$.exact_loop.period'),
+            loop_onset = json_extract(analysis, '$.exact_loop.onset_message');
+        CREATE INDEX runs_message_count ON runs(message_count);
+        CREATE INDEX runs_loop_period ON runs(loop_period);
+        CREATE INDEX runs_loop_onset ON runs(loop_onset);
+        CREATE INDEX runs_stop_reason ON runs(stop_reason);
+        CREATE TRIGGER runs_count_message AFTER INSERT ON messages BEGIN
+            UPDATE runs SET message_count = message_count + 1 WHERE id = NEW.run_id;
+        END;
+        CREATE TRIGGER runs_uncount_message AFTER DELETE ON messages BEGIN
+            UPDATE runs SET message_count = message_count - 1 WHERE id = OLD.run_id;
+        END;
+        CREATE TRIGGER runs_loop_from_analysis AFTER UPDATE OF analysis ON runs BEGIN
+            UPDATE runs SET
+                loop_period = json_extract(NEW.analysis, '$.exact_loop.period'),
+                loop_onset = json_extract(NEW.analysis, '$.exact_loop.onset_message')
+            WHERE id = NEW.id;
+        END;
+        """,
+    )
+
+
+def _m004_fork_lineage(conn: sqlite3.Connection) -> None:
+    # `show` lists the forks of a run; without an index that is a scan of every run.
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_run_id) WHERE parent_run_id IS NOT NULL")
+
+
+def _m005_typed_loop_columns(conn: sqlite3.Connection) -> None:
+    # The loop columns are written by Store.save_analysis from the typed analysis, in the
+    # same transaction as the analysis itself; no trigger reads field paths of its JSON any
+    # more. The JSON stored by earlier versions is read here once, to fill the new columns.
+    run_script(
+        conn,
+        """
+        DROP TRIGGER IF EXISTS runs_loop_from_analysis;
+        ALTER TABLE runs ADD COLUMN loop_first_repeat INTEGER;
+        ALTER TABLE runs ADD COLUMN loop_last INTEGER;
+        ALTER TABLE runs ADD COLUMN loop_kind TEXT;
+        ALTER TABLE runs ADD COLUMN loop_absorbing INTEGER;
+        ALTER TABLE runs ADD COLUMN loop_detail TEXT;
+        ALTER TABLE runs ADD COLUMN near_loop_onset INTEGER;
+        ALTER TABLE runs ADD COLUMN near_loop_lag INTEGER;
+        UPDATE runs SET
+            loop_period = json_extract(analysis, '$.exact_loop.period'),
+            loop_onset = json_extract(analysis, '$.exact_loop.onset_message'),
+            loop_first_repeat = json_extract(analysis, '$.exact_loop.first_repeat_message'),
+            loop_last = json_extract(analysis, '$.exact_loop.last_message'),
+            loop_kind = json_extract(analysis, '$.exact_loop.kind'),
+            loop_absorbing = json_extract(analysis, '$.exact_loop.absorbing'),
+            loop_detail = json_extract(analysis, '$.exact_loop.detail'),
+            near_loop_onset = json_extract(analysis, '$.near_loop.onset_message'),
+            near_loop_lag = json_extract(analysis, '$.near_loop.dominant_lag')
+        WHERE analysis IS NOT NULL;
+        """,
+    )
+
+
+# Ordered; append new migrations, never edit or reorder applied ones.
+MIGRATIONS: list[Migration] = [
+    _m001_initial, _m002_experiment_cells, _m003_run_summary, _m004_fork_lineage, _m005_typed_loop_columns,
+]
+
+
+def migration_name(fn: Migration) -> str:
+    return fn.__name__.lstrip("_")
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: list[Migration] | None = None) -> None:
+    """Apply the migrations this store has not had yet, each with its record in one transaction."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    with conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+    for fn in migrations:
+        name = migration_name(fn)
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")  # DDL included: sqlite3 opens no transaction for it by itself
+        try:
+            # Another process may have applied it while this one waited for the lock.
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone() is None:
+                fn(conn)
+                conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", (name,))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
