@@ -61,9 +61,15 @@ TOPICS = {
                "modal scale", "suspension", "motif", "voice leading", "syncopation", "key change"],
               ["resolves", "anticipates", "modulates", "doubles", "inverts", "delays", "echoes", "outlines"]),
 }
-CONNECT = ["because", "so", "although", "which means", "and then", "but", "unless", "whereas"]
-QUALIFY = ["in practice", "under load", "most of the time", "in the worst case", "at small scale",
-           "as far as I can tell", "in my experience", "on paper"]
+ADJ = ["stale", "hot", "cold", "sparse", "dense", "fragile", "cheap", "costly", "slow", "fast", "partial",
+       "shared", "private", "noisy", "stable", "skewed", "tiny", "huge", "nested", "implicit", "explicit",
+       "late", "early", "local", "global", "hidden", "visible", "naive", "careful", "rare", "frequent", "odd"]
+DET = ["the", "a", "each", "every", "our", "this", "that", "one", "any", "some"]
+PREP = ["under", "after", "before", "beside", "without", "despite", "during", "near", "across", "within"]
+ADV = ["usually", "rarely", "quietly", "eventually", "suddenly", "often", "barely", "mostly", "partly",
+       "honestly", "clearly", "arguably", "surprisingly", "sometimes", "gradually"]
+UNIT = ["second", "minute", "request", "season", "bar", "build", "page", "cycle", "generation", "deploy"]
+ASK = ["Why would", "How often does", "In which case would", "Do you think", "Could it be that", "What if"]
 ACKS = ["Good point.", "Agreed.", "Fair.", "Right.", "Hmm.", "Okay, but consider this.", "I see."]
 
 GRATITUDE = ["I am so grateful for this exchange", "thank you for your patience and warmth",
@@ -86,12 +92,26 @@ KINDS = ["healthy", "gratitude", "farewell", "emoji", "praise", "verbatim"]
 
 
 def technical_sentence(rng: random.Random, topic: str) -> str:
+    """One sentence of on-task talk; slots everywhere, so two sentences rarely share five words in a row."""
     nouns, verbs = TOPICS[topic]
-    a, b = rng.sample(nouns, 2)
-    s = f"The {a} {rng.choice(verbs)} the {b} {rng.choice(CONNECT)} the {rng.choice(nouns)} {rng.choice(verbs)} it"
-    if rng.random() < 0.5:
-        s += f" {rng.choice(QUALIFY)}"
-    return s + "."
+    c = rng.choice
+
+    def np_() -> str:
+        return f"{c(DET)} {c(ADJ) + ' ' if rng.random() < 0.6 else ''}{c(nouns)}"
+
+    form = rng.randrange(5)
+    if form == 0:
+        s = f"{np_()} {c(verbs)} {np_()} {c(PREP)} {np_()}"
+    elif form == 1:
+        s = f"{c(ADV)}, {np_()} {c(verbs)} {np_()} {rng.randint(2, 900)} times per {c(UNIT)}"
+    elif form == 2:
+        s = f"{c(ASK)} {np_()} {c(verbs).removesuffix('s')} {np_()} {c(PREP)} {np_()}?"
+    elif form == 3:
+        s = f"{np_()} {c(ADV)} {c(verbs)} {np_()}, and {np_()} {c(verbs)} {np_()} {c(ADV)}"
+    else:
+        s = f"{c(PREP)} {np_()}, {np_()} {c(verbs)} {np_()}"
+    s = s[0].upper() + s[1:]
+    return s if s.endswith("?") else s + "."
 
 
 def technical_message(rng: random.Random, topic: str, lo: int, hi: int) -> str:
