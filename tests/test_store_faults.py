@@ -25,7 +25,7 @@ from duologue.store import schema
 from helpers import REPO
 from scripted import scripted_models  # noqa: F401  (a fixture)
 
-MODELS = ("--a", "openai/alice", "--b", "openai/bob")  # scripted: no key or server is asked for
+MODELS = ("--a", "scripted/alice", "--b", "scripted/bob")  # the scripted provider: no key or server
 
 
 def invoke(*args: str):

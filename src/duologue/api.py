@@ -101,14 +101,17 @@ def default_watchers(spec: ConversationSpec) -> list[Watcher]:
     return [LoopRule(spec), SemanticRule(spec)]
 
 
-def analyze_run(run: Run, spec_detection: dict | None = None, vectors=None):
+def analyze_run(run: Run, spec_detection: dict | None = None, vectors=None, themes: str | Path | None = None):
     """The analysis of a run's messages (loops, near loops, convergence, themes, metrics) with the
-    run's own thresholds. `vectors`: the messages' embeddings when already known."""
+    run's own thresholds. `vectors`: the messages' embeddings when already known; `themes`: a theme
+    file to use instead of the run's own (or the built-in set)."""
     from .analysis import analyze
     from .analysis.params import detection_params
 
     detection = spec_detection if spec_detection is not None else run.spec.get("detection") or {}
     loop, convergence, attractor = detection_params(detection)
+    if themes is not None:
+        attractor = dataclasses.replace(attractor, themes=str(themes))
     return analyze(
         [m.speaker for m in run.messages], [m.content for m in run.messages], participants=run.participants,
         params=loop, end_marker=run.spec.get("end_marker", "[END]") or None,
@@ -116,21 +119,39 @@ def analyze_run(run: Run, spec_detection: dict | None = None, vectors=None):
     )
 
 
-def _known_vectors(run: Run, watchers: Iterable[Watcher]):
-    """The embeddings a live SemanticRule computed for every message of the run, else None."""
+def run_vectors(store: Store, run: Run, watchers: Iterable[Watcher] = ()):
+    """The embeddings of a run's messages, computed once: those a live SemanticRule computed, else
+    those stored with the messages, else computed now. Returns (vectors, embedder name)."""
     import numpy as np
 
+    from .analysis.embeddings import get_embedder
+    from .analysis.semantic import embed_messages
     from .stopping import SemanticRule
 
+    embedder = get_embedder()
+    indices = [m.index for m in run.messages]
     for w in watchers:
-        if isinstance(w, SemanticRule):
-            if all(m.index in w.vectors for m in run.messages) and run.messages:
-                return np.stack([w.vectors[m.index] for m in run.messages])
-    return None
+        if isinstance(w, SemanticRule) and indices and all(i in w.vectors for i in indices):
+            return np.stack([w.vectors[i] for i in indices]), embedder.name
+    stored = store.load_vectors(run.id, embedder.name)
+    if indices and all(i in stored for i in indices):
+        return np.stack([stored[i] for i in indices]), embedder.name
+    return embed_messages([m.content for m in run.messages], embedder), embedder.name
+
+
+def analyze_stored_run(run: Run, *, db: str | Path = DEFAULT_DB, themes: str | Path | None = None):
+    """Analyse a run of the store with its stored embeddings (computed and kept if missing) and keep
+    the analysis with it; return the analysis."""
+    with Store(db, create=False) as store:
+        vectors, embedder = run_vectors(store, run)
+        analysis = analyze_run(run, vectors=vectors, themes=themes)
+        store.save_analysis(run.id, analysis, vectors=vectors, embedder=embedder)
+    return analysis
 
 
 def _store_analysis(store: Store, run: Run, watchers: Iterable[Watcher] = ()) -> None:
-    store.save_analysis(run.id, analyze_run(run, vectors=_known_vectors(run, watchers)))
+    vectors, embedder = run_vectors(store, run, watchers)
+    store.save_analysis(run.id, analyze_run(run, vectors=vectors), vectors=vectors, embedder=embedder)
 
 
 class CurrentRun(RunListener):

@@ -274,17 +274,21 @@ def require_experiment(store: Store, name: str) -> ExperimentRow:
     return exp
 
 
-def load_experiment_stats(store: Store, name: str):
-    """RunStats for every run of the experiment, from the store alone."""
+def load_experiment_stats(store: Store, name: str, ends: list | None = None):
+    """RunStats for every run of the experiment, from the store alone. Given a list `ends`, it is
+    filled with each run's place on the attractor map (analysis.attractors.RunEnd)."""
+    from .analysis.attractors import run_end
     from .analysis.experiment import run_stats
     from .analysis.text import words
 
     require_experiment(store, name)
     by_run: dict[str, list[dict[str, Any]]] = {}
+    themes: dict[str, list[tuple[str | None, str | None, str]]] = {}
     for m in store.experiment_messages(name):
         by_run.setdefault(m.run_id, []).append(
             {"idx": m.message_index, "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
              "latency": m.latency, "words": len(words(m.content))})
+        themes.setdefault(m.run_id, []).append((m.theme, m.topic, m.content))
     stats = []
     for run in store.experiment_run_records(name):
         run_row = {"id": run.id, "status": run.status, "stop_reason": run.stop_reason,
@@ -292,6 +296,13 @@ def load_experiment_stats(store: Store, name: str):
                    # A run added to the experiment by hand has no cell: its title stands for its pairing.
                    "cell": run.cell if run.cell else {"pairing": run.title}}
         stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
+        if ends is not None:
+            msgs = themes.get(run.id, [])
+            sem = run.semantic
+            window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
+            ends.append(run_end(run.id, run_row["cell"], sem.end_state, sem.attractor, sem.attractor_onset,
+                                [t for t, _, _ in msgs], [tp for _, tp, _ in msgs],
+                                [c for _, _, c in msgs[-window:]]))
     return stats
 
 
@@ -302,11 +313,15 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     """The runs' stats, and the report's numbers: overall, by each setting that varies, survival per pairing."""
     from dataclasses import asdict
 
+    from .analysis.attractors import attractor_group, cluster_unknown, entry_survival, grouped_ends, share_by_turn
     from .analysis.experiment import group_stats, grouped, survival_curve
+    from .analysis.themes import load_themes
 
-    stats = load_experiment_stats(store, name)
-    openers = require_experiment(store, name).spec.get("openers", [])
-    for r in stats:  # show an opener by its text, not by its position in the list
+    ends: list = []
+    stats = load_experiment_stats(store, name, ends)
+    exp_spec = require_experiment(store, name).spec
+    openers = exp_spec.get("openers", [])
+    for r in [*stats, *ends]:  # show an opener by its text, not by its position in the list
         i = r.cell.get("opener")
         if isinstance(i, int) and i < len(openers):
             r.cell = {**r.cell, "opener": repr(openers[i][:40])}
@@ -316,6 +331,25 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
         if len(groups) > 1 or setting == "pairing":
             report[f"by_{setting}"] = [asdict(group_stats(g, runs)) for g, runs in groups.items()]
     report["survival"] = {g: survival_curve(runs) for g, runs in grouped(stats, "pairing").items()}
+    # The attractor map: where the conversations end up, per pairing and per varied setting.
+    cluster_unknown(ends)
+    theme_file = ((exp_spec.get("detection") or {}).get("attractor") or {}).get("themes")
+    try:
+        labels = {t.id: t.label for t in load_themes(theme_file).themes}
+    except DuologueError:
+        labels = {}
+    attractors: dict[str, Any] = {"labels": labels, "overall": asdict(attractor_group("all", ends))}
+    for setting in REPORT_SETTINGS:
+        groups = grouped_ends(ends, setting)
+        if len(groups) > 1 or setting == "pairing":
+            attractors[f"by_{setting}"] = [asdict(attractor_group(g, runs)) for g, runs in groups.items()]
+    by_pairing = grouped_ends(ends, "pairing")
+    attractors["entry_survival"] = {g: entry_survival(runs) for g, runs in by_pairing.items()}
+    attractors["share_by_turn"] = {g: share_by_turn(runs) for g, runs in by_pairing.items()}
+    attractors["runs"] = [{"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor,
+                           "entry": r.entry} for r in ends]
+    report["attractors"] = attractors
+    report["_ends"] = ends  # for the plots; not written to JSON
     return stats, report
 
 
@@ -325,8 +359,13 @@ def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
 
     from .analysis.experiment import grouped, write_experiment_plots
 
+    from .analysis.attractors import grouped_ends, write_attractor_plots
+
     stats, report = experiment_stats_by(store, name)
+    ends = report.pop("_ends")
     report["plots"] = [str(p) for p in write_experiment_plots(grouped(stats, "pairing"), folder, name)]
+    report["plots"] += [str(p) for p in write_attractor_plots(grouped_ends(ends, "pairing"),
+                                                             report["attractors"]["labels"], folder, name)]
     (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
 

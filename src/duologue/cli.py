@@ -487,23 +487,28 @@ def models() -> None:
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the PNG plots (default: runs/analysis/<run id or file name>).")
 @click.option("--no-plots", is_flag=True, help="Do not write the PNG plots.")
+@click.option("--themes", "themes_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A theme file (TOML) instead of the built-in themes; `duologue themes --toml` prints those.")
 @db_option
-def analyze(target, as_json, plots_dir, no_plots, db) -> None:
-    """Find loops and convergence in a run id, a Markdown transcript or a JSON export.
+def analyze(target, as_json, plots_dir, no_plots, themes_file, db) -> None:
+    """Find loops, convergence and attractor themes in a run id, a Markdown transcript or a JSON export.
 
-    Prints a summary (participants, words per speaker, loop period and onset,
-    near-loop onset, share in the loop, top lexicon hits), writes plots as PNG,
-    and stores the analysis with the run when TARGET is a run in the store.
+    Prints a summary (participants, words per speaker, exact loop, near loop,
+    semantic convergence, the attractor theme the conversation entered and
+    stayed in, its end state, a theme strip with one mark per message, topics,
+    top lexicon hits), writes plots as PNG, and stores the analysis with the
+    run when TARGET is a run in the store.
     """
     import json as jsonlib
 
     from .analysis import analysis_to_dict, format_summary, write_plots
 
     run, stem = api.load_target(target, db=db)
-    analysis = api.analyze_run(run)
+    if not Path(target).is_file():  # a run in the store: its stored embeddings, and keep the analysis with it
+        analysis = api.analyze_stored_run(run, db=db, themes=themes_file)
+    else:
+        analysis = api.analyze_run(run, themes=themes_file)
     data = analysis_to_dict(analysis)
-    if not Path(target).is_file():  # a run in the store: keep its analysis with it
-        api.save_analysis(run.id, analysis, db=db)
     written = []
     if not no_plots:
         folder = plots_dir or Path(db).parent / "analysis" / stem
@@ -599,8 +604,61 @@ def _print_report(rep: dict) -> None:
                           _fmt_q(g["onset_quartiles"]), reasons, str(g["prompt_tokens"] + g["completion_tokens"]),
                           f"{g['seconds']:.1f}", str(g["tokens_in_loops"]), f"{g['tokens_saved']:.0f}")
         c.print(table)
+    _print_attractor_map(c, rep.get("attractors") or {})
     for path in rep["plots"]:
         c.print(Text(f"plot: {path}", style="dim"))
+
+
+def _print_attractor_map(c: Console, att: dict) -> None:
+    """Where the conversations end up (end states' shares), how soon (median entry), and their topics."""
+    labels = att.get("labels") or {}
+
+    def name(key: str) -> str:
+        return labels.get(key, key)
+
+    for key, label in (("by_pairing", "pairing"), ("by_opener", "opener"), ("by_system", "system prompt"),
+                       ("by_temperature", "temperature")):
+        if key not in att:
+            continue
+        table = Table(box=None, header_style="bold", title=f"attractor map by {label}", title_justify="left")
+        for col in ("group", "runs", "end states (share of runs)", "entered", "median entry", "topics"):
+            table.add_column(col, overflow="fold")
+        for g in att[key]:
+            ends = ", ".join(f"{name(k)} {v:.0%}" for k, v in g["end_states"].items())
+            entry = ", ".join(f"{name(k)} {v:g}" for k, v in g["median_entry"].items()) or "-"
+            topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"
+            table.add_row(Text(g["group"]), str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics))
+        c.print(table)
+
+
+@cli.command()
+@click.option("--toml", "as_toml", is_flag=True, help="Print the built-in theme file, to copy and edit.")
+@click.option("--file", "themes_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Check and list a theme file of your own instead of the built-in one.")
+def themes(as_toml, themes_file) -> None:
+    """The attractor themes and topics that analyze, run and report look for.
+
+    Use your own set with `analyze --themes FILE`, or `themes = "FILE"` under
+    [detection.attractor] in a conversation or experiment TOML.
+    """
+    from importlib import resources
+
+    from .analysis.themes import load_themes
+
+    if as_toml:
+        sys.stdout.write(resources.files("duologue.analysis").joinpath("themes.toml").read_text(encoding="utf-8"))
+        return
+    theme_set = load_themes(themes_file)
+    table = Table(box=None, header_style="bold", title=f"themes ({theme_set.source})", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    table.add_column("label", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("by", no_wrap=True)
+    table.add_column("description", overflow="fold", ratio=1)
+    for t in theme_set.themes:
+        how = "rule" if t.rule else f"{len(t.phrases)} phrases"
+        table.add_row(t.id, Text(t.label), t.kind.replace("end_state", "end state"), how, Text(t.description))
+    Console(highlight=False).print(table)
 
 
 @cli.command()

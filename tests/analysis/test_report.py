@@ -172,6 +172,7 @@ def test_write_plots(tmp_path, with_loop):
         "run1-similarity.png",
         "run1-novelty.png",
         "run1-lag-similarity.png",
+        "run1-themes.png",
     ]
     for path in paths:
         expected = HEATMAP_SIZE_PX if path.name.endswith("-similarity.png") and "lag" not in path.name else SERIES_SIZE_PX
@@ -183,7 +184,7 @@ def test_write_plots(tmp_path, with_loop):
 def test_write_plots_of_an_empty_transcript(tmp_path):
     a = analyze([], [])
     paths = write_plots(a, [], tmp_path, "empty")
-    assert len(paths) == 4 and all(png_size(p) in (SERIES_SIZE_PX, HEATMAP_SIZE_PX) for p in paths)
+    assert len(paths) == 5 and all(png_size(p) in (SERIES_SIZE_PX, HEATMAP_SIZE_PX) for p in paths)
 
 
 def test_documented_plot_sizes():

@@ -59,17 +59,17 @@ class RunEnd:
         return self.end_state or self.cluster or UNRESOLVED
 
 
-def run_end(run_id: str, cell: dict[str, Any], analysis: dict | None, final_texts: Sequence[str] = ()) -> RunEnd:
-    a = analysis or {}
-    themes = a.get("themes") or []
-    attractor = a.get("attractor")
+def run_end(run_id: str, cell: dict[str, Any], end_state: str | None, attractor: str | None,
+            entry: int | None, labels: Sequence[str | None], topics: Sequence[str | None],
+            final_texts: Sequence[str] = ()) -> RunEnd:
+    """One run's place on the map, from its stored analysis: its end state and attractor, and per
+    message its theme and topic labels (`labels`, `topics`, message 1 first)."""
+    n = len(labels)
+    counts = Counter(t for t in topics if t is not None)
     return RunEnd(
-        run_id=run_id, cell=cell, messages=int(a.get("messages") or len(themes)),
-        end_state=a.get("end_state"),
-        attractor=attractor["theme"] if attractor else None,
-        entry=attractor["onset_message"] if attractor else None,
-        labels=[m.get("theme") for m in themes],
-        topics=dict(a.get("topics") or {}),
+        run_id=run_id, cell=cell, messages=n, end_state=end_state, attractor=attractor, entry=entry,
+        labels=list(labels),
+        topics={t: round(c / n, 4) for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))} if n else {},
         final_text="\n".join(final_texts),
     )
 

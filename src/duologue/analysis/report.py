@@ -343,4 +343,43 @@ def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -
     mark_onsets(ax)
     paths.append(finish(fig, ax, "lag-similarity", "Similarity to the previous messages", "similarity"))
 
+    if a.themes is not None:
+        paths.append(_theme_strip_plot(a, new_figure, folder, stem))
     return paths
+
+
+def _theme_strip_plot(a: Analysis, new_figure: Any, folder: Path, stem: str) -> Path:
+    """`<stem>-themes.png` (SERIES_SIZE_PX): a cell per message coloured by its end-state theme, a row
+    of topics under it, the attractor's entry and the convergence onset marked."""
+    import matplotlib
+    from matplotlib.patches import Patch
+
+    labels = a.theme_labels or {}
+    themes = a.themes or []
+    fig = new_figure(SERIES_FIGSIZE)
+    ax = fig.add_subplot()
+    keys = list(dict.fromkeys([*(m.label for m in themes), *(m.topic for m in themes)]))
+    cmap = matplotlib.colormaps["tab20"]
+    colour = {k: ((0.92, 0.92, 0.92, 1.0) if k is None else cmap(i % 20)) for i, k in enumerate(keys)}
+    for m in themes:
+        ax.add_patch(matplotlib.patches.Rectangle((m.index - 0.5, 1.0), 1, 0.9, color=colour[m.label]))
+        ax.add_patch(matplotlib.patches.Rectangle((m.index - 0.5, 0.0), 1, 0.9, color=colour[m.topic]))
+    n = len(themes)
+    ax.set_xlim(0.5, max(n, 1) + 0.5)
+    ax.set_ylim(-0.1, 2.6)
+    ax.set_yticks([0.45, 1.45], ["topic", "end-state theme"])
+    if a.attractor:
+        ax.axvline(a.attractor.onset - 0.5, color="crimson", linestyle="--",
+                   label=f"entered {a.attractor.label} (message {a.attractor.onset})")
+    if a.convergence:
+        ax.axvline(a.convergence.onset - 0.5, color="darkorange", linestyle=":",
+                   label=f"convergence (message {a.convergence.onset})")
+    handles = [Patch(color=colour[k], label=labels.get(k, k) if k else "none") for k in keys]
+    lines, names = ax.get_legend_handles_labels()
+    ax.legend(handles + lines, [h.get_label() for h in handles] + names, loc="upper center", ncol=4,
+              fontsize="x-small", frameon=False)
+    ax.set_title("Themes along the conversation")
+    ax.set_xlabel("message")
+    path = folder / f"{stem}-themes.png"
+    fig.savefig(path, dpi=PLOT_DPI)
+    return path

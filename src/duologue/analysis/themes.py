@@ -182,7 +182,7 @@ class AttractorParams:
     emoji_share: float = 0.5
     role_collapse_similarity: float = 0.85
     role_collapse_words: float = 0.5
-    on_task_similarity: float = 0.6
+    on_task_similarity: float = 0.3
     max_period: int = 8
     onset_run: int = 4
     onset_min: int = 3

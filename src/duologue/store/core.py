@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import DuologueError, RunNotFoundError
 from ..records import Message, Run, utcnow
-from .experiments import LOOP_COLUMNS, Experiments, loop_values, loops_from_row
+from .experiments import LOOP_COLUMNS, SEMANTIC_COLUMNS, Experiments, loop_values, loops_from_row, semantic_values
 from .listing import RunLists
-from .rows import LoopSummary
+from .rows import LoopSummary, SemanticSummary
 from .schema import apply_migrations
 from .status import shown_status
 
@@ -158,15 +158,47 @@ class Store(RunLists, Experiments):
                 (status, stop_reason, stop_detail, _iso(ended_at), run_id),
             )
 
-    def save_analysis(self, run_id: str, analysis: "Analysis") -> None:
-        """Keep a run's analysis (as JSON) and the loop columns derived from it, in one transaction."""
+    def save_analysis(self, run_id: str, analysis: "Analysis", vectors: Any = None, embedder: str | None = None
+                      ) -> None:
+        """Keep a run's analysis (as JSON), the loop and semantic columns derived from it, its messages'
+        theme labels and (given `vectors`, one row per message, and the `embedder`'s name) their
+        embeddings, in one transaction."""
         from ..analysis.report import analysis_to_dict
 
         data = json.dumps(analysis_to_dict(analysis), ensure_ascii=False)
-        assignments = ", ".join(f"{column.strip()}=?" for column in LOOP_COLUMNS.split(","))
+        columns = [c.strip() for c in f"{LOOP_COLUMNS}, {SEMANTIC_COLUMNS}".split(",")]
+        values = (*loop_values(LoopSummary.of(analysis)), *semantic_values(SemanticSummary.of(analysis)))
         with self._write() as conn:
-            conn.execute(f"UPDATE runs SET analysis=?, {assignments} WHERE id=?",
-                         (data, *loop_values(LoopSummary.of(analysis)), run_id))
+            conn.execute(f"UPDATE runs SET analysis=?, {', '.join(c + '=?' for c in columns)} WHERE id=?",
+                         (data, *values, run_id))
+            if analysis.themes is not None:
+                conn.executemany("UPDATE messages SET theme=?, topic=? WHERE run_id=? AND idx=?",
+                                 [(m.label, m.topic, run_id, m.index) for m in analysis.themes])
+            if vectors is not None and embedder:
+                rows = [(run_id, i, embedder, int(v.shape[-1]), v.astype("<f4").tobytes())
+                        for i, v in enumerate(vectors, start=1)]
+                conn.executemany(
+                    "INSERT OR REPLACE INTO message_vectors (run_id, idx, embedder, dim, vector) "
+                    "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE run_id=? AND idx=?)",
+                    [(*r, r[0], r[1]) for r in rows])
+
+    def load_vectors(self, run_id: str, embedder: str) -> dict[int, Any]:
+        """The stored embeddings of a run's messages by this embedder: {message index: float32 vector}."""
+        import numpy as np
+
+        rows = self.conn.execute(
+            "SELECT idx, vector FROM message_vectors WHERE run_id=? AND embedder=? ORDER BY idx", (run_id, embedder))
+        return {idx: np.frombuffer(blob, dtype="<f4") for idx, blob in rows}
+
+    def run_semantic(self, run_id: str) -> SemanticSummary | None:
+        """The semantic findings of a run's stored analysis; None when it has none stored."""
+        row = self.conn.execute(
+            f"SELECT analysis IS NOT NULL AS analysed, {SEMANTIC_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        if not row or not row["analysed"]:
+            return None
+        from .experiments import semantic_from_row
+
+        return semantic_from_row(row)
 
     def load_analysis(self, run_id: str) -> dict[str, Any] | None:
         """The stored analysis as JSON data (for exports); the loops in it are typed in `run_loops`."""

@@ -8,7 +8,16 @@ from datetime import datetime
 from typing import Any, Callable, ContextManager
 
 from ..records import utcnow
-from .rows import CellRun, ExactLoopRecord, ExperimentRow, ExperimentRun, LoopSummary, MessageRow, NearLoopRecord
+from .rows import (
+    CellRun,
+    ExactLoopRecord,
+    ExperimentRow,
+    ExperimentRun,
+    LoopSummary,
+    MessageRow,
+    NearLoopRecord,
+    SemanticSummary,
+)
 
 # The loop columns of `runs`, in the order loops_from_row reads them.
 LOOP_COLUMNS = (
@@ -27,6 +36,20 @@ def loops_from_row(r: sqlite3.Row) -> LoopSummary:
         )
     near = NearLoopRecord(r["near_loop_onset"], r["near_loop_lag"]) if r["near_loop_onset"] is not None else None
     return LoopSummary(exact, near)
+
+
+# The semantic columns of `runs`, in SemanticSummary's field order.
+SEMANTIC_COLUMNS = "end_state, attractor, attractor_onset, convergence_onset, convergence_strength"
+
+
+def semantic_from_row(r: sqlite3.Row) -> SemanticSummary:
+    return SemanticSummary(r["end_state"], r["attractor"], r["attractor_onset"], r["convergence_onset"],
+                           r["convergence_strength"])
+
+
+def semantic_values(sem: SemanticSummary | None) -> tuple[Any, ...]:
+    sem = sem or SemanticSummary()
+    return (sem.end_state, sem.attractor, sem.attractor_onset, sem.convergence_onset, sem.convergence_strength)
 
 
 def loop_values(loops: LoopSummary | None) -> tuple[Any, ...]:
@@ -91,7 +114,7 @@ class Experiments:
         """Every run of the experiment (no messages), by id."""
         rows = self.conn.execute(
             f"""SELECT id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail,
-                       spec, experiment_cell, {LOOP_COLUMNS}
+                       spec, experiment_cell, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}
                 FROM runs WHERE experiment_id=? ORDER BY id""",
             (experiment_id,),
         )
@@ -103,6 +126,7 @@ class Experiments:
                 spec=json.loads(r["spec"]),
                 cell=json.loads(r["experiment_cell"]) if r["experiment_cell"] else None,
                 loops=loops_from_row(r),
+                semantic=semantic_from_row(r),
             )
             for r in rows
         ]
@@ -112,7 +136,7 @@ class Experiments:
         rows = self.conn.execute(
             """SELECT m.run_id, m.idx, m.speaker, m.model, m.content, m.reasoning, m.started_at, m.ended_at,
                       m.ttft, m.latency, m.prompt_tokens, m.cached_tokens, m.completion_tokens, m.finish_reason,
-                      m.attempts, m.injected
+                      m.attempts, m.injected, m.theme, m.topic
                FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.experiment_id=? ORDER BY m.run_id, m.idx""",
             (experiment_id,),
         )

@@ -48,6 +48,26 @@ class LoopSummary:
         return cls(exact, near)
 
 
+@dataclass(frozen=True)
+class SemanticSummary:
+    """The semantic findings of a run's analysis, as the store's columns keep them."""
+
+    end_state: str | None = None  # theme id of the final window; None: unresolved (or not analysed)
+    attractor: str | None = None  # theme id the run entered and stayed in
+    attractor_onset: int | None = None
+    convergence_onset: int | None = None
+    convergence_strength: float | None = None
+
+    @classmethod
+    def of(cls, analysis: "Analysis") -> "SemanticSummary":
+        at, conv = analysis.attractor, analysis.convergence
+        return cls(
+            end_state=analysis.end_state,
+            attractor=at.theme if at else None, attractor_onset=at.onset if at else None,
+            convergence_onset=conv.onset if conv else None, convergence_strength=conv.strength if conv else None,
+        )
+
+
 @dataclass
 class RunRow:
     """One run in a list (no messages): the columns of `ls` and the viewer's runs table."""
@@ -147,6 +167,7 @@ class ExperimentRun:
     spec: dict[str, Any]
     cell: dict[str, Any] | None
     loops: LoopSummary
+    semantic: SemanticSummary = SemanticSummary()
 
 
 @dataclass
@@ -169,3 +190,5 @@ class MessageRow:
     finish_reason: str | None
     attempts: int
     injected: int
+    theme: str | None = None  # the message's end-state theme label (stored analysis), None: none
+    topic: str | None = None

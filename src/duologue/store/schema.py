@@ -175,9 +175,39 @@ def _m005_typed_loop_columns(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m006_semantic(conn: sqlite3.Connection) -> None:
+    # What the semantic analysis finds, written by Store.save_analysis from the typed analysis:
+    # per run its end state, attractor and convergence; per message its theme and topic labels;
+    # and each message's embedding, computed once (by the live run or the first analysis) and
+    # kept per embedder, so a report over many runs embeds nothing again.
+    run_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN end_state TEXT;
+        ALTER TABLE runs ADD COLUMN attractor TEXT;
+        ALTER TABLE runs ADD COLUMN attractor_onset INTEGER;
+        ALTER TABLE runs ADD COLUMN convergence_onset INTEGER;
+        ALTER TABLE runs ADD COLUMN convergence_strength REAL;
+        ALTER TABLE messages ADD COLUMN theme TEXT;
+        ALTER TABLE messages ADD COLUMN topic TEXT;
+        CREATE TABLE message_vectors (
+            run_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            embedder TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (run_id, idx, embedder),
+            FOREIGN KEY (run_id, idx) REFERENCES messages(run_id, idx) ON DELETE CASCADE
+        );
+        CREATE INDEX runs_attractor ON runs(attractor) WHERE attractor IS NOT NULL;
+        """,
+    )
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
     _m001_initial, _m002_experiment_cells, _m003_run_summary, _m004_fork_lineage, _m005_typed_loop_columns,
+    _m006_semantic,
 ]
 
 

@@ -1,0 +1,172 @@
+"""Semantic convergence, attractor themes and end states, on constructed conversations."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from .semantic_cases import DEBATE, GRATITUDE_DRIFT, TECH, cases, simulator_log
+
+from duologue.analysis import analyze, format_summary
+from duologue.analysis.convergence import ConvergenceParams, ConvergenceWatcher, detect_convergence, window_stats
+from duologue.analysis.embeddings import get_embedder
+from duologue.analysis.semantic import SemanticWatcher, semantic_analysis
+from duologue.analysis.themes import (
+    AttractorParams,
+    ThemeSetError,
+    builtin_themes,
+    detect_attractor,
+    end_state,
+    load_themes,
+    parse_themes,
+)
+
+CASES = {c.name: c for c in cases()}
+
+
+@pytest.mark.parametrize("name", [c.name for c in cases() if c.theme])
+def test_each_drift_is_found_with_its_theme_and_onset(name):
+    case = CASES[name]
+    a = analyze(case.speakers, case.contents)
+    assert a.attractor is not None, format_summary(a)
+    assert a.attractor.theme == case.theme, format_summary(a)
+    assert a.attractor.onset == case.onset, format_summary(a)
+    assert a.end_state == case.theme
+
+
+def test_paraphrased_gratitude_has_little_word_overlap_but_is_found():
+    # The drift is in new words every turn: no exact loop, no near loop, yet the theme is found.
+    case = CASES["gratitude drift"]
+    a = analyze(case.speakers, case.contents)
+    assert a.exact_loop is None and a.near_loop is None
+    assert a.attractor.label == "gratitude/unity" and "gratitude/unity since message 9" in format_summary(a)
+
+
+@pytest.mark.parametrize("contents", [DEBATE, simulator_log()], ids=["debate", "simulator"])
+def test_healthy_conversations_stay_quiet(contents):
+    a = analyze(["a", "b"] * (len(contents) // 2) + ["a"] * (len(contents) % 2), contents)
+    summary = format_summary(a)
+    assert a.near_loop is None, summary
+    assert a.convergence is None, summary
+    assert a.attractor is None, summary
+
+
+def test_role_collapse_converges_and_a_verbatim_loop_converges():
+    case = CASES["role collapse"]
+    conv = analyze(case.speakers, case.contents).convergence
+    assert conv is not None and conv.onset == 7 and conv.strength > 0.8
+    loop = TECH[:4] + ["Yes, all is one.", "One is all, yes."] * 6
+    conv = analyze(["a", "b"] * 8, loop).convergence
+    assert conv is not None and conv.onset == 5  # a period-2 loop converges at step 2
+
+
+def test_live_and_batch_agree_at_every_prefix():
+    rng = random.Random(4)
+    conversations = [c.contents for c in cases()] + [simulator_log()]
+    for _ in range(6):  # shuffled mixtures too: drifts that start, stop and start again
+        pieces = [list(c.contents) for c in cases()]
+        mix = [m for p in rng.sample(pieces, 3) for m in p[rng.randint(0, 4):]]
+        conversations.append(mix)
+    embedder = get_embedder()
+    for contents in conversations:
+        speakers = ["a" if i % 2 == 0 else "b" for i in range(len(contents))]
+        watcher = SemanticWatcher()
+        for k, (s, c) in enumerate(zip(speakers, contents), start=1):
+            events = watcher.observe(s, c)
+            batch = semantic_analysis(speakers[:k], contents[:k], embedder=embedder)
+            assert watcher.convergence.convergence == batch.convergence, k
+            assert watcher.attractor.attractor == batch.attractor, k
+            assert [m.label for m in watcher.attractor.trajectory] == [m.label for m in batch.trajectory]
+            for ev in events:  # an event names what the batch analysis finds in the messages so far
+                found = getattr(ev, "attractor", None) or getattr(ev, "convergence", None)
+                assert ev.message_index == k
+                if hasattr(ev, "attractor"):
+                    flags = [m.label == found.theme for m in batch.trajectory]
+                    assert flags[found.onset - 1] and sum(flags[found.onset - 1:]) >= 3
+
+
+def test_convergence_watcher_state_is_bounded():
+    rng = np.random.default_rng(0)
+    watcher = ConvergenceWatcher()
+    for _ in range(200):
+        v = rng.normal(size=16)
+        watcher.observe(v / np.linalg.norm(v))
+    assert len(watcher._window) == ConvergenceParams().window
+
+
+def test_window_stats_by_hand():
+    e1, e2 = np.eye(2)
+    # Alternating two orthogonal vectors: nothing alike at step 1, identical at step 2.
+    w, c, lead = window_stats(np.stack([e1, e2, e1, e2, e1, e2]))
+    assert (w, c, lead) == (1.0, 1.0, 0)
+    same = np.stack([e1] * 4)
+    assert window_stats(same)[:2] == (1.0, 1.0)
+    w, c, lead = window_stats(np.stack([e2, e1, e1, e1, e1]), window_similarity=0.75)
+    assert lead == 1  # the first message stands apart from the rest
+    assert detect_convergence(np.stack([e1, e2] * 2)) is None  # shorter than a window
+
+
+def test_end_state_is_the_final_windows_majority():
+    case = CASES["farewell spiral"]
+    trajectory = semantic_analysis(case.speakers, case.contents).trajectory
+    assert end_state(trajectory) == "farewell"
+    assert end_state(trajectory[:6]) is None  # the technical opening: no theme
+
+
+def test_on_task_is_an_end_state_not_an_attractor():
+    contents = TECH + [m + " (Said again.)" for m in TECH]  # on topic, never verbatim
+    sem = semantic_analysis(["a", "b"] * 8, contents, attractor=AttractorParams(on_task_similarity=0.2))
+    labels = [m.label for m in sem.trajectory]
+    assert set(labels) <= {None, "on_task"} and labels.count("on_task") >= 12
+    assert sem.attractor is None
+    assert sem.end_state == "on_task"
+
+
+def test_a_theme_file_of_ones_own(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text('[[theme]]\nid = "tea"\nlabel = "tea talk"\nphrases = ["I love a cup of green tea.",'
+                 ' "Oolong and sencha are my favourite teas."]\nlexicon = ["tea", "oolong"]\n')
+    contents = TECH[:4] + ["Speaking of breaks, green tea is lovely.", "Sencha, oolong, any tea really.",
+                           "A cup of tea now.", "Tea, always tea.", "More oolong tea.", "Green tea."]
+    sem = semantic_analysis(["a", "b"] * 5, contents, attractor=AttractorParams(themes=str(f)))
+    assert sem.attractor is not None and sem.attractor.theme == "tea" and sem.attractor.label == "tea talk"
+    assert sem.labels == {"tea": "tea talk"}
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[[theme]\n", "not valid TOML"),
+    ("x = 1\n", "no [[theme]] tables"),
+    ('[[theme]]\nid = "a b"\nphrases = ["x"]\n', "id must be letters"),
+    ('[[theme]]\nid = "a"\n', "give phrases (or a rule)"),
+    ('[[theme]]\nid = "a"\nrule = "magic"\n', "rule must be one of"),
+    ('[[theme]]\nid = "a"\nphrases = ["x"]\nkind = "mood"\n', "kind must be one of"),
+    ('[[theme]]\nid = "a"\nphrases = ["x"]\ncolour = "red"\n', "unknown field(s) colour"),
+    ('[[theme]]\nid = "a"\nphrases = ["x"]\n[[theme]]\nid = "a"\nphrases = ["y"]\n', "used twice: a"),
+    ('[[theme]]\nid = "a"\nphrases = [""]\n', "list of non-empty strings"),
+])
+def test_theme_file_errors_are_one_line(text, needle):
+    with pytest.raises(ThemeSetError) as err:
+        parse_themes(text, "mine.toml")
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_theme_file_is_one_line(tmp_path):
+    with pytest.raises(ThemeSetError, match="cannot read theme file"):
+        load_themes(tmp_path / "nope.toml")
+
+
+def test_builtin_themes_follow_the_published_taxonomy():
+    ids = {t.id for t in builtin_themes().themes}
+    assert {"bliss", "emoji", "meta_loop", "silence", "gratitude", "farewell", "praise", "role_collapse",
+            "verbatim", "on_task"} <= ids
+    assert {"consciousness", "introspection", "uncertainty", "performativity", "meta_conversation"} <= ids
+
+
+def test_attractor_is_the_latest_theme_entered():
+    # Gratitude first, then an emoji collapse: the conversation is in the second now.
+    contents = TECH[:4] + GRATITUDE_DRIFT[4:10] + ["🙏", "✨", "🙏✨", "🌟", "✨", "🙏"]
+    sem = semantic_analysis(["a", "b"] * 8, contents)
+    assert sem.attractor.theme == "emoji" and sem.attractor.onset == 11
+    earlier = detect_attractor(sem.trajectory[:10], builtin_themes())
+    assert earlier is not None and earlier.theme == "gratitude"
