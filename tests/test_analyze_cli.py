@@ -43,6 +43,7 @@ def test_example_matches_expected(tmp_path):
         "kimi-llama-period2-novelty.png": (800, 400),
         "kimi-llama-period2-lag-similarity.png": (800, 400),
         "kimi-llama-period2-similarity.png": (700, 600),
+        "kimi-llama-period2-themes.png": (800, 400),
     }
 
 
@@ -62,7 +63,7 @@ def test_analyze_a_run_stores_the_analysis(tmp_path):
     rid = out.split(" as run ")[1].split()[0]
     proc = run_cli("analyze", rid, cwd=tmp_path, check=True)
     assert "period 1 since message 11" in proc.stdout
-    assert len(list((tmp_path / "runs" / "analysis" / rid).glob("*.png"))) == 4
+    assert len(list((tmp_path / "runs" / "analysis" / rid).glob("*.png"))) == 5
     exported = json.loads(run_cli("export", rid, "--format", "json", cwd=tmp_path, check=True).stdout)
     assert exported["id"] == rid
     assert exported["analysis"]["exact_loop"]["onset_message"] == 11

@@ -155,7 +155,8 @@ def test_report_numbers_by_hand(tmp_path):
     assert g["mean_words_by_index"][3] == pytest.approx((1 + 9) / 2)  # "Home." vs a 9-word sentence
     curve = dict((t, s) for t, s in rep["survival"]["a ↔ b"])
     assert curve[3] == 1.0 and curve[4] == 0.5 and curve[10] == 0.5
-    assert sorted(p.rsplit("-", 1)[1] for p in rep["plots"]) == ["lengths.png", "survival.png"]
+    assert sorted(p.rsplit("-", 1)[1] for p in rep["plots"]) == ["attractors.png", "entry.png", "lengths.png",
+                                                                 "survival.png"]
     assert (tmp_path / "rep" / "hand-report.json").exists()
 
 
@@ -248,7 +249,9 @@ def test_example_experiment_end_to_end(tmp_path):
     assert "experiment self-talk: 12 runs" in rep.stdout
     folder = tmp_path / "runs" / "reports" / "self-talk"
     assert {p.name for p in folder.iterdir()} == {"self-talk-report.json", "self-talk-survival.png",
-                                                 "self-talk-lengths.png"}
+                                                 "self-talk-lengths.png", "self-talk-attractors.png",
+                                                 "self-talk-attractor-entry.png"}
+    assert "attractor map by pairing" in rep.stdout
     out = run_cli("export", "self-talk", "--format", "csv", cwd=tmp_path, check=True)
     assert out.stdout.count("wrote ") == 3
     import pandas as pd
