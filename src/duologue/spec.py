@@ -63,7 +63,7 @@ OnDetect = Literal["stop", "flag", "continue"]
 
 
 class Detection(BaseModel):
-    """Thresholds of the loop detectors (DESIGN section 6); the defaults are the design's."""
+    """Thresholds of the loop detectors (docs/detectors.md has the definitions and defaults)."""
 
     model_config = ConfigDict(extra="forbid")
 

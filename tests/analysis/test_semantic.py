@@ -170,3 +170,16 @@ def test_attractor_is_the_latest_theme_entered():
     assert sem.attractor.theme == "emoji" and sem.attractor.onset == 11
     earlier = detect_attractor(sem.trajectory[:10], builtin_themes())
     assert earlier is not None and earlier.theme == "gratitude"
+
+
+def test_rule_themes_are_labelled_by_their_own_id(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text('[[theme]]\nid = "quiet"\nlabel = "quiet"\nrule = "silence"\n'
+                 '[[theme]]\nid = "topical"\nrule = "on_task"\n')
+    contents = TECH[:4] + ["", " ", "...", "", "…", " "]
+    params = AttractorParams(themes=str(f))
+    sem = semantic_analysis(["a", "b"] * 5, contents, attractor=params)
+    assert sem.attractor is not None and sem.attractor.theme == "quiet" and sem.attractor.onset == 5
+    watcher = SemanticWatcher(attractor=params)
+    events = [e for s, c in zip(["a", "b"] * 5, contents) for e in watcher.observe(s, c)]
+    assert [e.attractor.theme for e in events if hasattr(e, "attractor")] == ["quiet"]

@@ -1,6 +1,6 @@
 """Loops and attractors: exact loops, near loops, and a watcher for live runs.
 
-The rules are those of DESIGN section 6. Messages are numbered from 1 (the
+The rules are those of docs/detectors.md. Messages are numbered from 1 (the
 opener is message 1), as everywhere else in duologue.
 
 Exact loop. E_p(t) holds when message t normalises to the same text as message
@@ -47,7 +47,7 @@ from .text import char_ngrams, normalize, overlap
 
 @dataclass(frozen=True)
 class LoopParams:
-    """Every threshold of the loop detectors, with the defaults of DESIGN section 6."""
+    """Every threshold of the loop detectors, with their defaults (docs/detectors.md)."""
 
     max_period: int = 8  # longest exact period looked for
     min_cycles: int = 3  # cycles (the first one included) that make an exact loop

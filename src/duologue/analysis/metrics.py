@@ -1,4 +1,4 @@
-"""Per-message metrics worth plotting (DESIGN section 6).
+"""Per-message metrics worth plotting (docs/detectors.md, "Metrics").
 
 `MetricsTracker` computes them one message at a time, for live views;
 `compute_metrics` runs a tracker over a finished transcript, so both give the

@@ -35,7 +35,7 @@ def clean(text: str, end_marker: str | None = "[END]") -> str:
 
 
 def normalize(text: str, end_marker: str | None = "[END]") -> str:
-    """The form in which messages are compared (DESIGN section 6).
+    """The form in which messages are compared (docs/detectors.md, "Normalising").
 
     NFKC, zero-width characters and the end marker dropped, whitespace collapsed
     to single spaces, stripped, casefolded; an empty result is ``"<silence>"``

@@ -53,7 +53,12 @@ from .onset import OnsetRule, OnsetTracker, first_onset
 from .text import SILENCE, is_emoji, normalize, words
 
 # Staying on task is an end state (the attractor map counts it) but not an attractor.
-NOT_ATTRACTORS = (None, "on_task")
+NOT_ATTRACTOR_RULES = ("on_task",)
+
+
+def _not_attractors(themes: "ThemeSet") -> set[str | None]:
+    return {None, *(t.id for t in themes.themes if t.rule in NOT_ATTRACTOR_RULES)}
+
 RULES = ("verbatim", "silence", "emoji", "role_collapse", "on_task")
 KINDS = ("end_state", "topic")
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -266,8 +271,8 @@ class ThemeTracker:
         phrase = scorer.phrase_themes
         self._end_idx = [i for i, t in enumerate(phrase) if t.kind == "end_state"]
         self._topic_idx = [i for i, t in enumerate(phrase) if t.kind == "topic"]
-        rules = {t.rule for t in scorer.themes.themes if t.rule}
-        self._rules = rules
+        # A rule theme's label is its id (a user's file may call the silence rule "quiet").
+        self._rules = {t.rule: t.id for t in scorer.themes.themes if t.rule}
 
     def observe(self, speaker: str, content: str, vector: np.ndarray) -> MessageThemes:
         p = self.params
@@ -276,21 +281,22 @@ class ThemeTracker:
         scores = self.scorer.scores(content, vector)
         phrase = self.scorer.phrase_themes
         label: str | None = None
-        if "silence" in self._rules and (norm == SILENCE or not any(c.isalnum() or is_emoji(c) for c in norm)):
-            label = "silence"
-        elif "emoji" in self._rules and self._emoji_collapse(content):
-            label = "emoji"
-        elif "verbatim" in self._rules and norm in self._recent[-p.max_period :]:
-            label = "verbatim"
-        elif "role_collapse" in self._rules and self._role_collapse(speaker, content, vector):
-            label = "role_collapse"
+        rules = self._rules
+        if "silence" in rules and (norm == SILENCE or not any(c.isalnum() or is_emoji(c) for c in norm)):
+            label = rules["silence"]
+        elif "emoji" in rules and self._emoji_collapse(content):
+            label = rules["emoji"]
+        elif "verbatim" in rules and norm in self._recent[-p.max_period :]:
+            label = rules["verbatim"]
+        elif "role_collapse" in rules and self._role_collapse(speaker, content, vector):
+            label = rules["role_collapse"]
         else:
             label = self._best(scores, self._end_idx)
-            if label is None and "on_task" in self._rules and self._opening:
+            if label is None and "on_task" in rules and self._opening:
                 centroid = np.mean(self._opening, axis=0)
                 norm_c = float(np.linalg.norm(centroid))
                 if norm_c > 0 and float(vector @ centroid) / norm_c >= p.on_task_similarity:
-                    label = "on_task"
+                    label = rules["on_task"]
         topic = self._best(scores, self._topic_idx, margin=0.0)
         if len(self._opening) < 2 and len(words(content, self.end_marker)) >= 3 and np.any(vector):
             self._opening.append(vector.astype(np.float64))
@@ -362,7 +368,8 @@ def detect_attractor(trajectory: Sequence[MessageThemes], themes: ThemeSet,
                      params: AttractorParams = AttractorParams()) -> Attractor | None:
     """The theme the conversation entered and stayed in (latest onset; then larger share), or None."""
     best: tuple[int, float, Attractor] | None = None
-    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label not in NOT_ATTRACTORS):
+    not_attractors = _not_attractors(themes)
+    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label not in not_attractors):
         flags = [1 if m.label == theme_id else 0 for m in trajectory]
         onset = first_onset(flags, params.rule)
         if onset is None:
@@ -403,7 +410,8 @@ class AttractorWatcher:
         self.themes = themes
         self.params = params
         self.trajectory: list[MessageThemes] = []
-        self._trackers = {t.id: OnsetTracker(params.rule) for t in themes.end_states if t.id not in NOT_ATTRACTORS}
+        not_attractors = _not_attractors(themes)
+        self._trackers = {t.id: OnsetTracker(params.rule) for t in themes.end_states if t.id not in not_attractors}
 
     def observe(self, mt: MessageThemes) -> list[AttractorEvent]:
         self.trajectory.append(mt)

@@ -1,4 +1,4 @@
-r"""The Markdown transcript format (DESIGN.md section 5), both ways.
+r"""The Markdown transcript format (docs/transcript-format.md), both ways.
 
 A file is a header followed by one block per message:
 
