@@ -424,14 +424,14 @@ def list_runs(*, db: str | Path = DEFAULT_DB, limit: int | None = None) -> list[
 
 
 def export_run(run_ref: str, fmt: str = "md", *, db: str | Path = DEFAULT_DB) -> str:
-    """A run as Markdown (the transcript format) or JSON (everything the store has)."""
+    """A run in one of the export formats (duologue.exports): md (the transcript), json (everything)…"""
+    from .exports import run_format
+
+    export = run_format(fmt)
     with Store(db, create=False) as store:
         run = store.get_run(run_ref)
-        if fmt == "md":
-            return render_run_markdown(run)
-        if fmt == "json":
-            return render_json(run, analysis=store.load_analysis(run.id))
-    raise DuologueError(f"unknown export format '{fmt}' (md or json)")
+        analysis, events = store.load_analysis(run.id), store.get_events(run.id)
+    return export.render(run, analysis, events)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The object carries `"format": "duologue.run/1"`, every field of `Run` (times as
 ISO-8601 strings with their zone), the derived `title`, every field of each
-`Message`, and `analysis` when given. Fields are read off the dataclasses, so
+`Message`, and `analysis` and `events` when given (reading a run back ignores
+both: the analysis is recomputed, the events are history). Fields are read off the dataclasses, so
 a field added to `Run` or `Message` is exported without touching this module,
 and files written before it existed still load (the field takes its default).
 JSONL holds many runs, one object per line.
@@ -24,7 +25,7 @@ from ..records import Message, Run
 FORMAT = "duologue.run/1"
 
 
-def run_to_dict(run: Run, analysis: dict | None = None) -> dict:
+def run_to_dict(run: Run, analysis: dict | None = None, events: Iterable[Mapping[str, Any]] | None = None) -> dict:
     d: dict[str, Any] = {"format": FORMAT, "id": run.id, "title": run.title}
     for f in fields(Run):
         if f.name == "messages":
@@ -33,6 +34,8 @@ def run_to_dict(run: Run, analysis: dict | None = None) -> dict:
             d[f.name] = _to_json(getattr(run, f.name))
     if analysis is not None:
         d["analysis"] = copy.deepcopy(analysis)
+    if events is not None:  # what was recorded besides the messages: detections, injections, changes, trims
+        d["events"] = [{k: _to_json(v) for k, v in e.items() if k != "run_id"} for e in events]
     return d
 
 
@@ -49,8 +52,8 @@ def run_from_dict(d: dict) -> Run:
     return Run(**values)
 
 
-def render_json(run: Run, analysis: dict | None = None) -> str:
-    return json.dumps(run_to_dict(run, analysis), indent=2, ensure_ascii=False) + "\n"
+def render_json(run: Run, analysis: dict | None = None, events: Iterable[Mapping[str, Any]] | None = None) -> str:
+    return json.dumps(run_to_dict(run, analysis, events), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_jsonl(runs: Iterable[Run], analyses: Mapping[str, dict] | None = None) -> str:

@@ -153,23 +153,21 @@ class Viewer:
         )
 
     def download(self, request: Request) -> Response:
-        from ..transcripts.jsonfmt import render_json
-        from ..transcripts.markdown import render_run_markdown
+        from ..exports import run_formats
 
-        fmt = request.path_params["fmt"]
-        if fmt not in ("md", "json"):
-            raise HTTPException(404, f"no export format '{fmt}' (md or json)")
+        export = run_formats().get(request.path_params["fmt"])
+        if export is None:
+            raise HTTPException(404, f"no export format '{request.path_params['fmt']}' ({', '.join(run_formats())})")
         with self.store() as store:
             run = store.get_run(request.path_params["run_id"])
-            analysis = store.load_analysis(run.id) if fmt == "json" else None
+            analysis, events = store.load_analysis(run.id), store.get_events(run.id)
         # The same renderers as `duologue export`, so the files are byte for byte the same.
         try:
-            body = render_run_markdown(run) if fmt == "md" else render_json(run, analysis=analysis)
+            body = export.render(run, analysis, events)
         except TranscriptFormatError as err:
-            return PlainTextResponse(f"this run cannot be written as Markdown ({err}); download the JSON", 409)
-        media = "text/markdown; charset=utf-8" if fmt == "md" else "application/json"
-        return Response(body.encode("utf-8"), media_type=media,
-                        headers={"content-disposition": f'attachment; filename="{_safe_name(run.id)}.{fmt}"'})
+            return PlainTextResponse(f"this run cannot be written as {export.name} ({err}); download the JSON", 409)
+        return Response(body.encode("utf-8"), media_type=export.media_type,
+                        headers={"content-disposition": f'attachment; filename="{_safe_name(run.id)}.{export.suffix}"'})
 
     def plot(self, request: Request) -> Response:
         name = request.path_params["name"]
