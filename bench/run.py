@@ -9,7 +9,10 @@ Rows (see each script's docstring for the details of what it compares):
 3. bench/concurrency.py  K concurrent embedded conversations against the same K one after
    another: aggregate completion tokens/s, and memory per conversation;
 4. bench/loop_savings.py  an experiment that loops, with and without early loop stopping;
-5. bench/harness_overhead.py  duologue's own CPU cost per message against an instant server.
+5. bench/harness_overhead.py  duologue's own CPU cost per message against an instant server;
+6. bench/semantic_cost.py  the semantic detectors' cost per message on the live path (embedding,
+   theme scoring, convergence and attractor watchers; the loop detectors beside them), and
+   `duologue report` on a stored experiment of 1,000 runs.
 
     python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
 """
@@ -30,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import concurrency  # noqa: E402
+import semantic_cost  # noqa: E402
 
 
 def machine() -> str:
@@ -99,6 +103,10 @@ def main() -> None:
     ho = in_child("harness_overhead", "measure_all", conversations=20 if q else 200, messages=20)
     t_ho = time.perf_counter() - t
 
+    t = step("row 6: semantic cost per message, and `duologue report` on a stored experiment")
+    sc = in_child("semantic_cost", "measure_all", runs=100 if q else 1000, long=1 if q else 4, passes=1 if q else 3)
+    t_sc = time.perf_counter() - t
+
     # -- the table ---------------------------------------------------------------------------
     live_wall, floor, naive = tc["wall"], sum(tc["floor"]), sum(tc["naive"])
     ev = tc["evaluated"]
@@ -141,9 +149,10 @@ def main() -> None:
         ("5", f"harness CPU per message, {ho['peak']} conversations in flight: duologue / bare SDK",
          f"{ho['per_cpu_ms']:.2f} / {ho['sdk_ms']:.2f} ms", f"{ho['per_cpu_ms'] - ho['sdk_ms']:.2f} ms own", "< 2 ms"),
     ]
+    lines += [("6", what, measured, "", goal) for what, measured, goal in semantic_cost.rows(sc["live"], sc["report"])]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
-          f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s)\n")
+          f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s)\n")
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)
     print(f"{'row':3}  {'what is compared':{w}}  {'measured':>{v}}  {'ratio':>12}  target")
