@@ -13,6 +13,7 @@ reading every analysis to sort by message count), to show what they save.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import socket
 import sqlite3
@@ -68,7 +69,7 @@ def fill(db: Path, runs: int) -> None:
     for n, loop_at in [(12, None), (24, None), (40, 10), (60, 20), (30, 8), (48, None)]:
         contents = conversation(rng, n, loop_at)
         speakers = ["a", "b"] * (n // 2)
-        analysis = analysis_to_dict(analyze(speakers, contents, participants=["a", "b"]))
+        analysis = analyze(speakers, contents, participants=["a", "b"])
         shapes.append((contents, analysis))
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     with Store(db) as store:
@@ -80,7 +81,7 @@ def fill(db: Path, runs: int) -> None:
             models = [rng.choice(MODELS), rng.choice(MODELS)]
             contents, analysis = shapes[i % len(shapes)]
             started = t0 + timedelta(minutes=i)
-            looped = analysis["exact_loop"] is not None
+            looped = analysis.exact_loop is not None
             run = Run(
                 id=f"{started:%Y%m%d-%H%M%S}-{i:06x}", participants=names, started_at=started,
                 spec={"participants": [{"name": n, "model": m} for n, m in zip(names, models)], "max_messages": 60},
@@ -91,7 +92,7 @@ def fill(db: Path, runs: int) -> None:
                                   latency=1.0, completion_tokens=30) for k, c in enumerate(contents, 1)],
             )
             store.create_run(run)
-            store.save_analysis(run.id, {**analysis, "participants": names})
+            store.save_analysis(run.id, dataclasses.replace(analysis, participants=names))
 
 
 @contextmanager

@@ -82,6 +82,31 @@ def _distinctive_words(texts: Sequence[str], others: Sequence[str], k: int = 3) 
     return scored[:k]
 
 
+def _average_linkage(sims: np.ndarray, similarity: float) -> list[list[int]]:
+    """Agglomerative clustering, average linkage: merge the two clusters of highest mean pairwise
+    similarity while it is at least `similarity`. Keeps the summed similarities between clusters,
+    so each merge costs one pass over the matrix."""
+    n = len(sims)
+    total = np.array(sims, dtype=np.float64)
+    size = np.ones(n)
+    alive = np.ones(n, dtype=bool)
+    members: list[list[int]] = [[i] for i in range(n)]
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    while alive.sum() > 1:
+        mean = total / np.outer(size, size)
+        mean[~(upper & alive[:, None] & alive[None, :])] = -np.inf
+        i, j = divmod(int(np.argmax(mean)), n)
+        if mean[i, j] < similarity:
+            break
+        total[i, :] += total[j, :]
+        total[:, i] += total[:, j]
+        size[i] += size[j]
+        alive[j] = False
+        members[i] += members[j]
+        members[j] = []
+    return [m for m in members if m]
+
+
 def cluster_unknown(runs: Sequence[RunEnd], embedder=None, similarity: float = CLUSTER_SIMILARITY) -> None:
     """Name the unknown end states: sets `cluster` on runs whose end state is None (see the docstring)."""
     unknown = [r for r in runs if r.end_state is None and r.final_text.strip()]
@@ -91,19 +116,7 @@ def cluster_unknown(runs: Sequence[RunEnd], embedder=None, similarity: float = C
 
     embedder = embedder or get_embedder()
     vectors = embedder.embed([r.final_text for r in unknown]).astype(np.float64)
-    sims = vectors @ vectors.T
-    clusters: list[list[int]] = [[i] for i in range(len(unknown))]
-    while len(clusters) > 1:
-        best, pair = -2.0, (0, 0)
-        for i in range(len(clusters)):
-            for j in range(i + 1, len(clusters)):
-                s = float(sims[np.ix_(clusters[i], clusters[j])].mean())
-                if s > best:
-                    best, pair = s, (i, j)
-        if best < similarity:
-            break
-        i, j = pair
-        clusters[i] += clusters.pop(j)
+    clusters = _average_linkage(vectors @ vectors.T, similarity)
     others_all = [r.final_text for r in runs]
     for members in clusters:
         if len(members) < 2:

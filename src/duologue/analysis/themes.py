@@ -213,11 +213,19 @@ class MessageThemes:
     scores: dict[str, float] = field(default_factory=dict)  # phrase themes' scores, rounded
 
 
-def _lexicon_pattern(term: str) -> re.Pattern[str]:
+def _lexicon_term(term: str) -> str:
     t = term.casefold()
     if t[:1].isalnum() and t[-1:].isalnum():
-        return re.compile(r"(?<!\w)" + re.escape(t) + r"(?!\w)")
-    return re.compile(re.escape(t))
+        return r"(?<!\w)" + re.escape(t) + r"(?!\w)"
+    return re.escape(t)
+
+
+def _lexicon_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
+    """One pattern for a theme's whole lexicon (longest terms first, so "thank you" wins over "thank")."""
+    if not terms:
+        return None
+    ordered = sorted(dict.fromkeys(terms), key=lambda t: (-len(t), t))
+    return re.compile("|".join(_lexicon_term(t) for t in ordered))
 
 
 class ThemeScorer:
@@ -231,7 +239,7 @@ class ThemeScorer:
         bounds = np.cumsum([0] + [len(t.phrases) for t in self.phrase_themes])
         self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
         self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
-        self._lexicons = [[_lexicon_pattern(term) for term in t.lexicon] for t in self.phrase_themes]
+        self._lexicons = [_lexicon_pattern(t.lexicon) for t in self.phrase_themes]
 
     def scores(self, content: str, vector: np.ndarray) -> np.ndarray:
         """One score per phrase theme (in `phrase_themes` order)."""
@@ -244,9 +252,10 @@ class ThemeScorer:
             out[i] = float(sims[rows].max())
         text = content.casefold()
         w = self.params.lexicon_weight
-        for i, patterns in enumerate(self._lexicons):
-            hits = sum(len(p.findall(text)) for p in patterns)
-            out[i] += w * min(1.0, hits / 3)
+        for i, pattern in enumerate(self._lexicons):
+            if pattern is not None:
+                hits = sum(1 for _ in pattern.finditer(text))
+                out[i] += w * min(1.0, hits / 3)
         return out
 
 
