@@ -123,18 +123,19 @@ def test_a_run_from_before_the_themes_has_no_strip():
     assert view.end_state == "unresolved" and view.cells[0].label == "mystery" and view.cells[0].css == "t1"
 
 
-def test_marks_inside_a_folded_loop_come_before_the_fold():
+def test_marks_come_before_the_loop_marker_and_before_the_fold():
     from duologue.records import Message
     from duologue.store import ExactLoopRecord
 
     messages = [Message(index=i, speaker="ab"[i % 2], content=f"m{i}") for i in range(1, 11)]
     loop = ExactLoopRecord(period=2, onset=5, first_repeat=7, last=10)
-    blocks = chat_blocks(messages, loop, {3: [("attractor-entry", "entered x at message 3")],
+    blocks = chat_blocks(messages, loop, {5: [("attractor-entry", "entered x at message 5")],
                                           8: [("convergence-onset", "converged since message 8")]})
     kinds = [(b.kind, b.message.index if b.message else b.anchor or None) for b in blocks]
-    assert kinds == [("message", 1), ("message", 2), ("mark", "attractor-entry"), ("message", 3), ("message", 4),
+    assert kinds == [("message", 1), ("message", 2), ("message", 3), ("message", 4), ("mark", "attractor-entry"),
                      ("onset", None), ("message", 5), ("message", 6), ("mark", "convergence-onset"),
                      ("repeats", None)]
+    assert len(blocks[-1].messages) == 4  # 7…10 folded
 
 
 def attractor_table(page: str, setting: str) -> list[list[str]]:

@@ -64,9 +64,6 @@ def chat_blocks(messages: Sequence[Message], exact_loop: ExactLoopRecord | None,
     tail: list[Message] = []
     tail_marks: list[Block] = []
     for m in messages:
-        if m.index == onset:
-            detail = exact_loop.detail or f"period {period} since message {onset}"
-            blocks.append(Block("onset", label=f"loop onset: {detail} ({exact_loop.kind or ''})"))
         if first_repeat <= m.index <= last:
             tail.append(m)
             tail_marks += marked(m.index)
@@ -74,6 +71,9 @@ def chat_blocks(messages: Sequence[Message], exact_loop: ExactLoopRecord | None,
                 blocks += tail_marks
                 blocks.append(Block("repeats", messages=tail, label=repeats_label(period, len(tail))))
         else:
-            blocks += marked(m.index)
+            blocks += marked(m.index)  # before the loop's own marker, which stays next to its message
+            if m.index == onset:
+                detail = exact_loop.detail or f"period {period} since message {onset}"
+                blocks.append(Block("onset", label=f"loop onset: {detail} ({exact_loop.kind or ''})"))
             blocks.append(Block("message", m))
     return blocks
