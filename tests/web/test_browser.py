@@ -135,3 +135,52 @@ def test_downloaded_markdown_is_the_export(page, viewer_url, sample_db):
         capture_output=True, env=cli_env(), check=True,
     ).stdout
     assert Path(download.path()).read_bytes() == exported
+
+
+@pytest.fixture
+def theme_url(tmp_path: Path):
+    from .conftest import running_viewer
+    from .themes_sample import build_theme_store
+
+    with running_viewer(build_theme_store(tmp_path / "runs" / "duologue.db")) as url:
+        yield url
+
+
+def test_theme_strip_and_attractor_map(page, page_without_csp, theme_url):
+    from .themes_sample import DRIFT, DRIFT_RUN, EXPERIMENT, HOSTILE_LABEL, HOSTILE_THEME_RUN
+
+    page.goto(f"{theme_url}/runs/{DRIFT_RUN}")
+    cells = page.locator("#theme-strip .cell")
+    expect(page.locator("#theme-strip")).to_be_visible()
+    expect(cells).to_have_count(len(DRIFT))
+    assert all(box["width"] > 0 and box["height"] > 0 for box in (c.bounding_box() for c in cells.all()))
+    # Coloured by the stylesheet (the CSP allows no inline style): gratitude is not the colour of "none".
+    colour = "(e) => getComputedStyle(e).backgroundColor"
+    assert cells.nth(19).evaluate(colour) != cells.nth(0).evaluate(colour) != "rgba(0, 0, 0, 0)"
+    expect(cells.nth(8)).to_have_attribute("title", "message 9: gratitude/unity · topic: performativity")
+    expect(page.locator("#strip-entry")).to_have_text("▲ entered gratitude/unity at message 9")
+    expect(page.locator("#m20 .badge")).to_have_text("gratitude/unity")
+    # A cell leads to its message, below the strip (which stays on screen).
+    cells.nth(8).click()
+    page.wait_for_url("**#m9")
+    expect(page.locator("#theme-strip")).to_be_in_viewport()
+    expect(page.locator("#m9")).to_be_in_viewport()
+    page.goto(f"{theme_url}/runs/{DRIFT_RUN}")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "run-themes.png"), full_page=True)
+
+    page.goto(f"{theme_url}/experiments/{EXPERIMENT}")
+    expect(page.locator("#attractor-map table.attractors")).to_have_count(2)
+    wait_until(lambda: page.evaluate(PLOTS_LOADED), what="the plots")
+    page.locator("#attractor-map").screenshot(path=str(SCREENSHOTS / "attractor-map.png"))
+
+    # A theme label written as markup in a user's theme file is text, even without the CSP.
+    hostile = page_without_csp
+    hostile.goto(f"{theme_url}/runs/{HOSTILE_THEME_RUN}")
+    expect(hostile.locator("#theme-strip .cell")).to_have_count(len(DRIFT))
+    expect(hostile.locator("#strip-entry")).to_have_text(f"▲ entered {HOSTILE_LABEL} at message 9")
+    expect(hostile.locator("#attractor")).to_have_text(f"entered {HOSTILE_LABEL} at message 9")
+    expect(hostile.locator("#m20 .badge")).to_have_text(HOSTILE_LABEL)
+    assert HOSTILE_LABEL in hostile.locator("#theme-legend").inner_text()
+    assert hostile.evaluate("window.__pwned") is None and "pwned" not in hostile.title()
+    assert hostile.locator("#themes script, #themes b, #chat script, #semantic-summary b").count() == 0

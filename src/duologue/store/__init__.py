@@ -22,10 +22,12 @@ from .rows import (
     FilterChoices,
     LoopSummary,
     MessageRow,
+    MessageTheme,
     NearLoopRecord,
     RunPage,
     RunProgress,
     RunRow,
+    SemanticSummary,
 )
 from .schema import MIGRATIONS
 from .status import process_alive, shown_status
@@ -33,6 +35,6 @@ from .status import process_alive, shown_status
 __all__ = [
     "DEFAULT_DB", "Store", "StoreFullError", "cell_key", "KILLED", "NULLABLE", "RUNNING", "SORTS", "RunFilter",
     "PER_PAGE", "CellRun", "ExactLoopRecord", "ExperimentRow", "ExperimentRun", "FilterChoices", "LoopSummary",
-    "MessageRow", "NearLoopRecord", "RunPage", "RunProgress", "RunRow", "MIGRATIONS", "process_alive",
+    "MessageRow", "MessageTheme", "NearLoopRecord", "RunPage", "RunProgress", "RunRow", "SemanticSummary", "MIGRATIONS", "process_alive",
     "shown_status",
 ]

@@ -25,7 +25,7 @@ from ..errors import DuologueError, RunNotFoundError
 from ..records import Message, Run, utcnow
 from .experiments import LOOP_COLUMNS, SEMANTIC_COLUMNS, Experiments, loop_values, loops_from_row, semantic_values
 from .listing import RunLists
-from .rows import LoopSummary, SemanticSummary
+from .rows import LoopSummary, MessageTheme, SemanticSummary
 from .schema import apply_migrations
 from .status import shown_status
 
@@ -199,6 +199,14 @@ class Store(RunLists, Experiments):
         from .experiments import semantic_from_row
 
         return semantic_from_row(row)
+
+    def message_themes(self, run_id: str) -> list[MessageTheme]:
+        """Each message's end-state theme and topic from the run's stored analysis, message 1 first;
+        empty when the run has no stored analysis."""
+        rows = self.conn.execute(
+            "SELECT m.idx, m.theme, m.topic FROM messages m JOIN runs r ON r.id = m.run_id "
+            "WHERE m.run_id=? AND r.analysis IS NOT NULL ORDER BY m.idx", (run_id,))
+        return [MessageTheme(idx, theme, topic) for idx, theme, topic in rows]
 
     def load_analysis(self, run_id: str) -> dict[str, Any] | None:
         """The stored analysis as JSON data (for exports); the loops in it are typed in `run_loops`."""

@@ -68,6 +68,15 @@ class SemanticSummary:
         )
 
 
+@dataclass(frozen=True)
+class MessageTheme:
+    """One message's labels from a run's stored analysis (theme ids; None: no theme)."""
+
+    index: int
+    theme: str | None
+    topic: str | None
+
+
 @dataclass
 class RunRow:
     """One run in a list (no messages): the columns of `ls` and the viewer's runs table."""

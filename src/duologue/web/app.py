@@ -37,10 +37,11 @@ from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Sen
 
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..records import Run
-from ..store import LoopSummary, Store
+from ..store import LoopSummary, MessageTheme, SemanticSummary, Store
 from .chat import chat_blocks, seat
 from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
+from .themes import run_theme_labels, theme_view
 
 if TYPE_CHECKING:
     import uvicorn
@@ -139,14 +140,22 @@ class Viewer:
         with self.store() as store:
             run = store.get_run(request.path_params["run_id"])
             loops = store.run_loops(run.id)
+            semantic = store.run_semantic(run.id)
+            message_themes = store.message_themes(run.id) if semantic else []
             experiment = store.get_experiment(run.experiment_id) if run.experiment_id else None
         live = run.status == "running"
+        labels, order = run_theme_labels(run.spec)
         if loops is None and not live and run.messages:
-            loops = _loops(run)  # imported runs, killed runs: analyse on the fly, store nothing
+            # Imported runs, killed runs: analyse on the fly, store nothing.
+            loops, semantic, message_themes, found = _analyse(run)
+            labels = {**labels, **found}
+        themes = theme_view(semantic, message_themes, labels, order) if not live else None
         exact = loops.exact if loops else None
         return self.page(
             request, "run.html", run=run, live=live, exact=exact,
-            near=loops.near if loops else None, blocks=chat_blocks(run.messages, exact),
+            near=loops.near if loops else None, themes=themes,
+            blocks=chat_blocks(run.messages, exact, themes.marks_at() if themes else None),
+            badges=themes.badges if themes else {},
             seats={s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}},
             models=_models(run), spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment, plots=PLOTS if run.messages and not live else (),
@@ -266,10 +275,13 @@ class Viewer:
         return self.page(request, "error.html", status_code=status, status=status, detail=detail)
 
 
-def _loops(run: Run) -> LoopSummary:
+def _analyse(run: Run) -> tuple[LoopSummary, SemanticSummary, list[MessageTheme], dict[str, str]]:
+    """A run's loops, semantic findings, message themes and theme labels, from a fresh analysis."""
     from ..api import analyze_run
 
-    return LoopSummary.of(analyze_run(run))
+    a = analyze_run(run)
+    themes = [MessageTheme(m.index, m.label, m.topic) for m in a.themes or []]
+    return LoopSummary.of(a), SemanticSummary.of(a), themes, dict(a.theme_labels or {})
 
 
 def _models(run: Run) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..records import Message
 from ..store import ExactLoopRecord
@@ -29,10 +29,11 @@ def seat(speaker: str, participants: Sequence[str]) -> Seat:
 class Block:
     """One item of the chat: a message, the loop-onset marker, or the folded looped tail."""
 
-    kind: str  # "message", "onset" or "repeats"
+    kind: str  # "message", "onset", "repeats" or "mark" (a theme marker: attractor entry, convergence onset)
     message: Message | None = None
     messages: list[Message] = field(default_factory=list)  # the folded tail
     label: str = ""
+    anchor: str = ""  # a mark's element id
 
 
 def repeats_label(period: int, repeated_messages: int) -> str:
@@ -44,23 +45,35 @@ def repeats_label(period: int, repeated_messages: int) -> str:
     return label
 
 
-def chat_blocks(messages: Sequence[Message], exact_loop: ExactLoopRecord | None) -> list[Block]:
+def chat_blocks(messages: Sequence[Message], exact_loop: ExactLoopRecord | None,
+                marks: Mapping[int, Sequence[tuple[str, str]]] | None = None) -> list[Block]:
     """The messages in order; with an exact loop, a marker before its first cycle and the
-    repeats after that cycle folded into one block (messages first_repeat..last)."""
+    repeats after that cycle folded into one block (messages first_repeat..last). `marks`
+    ({message index: [(id, text)]}) puts theme markers before their messages (before the
+    folded block when the message is folded away)."""
+    marks = marks or {}
+
+    def marked(index: int) -> list[Block]:
+        return [Block("mark", label=text, anchor=anchor) for anchor, text in marks.get(index, ())]
+
     if not exact_loop:
-        return [Block("message", m) for m in messages]
+        return [b for m in messages for b in (*marked(m.index), Block("message", m))]
     period, onset = exact_loop.period, exact_loop.onset
     first_repeat, last = exact_loop.first_repeat, exact_loop.last
     blocks: list[Block] = []
     tail: list[Message] = []
+    tail_marks: list[Block] = []
     for m in messages:
-        if m.index == onset:
-            detail = exact_loop.detail or f"period {period} since message {onset}"
-            blocks.append(Block("onset", label=f"loop onset: {detail} ({exact_loop.kind or ''})"))
         if first_repeat <= m.index <= last:
             tail.append(m)
+            tail_marks += marked(m.index)
             if m.index == last or m is messages[-1]:
+                blocks += tail_marks
                 blocks.append(Block("repeats", messages=tail, label=repeats_label(period, len(tail))))
         else:
+            blocks += marked(m.index)  # before the loop's own marker, which stays next to its message
+            if m.index == onset:
+                detail = exact_loop.detail or f"period {period} since message {onset}"
+                blocks.append(Block("onset", label=f"loop onset: {detail} ({exact_loop.kind or ''})"))
             blocks.append(Block("message", m))
     return blocks

@@ -12,15 +12,27 @@ from ..store import Store
 
 
 def experiment_report_html(store: Store, experiment, templates) -> Markup:
-    """Tables per pairing and per varied setting, survival curves and lengths by turn (PNG as data: URIs)."""
+    """Tables per pairing and per varied setting, survival curves and lengths by turn, and the
+    attractor map: where the runs end up, per pairing and varied setting (PNG as data: URIs)."""
+    from ..analysis.attractors import grouped_ends, write_attractor_plots
     from ..analysis.experiment import grouped, write_experiment_plots
-    from ..batch import experiment_stats_by
+    from ..batch import REPORT_SETTINGS, experiment_stats_by
 
     stats, report = experiment_stats_by(store, experiment.id)
+    ends = report.pop("_ends", [])  # the runs' RunEnd objects: for the plots only
+    attractors = report.get("attractors") or {}
+    labels = attractors.get("labels") or {}
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_experiment_plots(grouped(stats, "pairing"), Path(tmp), "experiment")
-        images = {p.stem.rsplit("-", 1)[1]: base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
+        if ends:
+            paths += write_attractor_plots(grouped_ends(ends, "pairing"), labels, Path(tmp), "experiment")
+        # experiment-survival.png -> "survival", experiment-attractor-entry.png -> "attractor-entry"
+        images = {p.stem.removeprefix("experiment-"): base64.b64encode(p.read_bytes()).decode("ascii")
+                  for p in paths}
     tables = [(key[3:], report[key]) for key in ("by_pairing", "by_opener", "by_system", "by_temperature")
               if key in report]
-    html = templates.get_template("_experiment_report.html").render(tables=tables, images=images)
+    attractor_tables = [(s, attractors[f"by_{s}"]) for s in REPORT_SETTINGS if f"by_{s}" in attractors]
+    html = templates.get_template("_experiment_report.html").render(
+        tables=tables, images=images, attractor_tables=attractor_tables if ends else [],
+        overall=attractors.get("overall") if ends else None, label=lambda k: labels.get(k, k))
     return Markup(html)  # rendered with autoescape: model and user text inside is escaped

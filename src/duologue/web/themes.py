@@ -1,0 +1,131 @@
+"""A run's themes as the viewer shows them: a strip of one cell per message, a badge per message,
+the attractor's entry and the convergence onset.
+
+Theme ids come from the store (or an analysis made on the fly); their labels from the run's theme
+set, which a user may have written: labels are untrusted text and the templates escape them.
+Colours are CSS classes (the CSP allows no inline styles): an end-state theme's class follows its
+position in the theme set, so a theme keeps its colour from run to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..errors import DuologueError
+from ..store import MessageTheme, SemanticSummary
+
+PALETTE = 10  # theme colour classes in viewer.css: t0 … t9 (and t-none, t-task)
+
+
+@dataclass(frozen=True)
+class ThemeCell:
+    """One message of the strip (and its badge)."""
+
+    index: int
+    theme: str | None
+    label: str  # the theme's label, "none" without one
+    topic: str | None  # the topic's label, None without one
+    css: str
+    marks: tuple[str, ...] = ()  # "entry", "convergence"
+
+    @property
+    def title(self) -> str:
+        text = f"message {self.index}: {self.label}"
+        return text + (f" · topic: {self.topic}" if self.topic else "")
+
+
+@dataclass
+class ThemeView:
+    cells: list[ThemeCell]
+    legend: list[tuple[str, str, int]]  # (label, css class, messages), in the order first seen
+    end_state: str  # label, or "unresolved"
+    attractor: str | None = None  # label
+    attractor_onset: int | None = None
+    convergence_onset: int | None = None
+    convergence_strength: float | None = None
+    badges: dict[int, ThemeCell] = field(default_factory=dict)
+
+    @property
+    def entry_text(self) -> str | None:
+        if self.attractor is None or self.attractor_onset is None:
+            return None
+        return f"entered {self.attractor} at message {self.attractor_onset}"
+
+    @property
+    def convergence_text(self) -> str | None:
+        if self.convergence_onset is None:
+            return None
+        strength = f" (strength {self.convergence_strength:.2f})" if self.convergence_strength is not None else ""
+        return f"converged since message {self.convergence_onset}{strength}"
+
+    def marks_at(self) -> dict[int, list[tuple[str, str]]]:
+        """{message index: [(marker id, text)]}: where the chat shows the entry and the onset."""
+        out: dict[int, list[tuple[str, str]]] = {}
+        if self.entry_text and self.attractor_onset is not None:
+            out.setdefault(self.attractor_onset, []).append(("attractor-entry", self.entry_text))
+        if self.convergence_text and self.convergence_onset is not None:
+            out.setdefault(self.convergence_onset, []).append(("convergence-onset", self.convergence_text))
+        return out
+
+
+def run_theme_labels(spec: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The labels of a run's theme set ({id: label}) and its end-state ids in order (for colours).
+    A theme file that is gone or broken falls back to the built-in set (unknown ids show as ids)."""
+    from ..analysis.themes import builtin_themes, load_themes
+
+    detection = spec.get("detection") if isinstance(spec, Mapping) else None
+    attractor = detection.get("attractor") if isinstance(detection, Mapping) else None
+    path = attractor.get("themes") if isinstance(attractor, Mapping) else None
+    builtin = builtin_themes()
+    try:
+        chosen = load_themes(path) if isinstance(path, str) and path else builtin
+    except DuologueError:
+        chosen = builtin
+    labels = {t.id: t.label for t in builtin.themes}
+    labels.update({t.id: t.label for t in chosen.themes})
+    order = [t.id for t in chosen.end_states] + [t.id for t in builtin.end_states]
+    return labels, list(dict.fromkeys(order))
+
+
+def _css(theme: str | None, order: list[str]) -> str:
+    if theme is None:
+        return "t-none"
+    if theme == "on_task":
+        return "t-task"
+    colours = [t for t in order if t != "on_task"]
+    if theme not in colours:
+        colours.append(theme)
+    return f"t{colours.index(theme) % PALETTE}"
+
+
+def theme_view(semantic: SemanticSummary | None, messages: Sequence[MessageTheme], labels: Mapping[str, str],
+               order: Sequence[str]) -> ThemeView | None:
+    """The strip of an analysed run; None for a run with no semantic analysis (running, or no messages)."""
+    if semantic is None or not messages:
+        return None
+    order = list(order)
+    for m in messages:  # ids the theme set does not know (a file changed since): colours of their own
+        if m.theme is not None and m.theme not in order:
+            order.append(m.theme)
+
+    def label(theme_id: str | None) -> str:
+        return "none" if theme_id is None else labels.get(theme_id, theme_id)
+
+    cells = []
+    counts: dict[str | None, int] = {}
+    for m in messages:
+        marks = tuple(name for name, at in (("entry", semantic.attractor_onset),
+                                            ("convergence", semantic.convergence_onset)) if at == m.index)
+        cells.append(ThemeCell(m.index, m.theme, label(m.theme), labels.get(m.topic, m.topic) if m.topic else None,
+                               _css(m.theme, order), marks))
+        counts[m.theme] = counts.get(m.theme, 0) + 1
+    legend = [(label(t), _css(t, order), n) for t, n in counts.items()]
+    return ThemeView(
+        cells=cells, legend=legend,
+        end_state=label(semantic.end_state) if semantic.end_state else "unresolved",
+        attractor=label(semantic.attractor) if semantic.attractor else None,
+        attractor_onset=semantic.attractor_onset if semantic.attractor else None,
+        convergence_onset=semantic.convergence_onset, convergence_strength=semantic.convergence_strength,
+        badges={c.index: c for c in cells if c.theme is not None or c.topic},
+    )
