@@ -205,20 +205,27 @@ def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str,
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     panels = max(len(by_pairing), 1)
-    fig = Figure(figsize=(8, 2.6 * panels + 0.8), dpi=100)
-    all_labels = sorted({k for runs in by_pairing.values() for k in share_by_turn(runs)})
-    colours = {k: c for k, c in zip(all_labels, _palette(len(all_labels)))}
+    fig = Figure(figsize=(9, 2.4 * panels + 0.9), dpi=100)
+    all_labels = sorted({k for runs in by_pairing.values() for k in share_by_turn(runs)},
+                        key=lambda k: (k in ("none", UNRESOLVED), k))
+    palette = iter(_palette(len(all_labels)))
+    colours = {k: ((0.85, 0.85, 0.85, 1.0) if k == "none" else (0.6, 0.6, 0.6, 1.0) if k == UNRESOLVED
+                   else next(palette)) for k in all_labels}
     for i, (name, runs) in enumerate(by_pairing.items(), start=1):
         ax = fig.add_subplot(panels, 1, i)
         shares = share_by_turn(runs)
-        if shares:
-            xs = np.arange(1, len(next(iter(shares.values()))) + 1)
-            ax.stackplot(xs, *[shares[k] for k in shares], labels=[labels.get(k, k) for k in shares],
-                         colors=[colours[k] for k in shares])
-        ax.set_xlim(1, max(2, max((r.messages for r in runs), default=2)))
+        bottom = None
+        for k in all_labels:
+            if k not in shares:
+                continue
+            ys = np.array(shares[k])
+            xs = np.arange(1, len(ys) + 1)
+            ax.bar(xs, ys, width=1.0, bottom=bottom, color=colours[k], label=labels.get(k, k), linewidth=0)
+            bottom = ys if bottom is None else bottom + ys
+        ax.set_xlim(0.5, max(2, max((r.messages for r in runs), default=2)) + 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel("share of runs")
-        ax.set_title(f"{name} (n={len(runs)})", fontsize="medium")
+        ax.set_title(f"{name} (n={len(runs)})", fontsize="medium", loc="left")
         if i == panels:
             ax.set_xlabel("message")
     handles, names = [], []
@@ -227,10 +234,10 @@ def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str,
             if n not in names:
                 handles.append(h)
                 names.append(n)
+    fig.suptitle("Where conversations are, by turn (a run that ended stays in its end state)", fontsize="medium")
+    fig.tight_layout(rect=(0, 0, 0.78, 0.97))
     if handles:
-        fig.legend(handles, names, loc="upper center", ncol=min(4, len(names)), fontsize="small")
-    fig.suptitle("Where conversations are, by turn", y=0.995, fontsize="medium", x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93 if panels > 1 else 0.85))
+        fig.legend(handles, names, loc="center right", fontsize="small", frameon=False)
     paths.append(folder / f"{stem}-attractors.png")
     fig.savefig(paths[-1])
 
