@@ -40,7 +40,7 @@ def converse(tmp_path, s, *, counts=True, backends=None, run=None, store=None):
     own = store is None
     store = store or Store(tmp_path / "d.db")
     try:
-        result = asyncio.run(Conversation(s, store, backends=backends, make_backend=make, run=run).execute())
+        result = asyncio.run(Conversation(s, store, backends=backends, make_backend=make, run=run).run_to_end())
         events = [e for e in store.get_events(result.id) if e["kind"] == "context"]
     finally:
         if own:

@@ -78,7 +78,7 @@ def test_each_of_three_sees_its_own_side_with_names(tmp_path):
     spec = three_party_spec()
     backends = {n: ScriptedBackend(name=n) for n in spec.names}
     with Store(tmp_path / "d.db") as store:
-        run = asyncio.run(Conversation(spec, store, backends=backends).execute())
+        run = asyncio.run(Conversation(spec, store, backends=backends).run_to_end())
     assert run.title == "alice ↔ bob ↔ carol"
     assert [m.speaker for m in run.messages] == ["alice", "bob", "carol"] * 2 + ["alice", "bob"]
     for name, backend in backends.items():
@@ -92,7 +92,7 @@ def test_random_turn_order_is_seeded_and_never_answers_itself(tmp_path):
         spec = three_party_spec(turn_order="random", max_messages=30, seed=seed)
         with Store(tmp_path / f"{seed}-{len(list(tmp_path.iterdir()))}.db") as store:
             backends = {n: ScriptedBackend(name=n) for n in spec.names}
-            run = asyncio.run(Conversation(spec, store, backends=backends).execute())
+            run = asyncio.run(Conversation(spec, store, backends=backends).run_to_end())
         return [m.speaker for m in run.messages]
 
     first = speakers(11)

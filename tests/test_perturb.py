@@ -184,11 +184,11 @@ def test_resume_neither_repeats_injections_nor_records_them_twice(tmp_path):
     with Store(db) as store:
         # b fails on its second request (message 5): after the injection and the change.
         backends = {"a": ScriptedBackend(name="a"), "b": FailsAt(2, name="b")}
-        run = asyncio.run(Conversation(spec, store, backends=backends).execute())
+        run = asyncio.run(Conversation(spec, store, backends=backends).run_to_end())
         assert run.status == "error" and len(run.messages) == 4
         again = store.get_run(run.id)
         backends = {"a": ScriptedBackend(name="a"), "b": ScriptedBackend(name="b")}
-        run = asyncio.run(Conversation(spec, store, run=again, backends=backends).execute())
+        run = asyncio.run(Conversation(spec, store, run=again, backends=backends).run_to_end())
         assert run.status == "finished" and len(run.messages) == 7
         assert [m.speaker for m in run.messages] == ["a", "b", "voice", "a", "b", "a", "b"]
         kinds = [(e["kind"], e["message_index"]) for e in store.get_events(run.id)]

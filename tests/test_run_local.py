@@ -110,7 +110,7 @@ def test_each_participant_sees_its_own_side(tmp_path):
 
     backends = {p.name: RecordingBackend(p.model, LlamaSettings(1024, None, p.seed)) for p in spec.participants}
     with Store(tmp_path / "d.db") as store:
-        run = asyncio.run(Conversation(spec, store, backends=backends).execute())
+        run = asyncio.run(Conversation(spec, store, backends=backends).run_to_end())
     msgs = run.messages
     assert [m.speaker for m in msgs] == ["alice", "bob", "alice", "bob", "alice"]
     # Bob's last view: his system prompt, then alice=user, bob=assistant alternating.

@@ -172,7 +172,7 @@ def _check(spec: ConversationSpec, make_backend: BackendFactory | None) -> None:
         check_spec(spec)
 
 
-async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listeners: Iterable[RunListener],
+async def _run_conversation(spec: ConversationSpec, store: Store, db: str | Path, listeners: Iterable[RunListener],
                    watchers: Iterable[Watcher] | None, **conversation) -> Run:
     """Run a conversation (new, resumed or forked) to its end, with its transcript and stored analysis."""
     listeners = list(listeners)
@@ -188,7 +188,7 @@ async def _execute(spec: ConversationSpec, store: Store, db: str | Path, listene
     try:
         async with pool_for([spec]):
             with conversation_scope(conv.run.id):
-                run = await conv.execute()
+                run = await conv.run_to_end()
     except StoreFullError as err:
         rid = conv.run.id
         raise StoreFullError(f"run {rid} stopped: {err}, then continue it with `duologue resume {rid}`") from None
@@ -211,7 +211,7 @@ async def arun_conversation(
     _check(spec, make_backend)
     spec = complete_seeds(spec)
     with Store(db) as store:
-        return await _execute(spec, store, db, listeners, watchers, experiment_id=experiment_id,
+        return await _run_conversation(spec, store, db, listeners, watchers, experiment_id=experiment_id,
                               interjector=interjector, make_backend=make_backend)
 
 
@@ -244,7 +244,7 @@ async def aresume_run(
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
         spec = ConversationSpec.model_validate(run.spec)
         _check(spec, make_backend)
-        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector,
+        return await _run_conversation(spec, store, db, listeners, watchers, run=run, interjector=interjector,
                               make_backend=make_backend)
 
 
@@ -314,7 +314,7 @@ async def afork_run(
             messages=[dataclasses.replace(m) for m in kept],
         )
         store.create_run(run)
-        return await _execute(spec, store, db, listeners, watchers, run=run, interjector=interjector,
+        return await _run_conversation(spec, store, db, listeners, watchers, run=run, interjector=interjector,
                               make_backend=make_backend)
 
 

@@ -220,7 +220,7 @@ async def arun_experiment(
                         watchers=watchers, make_backend=make_backend,
                     )
                     with conversation_scope(conv.run.id):  # its participants on one shard of the pool
-                        run = await conv.execute()
+                        run = await conv.run_to_end()
                     _store_analysis(store, run, watchers)
                     if run.status == "error":
                         errors.append((run.id, run.stop_detail or "error"))

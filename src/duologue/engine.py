@@ -210,7 +210,8 @@ class Conversation:
 
     # -- the loop --------------------------------------------------------------
 
-    async def execute(self) -> Run:
+    async def run_to_end(self) -> Run:
+        """Take turns until a stop rule ends the run; every message is stored as it completes."""
         run = self.run
         for listener in self.listeners:
             listener.run_started(run, self.resumed)
