@@ -155,7 +155,7 @@ def test_report_numbers_by_hand(tmp_path):
     assert g["mean_words_by_index"][3] == pytest.approx((1 + 9) / 2)  # "Home." vs a 9-word sentence
     curve = dict((t, s) for t, s in rep["survival"]["a ↔ b"])
     assert curve[3] == 1.0 and curve[4] == 0.5 and curve[10] == 0.5
-    assert sorted(p.rsplit("-", 1)[1] for p in rep["plots"]) == ["attractors.png", "entry.png", "lengths.png",
+    assert sorted(p.rsplit("-", 1)[1] for p in rep["plots"]) == ["attractors.png", "entry.png", "lengths.png", "states.png",
                                                                  "survival.png"]
     assert (tmp_path / "rep" / "hand-report.json").exists()
 
@@ -250,7 +250,7 @@ def test_example_experiment_end_to_end(tmp_path):
     folder = tmp_path / "runs" / "reports" / "self-talk"
     assert {p.name for p in folder.iterdir()} == {"self-talk-report.json", "self-talk-survival.png",
                                                  "self-talk-lengths.png", "self-talk-attractors.png",
-                                                 "self-talk-attractor-entry.png"}
+                                                 "self-talk-attractor-entry.png", "self-talk-end-states.png"}
     assert "attractor map by pairing" in rep.stdout
     out = run_cli("export", "self-talk", "--format", "csv", cwd=tmp_path, check=True)
     assert out.stdout.count("wrote ") == 3

@@ -195,8 +195,9 @@ def grouped_ends(runs: Iterable[RunEnd], setting: str) -> dict[str, list[RunEnd]
 
 def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], folder: Path,
                           stem: str) -> list[Path]:
-    """<stem>-attractors.png (stacked share by turn, one panel per pairing) and
-    <stem>-attractor-entry.png (Kaplan–Meier: runs not yet in an attractor)."""
+    """<stem>-attractors.png (stacked share by turn, one panel per pairing),
+    <stem>-attractor-entry.png (Kaplan–Meier: runs not yet in an attractor) and
+    <stem>-end-states.png (topics and end states per pairing, as bars)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,7 +257,41 @@ def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str,
     fig.tight_layout()
     paths.append(folder / f"{stem}-attractor-entry.png")
     fig.savefig(paths[-1])
+
+    paths.append(_shares_plot(by_pairing, labels, folder / f"{stem}-end-states.png"))
     return paths
+
+
+def _shares_plot(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], path: Path) -> Path:
+    """Two panels of horizontal bars per pairing, as the model cards show them: the topics
+    (mean share of messages) and the end states (share of runs)."""
+    from matplotlib.figure import Figure
+
+    groups = {name: attractor_group(name, runs) for name, runs in by_pairing.items()}
+    topics = sorted({t for g in groups.values() for t in g.topics})
+    ends = sorted({e for g in groups.values() for e in g.end_states}, key=lambda e: (e == UNRESOLVED, e))
+    fig = Figure(figsize=(10, 0.45 * max(len(topics), len(ends), 3) * max(len(groups), 1) + 1.6), dpi=100)
+    width = 0.8 / max(len(groups), 1)
+    for col, (title, keys, values) in enumerate((
+        ("Topics (share of messages)", topics, lambda g, k: g.topics.get(k, 0.0)),
+        ("End states (share of runs)", ends, lambda g, k: g.end_states.get(k, 0.0)),
+    ), start=1):
+        ax = fig.add_subplot(1, 2, col)
+        ys = np.arange(len(keys))
+        for i, (name, g) in enumerate(groups.items()):
+            ax.barh(ys + i * width, [values(g, k) for k in keys], height=width, label=f"{name} (n={g.runs})")
+        ax.set_yticks(ys + width * (len(groups) - 1) / 2, [labels.get(k, k) for k in keys])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title(title, fontsize="medium")
+        ax.grid(axis="x", alpha=0.3)
+        if not keys:
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+    if groups:
+        fig.axes[-1].legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
 
 
 def _palette(n: int) -> list[Any]:
