@@ -1,0 +1,58 @@
+"""The semantic detectors in a live run: events, stop reasons, stored findings and vectors."""
+
+from __future__ import annotations
+
+from analysis.semantic_cases import GRATITUDE_DRIFT, ROLE_COLLAPSE, TECH
+from scripted import scripted_models  # noqa: F401  (a fixture)
+
+from duologue import api
+from duologue.analysis.embeddings import get_embedder
+from duologue.spec import spec_from_dict
+from duologue.store import Store
+
+
+def drift_spec(**extra):
+    return spec_from_dict({
+        "opener": TECH[0], "max_messages": 20,
+        "participants": [{"name": "a", "model": "scripted/a"}, {"name": "b", "model": "scripted/b"}],
+        **extra,
+    })
+
+
+def scripted(models, contents):
+    def reply(n, view):  # the view holds the system prompt (if any) and every message so far
+        index = sum(1 for m in view if m.role != "system") + 1
+        return contents[index - 1]
+    models.reply = reply
+
+
+def test_on_attractor_stop_ends_the_run_where_the_theme_is_entered(tmp_path, scripted_models):
+    contents = TECH + GRATITUDE_DRIFT
+    scripted(scripted_models, contents)
+    db = tmp_path / "d.db"
+    run = api.run_conversation(drift_spec(on_attractor="stop"), db=db)
+    assert run.stop_reason == "attractor"
+    # Entered at message 9; the rule holds once 3 of messages 9..12 are in the theme (9, 10 and 12).
+    assert len(run.messages) == 12
+    assert "entered gratitude/unity at message 9" in run.stop_detail
+    events = [e for e in api.run_events(run.id, db=db) if e["kind"] == "attractor"]
+    assert [(e["message_index"], e["data"]["theme"], e["data"]["onset"]) for e in events] == [(12, "gratitude", 9)]
+
+
+def test_flagged_findings_are_stored_with_the_run_and_vectors_once(tmp_path, scripted_models):
+    contents = TECH[:6] + ROLE_COLLAPSE
+    scripted(scripted_models, contents)
+    db = tmp_path / "d.db"
+    run = api.run_conversation(drift_spec(max_messages=16), db=db)  # on_* default: flag
+    assert run.stop_reason == "max_messages" and len(run.messages) == 16
+    kinds = {e["kind"] for e in api.run_events(run.id, db=db)}
+    assert {"convergence", "attractor"} <= kinds
+    with Store(db) as store:
+        sem = store.run_semantic(run.id)
+        assert (sem.attractor, sem.attractor_onset, sem.end_state) == ("role_collapse", 8, "role_collapse")
+        assert sem.convergence_onset == 7
+        vectors = store.load_vectors(run.id, get_embedder().name)
+        assert sorted(vectors) == list(range(1, 17)) and all(len(v) == 256 for v in vectors.values())
+    # analyze reads them back instead of computing them again, and finds the same.
+    again = api.analyze_stored_run(api.load_run(run.id, db=db), db=db)
+    assert again.attractor.onset == 8 and again.convergence.onset == 7
