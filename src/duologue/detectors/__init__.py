@@ -23,14 +23,11 @@ Third-party packages add detectors through the entry-point group
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DuologueError
+from ..plugins import discover
 
 if TYPE_CHECKING:
     from ..engine import Watcher
@@ -54,20 +51,17 @@ def detectors() -> dict[str, Detector]:
     """Every detector: this package's modules (by name), then plugins."""
     global _DETECTORS
     if _DETECTORS is None:
-        found: dict[str, Detector] = {}
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-            det = getattr(importlib.import_module(f"{__name__}.{info.name}"), "DETECTOR", None)
-            if isinstance(det, Detector):
-                found[det.name] = det
-        for ep in entry_points(group="duologue.detectors"):
-            try:
-                det = ep.load()
-            except Exception as err:  # a broken plugin names itself
-                raise DuologueError(f"detector plugin '{ep.name}' failed to load: {err}") from None
-            if isinstance(det, Detector):
-                found.setdefault(det.name, det)
-        _DETECTORS = found
+        _DETECTORS = discover(__name__, __path__, "DETECTOR", Detector, "duologue.detectors", "detector")
     return _DETECTORS
+
+
+def register_detector(det: Detector) -> None:
+    """Add a detector from a program (plugins in packages use the entry-point group instead)."""
+    detectors()[det.name] = det
+
+
+def unregister_detector(name: str) -> None:
+    detectors().pop(name, None)
 
 
 def configurable() -> dict[str, Detector]:

@@ -11,14 +11,12 @@ packages add formats the same way through the entry-point group
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import DuologueError
+from ..plugins import discover
 from ..records import Run
 
 
@@ -38,20 +36,17 @@ def run_formats() -> dict[str, RunFormat]:
     """Every run export format, built-ins (this package's modules) first, then plugins."""
     global _FORMATS
     if _FORMATS is None:
-        found: dict[str, RunFormat] = {}
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-            fmt = getattr(importlib.import_module(f"{__name__}.{info.name}"), "FORMAT", None)
-            if isinstance(fmt, RunFormat):
-                found[fmt.name] = fmt
-        for ep in entry_points(group="duologue.exports"):
-            try:
-                fmt = ep.load()
-            except Exception as err:  # a broken plugin names itself and leaves the others working
-                raise DuologueError(f"export format plugin '{ep.name}' failed to load: {err}") from None
-            if isinstance(fmt, RunFormat):
-                found.setdefault(fmt.name, fmt)
-        _FORMATS = found
+        _FORMATS = discover(__name__, __path__, "FORMAT", RunFormat, "duologue.exports", "export format")
     return _FORMATS
+
+
+def register_run_format(fmt: RunFormat) -> None:
+    """Add a format from a program (plugins in packages use the entry-point group instead)."""
+    run_formats()[fmt.name] = fmt
+
+
+def unregister_run_format(name: str) -> None:
+    run_formats().pop(name, None)
 
 
 def run_format(name: str) -> RunFormat:

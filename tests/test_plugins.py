@@ -1,0 +1,110 @@
+"""Detectors and export formats plug in without editing duologue: the registries and their settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from scripted import scripted_models  # noqa: F401  (a fixture)
+
+from duologue import api
+from duologue.detectors import Detector, detectors, register_detector, unregister_detector
+from duologue.errors import DuologueError
+from duologue.exports import RunFormat, register_run_format, run_formats, unregister_run_format
+from duologue.spec import spec_from_dict
+from duologue.stopping import WatchEvent
+
+
+@dataclass(frozen=True)
+class ShoutParams:
+    share: float = 0.6  # capital letters among the letters that make a message a shout
+
+    def __post_init__(self) -> None:
+        if not 0 < self.share <= 1:
+            raise ValueError("share must be in (0, 1]")
+
+
+class Shouting:
+    def __init__(self, params: ShoutParams) -> None:
+        self.params = params
+
+    def observe(self, message):
+        letters = [c for c in message.content if c.isalpha()]
+        if letters and sum(c.isupper() for c in letters) / len(letters) >= self.params.share:
+            return [WatchEvent(kind="shouting", detail=f"message {message.index} shouts", message_index=message.index)]
+        return []
+
+
+@pytest.fixture
+def shouting():
+    register_detector(Detector("shouting", make=lambda spec, params: Shouting(params), params=ShoutParams))
+    try:
+        yield
+    finally:
+        unregister_detector("shouting")
+
+
+def spec(**extra):
+    return spec_from_dict({"opener": "hello there", "max_messages": 8, "on_loop": "continue",
+                           "participants": [{"name": "a", "model": "scripted/a"}, {"name": "b", "model": "scripted/b"}],
+                           **extra})
+
+
+def test_builtin_detectors_are_found_in_their_package():
+    assert {"loops", "semantic"} <= set(detectors())
+
+
+def test_a_detector_of_ones_own_stops_a_run_by_its_table(tmp_path, scripted_models, shouting):
+    scripted_models.reply = lambda n, view: f"calm words {n}" if n < 3 else f"WHY ARE WE SHOUTING {n}"
+    run = api.run_conversation(spec(detection={"shouting": {"share": 0.9, "on": "stop"}}), db=tmp_path / "d.db")
+    assert run.stop_reason == "shouting" and run.stop_detail.endswith("shouts")
+    events = [e for e in api.run_events(run.id, db=tmp_path / "d.db") if e["kind"] == "shouting"]
+    assert len(events) == 1 and events[0]["message_index"] == len(run.messages)
+
+
+def test_flag_records_and_continue_silences(tmp_path, scripted_models, shouting):
+    scripted_models.reply = lambda n, view: "LOUD"
+    flagged = api.run_conversation(spec(detection={"shouting": {}}), db=tmp_path / "d.db")  # on: flag by default
+    assert flagged.stop_reason == "max_messages"
+    assert sum(e["kind"] == "shouting" for e in api.run_events(flagged.id, db=tmp_path / "d.db")) == 7
+    quiet = api.run_conversation(spec(detection={"shouting": {"on": "continue"}}), db=tmp_path / "d.db")
+    assert not any(e["kind"] == "shouting" for e in api.run_events(quiet.id, db=tmp_path / "d.db"))
+
+
+@pytest.mark.parametrize("table, needle", [
+    ({"share": 2}, "shouting: share must be in (0, 1]"),
+    ({"loudness": 1}, "shouting.loudness: unknown field"),
+    ({"on": "yell"}, "shouting.on: expected one of stop, flag, continue"),
+])
+def test_a_detectors_bad_settings_are_one_line_errors(shouting, table, needle):
+    with pytest.raises(DuologueError) as err:
+        spec(detection={"shouting": table})
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_unknown_detector_table_is_an_error():
+    with pytest.raises(DuologueError, match="nobody"):
+        spec(detection={"nobody": {"on": "stop"}})
+
+
+def test_an_export_format_of_ones_own(tmp_path, scripted_models):
+    assert {"md", "json"} <= set(run_formats())
+    scripted_models.reply = lambda n, view: f"line {n}"
+    run = api.run_conversation(spec(max_messages=3), db=tmp_path / "d.db")
+    register_run_format(RunFormat("speakers", "txt", "text/plain", "who spoke, in order",
+                                  lambda run, analysis, events: "\n".join(m.speaker for m in run.messages) + "\n"))
+    try:
+        assert api.export_run(run.id, "speakers", db=tmp_path / "d.db") == "a\nb\na\n"
+    finally:
+        unregister_run_format("speakers")
+    with pytest.raises(DuologueError, match="unknown export format 'speakers'"):
+        api.export_run(run.id, "speakers", db=tmp_path / "d.db")
+
+
+def test_the_json_export_carries_the_events(tmp_path, scripted_models):
+    scripted_models.reply = lambda n, view: "same"
+    run = api.run_conversation(spec(max_messages=8, on_loop="stop"), db=tmp_path / "d.db")
+    data = json.loads(api.export_run(run.id, "json", db=tmp_path / "d.db"))
+    assert run.stop_reason == "loop"
+    assert [e["kind"] for e in data["events"]][:1] == ["loop"] and data["events"][0]["message_index"] >= 4
