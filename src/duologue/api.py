@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from . import __version__
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
@@ -25,6 +24,7 @@ from .spec import ConversationSpec
 from .store import DEFAULT_DB, ExperimentRow, Store, StoreFullError, process_alive
 from .transcripts.jsonfmt import parse_json, render_json
 from .transcripts.markdown import parse_markdown_with_voices, render_run_markdown, run_from_transcript
+from .version import __version__
 
 
 def transcript_path(db: str | Path, run_id: str) -> Path:

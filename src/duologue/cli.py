@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, api
+from . import api
+from .version import __version__
 from .errors import DuologueError, SpecError
 from .spec import ConversationSpec, Participant, load_toml, parse_participant_option, spec_from_dict
 from .store import DEFAULT_DB
