@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "duologue"
 MAX_LINES = 500

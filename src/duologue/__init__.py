@@ -1,9 +1,9 @@
 """duologue: let language models talk to each other, keep every word, and see when they loop."""
 
 from .api import (
-    arun_conversation,
-    aresume_run,
     afork_run,
+    aresume_run,
+    arun_conversation,
     export_run,
     fork_base,
     fork_run,

@@ -12,9 +12,9 @@ import dataclasses
 import os
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher

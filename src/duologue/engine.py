@@ -18,8 +18,9 @@ import asyncio
 import random
 import secrets
 from collections import deque
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Collection, Iterable, Protocol, Sequence
+from typing import Protocol
 
 from .backends.base import Backend, ChatMessage, ContextFullError, RetryNotice, Sampling, StreamEvent, TextDelta
 from .backends.registry import BackendFactory

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
+from typing import TYPE_CHECKING
 
-from .analysis.loops import LoopParams, LoopWatcher
+from .analysis.loops import LoopWatcher
 from .analysis.params import detection_params
 from .records import Message
 
+if TYPE_CHECKING:
+    import numpy as np
 
-class StopReason(str, Enum):
+
+class StopReason(str, Enum):  # noqa: UP042  (a StrEnum would change what str() of a member gives)
     MAX_MESSAGES = "max_messages"
     END_MARKER = "end_marker"
     LOOP = "loop"
@@ -115,7 +119,7 @@ class SemanticRule:
         _, convergence, attractor = detection_params(spec.detection.model_dump())
         self.on = {"convergence": spec.on_convergence, "attractor": spec.on_attractor}
         self.watcher = SemanticWatcher(convergence, attractor, end_marker=spec.end_marker or None)
-        self.vectors: dict[int, list[float]] = {}
+        self.vectors: dict[int, np.ndarray] = {}
 
     def observe(self, message: Message):
         from dataclasses import asdict

@@ -194,7 +194,7 @@ def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str,
     panels = max(len(by_pairing), 1)
     fig = Figure(figsize=(8, 2.6 * panels + 0.8), dpi=100)
     all_labels = sorted({k for runs in by_pairing.values() for k in share_by_turn(runs)})
-    colours = {k: c for k, c in zip(all_labels, _palette(len(all_labels)))}
+    colours = {k: c for k, c in zip(all_labels, _palette(len(all_labels)), strict=True)}
     for i, (name, runs) in enumerate(by_pairing.items(), start=1):
         ax = fig.add_subplot(panels, 1, i)
         shares = share_by_turn(runs)
@@ -210,7 +210,7 @@ def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str,
             ax.set_xlabel("message")
     handles, names = [], []
     for ax in fig.axes:
-        for h, n in zip(*ax.get_legend_handles_labels()):
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
             if n not in names:
                 handles.append(h)
                 names.append(n)

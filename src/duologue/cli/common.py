@@ -25,6 +25,7 @@ def run_async(coro_factory) -> Any:
 
     async def main():
         task = asyncio.current_task()
+        assert task is not None  # main() runs as asyncio.run's task
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)

@@ -85,7 +85,7 @@ def _name_participants(parts: list[dict[str, Any]]) -> None:
         return
     taken = {p["name"] for p in parts if "name" in p}
     bases = [_default_name(str(p["model"])) for p in unnamed]
-    for i, (p, base) in enumerate(zip(unnamed, bases)):
+    for i, (p, base) in enumerate(zip(unnamed, bases, strict=True)):
         name = base if bases.count(base) == 1 and base not in taken else f"{base}-{chr(ord('a') + i)}"
         p["name"] = name
         taken.add(name)

@@ -166,7 +166,8 @@ def show(run_id, db) -> None:
             + (f" ({run.stop_detail})" if run.stop_detail else ""))
     for p in run.spec.get("participants", []):
         c.print(Text(f"  {p.get('name')}: {p.get('model')}  temperature {p.get('temperature')}  seed {p.get('seed')}"))
-    c.print(f"started {_local(run.started_at.isoformat())}   ended {_local(run.ended_at.isoformat() if run.ended_at else None)}")
+    ended = _local(run.ended_at.isoformat() if run.ended_at else None)
+    c.print(f"started {_local(run.started_at.isoformat())}   ended {ended}")
     if run.parent_run_id:
         c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
     lineage = api.run_lineage(run.id, db=db)
