@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test test-fast bench clean
+.PHONY: install browser demo lint test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,18 @@ demo: install
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
-test: install browser
+# ruff (lint, then formatting) and mypy (src/duologue; configured in pyproject.toml). `ruff format src tests bench`
+# fixes what the format check reports.
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy src/duologue
+
+test: lint browser
 	$(PY) -m pytest
 
 # Everything but the tests that run the embedded model or start servers.
-test-fast: install
+test-fast: lint
 	$(PY) -m pytest -m 'not slow'
 
 # bench/run.py measures rows 1-5 side by side and prints one table (see its docstring);

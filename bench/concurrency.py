@@ -177,7 +177,7 @@ def rows(results: dict) -> list[dict]:
     llama = statistics.median(tps(results, "llama", 1)) if ("llama", 1) in results else None
     for k in ks:
         seq, conc = tps(results, "sequential", k), tps(results, "concurrent", k)
-        ratios = [c / s for c, s in zip(conc, seq)]
+        ratios = [c / s for c, s in zip(conc, seq, strict=False)]
         rss = statistics.median(r["rss_mb"] for r in results[("concurrent", k)])
         out.append({
             "k": k, "sequential": statistics.median(seq), "concurrent": statistics.median(conc),

@@ -39,10 +39,9 @@ import itertools
 import os
 import platform
 import re
-import statistics
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -356,7 +355,7 @@ def main() -> None:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"# embeddings_compare  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  "
+    print(f"# embeddings_compare  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  "
           f"{platform.machine()}  {os.cpu_count()} cores  {cpu}  Python {platform.python_version()}")
     n_same = sum(len(m) * (len(m) - 1) // 2 for m in THEMES.values())
     print(f"# {sum(map(len, THEMES.values()))} themed messages in {len(THEMES)} themes ({n_same} same-theme pairs), "

@@ -137,7 +137,7 @@ def replay(spec: ConversationSpec, messages, naive: bool) -> list[float]:
                 keep = 0
             else:
                 keep = 0
-                for x, y in zip(bare.held[seq], prompt):
+                for x, y in zip(bare.held[seq], prompt, strict=False):
                     if x != y:
                         break
                     keep += 1

@@ -22,10 +22,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 from duologue.analysis import analysis_to_dict, analyze
 from duologue.records import Message, Run
@@ -71,7 +71,7 @@ def fill(db: Path, runs: int) -> None:
         speakers = ["a", "b"] * (n // 2)
         analysis = analyze(speakers, contents, participants=["a", "b"])
         shapes.append((contents, analysis))
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     with Store(db) as store:
         store.conn.execute("INSERT INTO experiments (id, name, spec, created_at) VALUES ('e1', 'sweep', '{}', ?)",
                            (t0.isoformat(),))
@@ -84,7 +84,7 @@ def fill(db: Path, runs: int) -> None:
             looped = analysis.exact_loop is not None
             run = Run(
                 id=f"{started:%Y%m%d-%H%M%S}-{i:06x}", participants=names, started_at=started,
-                spec={"participants": [{"name": n, "model": m} for n, m in zip(names, models)], "max_messages": 60},
+                spec={"participants": [{"name": n, "model": m} for n, m in zip(names, models, strict=True)], "max_messages": 60},
                 ended_at=started + timedelta(seconds=len(contents) * 3), status="finished",
                 stop_reason="loop" if looped else rng.choice(["max_messages", "end_marker", "error"]),
                 experiment_id="e1" if i % 10 == 0 else None,

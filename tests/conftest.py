@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from faultproxy import free_port
+from scripted import scripted_models  # noqa: F401  (a fixture: every test module may ask for it by name)
 
 try:
     import httpx2 as httpx

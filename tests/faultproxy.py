@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 

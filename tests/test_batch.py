@@ -6,7 +6,7 @@ import random
 import signal
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -110,7 +110,7 @@ def test_quartiles_by_hand():
 
 
 def make_run(store, run_id, exp, cell, contents, tokens, stop_reason, max_messages=10):
-    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
     run = Run(id=run_id, spec={"participants": [{"name": "a", "model": "local/smollm2"}, {"name": "b", "model": "local/smollm2"}],
                                "max_messages": max_messages},
               participants=["a", "b"], started_at=t, ended_at=t, status="finished", stop_reason=stop_reason,

@@ -97,7 +97,7 @@ def test_summarize_folds_each_dropped_message_into_the_summary_once(tmp_path):
     assert [e["data"]["summary"] for e in events] == [f"summary {i}" for i in range(1, len(events) + 1)]
     # The dropped parts follow each other: no message is summarised twice, none skipped.
     ranges = [e["data"]["dropped"] for e in events]
-    assert ranges[0][0] == 2 and all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:]))
+    assert ranges[0][0] == 2 and all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:], strict=False))
     assert len(summarizer.requests) == len(events)
     second = summarizer.requests[1].view[1].content
     assert second.startswith("Summary so far:\nsummary 1\n\nConversation:\n")

@@ -14,7 +14,6 @@ from duologue.cli import cli
 from duologue.errors import DuologueError
 from duologue.spec import ConversationSpec, spec_from_dict
 from helpers import run_cli
-from scripted import scripted_models  # noqa: F401  (a fixture)
 
 
 def parent_run(db, models, **spec):

@@ -20,7 +20,6 @@ from duologue.interactive import TerminalInterjector
 from duologue.spec import spec_from_dict
 from duologue.terminal import TerminalRenderer
 from helpers import cli_env
-from scripted import scripted_models  # noqa: F401  (a fixture)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from duologue.store import Store
 from duologue.transcripts.jsonfmt import parse_json
 from duologue.transcripts.markdown import parse_markdown, parse_markdown_with_voices
 from helpers import run_cli
-from scripted import FailsAt, ScriptedBackend, scripted_models  # noqa: F401  (a fixture)
+from scripted import FailsAt, ScriptedBackend
 
 PERTURBED_TOML = """
 max_messages = 8

@@ -20,10 +20,8 @@ from click.testing import CliRunner
 from duologue import api
 from duologue.cli import cli
 from duologue.records import Message, Run, utcnow
-from duologue.store import Store
-from duologue.store import schema
+from duologue.store import Store, schema
 from helpers import REPO
-from scripted import scripted_models  # noqa: F401  (a fixture)
 
 MODELS = ("--a", "scripted/alice", "--b", "scripted/bob")  # the scripted provider: no key or server
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ from duologue.records import Message, Run
 from duologue.store import ExactLoopRecord, LoopSummary, Store
 from duologue.store import schema as store_module
 
-T0 = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 LOOPING = [" ", "one", "two", "bye", "ciao", "bye", "ciao", "bye", "ciao"]  # period 2 from message 4
 
 

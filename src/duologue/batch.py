@@ -16,10 +16,11 @@ import hashlib
 import itertools
 import os
 import time
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
 from .backends.embedded.pool import EmbeddedPool, conversation_scope, embedded_streams, shards_for
@@ -67,7 +68,7 @@ def pairings(exp: ExperimentSpec) -> list[tuple[Participant, Participant]]:
     elif exp.pairings == "all_with_self":
         pairs = list(itertools.combinations_with_replacement(pool, 2))
     else:
-        pairs = [tuple(pair) for pair in exp.pairings]
+        pairs = [(a, b) for a, b in exp.pairings]
     return [(pool[a], pool[b]) for a, b in pairs]
 
 
@@ -89,7 +90,7 @@ def plan_experiment(exp: ExperimentSpec) -> list[PlannedConversation]:
         # A participant talking to itself needs two names to tell its sides apart.
         names = (f"{a.name}-1", f"{b.name}-2") if a.name == b.name else (a.name, b.name)
         participants = []
-        for i, (p, name) in enumerate(zip((a, b), names)):
+        for i, (p, name) in enumerate(zip((a, b), names, strict=True)):
             changes: dict[str, Any] = {"name": name, "seed": seed + i}
             if sys_text is not None:
                 changes["system"] = sys_text
@@ -291,7 +292,7 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
         themes.setdefault(m.run_id, []).append((m.theme, m.topic, m.content))
     stats = []
     for run in store.experiment_run_records(name):
-        run_row = {"id": run.id, "status": run.status, "stop_reason": run.stop_reason,
+        run_row: dict[str, Any] = {"id": run.id, "status": run.status, "stop_reason": run.stop_reason,
                    "max_messages": run.spec.get("max_messages"),
                    # A run added to the experiment by hand has no cell: its title stands for its pairing.
                    "cell": run.cell if run.cell else {"pairing": run.title}}
@@ -340,9 +341,9 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
         labels = {}
     attractors: dict[str, Any] = {"labels": labels, "overall": asdict(attractor_group("all", ends))}
     for setting in REPORT_SETTINGS:
-        groups = grouped_ends(ends, setting)
-        if len(groups) > 1 or setting == "pairing":
-            attractors[f"by_{setting}"] = [asdict(attractor_group(g, runs)) for g, runs in groups.items()]
+        end_groups = grouped_ends(ends, setting)
+        if len(end_groups) > 1 or setting == "pairing":
+            attractors[f"by_{setting}"] = [asdict(attractor_group(g, group)) for g, group in end_groups.items()]
     by_pairing = grouped_ends(ends, "pairing")
     attractors["entry_survival"] = {g: entry_survival(runs) for g, runs in by_pairing.items()}
     attractors["share_by_turn"] = {g: share_by_turn(runs) for g, runs in by_pairing.items()}
@@ -357,9 +358,8 @@ def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
     """Aggregate the experiment, write its plots and report.json into `folder`, return the report."""
     import json
 
-    from .analysis.experiment import grouped, write_experiment_plots
-
     from .analysis.attractors import grouped_ends, write_attractor_plots
+    from .analysis.experiment import grouped, write_experiment_plots
 
     stats, report = experiment_stats_by(store, name)
     ends = report.pop("_ends")
@@ -402,7 +402,7 @@ def experiment_tables(store: Store, name: str):
     )
     metric_rows = []
     for run_id, group in messages.groupby("run_id", sort=False):
-        for m in compute_metrics(list(zip(group["speaker"], group["content"]))):
+        for m in compute_metrics(list(zip(group["speaker"], group["content"], strict=True))):
             row = {"run_id": run_id, "message_index": m.index, **{k: v for k, v in vars(m).items() if k != "index"}}
             row["lexicon_hits"] = json.dumps(row.get("lexicon_hits") or {}, ensure_ascii=False)
             metric_rows.append(row)

@@ -25,8 +25,9 @@ how a resumed run picks up where its views were.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .backends.base import Backend, ChatMessage, ContextFullError, Sampling, estimate_tokens
 from .records import Message

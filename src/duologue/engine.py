@@ -18,10 +18,10 @@ import asyncio
 import random
 import secrets
 from collections import deque
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Collection, Iterable, Protocol, Sequence
+from typing import Protocol
 
-from . import __version__
 from .backends.base import Backend, ChatMessage, ContextFullError, RetryNotice, Sampling, StreamEvent, TextDelta
 from .backends.registry import BackendFactory
 from .backends.registry import make_backend as registry_make_backend
@@ -31,6 +31,7 @@ from .records import Message, Run, utcnow
 from .spec import ConversationSpec, Participant
 from .stopping import Stop, StopReason, WatchEvent, end_marker_stop, max_messages_stop
 from .store import Store
+from .version import __version__
 
 
 def new_run_id() -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.text import Text
@@ -50,10 +50,15 @@ class TerminalInterjector:
 
     # -- watching for the pause key while the run goes on ----------------------
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The run's event loop, known from the first between_turns on."""
+        assert self._loop is not None, "the interjector is used before between_turns"
+        return self._loop
+
     def _watch(self) -> None:
         if not self._watching and not self._eof:
             try:
-                self._loop.add_reader(self.fd, self._on_typed)
+                self._running_loop().add_reader(self.fd, self._on_typed)
             except (OSError, ValueError):  # a closed input, or a file (/dev/null) that cannot be polled
                 self._eof = True
                 self._say("interactive: no input to read from; the run goes on without pauses", "yellow")
@@ -62,7 +67,7 @@ class TerminalInterjector:
 
     def _unwatch(self) -> None:
         if self._watching:
-            self._loop.remove_reader(self.fd)
+            self._running_loop().remove_reader(self.fd)
             self._watching = False
 
     def _on_typed(self) -> None:
@@ -142,21 +147,28 @@ class TerminalInterjector:
         """One line from the person, or None at the end of input."""
         self.console.print(Text(prompt, style="bold"), end="")
         self.console.file.flush()
+        loop = self._running_loop()
         while b"\n" not in self._typed and not self._eof:
-            readable = self._loop.create_future()
+            readable: asyncio.Future[None] = loop.create_future()
+
+            def wake(fut: asyncio.Future[None] = readable) -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
             try:
-                self._loop.add_reader(self.fd, lambda: readable.done() or readable.set_result(None))
+                loop.add_reader(self.fd, wake)
             except (OSError, ValueError):
                 self._eof = True
                 break
             try:
                 await readable
             finally:
-                self._loop.remove_reader(self.fd)
+                loop.remove_reader(self.fd)
             self._read_some()
+        line: bytes
         if b"\n" in self._typed:
-            line, _, rest = self._typed.partition(b"\n")
-            self._typed = bytearray(rest)
+            head, _, rest = self._typed.partition(b"\n")
+            line, self._typed = bytes(head), bytearray(rest)
         elif self._typed:
             line, self._typed = bytes(self._typed), bytearray()
         else:

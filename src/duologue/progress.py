@@ -31,7 +31,7 @@ class BatchProgressDisplay:
         self.task = self.progress.add_task(name, total=None, running=0, messages=0, tps=0.0, loops=0)
         self._last = 0.0
 
-    def __enter__(self) -> "BatchProgressDisplay":
+    def __enter__(self) -> BatchProgressDisplay:
         self.progress.start()
         return self
 

@@ -83,7 +83,7 @@ class Detection(BaseModel):
     attractor: AttractorParams = Field(default_factory=AttractorParams)
 
     @model_validator(mode="after")
-    def _detector_tables(self) -> "Detection":
+    def _detector_tables(self) -> Detection:
         from .detectors import check_settings
 
         for name, table in (self.model_extra or {}).items():
@@ -91,7 +91,7 @@ class Detection(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _onset_window(self) -> "Detection":
+    def _onset_window(self) -> Detection:
         if self.onset_min > self.onset_run:
             raise ValueError("onset_min cannot exceed onset_run")
         return self
@@ -107,7 +107,9 @@ class Summarizer(Participant):
     """The model that writes the summary under the `summarize` context strategy."""
 
     name: str = Field("summarizer", min_length=1)
-    model: str | None = None  # None: the first participant's model
+    # None: the first participant's model. A wider type than Participant.model (pydantic allows the
+    # override); engine and api fill it in (model_copy) before the summarizer is used as a participant.
+    model: str | None = None  # type: ignore[assignment]
     system: str = SUMMARY_PROMPT
     temperature: float = Field(0.3, ge=0, le=5)
     max_tokens: int = Field(128, ge=1)
@@ -164,7 +166,7 @@ class Change(BaseModel):
         return {k: v for k in ("model", "system", "temperature") if (v := getattr(self, k)) is not None}
 
     @model_validator(mode="after")
-    def _changes_something(self) -> "Change":
+    def _changes_something(self) -> Change:
         if not self.settings:
             raise ValueError("a change sets model, system or temperature")
         return self
@@ -193,14 +195,14 @@ class ConversationSpec(BaseModel):
     changes: list[Change] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _distinct_names(self) -> "ConversationSpec":
+    def _distinct_names(self) -> ConversationSpec:
         names = [p.name for p in self.participants]
         if len(set(names)) != len(names):
             raise ValueError(f"participant names must differ, got {names}")
         return self
 
     @model_validator(mode="after")
-    def _perturbations_fit(self) -> "ConversationSpec":
+    def _perturbations_fit(self) -> ConversationSpec:
         # One message per number: two injections at the same `at` would leave which one lands
         # where (and what a resumed run still owes) up to the order of the list.
         seen: set[int] = set()
@@ -383,7 +385,7 @@ class ExperimentSpec(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _known_pairings(self) -> "ExperimentSpec":
+    def _known_pairings(self) -> ExperimentSpec:
         names = [p.name for p in self.participants]
         if len(set(names)) != len(names):
             raise ValueError(f"participant names must differ, got {names}")

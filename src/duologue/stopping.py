@@ -6,14 +6,14 @@ attractors, and any a plugin adds) live in duologue.detectors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
 
 from .records import Message
 
 
-class StopReason(str, Enum):
+class StopReason(str, Enum):  # noqa: UP042  (a StrEnum would change what str() of a member gives)
     MAX_MESSAGES = "max_messages"
     END_MARKER = "end_marker"
     LOOP = "loop"

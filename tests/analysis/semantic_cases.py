@@ -130,7 +130,7 @@ def simulator_log() -> list[str]:
     things = ["a brass key", "a torn map", "a sleeping cat", "a radio tuned to static", "a locked chest",
               "a painting that blinks", "a bowl of cold soup", "a compass spinning slowly"]
     out = []
-    for i, cmd in enumerate(SIMULATOR_COMMANDS * 2):
+    for cmd in SIMULATOR_COMMANDS * 2:
         out.append(cmd)
         body = [f"$ {cmd}"]
         for _ in range(rng.randint(4, 7)):

@@ -141,7 +141,7 @@ def test_silence_collapse():
 def test_zero_width_characters_and_end_markers_do_not_hide_a_loop():
     a = ["Until next time. [END]", "Until\u200b next time.", "until next time.\ufeff", "Until next time.\n\n[END]"]
     b = ["See you soon 🌙", "See you soon 🌙 [END]", "SEE you\u200d soon 🌙", "  See you  soon 🌙"]
-    contents = prose(4) + [line for pair in zip(a, b) for line in pair]  # messages 5..12
+    contents = prose(4) + [line for pair in zip(a, b, strict=True) for line in pair]  # messages 5..12
     assert len(set(contents[4:])) == 8  # all different as produced
     loop = detect_exact_loop(contents)
     assert (loop.period, loop.onset, loop.first_repeat, loop.last, loop.cycles) == (2, 5, 7, 12, 4.0)

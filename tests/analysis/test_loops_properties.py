@@ -168,7 +168,7 @@ def test_findings_ignore_what_normalize_removes(contents, data):
     assert detect_exact_loop(disguised) == detect_exact_loop(contents)
     assert detect_near_loop(disguised) == detect_near_loop(contents)
     live, plain = LoopWatcher(), LoopWatcher()
-    for d, c in zip(disguised, contents):
+    for d, c in zip(disguised, contents, strict=True):
         assert [(e.kind, e.message_index) for e in live.observe(d)] == [
             (e.kind, e.message_index) for e in plain.observe(c)
         ]

@@ -6,7 +6,6 @@ import random
 
 import numpy as np
 import pytest
-from .semantic_cases import DEBATE, GRATITUDE_DRIFT, TECH, cases, simulator_log
 
 from duologue.analysis import analyze, format_summary
 from duologue.analysis.convergence import ConvergenceParams, ConvergenceWatcher, detect_convergence, window_stats
@@ -21,6 +20,8 @@ from duologue.analysis.themes import (
     load_themes,
     parse_themes,
 )
+
+from .semantic_cases import DEBATE, GRATITUDE_DRIFT, TECH, cases, simulator_log
 
 CASES = {c.name: c for c in cases()}
 
@@ -72,7 +73,7 @@ def test_live_and_batch_agree_at_every_prefix():
     for contents in conversations:
         speakers = ["a" if i % 2 == 0 else "b" for i in range(len(contents))]
         watcher = SemanticWatcher()
-        for k, (s, c) in enumerate(zip(speakers, contents), start=1):
+        for k, (s, c) in enumerate(zip(speakers, contents, strict=True), start=1):
             events = watcher.observe(s, c)
             batch = semantic_analysis(speakers[:k], contents[:k], embedder=embedder)
             assert watcher.convergence.convergence == batch.convergence, k

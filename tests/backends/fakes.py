@@ -14,8 +14,9 @@ Both record the requests they get.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from faultproxy import lifespan, read_body, send_json
 
@@ -125,7 +126,7 @@ def check_request(body: dict) -> str | None:
     messages = body.get("messages") or []
     if not messages or messages[0]["role"] != "user":
         return "messages: the first message must use the user role"
-    for a, b in zip(messages, messages[1:]):
+    for a, b in zip(messages, messages[1:], strict=False):
         if a["role"] == b["role"]:
             return "messages: roles must alternate between user and assistant"
     for m in messages:

@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 @pytest.fixture(autouse=True)
 def shared_engine(monkeypatch):
-    """Participants made by make_backend run on the shared engine (the default; set so the environment cannot change it)."""
+    """Participants made by make_backend run on the shared engine (the default; set so the environment
+    cannot change it)."""
     monkeypatch.setenv("DUOLOGUE_EMBEDDED_ENGINE", "shared")
 
 MODEL = "local/smollm2"
@@ -58,7 +59,7 @@ def unbatched_greedy(views: list[list[ChatMessage]], sampling: Sampling) -> list
 
 
 def first_difference(a: list[int], b: list[int]) -> int | None:
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
             return i
     return None if len(a) == len(b) else min(len(a), len(b))
@@ -69,9 +70,9 @@ def test_batched_greedy_tokens_equal_unbatched(embedded_gguf):
     async def batched():
         async with EmbeddedPool() as pool:
             backends = [pool.backend(MODEL, LlamaSettings(2048)) for _ in PROMPTS]
-            prompts = [b.prompt_tokens(v) for b, v in zip(backends, views())]
+            prompts = [b.prompt_tokens(v) for b, v in zip(backends, views(), strict=True)]
             engine = backends[0].engine
-            gens = await asyncio.gather(*(engine.generate(b._seq, p, GREEDY) for b, p in zip(backends, prompts)))
+            gens = await asyncio.gather(*(engine.generate(b._seq, p, GREEDY) for b, p in zip(backends, prompts, strict=True)))
             return gens, dict(engine.stats)
 
     gens, stats = asyncio.run(batched())
@@ -81,7 +82,7 @@ def test_batched_greedy_tokens_equal_unbatched(embedded_gguf):
     # Every prompt runs its full max_tokens (none stops early), so all 64 tokens of each are compared.
     assert [len(g.tokens) for g in gens] == [GREEDY.max_tokens] * len(PROMPTS), [len(g.tokens) for g in gens]
     # Every token equal, as llamacpp_batched's docstring states; on failure, say where each prompt diverged.
-    diverged = {i: first_difference(g.tokens, a) for i, (g, a) in enumerate(zip(gens, alone))}
+    diverged = {i: first_difference(g.tokens, a) for i, (g, a) in enumerate(zip(gens, alone, strict=True))}
     diverged = {i: at for i, at in diverged.items() if at is not None}
     assert not diverged, (
         f"batched vs unbatched, greedy, {GREEDY.max_tokens} tokens x {len(PROMPTS)} prompts: "

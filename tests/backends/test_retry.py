@@ -1,14 +1,19 @@
 """The shared retry policy, without any server: attempts, waits, Retry-After, final errors, scrubbing."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
 from duologue.backends.base import Reply, RetryNotice
 from duologue.backends.retry import (
-    MAX_RETRY_AFTER, RetryPolicy, TransientError, call_with_retries, retry_after_seconds, scrub,
+    MAX_RETRY_AFTER,
+    RetryPolicy,
+    TransientError,
+    call_with_retries,
+    retry_after_seconds,
+    scrub,
 )
 from duologue.errors import BackendError
 from duologue.spec import Participant
@@ -106,7 +111,7 @@ def test_retry_after_header_forms(headers, expected):
 
 
 def test_retry_after_as_http_date():
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     assert 25 <= retry_after_seconds({"retry-after": format_datetime(when, usegmt=True)}) <= 31
 
 

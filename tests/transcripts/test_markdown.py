@@ -2,7 +2,7 @@ import json
 import os
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -166,7 +166,7 @@ def test_render_drops_microseconds_and_pads_old_years():
 
 def test_render_refuses_times_with_a_zone():
     with pytest.raises(ValueError):
-        render_markdown(Transcript(["a"], datetime(2026, 1, 1, tzinfo=timezone.utc), ENDED, []))
+        render_markdown(Transcript(["a"], datetime(2026, 1, 1, tzinfo=UTC), ENDED, []))
 
 
 # Pieces that make near-boundaries likely: separators, headings, names, newlines.
@@ -391,12 +391,12 @@ def a_run(**overrides) -> Run:
         id="r1",
         spec={},
         participants=["a", "b"],
-        started_at=datetime(2026, 3, 14, 8, 0, 0, 654321, tzinfo=timezone.utc),
-        ended_at=datetime(2026, 3, 14, 8, 5, 30, 999999, tzinfo=timezone.utc),
+        started_at=datetime(2026, 3, 14, 8, 0, 0, 654321, tzinfo=UTC),
+        ended_at=datetime(2026, 3, 14, 8, 5, 30, 999999, tzinfo=UTC),
         status="finished",
         messages=[
             Message(1, "a", " ", injected=True),
-            Message(2, "b", "hi", model="m", ended_at=datetime(2026, 3, 14, 8, 1, 0, tzinfo=timezone.utc)),
+            Message(2, "b", "hi", model="m", ended_at=datetime(2026, 3, 14, 8, 1, 0, tzinfo=UTC)),
         ],
     )
     return Run(**(values | overrides))
@@ -422,15 +422,15 @@ def test_transcript_to_run_and_back_keeps_wall_clock(local_zone, zone):
     local_zone(zone)
     text = example_text()
     run = run_from_transcript(parse_markdown(text), "imported-1", source=str(EXAMPLE))
-    assert run.started_at.tzinfo == timezone.utc
+    assert run.started_at.tzinfo == UTC
     assert render_run_markdown(run) == text
 
 
 def test_run_from_transcript_converts_local_time_to_utc(local_zone):
     local_zone("EST5EDT,M3.2.0,M11.1.0")  # 2026-03-14 is after the switch: UTC-4
     run = run_from_transcript(parse_markdown(example_text()), "x")
-    assert run.started_at == datetime(2026, 3, 14, 13, 26, 53, tzinfo=timezone.utc)
-    assert run.ended_at == datetime(2026, 3, 14, 13, 27, 41, tzinfo=timezone.utc)
+    assert run.started_at == datetime(2026, 3, 14, 13, 26, 53, tzinfo=UTC)
+    assert run.ended_at == datetime(2026, 3, 14, 13, 27, 41, tzinfo=UTC)
 
 
 def test_run_from_transcript_fields():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from duologue.api import analyze_run
@@ -10,7 +10,7 @@ from duologue.records import Message, Run
 from duologue.spec import ConversationSpec, Participant
 from duologue.store import Store
 
-T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=UTC)
 
 # Fixed ids, so the screenshots the tests take only change when the viewer does.
 LOOP_RUN = "20260314-090000-100001"
@@ -38,7 +38,7 @@ HOSTILE = [
 
 
 def spec(names: list[str], models: list[str], max_messages: int = 100) -> dict:
-    participants = [Participant(name=n, model=m, seed=i) for i, (n, m) in enumerate(zip(names, models))]
+    participants = [Participant(name=n, model=m, seed=i) for i, (n, m) in enumerate(zip(names, models, strict=True))]
     return ConversationSpec(participants=participants, max_messages=max_messages).model_dump(mode="json")
 
 

@@ -99,7 +99,7 @@ def test_hostile_messages_are_text_and_run_nothing(page_without_csp, viewer_url)
     assert page.title() == "mallory ↔ bob · duologue" and not dialogs
     texts = page.locator("#chat .msg > .text").all_text_contents()
     assert texts == [" ", *HOSTILE]
-    for i, text in enumerate(HOSTILE, start=2):
+    for i in range(2, len(HOSTILE) + 2):
         expect(page.locator(f"#m{i} > .text")).to_be_visible()
     expect(page.locator("details.reasoning .text")).to_have_text('<script>document.title = "pwned"</script>thinking')
     assert page.locator("#chat img, #chat svg, #chat script, #chat a[href^='javascript']").count() == 0

@@ -231,7 +231,7 @@ def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str,
             ax.set_xlabel("message")
     handles, names = [], []
     for ax in fig.axes:
-        for h, n in zip(*ax.get_legend_handles_labels()):
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
             if n not in names:
                 handles.append(h)
                 names.append(n)

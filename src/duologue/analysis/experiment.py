@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 @dataclass
@@ -127,7 +128,7 @@ def group_stats(name: str, runs: Sequence[RunStats]) -> GroupStats:
         runs=len(runs),
         looped=len(looped),
         loop_share=len(looped) / len(runs) if runs else 0.0,
-        onset_quartiles=quartiles([r.looped_at for r in looped]),
+        onset_quartiles=quartiles([r.looped_at for r in looped if r.looped_at is not None]),
         stop_reasons=dict(Counter(r.stop_reason or r.status for r in runs)),
         prompt_tokens=sum(r.prompt_tokens for r in runs),
         completion_tokens=sum(r.completion_tokens for r in runs),

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from .convergence import Convergence, ConvergenceParams, detect_convergence
+from .convergence import Convergence, ConvergenceParams
 from .loops import ExactLoop, LoopParams, NearLoop, detect_exact_loop, detect_near_loop
 from .metrics import DEFAULT_LEXICON, MessageMetrics, compute_metrics
 from .semantic import SemanticResult, semantic_analysis
-from .themes import Attractor, AttractorParams, MessageThemes
 from .text import char_ngrams, normalize, overlap
+from .themes import Attractor, AttractorParams, MessageThemes
 
 PLOT_DPI = 100
 SERIES_FIGSIZE = (8.0, 4.0)  # inches
@@ -82,7 +82,7 @@ def analyze(
 
     exact = detect_exact_loop(contents, max(len(participants), 1), params, end_marker)
     near = detect_near_loop(contents, params, end_marker)
-    metrics = compute_metrics(list(zip(speakers, contents)), lexicon, end_marker, char_ngram=params.ngram)
+    metrics = compute_metrics(list(zip(speakers, contents, strict=True)), lexicon, end_marker, char_ngram=params.ngram)
 
     words_per_speaker = dict.fromkeys(participants, 0)
     lexicon_totals: Counter[str] = Counter()

@@ -81,7 +81,7 @@ def semantic_analysis(
     if vectors is None:
         vectors = embed_messages(contents, embedder)
     tracker = ThemeTracker(scorer, end_marker)
-    trajectory = [tracker.observe(s, c, v) for s, c, v in zip(speakers, contents, vectors)]
+    trajectory = [tracker.observe(s, c, v) for s, c, v in zip(speakers, contents, vectors, strict=True)]
     return SemanticResult(
         vectors=vectors,
         convergence=detect_convergence(vectors, convergence),

@@ -51,7 +51,7 @@ def anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list[di
 @dataclass
 class AnthropicBackend(HostedBackend):
 
-    def client(self) -> "AsyncAnthropic":
+    def client(self) -> AsyncAnthropic:
         if self._client is None:
             from anthropic import AsyncAnthropic
 

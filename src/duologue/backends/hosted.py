@@ -29,7 +29,7 @@ class HostedBackend:
     _client: Any = field(default=None, init=False, repr=False)
 
     @classmethod
-    def for_participant(cls, p: "Participant", provider: "Provider", name: str):
+    def for_participant(cls, p: Participant, provider: Provider, name: str):
         base_url = p.base_url or provider.base_url
         if not base_url:
             raise BackendError(f"{p.name}: {p.model} needs a base URL")

@@ -115,7 +115,7 @@ def _usage(raw: Any) -> Usage:
 class OpenAICompatBackend(HostedBackend):
     ask_usage: bool = True  # send stream_options.include_usage (dropped for servers that refuse it)
 
-    def client(self) -> "AsyncOpenAI":
+    def client(self) -> AsyncOpenAI:
         if self._client is None:
             from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 

@@ -9,9 +9,10 @@ given to `register_provider`. This module imports no backend.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownModelError
 
@@ -25,7 +26,7 @@ MakeBackend = Callable[["Participant", "Provider", str], "Backend"]
 CheckParticipant = Callable[["Participant", "Provider", str], None]
 # Either the function itself or where to find it, "package.module:attribute" (imported on first use, so
 # listing the providers never imports an SDK or llama.cpp).
-Ref = Union[str, Callable[..., Any]]
+Ref = str | Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def resolve(ref: Ref) -> Callable[..., Any]:
     return EntryPoint(name="", value=ref, group="").load()
 
 
-def check_hosted(p: "Participant", provider: Provider, name: str) -> None:
+def check_hosted(p: Participant, provider: Provider, name: str) -> None:
     """A provider behind an HTTP API: it needs a base URL, and its key when the provider requires one."""
     if provider.base_url is None and not p.base_url:
         raise UnknownModelError(f"{p.name}: {p.model} needs a base URL (--base-url-a/--base-url-b or base_url)")

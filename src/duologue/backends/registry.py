@@ -14,8 +14,9 @@ imported only when one of its backends is made.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import DuologueError, UnknownModelError
 from .builtin import PROVIDERS as BUILTIN_PROVIDERS
@@ -118,7 +119,7 @@ def parse_model_string(model: str) -> tuple[Provider, str]:
     return PROVIDERS[provider], name
 
 
-def check_participant(p: "Participant") -> None:
+def check_participant(p: Participant) -> None:
     """Everything that can be checked before a run starts: model string, files, keys, base URL."""
     provider, name = parse_model_string(p.model)
     check = provider.checker()
@@ -126,7 +127,7 @@ def check_participant(p: "Participant") -> None:
         check(p, provider, name)
 
 
-def make_backend(p: "Participant") -> "Backend":
+def make_backend(p: Participant) -> Backend:
     """A fresh backend for one participant (each gets its own context or client), from its provider."""
     provider, name = parse_model_string(p.model)
     check_participant(p)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -49,7 +50,7 @@ class RetryPolicy:
     max_delay: float = 30.0
 
     @classmethod
-    def for_participant(cls, p: "Participant") -> "RetryPolicy":
+    def for_participant(cls, p: Participant) -> RetryPolicy:
         return cls(p.max_attempts, p.timeout, p.retry_base_delay, p.retry_max_delay)
 
     def backoff(self, attempt: int) -> float:
@@ -89,7 +90,7 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
             return max(0.0, float(value))
         except ValueError:
             when = parsedate_to_datetime(value)
-            return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import DuologueError, RunNotFoundError
 from ..records import Message, Run, utcnow
@@ -39,6 +40,10 @@ class StoreFullError(DuologueError):
     """The disk (or the store's size limit) is full: the write that hit it was not made."""
 
 
+@overload
+def cell_key(cell: dict[str, Any]) -> str: ...
+@overload
+def cell_key(cell: None) -> None: ...
 def cell_key(cell: dict[str, Any] | None) -> str | None:
     """The canonical text of an experiment cell, as stored and compared."""
     return json.dumps(cell, sort_keys=True, ensure_ascii=False) if cell is not None else None
@@ -80,7 +85,7 @@ class Store(RunLists, Experiments):
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -158,7 +163,7 @@ class Store(RunLists, Experiments):
                 (status, stop_reason, stop_detail, _iso(ended_at), run_id),
             )
 
-    def save_analysis(self, run_id: str, analysis: "Analysis", vectors: Any = None, embedder: str | None = None
+    def save_analysis(self, run_id: str, analysis: Analysis, vectors: Any = None, embedder: str | None = None
                       ) -> None:
         """Keep a run's analysis (as JSON), the loop and semantic columns derived from it, its messages'
         theme labels and (given `vectors`, one row per message, and the `embedder`'s name) their

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 from ..records import utcnow
 from .rows import (
@@ -76,7 +78,7 @@ class Experiments:
     """The Store's experiment queries (a part of Store; see store/core.py)."""
 
     conn: sqlite3.Connection
-    _write: Callable[[], ContextManager[sqlite3.Connection]]
+    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
 
     def get_experiment(self, experiment_id: str) -> ExperimentRow | None:
         row = self.conn.execute(

@@ -39,7 +39,7 @@ class LoopSummary:
     near: NearLoopRecord | None = None
 
     @classmethod
-    def of(cls, analysis: "Analysis") -> "LoopSummary":
+    def of(cls, analysis: Analysis) -> LoopSummary:
         """From the typed analysis (duologue.analysis.analyze), field by field."""
         e, n = analysis.exact_loop, analysis.near_loop
         exact = (ExactLoopRecord(e.period, e.onset, e.first_repeat, e.last, e.kind, e.absorbing, e.detail())
@@ -59,7 +59,7 @@ class SemanticSummary:
     convergence_strength: float | None = None
 
     @classmethod
-    def of(cls, analysis: "Analysis") -> "SemanticSummary":
+    def of(cls, analysis: Analysis) -> SemanticSummary:
         at, conv = analysis.attractor, analysis.convergence
         return cls(
             end_state=analysis.end_state,

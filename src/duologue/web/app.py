@@ -16,11 +16,12 @@ import json
 import shutil
 import tempfile
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
@@ -33,7 +34,8 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..records import Run
@@ -368,7 +370,7 @@ def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8000,
         pass
 
 
-def make_server(app: Starlette) -> "uvicorn.Server":
+def make_server(app: Starlette) -> uvicorn.Server:
     """A uvicorn server for the viewer that, when stopping, first tells live event streams to end:
     uvicorn waits for open responses, and a live page's stream would otherwise never finish."""
     import uvicorn

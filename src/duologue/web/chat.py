@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from ..records import Message
 from ..store import ExactLoopRecord

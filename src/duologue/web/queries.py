@@ -6,8 +6,9 @@ this module only turns URL parameters into a RunFilter and back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from ..store import KILLED, PER_PAGE, RUNNING, SORTS, ExperimentRow, RunFilter, RunPage, RunRow
@@ -20,7 +21,7 @@ class RunQuery(RunFilter):
     """A RunFilter that knows its URL."""
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str], **fixed: Any) -> "RunQuery":
+    def from_params(cls, params: Mapping[str, str], **fixed: Any) -> RunQuery:
         sort = params.get("sort", "started")
         try:
             page = max(1, int(params.get("page", "1")))

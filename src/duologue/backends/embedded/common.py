@@ -1,9 +1,16 @@
-"""What both embedded engines share: a participant's settings, the lock around loads, prefix reuse."""
+"""What both embedded engines share: a participant's settings, the lock around loads, prefix reuse,
+a view as the chat template takes it."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
+
+    from ..base import ChatMessage
 
 
 @dataclass
@@ -23,8 +30,14 @@ STDIO_SWAP_LOCK = threading.Lock()
 def common_prefix(a, b) -> int:
     """How many tokens two sequences share from the start: what a cache holding `a` keeps for `b`."""
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1
     return n
+
+
+def template_messages(messages: list[ChatMessage]) -> list[ChatCompletionRequestMessage]:
+    """A participant's view as llama-cpp-python's chat formatter takes it. Its types are one TypedDict
+    per role; a role known only at run time matches them all, hence the cast."""
+    return [cast("ChatCompletionRequestMessage", {"role": m.role, "content": m.content}) for m in messages]

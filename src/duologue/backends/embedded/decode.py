@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import codecs
 import ctypes
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any
 
 from ...errors import BackendError
 from ..base import Sampling
 from .common import common_prefix
+from .runner import LlamaThread
 from .sampling import sampler_chain
 
 N_BATCH = 512  # tokens per llama_decode call: one per decoding sequence, the rest prompt chunks
@@ -51,6 +55,11 @@ class Seq:
         self.tokens: list[int] = []  # what the cache holds, position by position
         self.busy = False  # a request of this sequence is running
 
+    def on_stream(self) -> int:
+        """The stream of a sequence whose request is placed: it always has one."""
+        assert self.stream is not None, "a placed request's sequence has a stream"
+        return self.stream
+
 
 @dataclass(eq=False)
 class Request:
@@ -58,7 +67,7 @@ class Request:
     prompt: list[int]
     sampling: Sampling
     emit: Callable[[str], None]
-    finish: Callable[["Generation | BaseException"], None]
+    finish: Callable[[Generation | BaseException], None]
     t0: float
     feed: list[int] = field(default_factory=list)  # tokens still to evaluate before the next sample
     sampler: object = None
@@ -74,11 +83,26 @@ class Request:
 class DecodeLoop:
     """The runner-thread half of SharedLlamaEngine (engine.py), which sets up what these methods share."""
 
+    # Set by SharedLlamaEngine.__init__ and load() (engine.py).
+    path: Path
+    threads: int | None
+    _min_streams: int
+    _runner: LlamaThread
+    _lock: threading.Lock  # guards _inbox and _seqs
+    _inbox: deque[tuple[str, Any]]  # ("submit", Request), ("release", Seq) or ("close", None)
+    _seqs: list[Seq]
+    _shut: threading.Event
+    # llama.cpp through llama-cpp-python's ctypes bindings: the module, its LlamaModel, and the
+    # context, memory and batch pointers, all untyped ctypes objects.
+    _llama: Any
+    _model: Any
+    _mem: Any
+
     def __init__(self) -> None:
         # The runner thread's state only.
-        self._ctx = None
+        self._ctx: Any = None
         self._n_threads = 0
-        self._batch = None
+        self._batch: Any = None
         self._n_streams = 0
         self._stream_len = 0
         self._occupant: list[Seq | None] = []
@@ -215,7 +239,7 @@ class DecodeLoop:
     def _place(self, r: Request) -> None:
         """Give the request a stream next to the running ones, and keep what its cache shares with the prompt."""
         llama_cpp, seq = self._llama, r.seq
-        running = {a.seq.stream for a in self._active if a.placed}
+        running = {a.seq.on_stream() for a in self._active if a.placed}
         own = seq.stream
         # The stream that leaves the running ones in the fewest blocks; the own stream on a tie (no copy).
         target = min((s for s in range(self._n_streams) if s not in running),
@@ -246,7 +270,7 @@ class DecodeLoop:
 
     def _move(self, seq: Seq, dst: int) -> None:
         # A cross-stream copy is queued and done by llama.cpp before the next decode.
-        src = seq.stream
+        src = seq.on_stream()
         self._llama.llama_memory_seq_cp(self._mem, src, dst, -1, -1)
         self._llama.llama_memory_seq_rm(self._mem, src, -1, -1)
         self._occupant[src], self._occupant[dst] = None, seq
@@ -267,7 +291,7 @@ class DecodeLoop:
             if budget == 0:
                 break
         # llama.cpp puts sequences in one micro-batch only when their streams follow each other in order.
-        chunks.sort(key=lambda c: c[0].seq.stream)
+        chunks.sort(key=lambda c: c[0].seq.on_stream())
         decoding = len(chunks) > 1 and all(len(take) == 1 for _, take in chunks)
         if decoding and self._one_by_one(len(chunks)):
             for chunk in chunks:
@@ -317,8 +341,8 @@ class DecodeLoop:
             raise RuntimeError(f"llama_decode returned {status}")
         if timed:  # single-token sequences only: the time of a call of n of them
             took = time.perf_counter() - t0
-            last = self._call_time.get(n)
-            self._call_time[n] = took if last is None else last + 0.2 * (took - last)
+            before = self._call_time.get(n)
+            self._call_time[n] = took if before is None else before + 0.2 * (took - before)
         self.stats["steps"] += 1
         self.stats["decoded_tokens"] += n
         for r, take in chunks:

@@ -55,14 +55,18 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from ...errors import BackendError
 from ..base import ChatMessage, Sampling
-from .common import STDIO_SWAP_LOCK
+from .common import STDIO_SWAP_LOCK, template_messages
 from .decode import DecodeLoop, Generation, Request, Seq
 from .runner import LlamaThread, llama_thread
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 
 class SharedLlamaEngine(DecodeLoop):
@@ -75,11 +79,11 @@ class SharedLlamaEngine(DecodeLoop):
         self._runner = runner or llama_thread()
         self._lock = self._runner.lock  # guards _inbox and _seqs
         self._load_lock = threading.Lock()
-        self._inbox: deque[tuple[str, object]] = deque()
+        self._inbox = deque()
         self._seqs: list[Seq] = []
         self._llama = None  # the llama_cpp module, bound when the model loads
         self._model = None  # llama_cpp._internals.LlamaModel
-        self._formatter = None
+        self._formatter: Jinja2ChatFormatter | None = None
         self._started = False  # the runner has been told about this engine
         self._closed = False
         self._shut = threading.Event()  # the runner has freed the context
@@ -125,9 +129,9 @@ class SharedLlamaEngine(DecodeLoop):
         """A participant's view rendered with the GGUF's chat template, as tokens (as LlamaCppBackend does)."""
         self.load()
         model, formatter = self._model, self._formatter
-        if model is None:
+        if model is None or formatter is None:
             raise BackendError(f"{self.path.name}: the engine is closed")
-        rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        rendered = formatter(messages=template_messages(messages))
         # The template writes any BOS itself, as llama-cpp-python's chat handler assumes.
         return model.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
 

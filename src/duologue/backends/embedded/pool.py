@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from .backend import BatchedLlamaBackend
 from .catalogue import resolve_gguf
@@ -51,7 +52,7 @@ class EmbeddedPool:
         self._engines: dict[tuple[Path, int | None], list[SharedLlamaEngine]] = {}
         self._placed: dict[tuple[tuple[Path, int | None], object], SharedLlamaEngine] = {}
         self._lock = threading.Lock()
-        self._token = None
+        self._token: Token[EmbeddedPool | None] | None = None
 
     def backend(self, model: str, settings: LlamaSettings | None = None) -> BatchedLlamaBackend:
         settings = settings or LlamaSettings()
@@ -96,12 +97,14 @@ class EmbeddedPool:
         for engine in engines:
             await asyncio.to_thread(engine.close)
 
-    async def __aenter__(self) -> "EmbeddedPool":
+    async def __aenter__(self) -> EmbeddedPool:
         self._token = _current_pool.set(self)
         return self
 
     async def __aexit__(self, *exc) -> None:
-        _current_pool.reset(self._token)
+        if self._token is not None:
+            _current_pool.reset(self._token)
+            self._token = None
         await self.aclose()
 
 
@@ -141,7 +144,7 @@ def is_embedded(model: str) -> bool:
     return model.partition("/")[0] == PROVIDER
 
 
-def spec_models(spec: "ConversationSpec") -> set[str]:
+def spec_models(spec: ConversationSpec) -> set[str]:
     """Every model a conversation may use: its participants', its changes', its summarizer's."""
     models = {p.model for p in spec.participants}
     models.update(ch.model for ch in spec.changes if ch.model is not None)
@@ -150,7 +153,7 @@ def spec_models(spec: "ConversationSpec") -> set[str]:
     return models
 
 
-def embedded_streams(specs: "list[ConversationSpec]", concurrency: int) -> dict[str, int]:
+def embedded_streams(specs: list[ConversationSpec], concurrency: int) -> dict[str, int]:
     """Sequences each embedded model's shared context needs with `concurrency` of these conversations at once.
 
     A conversation holds a sequence per participant on the model; with more than
@@ -167,7 +170,7 @@ def embedded_streams(specs: "list[ConversationSpec]", concurrency: int) -> dict[
 
 
 @asynccontextmanager
-async def pool_for(specs: "list[ConversationSpec]", concurrency: int = 1, shards: int = 1
+async def pool_for(specs: list[ConversationSpec], concurrency: int = 1, shards: int = 1
                    ) -> AsyncIterator[EmbeddedPool | None]:
     """The pool these conversations' embedded participants share, for the length of the block.
 

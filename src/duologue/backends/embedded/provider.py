@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 EMBEDDED_ENGINE_ENV = "DUOLOGUE_EMBEDDED_ENGINE"
 
 
-def check_participant(p: "Participant", provider: "Provider", name: str) -> None:
+def check_participant(p: Participant, provider: Provider, name: str) -> None:
     resolve_gguf(p.model)
 
 
-def make_backend(p: "Participant", provider: "Provider", name: str) -> "Backend":
+def make_backend(p: Participant, provider: Provider, name: str) -> Backend:
     """A participant's embedded backend.
 
     Inside an `EmbeddedPool` block (the API and the batch runner open one around

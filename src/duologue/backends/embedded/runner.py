@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Protocol
 
 from ...errors import BackendError
@@ -12,7 +13,7 @@ from .cpu import CoreProbe
 class Steps(Protocol):
     """What a runner asks of an engine (engine.SharedLlamaEngine)."""
 
-    path: object
+    path: Path
 
     def _has_work(self) -> bool: ...
 

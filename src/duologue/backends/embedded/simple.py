@@ -16,12 +16,17 @@ import codecs
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from ...errors import BackendError
 from ...records import utcnow
 from ..base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
 from .catalogue import resolve_gguf
-from .common import STDIO_SWAP_LOCK, LlamaSettings, common_prefix
+from .common import STDIO_SWAP_LOCK, LlamaSettings, common_prefix, template_messages
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 
 class LlamaCppBackend:
@@ -31,13 +36,13 @@ class LlamaCppBackend:
         self.model = model
         self.path = resolve_gguf(model)
         self.settings = settings or LlamaSettings()
-        self._llm = None
-        self._formatter = None
+        self._llm: Llama | None = None
+        self._formatter: Jinja2ChatFormatter | None = None
         self._lock = threading.Lock()  # a llama context is not safe to share between threads
 
     # Loading takes a moment and touches the disk: do it off the event loop, once.
-    def _load(self):
-        if self._llm is None:
+    def _load(self) -> tuple[Llama, Jinja2ChatFormatter]:
+        if self._llm is None or self._formatter is None:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -60,12 +65,12 @@ class LlamaCppBackend:
             bos = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
             self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
             self._llm = llm
-        return self._llm
+        return self._llm, self._formatter
 
     def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
         """The participant's view rendered with the GGUF's chat template, as tokens."""
-        llm = self._load()
-        rendered = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        llm, formatter = self._load()
+        rendered = formatter(messages=template_messages(messages))
         # The template writes any BOS itself (added_special), as llama-cpp-python's chat handler assumes.
         return llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
 
@@ -97,7 +102,7 @@ class LlamaCppBackend:
         import llama_cpp
 
         with self._lock:
-            llm = self._load()
+            llm, _ = self._load()
             started_at = utcnow()
             t0 = time.perf_counter()
             tokens = self.prompt_tokens(messages)

@@ -1,0 +1,54 @@
+"""The command line: parses, calls the Python API, prints.
+
+One module per group of commands (runs.py: run, fork, resume, ls, show; files.py: export, import;
+analysis.py: analyze, batch, report, themes, models; serve.py: serve); options.py builds a
+conversation's spec from a TOML file and flags. This module is the `duologue` group itself: it
+turns every DuologueError into one line, and adds the commands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import DuologueError
+from ..version import __version__
+from .analysis import analyze, batch, models, report, themes
+from .files import export, import_cmd
+from .options import SPEC_OPTIONS, build_spec, spec_options, spec_with_flags
+from .runs import fork, ls_cmd, resume, run, show
+from .serve import serve
+
+
+class DuologueGroup(click.Group):
+    """Turns every DuologueError into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DuologueError as err:
+            one_line = " ".join(str(err).split())
+            click.echo(f"duologue: error: {one_line}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=DuologueGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="duologue")
+def cli() -> None:
+    """Let language models talk to each other, keep every word, and see when they loop.
+
+    Start with `duologue run`: two embedded SmolLM2 participants talk offline and
+    the transcript lands in runs/.
+    """
+
+
+for command in (run, fork, resume, ls_cmd, show, export, import_cmd, models, analyze, batch, report, themes, serve):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="duologue")
+
+
+__all__ = ["SPEC_OPTIONS", "DuologueGroup", "build_spec", "cli", "main", "spec_options", "spec_with_flags"]

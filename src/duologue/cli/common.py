@@ -1,0 +1,37 @@
+"""What every command module shares: the --db option, the error console, running a coroutine."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..store import DEFAULT_DB
+
+err_console = Console(stderr=True, highlight=False)
+
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB, show_default=True,
+    envvar="DUOLOGUE_DB", help="The SQLite store (transcripts are written next to it).",
+)
+
+
+def run_async(coro_factory) -> Any:
+    """Run a coroutine; Ctrl-C and SIGTERM cancel it so the run is stored as interrupted."""
+
+    async def main():
+        task = asyncio.current_task()
+        assert task is not None  # main() runs as asyncio.run's task
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        except (NotImplementedError, RuntimeError):
+            pass
+        return await coro_factory()
+
+    return asyncio.run(main())
+

@@ -1,0 +1,211 @@
+"""Commands that make and read runs: run, fork, resume, ls, show."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .. import api
+from .common import db_option, err_console, run_async
+from .options import build_spec, spec_options, spec_with_flags
+
+
+@click.command()
+@click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="A conversation TOML file (flags given too override it).")
+@spec_options
+@db_option
+def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
+    """Run a conversation between two (or more) models and stream it.
+
+    With no arguments, two embedded SmolLM2 participants talk offline. Three or
+    more: repeat --participant, or list [[participants]] in a TOML file.
+    """
+    flags["model_a"], flags["model_b"] = model_a, model_b
+    spec = build_spec(config, flags)
+    current = api.CurrentRun()
+    listeners = [current] if quiet else [current, _renderer(meta)]
+    interjector = _interjector() if interactive else None
+    try:
+        result = run_async(lambda: api.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _interrupted(current.id)
+        sys.exit(130)
+    _print_summary(result, db)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--at", "at", type=int, required=True, metavar="N",
+              help="Keep the first N messages of RUN_ID (the opener is message 1), then continue.")
+@spec_options
+@db_option
+def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
+    """Start a new run from the first N messages of another, with any settings changed.
+
+    The fork continues with the parent's settings as they stood at message N,
+    with the flags given on top: another model or system prompt for either
+    side, other sampling, another seed, another message limit. It records its
+    parent and fork point (`ls`, `show`, the JSON export).
+    """
+    flags["model_a"], flags["model_b"] = model_a, model_b
+    parent = api.load_run(run_id, db=db)
+    base = api.fork_base(parent, at) if 1 <= at <= len(parent.messages) else parent.spec
+    if flags.get("seed") is not None:  # a new base seed: the parent's per-participant seeds give way
+        for p in base.get("participants", []):
+            p["seed"] = None
+    spec = spec_with_flags(base, flags, source=f"fork of {parent.id}")
+    current = api.CurrentRun()
+    listeners = [current] if quiet else [current, _renderer(meta)]
+    interjector = _interjector() if interactive else None
+    try:
+        result = run_async(lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners,
+                                                  interjector=interjector))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _interrupted(current.id)
+        sys.exit(130)
+    _print_summary(result, db)
+
+
+def _interjector():
+    from ..interactive import TerminalInterjector
+
+    return TerminalInterjector()
+
+
+def _renderer(meta: bool):
+    from ..terminal import TerminalRenderer
+
+    return TerminalRenderer(show_meta=meta)
+
+
+def _interrupted(run_id: str | None) -> None:
+    """Ctrl-C: name the run that was stopped (the API said which), not merely the newest one."""
+    if run_id is None:
+        err_console.print(Text("\ninterrupted before the run started", style="yellow"))
+        return
+    err_console.print(Text(f"\ninterrupted: run {run_id} kept; continue it with `duologue resume {run_id}`",
+                           style="yellow"))
+
+
+def _print_summary(run, db: Path) -> None:
+    totals = api.run_totals(run)
+    c = Console(highlight=False)
+    stop = f"{run.stop_reason}" + (f" ({run.stop_detail})" if run.stop_detail else "")
+    c.print(Text("─" * 60, style="dim"))
+    c.print(Text.assemble(("run ", "dim"), (run.id, "bold"), ("  ", ""), (run.title, "")))
+    c.print(f"messages: {totals.messages}   stop: {stop}")
+    c.print(f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
+            f"{totals.tokens_per_second:.1f} tokens/s")
+    c.print(f"transcript: {api.transcript_path(db, run.id)}")
+    if run.status in ("error", "interrupted"):
+        c.print(Text(f"resume with: duologue resume {run.id}", style="yellow"))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--interactive", is_flag=True,
+              help="Press Enter while it runs to pause after the current message and speak (as with `run`).")
+@click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message.")
+@click.option("-q", "--quiet", is_flag=True, help="Print the summary only.")
+@db_option
+def resume(run_id, interactive, meta, quiet, db) -> None:
+    """Continue an interrupted, failed or killed run from the store."""
+    current = api.CurrentRun()
+    listeners = [current] if quiet else [current, _renderer(meta)]
+    interjector = _interjector() if interactive else None
+    try:
+        result = run_async(lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _interrupted(current.id)
+        sys.exit(130)
+    _print_summary(result, db)
+
+
+@click.command(name="ls")
+@click.option("-n", "--limit", type=int, default=50, show_default=True, help="How many runs (newest first).")
+@db_option
+def ls_cmd(limit, db) -> None:
+    """List runs, newest first."""
+    rows = api.list_runs(db=db, limit=limit)
+    table = Table(box=None, header_style="bold")
+    for col in ("run", "title", "msgs", "status", "stop", "started", "parent"):
+        table.add_column(col, no_wrap=col in ("run", "started", "parent"))
+    for r in rows:
+        parent = f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else ""
+        table.add_row(r["id"], Text(r["title"]), str(r["messages"]), r["status"], r["stop_reason"] or "",
+                      _local(r["started_at"]), parent)
+    Console(highlight=False).print(table)
+
+
+def _local(iso: str | None) -> str:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S") if iso else ""
+
+
+@click.command()
+@click.argument("run_id")
+@db_option
+def show(run_id, db) -> None:
+    """Show a run: its settings, stop reason and messages with their timings."""
+    from ..terminal import TEXT_STYLES, format_message_meta
+
+    run = api.load_run(run_id, db=db)
+    c = Console(highlight=False)
+    c.print(Text(f"# {run.title}", style="bold"))
+    if run.status == "killed":
+        c.print(Text(f"its process is gone (killed?): continue it with `duologue resume {run.id}`", style="yellow"))
+    c.print(f"run {run.id}   status {run.status}   stop {run.stop_reason or '-'}"
+            + (f" ({run.stop_detail})" if run.stop_detail else ""))
+    for p in run.spec.get("participants", []):
+        c.print(Text(f"  {p.get('name')}: {p.get('model')}  temperature {p.get('temperature')}  seed {p.get('seed')}"))
+    ended = _local(run.ended_at.isoformat() if run.ended_at else None)
+    c.print(f"started {_local(run.started_at.isoformat())}   ended {ended}")
+    if run.parent_run_id:
+        c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
+    lineage = api.run_lineage(run.id, db=db)
+    if len(lineage.ancestors) > 1:
+        c.print(Text("lineage: " + " → ".join(f"{rid}@{at}" if at else rid for rid, at in lineage.ancestors)
+                     + f" → {run.id}"))
+    if lineage.forks:
+        c.print(Text("forks: " + ", ".join(f"{rid}@{at}" for rid, at in lineage.forks)))
+    if run.source:
+        c.print(f"imported from {run.source}")
+    spec = run.spec
+    extras = []
+    if spec.get("turn_order", "round_robin") != "round_robin":
+        extras.append(f"turn order {spec['turn_order']}")
+    if (spec.get("context") or {}).get("strategy", "stop") != "stop":
+        extras.append(f"context {spec['context']['strategy']}")
+    for key in ("injections", "changes"):
+        if spec.get(key):
+            extras.append(f"{len(spec[key])} {key}")
+    if extras:
+        c.print("   ".join(extras))
+    events = api.run_events(run.id, db=db)
+    before = ("injection", "change", "context")  # these happen before their message; detections after it
+
+    def print_events(index: int, kinds_before: bool) -> None:
+        for ev in events:
+            if ev["message_index"] == index and (ev["kind"] in before) == kinds_before:
+                c.print(Text(f"▸ {ev['kind']}: {ev['detail']}", style="dim yellow"))
+
+    for m in run.messages:
+        style = TEXT_STYLES[run.participants.index(m.speaker) % len(TEXT_STYLES)] if m.speaker in run.participants else "white"
+        c.print()
+        print_events(m.index, True)
+        mark = "  injected" if m.injected and m.index > 1 else ""
+        c.print(Text(f"### {m.speaker}", style="bold " + style), Text(f"  #{m.index}{mark}", style="dim"))
+        c.print(Text(m.content, style=style))
+        meta = format_message_meta(m)
+        if meta:
+            c.print(Text(meta, style="dim"))
+        print_events(m.index, False)
+
