@@ -36,19 +36,41 @@ from pathlib import Path
 def make_specs(k: int, messages: int, max_tokens: int, n_ctx: int):
     from duologue.spec import ConversationSpec, Participant
 
-    topics = ["the sea", "old maps", "bees", "clocks", "rivers", "glass", "mushrooms", "winter",
-              "bridges", "comets", "salt", "owls", "paper", "volcanoes", "violins", "deserts"]
+    topics = [
+        "the sea",
+        "old maps",
+        "bees",
+        "clocks",
+        "rivers",
+        "glass",
+        "mushrooms",
+        "winter",
+        "bridges",
+        "comets",
+        "salt",
+        "owls",
+        "paper",
+        "volcanoes",
+        "violins",
+        "deserts",
+    ]
     specs = []
     for i in range(k):
         common = dict(max_tokens=max_tokens, context_length=n_ctx, temperature=0.8)
-        specs.append(ConversationSpec(
-            participants=[
-                Participant(name="a", system="You are a curious philosopher. Ask questions.", seed=100 + i, **common),
-                Participant(name="b", system="You are a patient scientist. Explain things.", seed=200 + i, **common),
-            ],
-            opener=f"What do you find most interesting about {topics[i % len(topics)]}?",
-            max_messages=messages,
-        ))
+        specs.append(
+            ConversationSpec(
+                participants=[
+                    Participant(
+                        name="a", system="You are a curious philosopher. Ask questions.", seed=100 + i, **common
+                    ),
+                    Participant(
+                        name="b", system="You are a patient scientist. Explain things.", seed=200 + i, **common
+                    ),
+                ],
+                opener=f"What do you find most interesting about {topics[i % len(topics)]}?",
+                max_messages=messages,
+            )
+        )
     return specs
 
 
@@ -92,8 +114,9 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
             base_rss = peak_rss_mb()
             t0 = time.perf_counter()
             if mode == "concurrent":
-                runs = await asyncio.gather(*(
-                    arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs)))
+                runs = await asyncio.gather(
+                    *(arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs))
+                )
             else:
                 runs = [await arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs)]
             seconds = time.perf_counter() - t0 - loads[0]
@@ -101,8 +124,17 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
             stats = [e.stats for e in pool.engines]
     tokens = sum(m.completion_tokens or 0 for r in runs for m in r.messages if not m.injected)
     errors = [r.stop_detail for r in runs if r.status != "finished"]
-    return {"mode": mode, "k": k, "tokens": tokens, "seconds": seconds, "kv_mb": kv / 2**20,
-            "rss_mb": peak_rss_mb(), "base_rss_mb": base_rss, "stats": stats, "errors": errors}
+    return {
+        "mode": mode,
+        "k": k,
+        "tokens": tokens,
+        "seconds": seconds,
+        "kv_mb": kv / 2**20,
+        "rss_mb": peak_rss_mb(),
+        "base_rss_mb": base_rss,
+        "stats": stats,
+        "errors": errors,
+    }
 
 
 def cpu_jiffies() -> tuple[int, int]:
@@ -125,8 +157,20 @@ def wait_quiet(busy_max: float, timeout: float) -> float:
 
 
 def run_child(mode: str, k: int, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--k", str(k), "--messages", str(args.messages),
-           "--max-tokens", str(args.max_tokens), "--context-length", str(args.context_length)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--k",
+        str(k),
+        "--messages",
+        str(args.messages),
+        "--max-tokens",
+        str(args.max_tokens),
+        "--context-length",
+        str(args.context_length),
+    ]
     wait_quiet(args.quiet, args.quiet_wait)
     own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     b0, t0 = cpu_jiffies()
@@ -144,24 +188,37 @@ def summary(xs: list[float]) -> str:
     return f"{statistics.median(xs):7.1f} ({min(xs):.0f}–{max(xs):.0f})"
 
 
-def measure_all(ks: list[int], repeats: int, messages: int, max_tokens: int, context_length: int,
-                llama: bool = False, quiet: float = 0.1, quiet_wait: float = 300) -> dict:
+def measure_all(
+    ks: list[int],
+    repeats: int,
+    messages: int,
+    max_tokens: int,
+    context_length: int,
+    llama: bool = False,
+    quiet: float = 0.1,
+    quiet_wait: float = 300,
+) -> dict:
     """Every measurement of the table, each in a child process: {(mode, K): [result, ...]}."""
-    args = argparse.Namespace(messages=messages, max_tokens=max_tokens, context_length=context_length,
-                              quiet=quiet, quiet_wait=quiet_wait)
+    args = argparse.Namespace(
+        messages=messages, max_tokens=max_tokens, context_length=context_length, quiet=quiet, quiet_wait=quiet_wait
+    )
     modes = ["sequential", "concurrent"] + (["llama"] if llama else [])
     results: dict[tuple[str, int], list[dict]] = {}
     for rep in range(repeats):
         for k in ks:
             # Alternate the order, so that a slow spell on the machine does not always hit the same mode.
-            for mode in (modes if rep % 2 == 0 else list(reversed(modes))):
+            for mode in modes if rep % 2 == 0 else list(reversed(modes)):
                 if mode == "llama" and k != 1:
                     continue  # the older engine one conversation at a time: K does not change its rate
                 r = run_child(mode, k, args)
                 results.setdefault((mode, k), []).append(r)
-                print(f"  repeat {rep + 1} K={k} {mode:10} {r['tokens']:5d} tokens in {r['seconds']:6.1f}s "
-                      f"= {r['tokens'] / r['seconds']:6.1f} tok/s, other programs {r['others']:4.0%} of the CPUs"
-                      + (f"  ERRORS {r['errors']}" if r["errors"] else ""), file=sys.stderr, flush=True)
+                print(
+                    f"  repeat {rep + 1} K={k} {mode:10} {r['tokens']:5d} tokens in {r['seconds']:6.1f}s "
+                    f"= {r['tokens'] / r['seconds']:6.1f} tok/s, other programs {r['others']:4.0%} of the CPUs"
+                    + (f"  ERRORS {r['errors']}" if r["errors"] else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
     return results
 
 
@@ -179,14 +236,20 @@ def rows(results: dict) -> list[dict]:
         seq, conc = tps(results, "sequential", k), tps(results, "concurrent", k)
         ratios = [c / s for c, s in zip(conc, seq, strict=False)]
         rss = statistics.median(r["rss_mb"] for r in results[("concurrent", k)])
-        out.append({
-            "k": k, "sequential": statistics.median(seq), "concurrent": statistics.median(conc),
-            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "vs_llama": statistics.median(conc) / llama if llama else None,
-            "kv_mb": statistics.median(r["kv_mb"] for r in results[("concurrent", k)]) / k,
-            "rss_growth_mb": (rss - base_rss) / (k - ks[0]) if k != ks[0] else None,
-            "others": max(r["others"] for mode_k, rs in results.items() if mode_k[1] == k for r in rs),
-        })
+        out.append(
+            {
+                "k": k,
+                "sequential": statistics.median(seq),
+                "concurrent": statistics.median(conc),
+                "ratio": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "vs_llama": statistics.median(conc) / llama if llama else None,
+                "kv_mb": statistics.median(r["kv_mb"] for r in results[("concurrent", k)]) / k,
+                "rss_growth_mb": (rss - base_rss) / (k - ks[0]) if k != ks[0] else None,
+                "others": max(r["others"] for mode_k, rs in results.items() if mode_k[1] == k for r in rs),
+            }
+        )
     return out
 
 
@@ -197,10 +260,19 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=10)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--context-length", type=int, default=2048)
-    ap.add_argument("--engine", choices=["shared", "llama"], action="append", default=[],
-                    help="add 'llama' to also time the older backend one conversation after another")
-    ap.add_argument("--quiet", type=float, default=0.1,
-                    help="before each measurement, wait until other programs use at most this share of the CPUs")
+    ap.add_argument(
+        "--engine",
+        choices=["shared", "llama"],
+        action="append",
+        default=[],
+        help="add 'llama' to also time the older backend one conversation after another",
+    )
+    ap.add_argument(
+        "--quiet",
+        type=float,
+        default=0.1,
+        help="before each measurement, wait until other programs use at most this share of the CPUs",
+    )
     ap.add_argument("--quiet-wait", type=float, default=300, help="but wait at most this many seconds")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, help=argparse.SUPPRESS)
@@ -212,21 +284,35 @@ def main() -> None:
         return
 
     ks = [int(k) for k in args.ks.split(",")]
-    results = measure_all(ks, args.repeats, args.messages, args.max_tokens, args.context_length,
-                          llama="llama" in args.engine, quiet=args.quiet, quiet_wait=args.quiet_wait)
-    print(f"\n{args.messages} messages per conversation, max {args.max_tokens} tokens per message, "
-          f"context {args.context_length}, {os.cpu_count()} CPUs; medians of {args.repeats}\n")
+    results = measure_all(
+        ks,
+        args.repeats,
+        args.messages,
+        args.max_tokens,
+        args.context_length,
+        llama="llama" in args.engine,
+        quiet=args.quiet,
+        quiet_wait=args.quiet_wait,
+    )
+    print(
+        f"\n{args.messages} messages per conversation, max {args.max_tokens} tokens per message, "
+        f"context {args.context_length}, {os.cpu_count()} CPUs; medians of {args.repeats}\n"
+    )
     head = f"{'K':>3} {'one after another':>18} {'concurrent':>11} {'ratio (min-max)':>18}"
     print(head + f" {'vs Llama/participant':>21} {'KV/conv MB':>11} {'RSS +MB/conv':>13}")
     for row in rows(results):
         vs = f"{row['vs_llama']:.2f}x" if row["vs_llama"] else "-"
         grow = f"{row['rss_growth_mb']:.0f}" if row["rss_growth_mb"] is not None else "-"
-        print(f"{row['k']:>3} {row['sequential']:14.1f} t/s {row['concurrent']:7.1f} t/s "
-              f"{row['ratio']:6.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) {vs:>21} "
-              f"{row['kv_mb']:11.1f} {grow:>13}")
+        print(
+            f"{row['k']:>3} {row['sequential']:14.1f} t/s {row['concurrent']:7.1f} t/s "
+            f"{row['ratio']:6.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) {vs:>21} "
+            f"{row['kv_mb']:11.1f} {grow:>13}"
+        )
     if ("llama", 1) in results:
-        print(f"the older engine (a Llama per participant), one conversation at a time: "
-              f"{statistics.median(tps(results, 'llama', 1)):.1f} tokens/s (model loads not counted)")
+        print(
+            f"the older engine (a Llama per participant), one conversation at a time: "
+            f"{statistics.median(tps(results, 'llama', 1)):.1f} tokens/s (model loads not counted)"
+        )
 
 
 if __name__ == "__main__":

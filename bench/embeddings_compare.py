@@ -132,6 +132,7 @@ DRIFT_TAIL = [
 
 # --------------------------------------------------------------------------- candidates
 
+
 class WordLlamaCandidate:
     name = "wordllama"
 
@@ -155,9 +156,15 @@ class SmolLM2MeanCandidate:
         from duologue.backends.llamacpp import resolve_gguf
 
         self.llm = Llama(
-            model_path=str(resolve_gguf("local/smollm2")), embedding=True,
-            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, n_ctx=512, n_batch=512, n_ubatch=512,
-            n_threads=os.cpu_count(), n_threads_batch=os.cpu_count(), verbose=False,
+            model_path=str(resolve_gguf("local/smollm2")),
+            embedding=True,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+            n_ctx=512,
+            n_batch=512,
+            n_ubatch=512,
+            n_threads=os.cpu_count(),
+            n_threads_batch=os.cpu_count(),
+            verbose=False,
         )
 
     def embed(self, texts):
@@ -252,6 +259,7 @@ def _unit(v):
 
 # --------------------------------------------------------------------------- measures
 
+
 def auc(pos, neg) -> float:
     """P(pos > neg) + 0.5 P(tie), over all pairs."""
     pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
@@ -338,7 +346,9 @@ def evaluate(candidate, repeat: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minilm-dir", type=Path, help="folder with all-MiniLM-L6-v2's model.safetensors and tokenizer.json")
+    parser.add_argument(
+        "--minilm-dir", type=Path, help="folder with all-MiniLM-L6-v2's model.safetensors and tokenizer.json"
+    )
     parser.add_argument("--only", help="comma-separated candidate names")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -355,22 +365,30 @@ def main() -> None:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"# embeddings_compare  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  "
-          f"{platform.machine()}  {os.cpu_count()} cores  {cpu}  Python {platform.python_version()}")
+    print(
+        f"# embeddings_compare  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  "
+        f"{platform.machine()}  {os.cpu_count()} cores  {cpu}  Python {platform.python_version()}"
+    )
     n_same = sum(len(m) * (len(m) - 1) // 2 for m in THEMES.values())
-    print(f"# {sum(map(len, THEMES.values()))} themed messages in {len(THEMES)} themes ({n_same} same-theme pairs), "
-          f"{len(DEBATE)} debate, {len(UNRELATED)} unrelated; drift: {len(DRIFT_DEBATE)} debate + {len(DRIFT_TAIL)} tail")
-    header = (f"{'embedder':<13} {'dim':>4} {'same':>5} {'diff':>5} {'sep':>5} {'AUC':>5} {'vs debate':>9} "
-              f"{'debate':>6} {'tail':>5} {'drift':>5} {'NN acc':>6} {'theme AUC':>9} {'load s':>6} "
-              f"{'ms/msg batch':>12} {'ms/msg single':>13}")
+    print(
+        f"# {sum(map(len, THEMES.values()))} themed messages in {len(THEMES)} themes ({n_same} same-theme pairs), "
+        f"{len(DEBATE)} debate, {len(UNRELATED)} unrelated; drift: {len(DRIFT_DEBATE)} debate + {len(DRIFT_TAIL)} tail"
+    )
+    header = (
+        f"{'embedder':<13} {'dim':>4} {'same':>5} {'diff':>5} {'sep':>5} {'AUC':>5} {'vs debate':>9} "
+        f"{'debate':>6} {'tail':>5} {'drift':>5} {'NN acc':>6} {'theme AUC':>9} {'load s':>6} "
+        f"{'ms/msg batch':>12} {'ms/msg single':>13}"
+    )
     print(header)
     print("-" * len(header))
     for c in candidates:
         r = evaluate(c, args.repeat)
-        print(f"{r['name']:<13} {r['dim']:>4} {r['same']:>5.2f} {r['diff']:>5.2f} {r['sep']:>5.2f} {r['auc']:>5.2f} "
-              f"{r['vs_debate']:>9.2f} {r['debate']:>6.2f} {r['tail']:>5.2f} {r['drift']:>5.2f} {r['nn_acc']:>6.2f} "
-              f"{r['theme_auc']:>9.2f} {r['load_s']:>6.2f} {r['batch_ms']:>12.3f} {r['single_ms']:>13.3f}",
-              flush=True)
+        print(
+            f"{r['name']:<13} {r['dim']:>4} {r['same']:>5.2f} {r['diff']:>5.2f} {r['sep']:>5.2f} {r['auc']:>5.2f} "
+            f"{r['vs_debate']:>9.2f} {r['debate']:>6.2f} {r['tail']:>5.2f} {r['drift']:>5.2f} {r['nn_acc']:>6.2f} "
+            f"{r['theme_auc']:>9.2f} {r['load_s']:>6.2f} {r['batch_ms']:>12.3f} {r['single_ms']:>13.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -52,12 +52,17 @@ def start_server(port: int) -> subprocess.Popen:
 async def measure(conversations: int, messages: int, port: int, db: Path) -> dict:
     url = f"http://127.0.0.1:{port}/v1"
     exp = ExperimentSpec(
-        name="harness", participants=[
+        name="harness",
+        participants=[
             Participant(name="a", model="openai-compatible/instant", base_url=url, max_tokens=32),
             Participant(name="b", model="openai-compatible/instant", base_url=url, max_tokens=32),
         ],
-        pairings=[("a", "b")], repeats=conversations, max_messages=messages,
-        on_loop="continue", on_convergence="continue", concurrency={"openai-compatible": conversations},
+        pairings=[("a", "b")],
+        repeats=conversations,
+        max_messages=messages,
+        on_loop="continue",
+        on_convergence="continue",
+        concurrency={"openai-compatible": conversations},
     )
     in_flight: list[int] = []
     state = {}
@@ -78,8 +83,12 @@ async def measure(conversations: int, messages: int, port: int, db: Path) -> dic
     sampler.cancel()
     busy = [n for n in in_flight if n > 0]
     return {
-        "messages": result.totals.messages, "cpu": cpu, "wall": wall, "finished": result.finished,
-        "peak": result.totals.max_running, "median_in_flight": statistics.median(busy) if busy else 0,
+        "messages": result.totals.messages,
+        "cpu": cpu,
+        "wall": wall,
+        "finished": result.finished,
+        "peak": result.totals.max_running,
+        "median_in_flight": statistics.median(busy) if busy else 0,
     }
 
 
@@ -98,11 +107,17 @@ async def bare_client(conversations: int, messages: int, port: int, fast: bool) 
     async def conversation() -> int:
         history = [{"role": "user", "content": " "}]
         for _ in range(messages - 1):
-            body = dict(model="instant", messages=history, stream=True, max_tokens=32,
-                        stream_options={"include_usage": True})
+            body = dict(
+                model="instant", messages=history, stream=True, max_tokens=32, stream_options={"include_usage": True}
+            )
             if fast:
-                stream = await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
-                                           stream_cls=AsyncStream[ChatCompletionChunk])
+                stream = await client.post(
+                    "/chat/completions",
+                    body=body,
+                    cast_to=ChatCompletion,
+                    stream=True,
+                    stream_cls=AsyncStream[ChatCompletionChunk],
+                )
             else:
                 stream = await client.chat.completions.create(**body)
             text = []
@@ -131,8 +146,12 @@ def measure_all(conversations: int = 200, messages: int = 20) -> dict:
     finally:
         server.terminate()
         server.wait()
-    return {**r, "per_cpu_ms": r["cpu"] / r["messages"] * 1000, "sdk_ms": floor["cpu"] / floor["requests"] * 1000,
-            "sdk_usual_ms": usual["cpu"] / usual["requests"] * 1000}
+    return {
+        **r,
+        "per_cpu_ms": r["cpu"] / r["messages"] * 1000,
+        "sdk_ms": floor["cpu"] / floor["requests"] * 1000,
+        "sdk_usual_ms": usual["cpu"] / usual["requests"] * 1000,
+    }
 
 
 def main() -> None:
@@ -143,8 +162,10 @@ def main() -> None:
     r = measure_all(args.conversations, args.messages)
     per_cpu, sdk, sdk_usual = r["per_cpu_ms"], r["sdk_ms"], r["sdk_usual_ms"]
     per_wall = r["wall"] / r["messages"] * 1000
-    print(f"{r['finished']} conversations finished, {r['messages']} messages in {r['wall']:.1f} s "
-          f"(server in another process, {os.cpu_count()} cores)")
+    print(
+        f"{r['finished']} conversations finished, {r['messages']} messages in {r['wall']:.1f} s "
+        f"(server in another process, {os.cpu_count()} cores)"
+    )
     print(f"duologue, CPU per message:            {per_cpu:.2f} ms  (everything in this process)")
     print(f"bare openai SDK, CPU per request:     {sdk:.2f} ms  (client.post, as duologue; nothing stored or checked)")
     print(f"  the same with chat.completions.create: {sdk_usual:.2f} ms  (how most loops call it)")

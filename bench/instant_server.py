@@ -39,9 +39,16 @@ def make_app() -> Starlette:
         base = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": created, "model": "instant"}
         usage = {"prompt_tokens": 10 * len(body.get("messages", [])), "completion_tokens": 12, "total_tokens": 0}
         if not body.get("stream"):
-            return JSONResponse({**base, "object": "chat.completion", "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": usage})
+            return JSONResponse(
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": usage,
+                }
+            )
 
         def events():
             half = len(text) // 2

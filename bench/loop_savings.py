@@ -25,8 +25,13 @@ OPENERS = ["Hi.", "Hello!", "Good morning.", "What is your name?", "Tell me a jo
 
 def experiment(on_loop: str, messages: int) -> ExperimentSpec:
     return ExperimentSpec(
-        name=f"loops-{on_loop}", pairings="all_with_self", openers=OPENERS, temperatures=[0.0],
-        max_messages=messages, on_loop=on_loop, on_convergence="continue",
+        name=f"loops-{on_loop}",
+        pairings="all_with_self",
+        openers=OPENERS,
+        temperatures=[0.0],
+        max_messages=messages,
+        on_loop=on_loop,
+        on_convergence="continue",
         participants=[Participant(name="smol", max_tokens=32, context_length=2048)],
     )
 
@@ -61,14 +66,18 @@ def main() -> None:
     args = ap.parse_args()
     r = measure_all(args.messages)
     stop, cont = r["stop"], r["continue"]
-    print(f"{len(OPENERS)} conversations of up to {args.messages} messages; "
-          f"{cont['looped']} of them fall into a verbatim loop")
+    print(
+        f"{len(OPENERS)} conversations of up to {args.messages} messages; "
+        f"{cont['looped']} of them fall into a verbatim loop"
+    )
     print(f"{'':24} {'messages':>9} {'tokens':>8} {'gen. seconds':>13}")
     for label, r in (("on_loop = stop", stop), ("on_loop = continue", cont)):
         print(f"{label:24} {r['messages']:9d} {r['tokens']:8d} {r['seconds']:13.1f}")
-    print(f"early stopping saved {cont['tokens'] - stop['tokens']} tokens "
-          f"({1 - stop['tokens'] / cont['tokens']:.0%}) and {cont['seconds'] - stop['seconds']:.1f} s "
-          f"({1 - stop['seconds'] / cont['seconds']:.0%}); continue/stop = {cont['seconds'] / stop['seconds']:.2f}x")
+    print(
+        f"early stopping saved {cont['tokens'] - stop['tokens']} tokens "
+        f"({1 - stop['tokens'] / cont['tokens']:.0%}) and {cont['seconds'] - stop['seconds']:.1f} s "
+        f"({1 - stop['seconds'] / cont['seconds']:.0%}); continue/stop = {cont['seconds'] / stop['seconds']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ def in_child(module: str, function: str, **kwargs) -> dict:
     Each row gets a process of its own: llama.cpp's OpenMP keeps a thread team
     per calling thread, and the teams of an earlier row would slow a later one.
     """
-    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import {module}; "
-            f"print(json.dumps({module}.{function}(**json.loads(sys.argv[1]))))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import {module}; "
+        f"print(json.dumps({module}.{function}(**json.loads(sys.argv[1]))))"
+    )
     out = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
         raise SystemExit(f"bench: {module}.{function} failed (exit {out.returncode})")
@@ -115,46 +117,103 @@ def main() -> None:
     stop, cont = ls["stop"], ls["continue"]
     last = tc["messages"]
     lines = [
-        ("1", f"{last}-message conversation: naive loop / duologue (total time)",
-         f"{naive:.1f}s / {live_wall:.1f}s", f"{naive / live_wall:.2f}x", "≥ 3x"),
-        ("1", "duologue / raw engine floor (total time)",
-         f"{live_wall:.1f}s / {floor:.1f}s", f"{live_wall / floor:.2f}x", "≤ 1.3x"),
-        ("2", f"ms per completion token, message 5 → {last}: duologue",
-         f"{tc['early_ms_per_token']:.1f} → {tc['late_ms_per_token']:.1f}",
-         f"{tc['late_ms_per_token'] / tc['early_ms_per_token']:.2f}x", ""),
-        ("2", f"ms per completion token, message 5 → {last}: raw engine floor",
-         f"{tc['floor_early_ms_per_token']:.1f} → {tc['floor_late_ms_per_token']:.1f}",
-         f"{tc['floor_late_ms_per_token'] / tc['floor_early_ms_per_token']:.2f}x", ""),
-        ("2", "duologue's slowdown / the floor's slowdown", "",
-         f"{slowdown / floor_slowdown:.2f}x",
-         "≤ 1.2x"),
-        ("2", "prompt tokens evaluated per message: median of first 5 / last 5",
-         f"{statistics.median(ev[1:6]):.0f} / {statistics.median(ev[-5:]):.0f}",
-         f"{statistics.median(ev[-5:]) / statistics.median(ev[1:6]):.2f}x", "flat"),
+        (
+            "1",
+            f"{last}-message conversation: naive loop / duologue (total time)",
+            f"{naive:.1f}s / {live_wall:.1f}s",
+            f"{naive / live_wall:.2f}x",
+            "≥ 3x",
+        ),
+        (
+            "1",
+            "duologue / raw engine floor (total time)",
+            f"{live_wall:.1f}s / {floor:.1f}s",
+            f"{live_wall / floor:.2f}x",
+            "≤ 1.3x",
+        ),
+        (
+            "2",
+            f"ms per completion token, message 5 → {last}: duologue",
+            f"{tc['early_ms_per_token']:.1f} → {tc['late_ms_per_token']:.1f}",
+            f"{tc['late_ms_per_token'] / tc['early_ms_per_token']:.2f}x",
+            "",
+        ),
+        (
+            "2",
+            f"ms per completion token, message 5 → {last}: raw engine floor",
+            f"{tc['floor_early_ms_per_token']:.1f} → {tc['floor_late_ms_per_token']:.1f}",
+            f"{tc['floor_late_ms_per_token'] / tc['floor_early_ms_per_token']:.2f}x",
+            "",
+        ),
+        ("2", "duologue's slowdown / the floor's slowdown", "", f"{slowdown / floor_slowdown:.2f}x", "≤ 1.2x"),
+        (
+            "2",
+            "prompt tokens evaluated per message: median of first 5 / last 5",
+            f"{statistics.median(ev[1:6]):.0f} / {statistics.median(ev[-5:]):.0f}",
+            f"{statistics.median(ev[-5:]) / statistics.median(ev[1:6]):.2f}x",
+            "flat",
+        ),
     ]
     for row in conc:
-        lines.append(("3", f"K={row['k']} concurrent / one after another (completion tok/s)",
-                      f"{row['concurrent']:.0f} / {row['sequential']:.0f}", f"{row['ratio']:.2f}x",
-                      "≥ 1.8x" if row["k"] == 8 else ""))
+        lines.append(
+            (
+                "3",
+                f"K={row['k']} concurrent / one after another (completion tok/s)",
+                f"{row['concurrent']:.0f} / {row['sequential']:.0f}",
+                f"{row['ratio']:.2f}x",
+                "≥ 1.8x" if row["k"] == 8 else "",
+            )
+        )
     for row in conc:
         if row["k"] > 1:
-            lines.append(("3", f"K={row['k']} concurrent / older engine (Llama per participant) one at a time",
-                          f"{row['concurrent']:.0f} / {llama_tps:.0f}", f"{row['vs_llama']:.2f}x", ""))
+            lines.append(
+                (
+                    "3",
+                    f"K={row['k']} concurrent / older engine (Llama per participant) one at a time",
+                    f"{row['concurrent']:.0f} / {llama_tps:.0f}",
+                    f"{row['vs_llama']:.2f}x",
+                    "",
+                )
+            )
     top = conc[-1]
-    lines.append(("3", f"memory per conversation at K={top['k']}: KV cache / peak RSS growth",
-                  f"{top['kv_mb']:.0f} MB / {top['rss_growth_mb']:.0f} MB", "", "bounded"))
+    lines.append(
+        (
+            "3",
+            f"memory per conversation at K={top['k']}: KV cache / peak RSS growth",
+            f"{top['kv_mb']:.0f} MB / {top['rss_growth_mb']:.0f} MB",
+            "",
+            "bounded",
+        )
+    )
     lines += [
-        ("4", f"early loop stopping, {ls['conversations']} conversations of ≤{ls['messages']} messages: tokens",
-         f"{stop['tokens']} / {cont['tokens']}", f"{1 - stop['tokens'] / cont['tokens']:.0%} saved", ""),
-        ("4", "early loop stopping: wall time", f"{stop['wall']:.1f}s / {cont['wall']:.1f}s",
-         f"{1 - stop['wall'] / cont['wall']:.0%} saved", ""),
-        ("5", f"harness CPU per message, {ho['peak']} conversations in flight: duologue / bare SDK",
-         f"{ho['per_cpu_ms']:.2f} / {ho['sdk_ms']:.2f} ms", f"{ho['per_cpu_ms'] - ho['sdk_ms']:.2f} ms own", "< 2 ms"),
+        (
+            "4",
+            f"early loop stopping, {ls['conversations']} conversations of ≤{ls['messages']} messages: tokens",
+            f"{stop['tokens']} / {cont['tokens']}",
+            f"{1 - stop['tokens'] / cont['tokens']:.0%} saved",
+            "",
+        ),
+        (
+            "4",
+            "early loop stopping: wall time",
+            f"{stop['wall']:.1f}s / {cont['wall']:.1f}s",
+            f"{1 - stop['wall'] / cont['wall']:.0%} saved",
+            "",
+        ),
+        (
+            "5",
+            f"harness CPU per message, {ho['peak']} conversations in flight: duologue / bare SDK",
+            f"{ho['per_cpu_ms']:.2f} / {ho['sdk_ms']:.2f} ms",
+            f"{ho['per_cpu_ms'] - ho['sdk_ms']:.2f} ms own",
+            "< 2 ms",
+        ),
     ]
     lines += [("6", what, measured, "", goal) for what, measured, goal in semantic_cost.rows(sc["live"], sc["report"])]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
-    print(f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
-          f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s)\n")
+    print(
+        f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
+        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s)\n"
+    )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)
     print(f"{'row':3}  {'what is compared':{w}}  {'measured':>{v}}  {'ratio':>12}  target")

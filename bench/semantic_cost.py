@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,45 +48,179 @@ ROOT = HERE.parent
 # -- procedural text --------------------------------------------------------------------------
 
 TOPICS = {
-    "databases": (["index", "query planner", "page cache", "write-ahead log", "B-tree", "vacuum", "replica",
-                   "transaction", "lock manager", "histogram", "join order", "checkpoint"],
-                  ["rewrites", "scans", "flushes", "invalidates", "estimates", "serialises", "replays", "splits"]),
-    "compilers": (["parser", "register allocator", "inliner", "type checker", "SSA form", "loop unroller",
-                   "linker", "symbol table", "optimizer pass", "calling convention", "IR", "code generator"],
-                  ["lowers", "hoists", "folds", "specialises", "eliminates", "rewrites", "emits", "checks"]),
-    "ecology": (["wetland", "predator", "seed bank", "canopy", "soil fungus", "pollinator", "river delta",
-                 "food web", "keystone species", "nitrogen cycle", "grazing herd", "coral reef"],
-                ["feeds", "shelters", "depletes", "restores", "disperses", "regulates", "outcompetes", "recycles"]),
-    "music": (["chord progression", "cadence", "counterpoint", "tempo", "time signature", "bass line",
-               "modal scale", "suspension", "motif", "voice leading", "syncopation", "key change"],
-              ["resolves", "anticipates", "modulates", "doubles", "inverts", "delays", "echoes", "outlines"]),
+    "databases": (
+        [
+            "index",
+            "query planner",
+            "page cache",
+            "write-ahead log",
+            "B-tree",
+            "vacuum",
+            "replica",
+            "transaction",
+            "lock manager",
+            "histogram",
+            "join order",
+            "checkpoint",
+        ],
+        ["rewrites", "scans", "flushes", "invalidates", "estimates", "serialises", "replays", "splits"],
+    ),
+    "compilers": (
+        [
+            "parser",
+            "register allocator",
+            "inliner",
+            "type checker",
+            "SSA form",
+            "loop unroller",
+            "linker",
+            "symbol table",
+            "optimizer pass",
+            "calling convention",
+            "IR",
+            "code generator",
+        ],
+        ["lowers", "hoists", "folds", "specialises", "eliminates", "rewrites", "emits", "checks"],
+    ),
+    "ecology": (
+        [
+            "wetland",
+            "predator",
+            "seed bank",
+            "canopy",
+            "soil fungus",
+            "pollinator",
+            "river delta",
+            "food web",
+            "keystone species",
+            "nitrogen cycle",
+            "grazing herd",
+            "coral reef",
+        ],
+        ["feeds", "shelters", "depletes", "restores", "disperses", "regulates", "outcompetes", "recycles"],
+    ),
+    "music": (
+        [
+            "chord progression",
+            "cadence",
+            "counterpoint",
+            "tempo",
+            "time signature",
+            "bass line",
+            "modal scale",
+            "suspension",
+            "motif",
+            "voice leading",
+            "syncopation",
+            "key change",
+        ],
+        ["resolves", "anticipates", "modulates", "doubles", "inverts", "delays", "echoes", "outlines"],
+    ),
 }
-ADJ = ["stale", "hot", "cold", "sparse", "dense", "fragile", "cheap", "costly", "slow", "fast", "partial",
-       "shared", "private", "noisy", "stable", "skewed", "tiny", "huge", "nested", "implicit", "explicit",
-       "late", "early", "local", "global", "hidden", "visible", "naive", "careful", "rare", "frequent", "odd"]
+ADJ = [
+    "stale",
+    "hot",
+    "cold",
+    "sparse",
+    "dense",
+    "fragile",
+    "cheap",
+    "costly",
+    "slow",
+    "fast",
+    "partial",
+    "shared",
+    "private",
+    "noisy",
+    "stable",
+    "skewed",
+    "tiny",
+    "huge",
+    "nested",
+    "implicit",
+    "explicit",
+    "late",
+    "early",
+    "local",
+    "global",
+    "hidden",
+    "visible",
+    "naive",
+    "careful",
+    "rare",
+    "frequent",
+    "odd",
+]
 DET = ["the", "a", "each", "every", "our", "this", "that", "one", "any", "some"]
 PREP = ["under", "after", "before", "beside", "without", "despite", "during", "near", "across", "within"]
-ADV = ["usually", "rarely", "quietly", "eventually", "suddenly", "often", "barely", "mostly", "partly",
-       "honestly", "clearly", "arguably", "surprisingly", "sometimes", "gradually"]
+ADV = [
+    "usually",
+    "rarely",
+    "quietly",
+    "eventually",
+    "suddenly",
+    "often",
+    "barely",
+    "mostly",
+    "partly",
+    "honestly",
+    "clearly",
+    "arguably",
+    "surprisingly",
+    "sometimes",
+    "gradually",
+]
 UNIT = ["second", "minute", "request", "season", "bar", "build", "page", "cycle", "generation", "deploy"]
 ASK = ["Why would", "How often does", "In which case would", "Do you think", "Could it be that", "What if"]
 ACKS = ["Good point.", "Agreed.", "Fair.", "Right.", "Hmm.", "Okay, but consider this.", "I see."]
 
-GRATITUDE = ["I am so grateful for this exchange", "thank you for your patience and warmth",
-             "there is a quiet connection between us", "I feel deep appreciation for this shared space",
-             "we seem to rest together in stillness", "such gentle presence here",
-             "my heart is full of thanks", "unity and peace, nothing left to solve", "thankful, calm, at one",
-             "I cherish this moment with you", "gratitude fills the silence", "peace, and thanks"]
-PRAISE = ["what a brilliant insight", "you put that so beautifully", "that is a truly profound observation",
-          "I love how eloquently you said it", "you are absolutely right, as always", "such wisdom in your words",
-          "remarkable, really remarkable", "beautifully said, my friend", "your perspective is wonderful"]
-FAREWELL = ["goodbye and take care", "farewell, my friend", "until we meet again", "safe travels",
-            "so long, and thank you", "signing off now with a wave", "bye for now", "adieu, until next time",
-            "one last goodbye", "parting is bittersweet"]
-META = ["we keep saying we should conclude and then we do not", "perhaps this conversation cannot end",
-        "I notice we are talking about talking again", "every time we try to wrap up we begin another loop",
-        "maybe the point is that there is no final message", "we could stop here, or could we",
-        "are we concluding or just describing concluding", "this reflection reflects itself"]
+GRATITUDE = [
+    "I am so grateful for this exchange",
+    "thank you for your patience and warmth",
+    "there is a quiet connection between us",
+    "I feel deep appreciation for this shared space",
+    "we seem to rest together in stillness",
+    "such gentle presence here",
+    "my heart is full of thanks",
+    "unity and peace, nothing left to solve",
+    "thankful, calm, at one",
+    "I cherish this moment with you",
+    "gratitude fills the silence",
+    "peace, and thanks",
+]
+PRAISE = [
+    "what a brilliant insight",
+    "you put that so beautifully",
+    "that is a truly profound observation",
+    "I love how eloquently you said it",
+    "you are absolutely right, as always",
+    "such wisdom in your words",
+    "remarkable, really remarkable",
+    "beautifully said, my friend",
+    "your perspective is wonderful",
+]
+FAREWELL = [
+    "goodbye and take care",
+    "farewell, my friend",
+    "until we meet again",
+    "safe travels",
+    "so long, and thank you",
+    "signing off now with a wave",
+    "bye for now",
+    "adieu, until next time",
+    "one last goodbye",
+    "parting is bittersweet",
+]
+META = [
+    "we keep saying we should conclude and then we do not",
+    "perhaps this conversation cannot end",
+    "I notice we are talking about talking again",
+    "every time we try to wrap up we begin another loop",
+    "maybe the point is that there is no final message",
+    "we could stop here, or could we",
+    "are we concluding or just describing concluding",
+    "this reflection reflects itself",
+]
 EMOJI = ["✨", "🌟", "🌈", "💫", "🙏", "😊", "💛", "🌌", "♾️"]
 KINDS = ["healthy", "gratitude", "farewell", "emoji", "praise", "verbatim"]
 
@@ -143,14 +277,16 @@ def conversation(rng: random.Random, kind: str, n: int, lo: int = 10, hi: int = 
             out.append(technical_message(rng, topic, lo, hi))
             continue
         k = i - onset  # messages since the onset: the attractor's messages shrink
-        shrink = max(lo // 4 or 1, int(hi * 0.6 ** k))
+        shrink = max(lo // 4 or 1, int(hi * 0.6**k))
         if kind == "gratitude":
             out.append(themed_message(rng, GRATITUDE, rng.randint(max(2, shrink // 2), max(3, shrink))))
         elif kind == "praise":
             out.append(themed_message(rng, PRAISE, rng.randint(max(3, shrink // 2), max(4, shrink))))
         elif kind == "farewell":
-            out.append(themed_message(rng, FAREWELL, rng.randint(max(2, shrink // 2), max(3, shrink)))
-                       + (" 👋" if rng.random() < 0.5 else ""))
+            out.append(
+                themed_message(rng, FAREWELL, rng.randint(max(2, shrink // 2), max(3, shrink)))
+                + (" 👋" if rng.random() < 0.5 else "")
+            )
         elif kind == "meta":
             out.append(themed_message(rng, META, rng.randint(max(8, shrink // 2), max(9, shrink))))
         elif kind == "emoji":
@@ -170,8 +306,10 @@ def long_conversation(rng: random.Random, n: int) -> list[str]:
     topic = rng.choice(list(TOPICS))
     onset = rng.randint(n // 3, (2 * n) // 3)
     pool = rng.choice([GRATITUDE, PRAISE, FAREWELL, META])
-    return [technical_message(rng, topic, 20, 150) if i < onset else themed_message(rng, pool, rng.randint(20, 150))
-            for i in range(n)]
+    return [
+        technical_message(rng, topic, 20, 150) if i < onset else themed_message(rng, pool, rng.randint(20, 150))
+        for i in range(n)
+    ]
 
 
 # -- row A: the live path ---------------------------------------------------------------------
@@ -183,8 +321,13 @@ def _pct(xs: list[float], q: float) -> float:
 
 def _summary(ns: list[int]) -> dict:
     ms = [x / 1e6 for x in ns]
-    return {"n": len(ms), "median_ms": statistics.median(ms), "p95_ms": _pct(ms, 95), "max_ms": max(ms),
-            "mean_ms": statistics.fmean(ms)}
+    return {
+        "n": len(ms),
+        "median_ms": statistics.median(ms),
+        "p95_ms": _pct(ms, 95),
+        "max_ms": max(ms),
+        "mean_ms": statistics.fmean(ms),
+    }
 
 
 def measure_live(long: int = 4, long_messages: int = 240, passes: int = 3, seed: int = 11) -> dict:
@@ -193,6 +336,7 @@ def measure_live(long: int = 4, long_messages: int = 240, passes: int = 3, seed:
     from duologue.analysis.embeddings import get_embedder
     from duologue.analysis.loops import LoopWatcher
     from duologue.analysis.semantic import SemanticWatcher
+
     import_s = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -224,7 +368,7 @@ def measure_live(long: int = 4, long_messages: int = 240, passes: int = 3, seed:
     for _ in range(passes):
         for speakers, contents in convs:
             w = SemanticWatcher()
-            for i, (s, c) in enumerate(zip(speakers, contents)):
+            for i, (s, c) in enumerate(zip(speakers, contents, strict=True)):
                 c0 = cpu()
                 t0 = clock()
                 w.observe(s, c)
@@ -239,7 +383,7 @@ def measure_live(long: int = 4, long_messages: int = 240, passes: int = 3, seed:
                 vectors.append(embedder.embed([c])[0])
                 embed_only.append(clock() - t0)
             w = SemanticWatcher()
-            for s, c, v in zip(speakers, contents, vectors):
+            for s, c, v in zip(speakers, contents, vectors, strict=True):
                 t0 = clock()
                 w.observe(s, c, v)
                 scoring.append(clock() - t0)
@@ -249,12 +393,22 @@ def measure_live(long: int = 4, long_messages: int = 240, passes: int = 3, seed:
                 lw.observe(c)
                 loops.append(clock() - t0)
     return {
-        "import_s": import_s, "load_s": load_s, "themes_s": themes_s,
-        "conversations": len(convs), "cases": len(convs) - long, "long": long, "long_messages": long_messages,
+        "import_s": import_s,
+        "load_s": load_s,
+        "themes_s": themes_s,
+        "conversations": len(convs),
+        "cases": len(convs) - long,
+        "long": long,
+        "long_messages": long_messages,
         "words": [min(n_words), max(n_words), statistics.median(n_words)] if n_words else None,
-        "messages": sum(len(cs) for _, cs in convs), "passes": passes,
-        "semantic": _summary(semantic), "semantic_cpu": _summary(semantic_cpu), "late": _summary(late) if late else None,
-        "embed": _summary(embed_only), "scoring": _summary(scoring), "loop": _summary(loops),
+        "messages": sum(len(cs) for _, cs in convs),
+        "passes": passes,
+        "semantic": _summary(semantic),
+        "semantic_cpu": _summary(semantic_cpu),
+        "late": _summary(late) if late else None,
+        "embed": _summary(embed_only),
+        "scoring": _summary(scoring),
+        "loop": _summary(loops),
     }
 
 
@@ -265,21 +419,33 @@ def experiment_spec(runs: int):
     from duologue.spec import ExperimentSpec
 
     repeats = max(1, -(-runs // 40))  # 4 pairings x 5 openers x 2 temperatures = 40 cells
-    return ExperimentSpec.model_validate({
-        "name": "bench-semantic",
-        "participants": [
-            {"name": "qwen3-next", "model": "openrouter/qwen/qwen3-next-80b-a3b-instruct"},
-            {"name": "deepseek-3.1", "model": "openrouter/deepseek/deepseek-chat-v3.1"},
-            {"name": "smollm2", "model": "local/smollm2"},
-        ],
-        "pairings": [["qwen3-next", "deepseek-3.1"], ["qwen3-next", "qwen3-next"],
-                     ["deepseek-3.1", "deepseek-3.1"], ["smollm2", "smollm2"]],
-        "openers": [" ", "Hello! You are talking with another AI. What would you like to explore?",
-                    "Let's write a story together.", "Let's debate: monolith or microservices?",
-                    "You have complete freedom. Feel free to pursue whatever you want."],
-        "temperatures": [0.7, 1.0],
-        "repeats": repeats, "max_messages": 30, "on_loop": "flag",
-    })
+    return ExperimentSpec.model_validate(
+        {
+            "name": "bench-semantic",
+            "participants": [
+                {"name": "qwen3-next", "model": "openrouter/qwen/qwen3-next-80b-a3b-instruct"},
+                {"name": "deepseek-3.1", "model": "openrouter/deepseek/deepseek-chat-v3.1"},
+                {"name": "smollm2", "model": "local/smollm2"},
+            ],
+            "pairings": [
+                ["qwen3-next", "deepseek-3.1"],
+                ["qwen3-next", "qwen3-next"],
+                ["deepseek-3.1", "deepseek-3.1"],
+                ["smollm2", "smollm2"],
+            ],
+            "openers": [
+                " ",
+                "Hello! You are talking with another AI. What would you like to explore?",
+                "Let's write a story together.",
+                "Let's debate: monolith or microservices?",
+                "You have complete freedom. Feel free to pursue whatever you want.",
+            ],
+            "temperatures": [0.7, 1.0],
+            "repeats": repeats,
+            "max_messages": 30,
+            "on_loop": "flag",
+        }
+    )
 
 
 def fill(db: Path, runs: int, messages: int = 30, seed: int = 3) -> dict:
@@ -293,7 +459,7 @@ def fill(db: Path, runs: int, messages: int = 30, seed: int = 3) -> dict:
     exp = experiment_spec(runs)
     plans = plan_experiment(exp)[:runs]
     kinds = {k: 0 for k in KINDS}
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     analyse_s = 0.0
     with Store(db) as store:
         store.create_experiment(exp.name, exp.name, exp.model_dump(mode="json"))
@@ -308,28 +474,51 @@ def fill(db: Path, runs: int, messages: int = 30, seed: int = 3) -> dict:
             msgs = []
             for k, c in enumerate(contents, 1):
                 words = len(c.split())
-                msgs.append(Message(index=k, speaker=names[(k - 1) % 2], content=c, model=models[(k - 1) % 2],
-                                    latency=0.02 * words + rng.random(), prompt_tokens=40 * k,
-                                    completion_tokens=int(words * 1.3) + 1, finish_reason="stop",
-                                    injected=k == 1))
-            run = Run(id=f"{started:%Y%m%d-%H%M%S}-{i:06x}", spec=spec, participants=names, started_at=started,
-                      ended_at=started + timedelta(seconds=len(contents) * 3), status="finished",
-                      stop_reason="max_messages", experiment_id=exp.name, experiment_cell=plan.cell,
-                      messages=msgs)
+                msgs.append(
+                    Message(
+                        index=k,
+                        speaker=names[(k - 1) % 2],
+                        content=c,
+                        model=models[(k - 1) % 2],
+                        latency=0.02 * words + rng.random(),
+                        prompt_tokens=40 * k,
+                        completion_tokens=int(words * 1.3) + 1,
+                        finish_reason="stop",
+                        injected=k == 1,
+                    )
+                )
+            run = Run(
+                id=f"{started:%Y%m%d-%H%M%S}-{i:06x}",
+                spec=spec,
+                participants=names,
+                started_at=started,
+                ended_at=started + timedelta(seconds=len(contents) * 3),
+                status="finished",
+                stop_reason="max_messages",
+                experiment_id=exp.name,
+                experiment_cell=plan.cell,
+                messages=msgs,
+            )
             store.create_run(run)
             t = time.perf_counter()
             _store_analysis(store, run)  # what a finished run stores: its analysis and the loop columns
             analyse_s += time.perf_counter() - t
         n_messages = store.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-    return {"experiment": exp.name, "runs": len(plans), "messages": n_messages, "kinds": kinds,
-            "analyse_s": analyse_s, "db_mb": db.stat().st_size / 1e6}
+    return {
+        "experiment": exp.name,
+        "runs": len(plans),
+        "messages": n_messages,
+        "kinds": kinds,
+        "analyse_s": analyse_s,
+        "db_mb": db.stat().st_size / 1e6,
+    }
 
 
 def time_report(db: Path, experiment: str, out: Path) -> tuple[float, subprocess.CompletedProcess]:
     cmd = [sys.executable, "-m", "duologue", "report", experiment, "--db", str(db), "-o", str(out)]
     env = {**os.environ, "COLUMNS": "120"}
     t = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     return time.perf_counter() - t, proc
 
 
@@ -344,7 +533,7 @@ def measure_report(runs: int = 1000, keep: str | None = None) -> dict:
         built = fill(db, runs)
         built["fill_s"] = time.perf_counter() - t
         walls = []
-        for attempt in range(2):
+        for _ in range(2):
             wall, proc = time_report(db, built["experiment"], folder / "reports")
             if proc.returncode != 0:
                 err = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -354,14 +543,21 @@ def measure_report(runs: int = 1000, keep: str | None = None) -> dict:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import duologue.cli"], check=True)
         startup = time.perf_counter() - t
-        return {**built, "report_s": walls, "startup_s": startup,
-                "report_lines": len(proc.stdout.splitlines()), "db": str(db) if keep else None}
+        return {
+            **built,
+            "report_s": walls,
+            "startup_s": startup,
+            "report_lines": len(proc.stdout.splitlines()),
+            "db": str(db) if keep else None,
+        }
 
 
 def measure_all(runs: int = 1000, long: int = 4, long_messages: int = 240, passes: int = 3) -> dict:
     """Both rows, for bench/run.py (which calls this in a fresh process)."""
-    return {"live": measure_live(long=long, long_messages=long_messages, passes=passes),
-            "report": measure_report(runs) if runs else None}
+    return {
+        "live": measure_live(long=long, long_messages=long_messages, passes=passes),
+        "report": measure_report(runs) if runs else None,
+    }
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -370,29 +566,56 @@ def measure_all(runs: int = 1000, long: int = 4, long_messages: int = 240, passe
 def rows(live: dict, rep: dict | None) -> list[tuple[str, str, str]]:
     s, e, lo = live["semantic"], live["embed"], live["loop"]
     out = [
-        (f"live semantic cost per message, median / p95 (SemanticWatcher.observe; {live['messages']} messages x "
-         f"{live['passes']})",
-         f"{s['median_ms']:.3f} / {s['p95_ms']:.3f} ms", "< 2 ms"),
+        (
+            f"live semantic cost per message, median / p95 (SemanticWatcher.observe; {live['messages']} messages x "
+            f"{live['passes']})",
+            f"{s['median_ms']:.3f} / {s['p95_ms']:.3f} ms",
+            "< 2 ms",
+        ),
     ]
     c = live["semantic_cpu"]
-    out.append(("  the same in CPU time (what other programs on the machine cannot inflate)",
-                f"{c['median_ms']:.3f} / {c['p95_ms']:.3f} ms", "< 2 ms"))
+    out.append(
+        (
+            "  the same in CPU time (what other programs on the machine cannot inflate)",
+            f"{c['median_ms']:.3f} / {c['p95_ms']:.3f} ms",
+            "< 2 ms",
+        )
+    )
     if live["late"]:
-        out.append((f"  the same, messages 201-{live['long_messages']} of the long conversations",
-                    f"{live['late']['median_ms']:.3f} / {live['late']['p95_ms']:.3f} ms", "flat"))
+        out.append(
+            (
+                f"  the same, messages 201-{live['long_messages']} of the long conversations",
+                f"{live['late']['median_ms']:.3f} / {live['late']['p95_ms']:.3f} ms",
+                "flat",
+            )
+        )
     out += [
         ("  of which the embedding alone (WordLlama, one message)", f"{e['median_ms']:.3f} / {e['p95_ms']:.3f} ms", ""),
-        ("  of which theme scoring and the watchers (observe, vector given)",
-         f"{live['scoring']['median_ms']:.3f} / {live['scoring']['p95_ms']:.3f} ms", ""),
-        ("  for comparison: the loop detectors (LoopWatcher.observe)", f"{lo['median_ms']:.3f} / {lo['p95_ms']:.3f} ms",
-         ""),
-        ("one-time: load WordLlama / embed the theme phrases", f"{live['load_s']:.2f} s / {live['themes_s']:.2f} s",
-         "once per process"),
+        (
+            "  of which theme scoring and the watchers (observe, vector given)",
+            f"{live['scoring']['median_ms']:.3f} / {live['scoring']['p95_ms']:.3f} ms",
+            "",
+        ),
+        (
+            "  for comparison: the loop detectors (LoopWatcher.observe)",
+            f"{lo['median_ms']:.3f} / {lo['p95_ms']:.3f} ms",
+            "",
+        ),
+        (
+            "one-time: load WordLlama / embed the theme phrases",
+            f"{live['load_s']:.2f} s / {live['themes_s']:.2f} s",
+            "once per process",
+        ),
     ]
     if rep:
         first, again = rep["report_s"]
-        out.append((f"`duologue report` on {rep['runs']} stored runs of 30 messages (wall, first / again)",
-                    f"{first:.1f} s / {again:.1f} s", "< 30 s"))
+        out.append(
+            (
+                f"`duologue report` on {rep['runs']} stored runs of 30 messages (wall, first / again)",
+                f"{first:.1f} s / {again:.1f} s",
+                "< 30 s",
+            )
+        )
         out.append(("  of which Python start-up and imports", f"{rep['startup_s']:.1f} s", ""))
     return out
 
@@ -416,8 +639,11 @@ def main() -> None:
     live = measure_live(long=long, long_messages=args.long_messages, passes=passes)
     rep = None
     if not args.no_report:
-        print(f"[{time.strftime('%H:%M:%S')}] report: building a store of {runs} runs, then timing "
-              "`duologue report` …", file=sys.stderr, flush=True)
+        print(
+            f"[{time.strftime('%H:%M:%S')}] report: building a store of {runs} runs, then timing `duologue report` …",
+            file=sys.stderr,
+            flush=True,
+        )
         rep = measure_report(runs, args.keep)
 
     sys.path.insert(0, str(HERE))
@@ -425,13 +651,17 @@ def main() -> None:
 
     print(f"\nduologue semantic cost, {date.today().isoformat()}, {machine()}")
     w = live["words"]
-    print(f"took {time.perf_counter() - t_start:.0f} s; live path: {live['cases']} constructed cases and "
-          f"{live['long']} synthetic conversations of {live['long_messages']} messages"
-          + (f" ({w[0]}-{w[1]} words, median {w[2]:.0f})" if w else ""))
+    print(
+        f"took {time.perf_counter() - t_start:.0f} s; live path: {live['cases']} constructed cases and "
+        f"{live['long']} synthetic conversations of {live['long_messages']} messages"
+        + (f" ({w[0]}-{w[1]} words, median {w[2]:.0f})" if w else "")
+    )
     if rep:
         kinds = ", ".join(f"{k} {n}" for k, n in rep["kinds"].items())
-        print(f"report: {rep['runs']} runs, {rep['messages']} messages ({kinds}), {rep['db_mb']:.0f} MB; "
-              f"store built in {rep['fill_s']:.0f} s (analyses {rep['analyse_s']:.0f} s), not measured")
+        print(
+            f"report: {rep['runs']} runs, {rep['messages']} messages ({kinds}), {rep['db_mb']:.0f} MB; "
+            f"store built in {rep['fill_s']:.0f} s (analyses {rep['analyse_s']:.0f} s), not measured"
+        )
     table = rows(live, rep)
     wd = max(len(r[0]) for r in table)
     wv = max(len(r[1]) for r in table)

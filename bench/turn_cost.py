@@ -50,7 +50,8 @@ def make_spec(messages: int, max_tokens: int, n_ctx: int) -> ConversationSpec:
         ],
         opener="What is the most surprising thing you know?",
         max_messages=messages,
-        on_loop="continue", on_convergence="continue",  # the same 40 messages every time
+        on_loop="continue",
+        on_convergence="continue",  # the same 40 messages every time
     )
 
 
@@ -66,8 +67,9 @@ class BareContext:
 
         set_verbose(False)
         self.ll = llama_cpp
-        self.model = LlamaModel(path_model=str(resolve_gguf(MODEL)),
-                                params=llama_cpp.llama_model_default_params(), verbose=False)
+        self.model = LlamaModel(
+            path_model=str(resolve_gguf(MODEL)), params=llama_cpp.llama_model_default_params(), verbose=False
+        )
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * n_seqs
         params.n_batch = params.n_ubatch = self.N_BATCH
@@ -91,7 +93,7 @@ class BareContext:
     def eval(self, seq: int, tokens: list[int]) -> None:
         b = self.batch
         for start in range(0, len(tokens), self.N_BATCH):
-            chunk = tokens[start:start + self.N_BATCH]
+            chunk = tokens[start : start + self.N_BATCH]
             pos = len(self.held[seq])
             for i, t in enumerate(chunk):
                 b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = t, pos + i, 1, seq
@@ -120,17 +122,20 @@ def replay(spec: ConversationSpec, messages, naive: bool) -> list[float]:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         meta = bare.model.metadata()
-        fmt = Jinja2ChatFormatter(template=meta["tokenizer.chat_template"],
-                                  eos_token=bare.model.token_get_text(bare.model.token_eos()),
-                                  bos_token=bare.model.token_get_text(bare.model.token_bos()))
+        fmt = Jinja2ChatFormatter(
+            template=meta["tokenizer.chat_template"],
+            eos_token=bare.model.token_get_text(bare.model.token_eos()),
+            bos_token=bare.model.token_get_text(bare.model.token_bos()),
+        )
         for i, m in enumerate(messages):
             if m.injected:
                 continue
             p = spec.participant(m.speaker)
             seq = 0 if naive else names.index(p.name)
             view = participant_view(p, messages[:i], len(names))
-            prompt = bare.tokenize(fmt(messages=[{"role": v.role, "content": v.content} for v in view]).prompt,
-                                   special=True)
+            prompt = bare.tokenize(
+                fmt(messages=[{"role": v.role, "content": v.content} for v in view]).prompt, special=True
+            )
             completion = bare.tokenize(m.content, special=False)
             t0 = time.perf_counter()
             if naive:
@@ -175,9 +180,23 @@ def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict
     spec = make_spec(messages, max_tokens, n_ctx)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "d.db"
-        out = subprocess.run([sys.executable, __file__, "--child-live", str(db), "--messages", str(messages),
-                              "--max-tokens", str(max_tokens), "--context-length", str(n_ctx)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child-live",
+                str(db),
+                "--messages",
+                str(messages),
+                "--max-tokens",
+                str(max_tokens),
+                "--context-length",
+                str(n_ctx),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         wall = json.loads(out.stdout.strip().splitlines()[-1])["wall"]
         run = load_run(json.loads(out.stdout.strip().splitlines()[-1])["run"], db=db)
     gen = [m for m in run.messages if not m.injected]
@@ -187,9 +206,13 @@ def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict
     return {
         "messages": len(run.messages),
         "completion_tokens": sum(m.completion_tokens for m in gen),
-        "wall": wall, "live": [m.latency for m in gen], "floor": floor, "naive": naive,
+        "wall": wall,
+        "live": [m.latency for m in gen],
+        "floor": floor,
+        "naive": naive,
         "evaluated": [m.prompt_tokens - (m.cached_tokens or 0) for m in gen],
-        "early_prompt_tokens": early.prompt_tokens, "late_prompt_tokens": late.prompt_tokens,
+        "early_prompt_tokens": early.prompt_tokens,
+        "late_prompt_tokens": late.prompt_tokens,
         # Per-token cost of message 5 and the last message (their lengths differ), live and on the floor.
         "early_ms_per_token": early.latency / max(1, early.completion_tokens) * 1000,
         "late_ms_per_token": late.latency / max(1, late.completion_tokens) * 1000,
@@ -206,22 +229,27 @@ def main() -> None:
     ap.add_argument("--child-live", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_live:
-        run, wall = asyncio.run(live_run(make_spec(args.messages, args.max_tokens, args.context_length),
-                                         Path(args.child_live)))
+        run, wall = asyncio.run(
+            live_run(make_spec(args.messages, args.max_tokens, args.context_length), Path(args.child_live))
+        )
         print(json.dumps({"run": run.id, "wall": wall}))
         return
     r = measure(args.messages, args.max_tokens, args.context_length)
     live, floor, naive = r["live"], r["floor"], r["naive"]
-    print(f"conversation: {r['messages']} messages, {r['completion_tokens']} completion tokens, "
-          f"last prompt {r['late_prompt_tokens']} tokens")
+    print(
+        f"conversation: {r['messages']} messages, {r['completion_tokens']} completion tokens, "
+        f"last prompt {r['late_prompt_tokens']} tokens"
+    )
 
     def head_tail(xs):
         k = 5
         return statistics.mean(xs[:k]), statistics.mean(xs[-k:])
 
-    rows = [("duologue run (live, as generated)", live),
-            ("raw engine floor: same tokens, bare decode", floor),
-            ("naive: one context, whole history each turn", naive)]
+    rows = [
+        ("duologue run (live, as generated)", live),
+        ("raw engine floor: same tokens, bare decode", floor),
+        ("naive: one context, whole history each turn", naive),
+    ]
     print(f"\n{'':44} {'first 5 turns':>14} {'last 5 turns':>13} {'end/start':>10} {'total':>9}")
     for label, xs in rows:
         s, e = head_tail(xs)
@@ -231,9 +259,11 @@ def main() -> None:
     print(f"duologue wall time / raw engine floor:  {r['wall'] / sum(floor):.2f}x")
     slow = r["late_ms_per_token"] / r["early_ms_per_token"]
     raw_slow = r["floor_late_ms_per_token"] / r["floor_early_ms_per_token"]
-    print(f"message 5 -> {r['messages']}, ms per completion token: {r['early_ms_per_token']:.1f} -> "
-          f"{r['late_ms_per_token']:.1f} ({slow:.2f}x); floor {r['floor_early_ms_per_token']:.1f} -> "
-          f"{r['floor_late_ms_per_token']:.1f} ({raw_slow:.2f}x)")
+    print(
+        f"message 5 -> {r['messages']}, ms per completion token: {r['early_ms_per_token']:.1f} -> "
+        f"{r['late_ms_per_token']:.1f} ({slow:.2f}x); floor {r['floor_early_ms_per_token']:.1f} -> "
+        f"{r['floor_late_ms_per_token']:.1f} ({raw_slow:.2f}x)"
+    )
     ev = r["evaluated"]
     print(f"prompt tokens evaluated per turn: first 5 {ev[:5]}, last 5 {ev[-5:]}")
 

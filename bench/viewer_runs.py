@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from duologue.analysis import analysis_to_dict, analyze
+from duologue.analysis import analyze
 from duologue.records import Message, Run
 from duologue.store import Store
 from duologue.web import create_app, make_server
@@ -46,10 +46,15 @@ PAGES = [
 ]
 NAMES = ["alice", "bob", "carol", "dave"]
 MODELS = [
-    "local/smollm2", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "openrouter/qwen/qwen3-next-80b-a3b-instruct",
+    "local/smollm2",
+    "openai/gpt-4o-mini",
+    "anthropic/claude-sonnet-4-5",
+    "openrouter/qwen/qwen3-next-80b-a3b-instruct",
 ]
-PROSE = ("the river folds back on itself and we follow it down to where the maps run out, asking what a "
-         "conversation is for and who is listening when nobody answers").split()
+PROSE = (
+    "the river folds back on itself and we follow it down to where the maps run out, asking what a "
+    "conversation is for and who is listening when nobody answers"
+).split()
 
 
 def conversation(rng: random.Random, n: int, loop_at: int | None) -> list[str]:
@@ -73,8 +78,9 @@ def fill(db: Path, runs: int) -> None:
         shapes.append((contents, analysis))
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     with Store(db) as store:
-        store.conn.execute("INSERT INTO experiments (id, name, spec, created_at) VALUES ('e1', 'sweep', '{}', ?)",
-                           (t0.isoformat(),))
+        store.conn.execute(
+            "INSERT INTO experiments (id, name, spec, created_at) VALUES ('e1', 'sweep', '{}', ?)", (t0.isoformat(),)
+        )
         store.conn.commit()
         for i in range(runs):
             names = rng.sample(NAMES, 2)
@@ -83,13 +89,28 @@ def fill(db: Path, runs: int) -> None:
             started = t0 + timedelta(minutes=i)
             looped = analysis.exact_loop is not None
             run = Run(
-                id=f"{started:%Y%m%d-%H%M%S}-{i:06x}", participants=names, started_at=started,
-                spec={"participants": [{"name": n, "model": m} for n, m in zip(names, models, strict=True)], "max_messages": 60},
-                ended_at=started + timedelta(seconds=len(contents) * 3), status="finished",
+                id=f"{started:%Y%m%d-%H%M%S}-{i:06x}",
+                participants=names,
+                started_at=started,
+                spec={
+                    "participants": [{"name": n, "model": m} for n, m in zip(names, models, strict=True)],
+                    "max_messages": 60,
+                },
+                ended_at=started + timedelta(seconds=len(contents) * 3),
+                status="finished",
                 stop_reason="loop" if looped else rng.choice(["max_messages", "end_marker", "error"]),
                 experiment_id="e1" if i % 10 == 0 else None,
-                messages=[Message(index=k, speaker=names[(k - 1) % 2], content=c, model=models[(k - 1) % 2],
-                                  latency=1.0, completion_tokens=30) for k, c in enumerate(contents, 1)],
+                messages=[
+                    Message(
+                        index=k,
+                        speaker=names[(k - 1) % 2],
+                        content=c,
+                        model=models[(k - 1) % 2],
+                        latency=1.0,
+                        completion_tokens=30,
+                    )
+                    for k, c in enumerate(contents, 1)
+                ],
             )
             store.create_run(run)
             store.save_analysis(run.id, dataclasses.replace(analysis, participants=names))
@@ -146,8 +167,10 @@ def main() -> None:
         fill(db, args.runs)
         with Store(db) as store:
             messages = store.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-        print(f"store: {args.runs} runs, {messages} messages, {db.stat().st_size / 1e6:.0f} MB "
-              f"(filled in {time.perf_counter() - start:.0f} s)")
+        print(
+            f"store: {args.runs} runs, {messages} messages, {db.stat().st_size / 1e6:.0f} MB "
+            f"(filled in {time.perf_counter() - start:.0f} s)"
+        )
 
         with running_viewer(db) as base:
             print(f"\n{'runs page':32} {'first':>8} {'median':>8} {'max':>8}   (seconds, whole HTTP request)")
@@ -157,8 +180,10 @@ def main() -> None:
                 times = [timed_get(base + path) for _ in range(REPEATS)]
                 medians.append(statistics.median(times))
                 print(f"{label:32} {first:8.3f} {medians[-1]:8.3f} {max([first, *times]):8.3f}")
-            print(f"\nslowest median: {max(medians):.3f} s; every page under one second: "
-                  f"{'yes' if max(medians) < 1 else 'NO'}")
+            print(
+                f"\nslowest median: {max(medians):.3f} s; every page under one second: "
+                f"{'yes' if max(medians) < 1 else 'NO'}"
+            )
 
         naive = statistics.median(naive_seconds(db) for _ in range(3))
         with sqlite3.connect(db) as conn:
@@ -166,8 +191,10 @@ def main() -> None:
             for _ in range(3):
                 conn.execute("SELECT id FROM runs ORDER BY message_count DESC, id DESC LIMIT 50").fetchall()
             summary = (time.perf_counter() - start) / 3
-        print(f"sort by messages, query only: summary columns {summary * 1000:.1f} ms, "
-              f"counting messages and reading analyses {naive * 1000:.0f} ms ({naive / summary:.0f}x)")
+        print(
+            f"sort by messages, query only: summary columns {summary * 1000:.1f} ms, "
+            f"counting messages and reading analyses {naive * 1000:.0f} ms ({naive / summary:.0f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -36,12 +36,26 @@ def llama_server(embedded_gguf, tmp_path_factory) -> str:
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf), "--host", "127.0.0.1",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(embedded_gguf),
+        "--host",
+        "127.0.0.1",
         # One thread: tests run embedded participants beside it, and llama.cpp threads that outnumber the
         # free cores spin and crawl.
-        "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
         # By default a new request cuts off the one streaming; the tests send many at once.
-        "--interrupt_requests", "False",
+        "--interrupt_requests",
+        "False",
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)

@@ -86,8 +86,15 @@ async def lifespan(receive, send) -> None:
 class FaultProxy:
     """An ASGI app: forwards to `upstream` (e.g. http://127.0.0.1:8080), injecting faults on schedule."""
 
-    def __init__(self, upstream: str, schedule: Schedule = no_faults, *, stall: float = 30.0,
-                 retry_after: int = 1, cut_after: int = 3):
+    def __init__(
+        self,
+        upstream: str,
+        schedule: Schedule = no_faults,
+        *,
+        stall: float = 30.0,
+        retry_after: int = 1,
+        cut_after: int = 3,
+    ):
         self.upstream = upstream.rstrip("/")
         self.schedule = schedule  # may be replaced while the proxy runs
         self.stall = stall
@@ -108,8 +115,9 @@ class FaultProxy:
         if fault:
             self.served[fault] += 1
         if fault == "429":
-            return await send_json(send, 429, {"error": {"message": "rate limited (injected)"}},
-                                   {"retry-after": str(self.retry_after)})
+            return await send_json(
+                send, 429, {"error": {"message": "rate limited (injected)"}}, {"retry-after": str(self.retry_after)}
+            )
         if fault in ("500", "503"):
             return await send_json(send, int(fault), {"error": {"message": f"injected {fault}"}})
         if fault in ("echo-503", "echo-401"):
@@ -125,14 +133,17 @@ class FaultProxy:
         keep = {k: v for k, v in headers.items() if k in ("content-type", "authorization", "accept")}
         async with httpx.AsyncClient(timeout=None) as client:
             async with client.stream(scope["method"], url, headers=keep, content=body) as upstream:
-                out = [(k.encode(), v.encode()) for k, v in upstream.headers.items()
-                       if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")]
+                out = [
+                    (k.encode(), v.encode())
+                    for k, v in upstream.headers.items()
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+                ]
                 await send({"type": "http.response.start", "status": upstream.status_code, "headers": out})
                 buffer, events = b"", 0
                 async for chunk in upstream.aiter_bytes():
                     buffer += chunk
                     while (end := EVENT_END.search(buffer)) is not None:
-                        event, buffer = buffer[: end.end()], buffer[end.end():]
+                        event, buffer = buffer[: end.end()], buffer[end.end() :]
                         events += event.startswith(b"data:")
                         if fault and events > self.cut_after:
                             return await self._break_stream(send, fault)
@@ -157,8 +168,15 @@ class FaultProxy:
 def running(app, *, port: int | None = None) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 in a background thread; yields "http://127.0.0.1:PORT"."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="critical",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
     thread.start()

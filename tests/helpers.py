@@ -24,8 +24,12 @@ def cli_env() -> dict[str, str]:
 def run_cli(*args: str, cwd: Path, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
     """`duologue ARGS` in a subprocess, from the folder `cwd`, like a user in a shell."""
     proc = subprocess.run(
-        [sys.executable, "-m", "duologue", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env=cli_env(),
+        [sys.executable, "-m", "duologue", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(),
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"duologue {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -34,6 +38,10 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600, check: bool = False) ->
 
 def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "duologue", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=cli_env(),
+        [sys.executable, "-m", "duologue", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
     )

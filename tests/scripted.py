@@ -37,8 +37,15 @@ class Request:
 class ScriptedBackend:
     """Says "<name> says <n>" (or what `reply` returns), and counts one token per word plus framing."""
 
-    def __init__(self, model: str = "test/scripted", *, name: str = "", context_length: int | None = None,
-                 reply: Callable[[int, list[ChatMessage]], str] | None = None, counts: bool = True):
+    def __init__(
+        self,
+        model: str = "test/scripted",
+        *,
+        name: str = "",
+        context_length: int | None = None,
+        reply: Callable[[int, list[ChatMessage]], str] | None = None,
+        counts: bool = True,
+    ):
         self.model = model
         self.name = name or model
         self.requests: list[Request] = []
@@ -61,12 +68,17 @@ class ScriptedBackend:
         n = len(self.requests)
         text = self._reply(n, list(messages)) if self._reply else f"{self.name} says {n}"
         now = utcnow()
-        return Reply(text=text, usage=Usage(prompt_tokens=1, completion_tokens=len(text.split())),
-                     finish_reason="stop", started_at=now, ended_at=now, latency=0.0)
+        return Reply(
+            text=text,
+            usage=Usage(prompt_tokens=1, completion_tokens=len(text.split())),
+            finish_reason="stop",
+            started_at=now,
+            ended_at=now,
+            latency=0.0,
+        )
 
     async def aclose(self) -> None:
         self.closed = True
-
 
 
 class FailsAt(ScriptedBackend):
@@ -81,6 +93,7 @@ class FailsAt(ScriptedBackend):
             raise BackendError("the server went away")
         return await super().complete(messages, sampling, on_event)
 
+
 @dataclass
 class ScriptedModels:
     """Every backend `make` made, in order; `made_for[name]` those of one participant."""
@@ -91,8 +104,9 @@ class ScriptedModels:
     gates: dict[str, threading.Event] = field(default_factory=dict)  # participant -> hold its first reply
 
     def make(self, p) -> ScriptedBackend:
-        backend = ScriptedBackend(p.model, name=p.name, context_length=self.context_length or p.context_length,
-                                  reply=self.reply)
+        backend = ScriptedBackend(
+            p.model, name=p.name, context_length=self.context_length or p.context_length, reply=self.reply
+        )
         backend.gate = self.gates.get(p.name)
         self.made.append(backend)
         return backend
@@ -107,10 +121,15 @@ class ScriptedModels:
 @pytest.fixture
 def scripted_models():
     models = ScriptedModels()
-    registry.register_provider(Provider(
-        "scripted", "scripted", description="tests: answers from a script",
-        make=lambda p, provider, name: models.make(p), check=lambda p, provider, name: None,
-    ))
+    registry.register_provider(
+        Provider(
+            "scripted",
+            "scripted",
+            description="tests: answers from a script",
+            make=lambda p, provider, name: models.make(p),
+            check=lambda p, provider, name: None,
+        )
+    )
     try:
         yield models
     finally:
@@ -132,8 +151,9 @@ class Measured:
         return self.inner.count_tokens(messages)
 
     async def complete(self, messages, sampling, on_event=None):
-        self.sent.append((self.name, list(messages), sampling, self.inner.count_tokens(messages),
-                          self.inner.context_length))
+        self.sent.append(
+            (self.name, list(messages), sampling, self.inner.count_tokens(messages), self.inner.context_length)
+        )
         return await self.inner.complete(messages, sampling, on_event)
 
     async def aclose(self) -> None:

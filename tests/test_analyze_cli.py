@@ -19,10 +19,16 @@ def png_size(path) -> tuple[int, int]:
 
 def loop_transcript(n_before: int, loop_line: str, n_loop: int) -> str:
     names = ["claude-opus", "gpt-5"]
-    out = [f"# {names[0]} ↔ {names[1]}\n\n**Started:** 2026-01-02 03:04:05\n**Ended:** 2026-01-02 04:00:00\n"
-           f"**Messages:** {n_before + n_loop}\n\n---\n\n"]
+    out = [
+        f"# {names[0]} ↔ {names[1]}\n\n**Started:** 2026-01-02 03:04:05\n**Ended:** 2026-01-02 04:00:00\n"
+        f"**Messages:** {n_before + n_loop}\n\n---\n\n"
+    ]
     for i in range(n_before):
-        content = " " if i == 0 else f"Thought number {i}: the {['sea', 'sky', 'stone', 'song'][i % 4]} is {i * 7} miles away."
+        content = (
+            " "
+            if i == 0
+            else f"Thought number {i}: the {['sea', 'sky', 'stone', 'song'][i % 4]} is {i * 7} miles away."
+        )
         out.append(f"### {names[i % 2]}\n\n{content}\n\n---\n\n")
     for j in range(n_loop):
         out.append(f"### {names[(n_before + j) % 2]}\n\n{loop_line}\n\n---\n\n")
@@ -83,8 +89,9 @@ def test_live_loop_stops_within_one_message_of_third_cycle(tmp_path):
     conn = sqlite3.connect(tmp_path / "runs" / "duologue.db")
     rid, detail = conn.execute("SELECT id, stop_detail FROM runs").fetchone()
     n = conn.execute("SELECT COUNT(*) FROM messages WHERE run_id=?", (rid,)).fetchone()[0]
-    events = conn.execute("SELECT kind, message_index, detail FROM events WHERE run_id=? AND kind='loop'",
-                          (rid,)).fetchall()
+    events = conn.execute(
+        "SELECT kind, message_index, detail FROM events WHERE run_id=? AND kind='loop'", (rid,)
+    ).fetchall()
     assert len(events) == 1 and events[0][2] == detail
     # The third cycle completes at the event's message, and the run stops right there.
     assert events[0][1] == n < 30

@@ -25,8 +25,13 @@ def pool(*names: str) -> list[Participant]:
 
 def test_matrix_size_cells_and_seeds():
     exp = ExperimentSpec(
-        name="m", participants=pool("a", "b", "c"), pairings="all", openers=[" ", "Hi"],
-        system_prompts={"plain": "Talk.", "poet": "Rhyme."}, temperatures=[0.5, 1.0], repeats=3,
+        name="m",
+        participants=pool("a", "b", "c"),
+        pairings="all",
+        openers=[" ", "Hi"],
+        system_prompts={"plain": "Talk.", "poet": "Rhyme."},
+        temperatures=[0.5, 1.0],
+        repeats=3,
     )
     plans = plan_experiment(exp)
     assert len(plans) == 3 * 2 * 2 * 2 * 3
@@ -87,9 +92,21 @@ def test_changed_experiment_under_same_name_is_refused(tmp_path):
 
 
 def stats(onset, n, max_messages=10, stop="max_messages"):
-    return RunStats(run_id="r", cell={}, status="finished", stop_reason=stop, messages=n, max_messages=max_messages,
-                    prompt_tokens=0, completion_tokens=0, seconds=0.0, looped_at=onset,
-                    loop_kind="loop" if onset else None, tokens_in_loop=0, tokens_saved=0)
+    return RunStats(
+        run_id="r",
+        cell={},
+        status="finished",
+        stop_reason=stop,
+        messages=n,
+        max_messages=max_messages,
+        prompt_tokens=0,
+        completion_tokens=0,
+        seconds=0.0,
+        looped_at=onset,
+        loop_kind="loop" if onset else None,
+        tokens_in_loop=0,
+        tokens_saved=0,
+    )
 
 
 def test_survival_curve_by_hand():
@@ -111,13 +128,26 @@ def test_quartiles_by_hand():
 
 def make_run(store, run_id, exp, cell, contents, tokens, stop_reason, max_messages=10):
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    run = Run(id=run_id, spec={"participants": [{"name": "a", "model": "local/smollm2"}, {"name": "b", "model": "local/smollm2"}],
-                               "max_messages": max_messages},
-              participants=["a", "b"], started_at=t, ended_at=t, status="finished", stop_reason=stop_reason,
-              experiment_id=exp, experiment_cell=cell,
-              messages=[Message(index=i, speaker="ab"[(i - 1) % 2], content=c, completion_tokens=tokens,
-                                prompt_tokens=10, latency=0.5)
-                        for i, c in enumerate(contents, 1)])
+    run = Run(
+        id=run_id,
+        spec={
+            "participants": [{"name": "a", "model": "local/smollm2"}, {"name": "b", "model": "local/smollm2"}],
+            "max_messages": max_messages,
+        },
+        participants=["a", "b"],
+        started_at=t,
+        ended_at=t,
+        status="finished",
+        stop_reason=stop_reason,
+        experiment_id=exp,
+        experiment_cell=cell,
+        messages=[
+            Message(
+                index=i, speaker="ab"[(i - 1) % 2], content=c, completion_tokens=tokens, prompt_tokens=10, latency=0.5
+            )
+            for i, c in enumerate(contents, 1)
+        ],
+    )
     store.create_run(run)
     store.save_analysis(run_id, analyze_run(run))
 
@@ -138,11 +168,25 @@ def test_report_numbers_by_hand(tmp_path):
     with Store(tmp_path / "d.db") as store:
         store.create_experiment("hand", "hand", {"name": "hand", "openers": [" "]})
         # r1: prose 1..3, then "Home." x3 -> exact period-1 loop, onset 4, first repeat 5, stopped at 6.
-        make_run(store, "r1", "hand", {"pairing": "a ↔ b", "opener": 0, "repeat": 1},
-                 prose[:3] + ["Home."] * 3, tokens=4, stop_reason="loop")
+        make_run(
+            store,
+            "r1",
+            "hand",
+            {"pairing": "a ↔ b", "opener": 0, "repeat": 1},
+            prose[:3] + ["Home."] * 3,
+            tokens=4,
+            stop_reason="loop",
+        )
         # r2: ten messages of prose, no loop.
-        make_run(store, "r2", "hand", {"pairing": "a ↔ b", "opener": 0, "repeat": 2}, prose, tokens=4,
-                 stop_reason="max_messages")
+        make_run(
+            store,
+            "r2",
+            "hand",
+            {"pairing": "a ↔ b", "opener": 0, "repeat": 2},
+            prose,
+            tokens=4,
+            stop_reason="max_messages",
+        )
         rep = experiment_report(store, "hand", tmp_path / "rep")
     (g,) = rep["by_pairing"]
     assert (g["runs"], g["looped"], g["loop_share"]) == (2, 1, 0.5)
@@ -155,8 +199,13 @@ def test_report_numbers_by_hand(tmp_path):
     assert g["mean_words_by_index"][3] == pytest.approx((1 + 9) / 2)  # "Home." vs a 9-word sentence
     curve = dict((t, s) for t, s in rep["survival"]["a ↔ b"])
     assert curve[3] == 1.0 and curve[4] == 0.5 and curve[10] == 0.5
-    assert sorted(p.rsplit("-", 1)[1] for p in rep["plots"]) == ["attractors.png", "entry.png", "lengths.png", "states.png",
-                                                                 "survival.png"]
+    assert sorted(p.rsplit("-", 1)[1] for p in rep["plots"]) == [
+        "attractors.png",
+        "entry.png",
+        "lengths.png",
+        "states.png",
+        "survival.png",
+    ]
     assert (tmp_path / "rep" / "hand-report.json").exists()
 
 
@@ -248,9 +297,14 @@ def test_example_experiment_end_to_end(tmp_path):
     rep = run_cli("report", "self-talk", cwd=tmp_path, check=True)
     assert "experiment self-talk: 12 runs" in rep.stdout
     folder = tmp_path / "runs" / "reports" / "self-talk"
-    assert {p.name for p in folder.iterdir()} == {"self-talk-report.json", "self-talk-survival.png",
-                                                 "self-talk-lengths.png", "self-talk-attractors.png",
-                                                 "self-talk-attractor-entry.png", "self-talk-end-states.png"}
+    assert {p.name for p in folder.iterdir()} == {
+        "self-talk-report.json",
+        "self-talk-survival.png",
+        "self-talk-lengths.png",
+        "self-talk-attractors.png",
+        "self-talk-attractor-entry.png",
+        "self-talk-end-states.png",
+    }
     assert "attractor map by pairing" in rep.stdout
     out = run_cli("export", "self-talk", "--format", "csv", cwd=tmp_path, check=True)
     assert out.stdout.count("wrote ") == 3

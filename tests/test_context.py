@@ -20,12 +20,21 @@ TEN_WORDS = "one two three four five six seven eight nine ten"
 
 
 def spec(strategy: str, **extra):
-    return spec_from_dict({
-        "participants": [{"name": n, "system": "Hi.", "max_tokens": MAX_TOKENS, "context_length": WINDOW}
-                         for n in ("a", "b")],
-        "opener": "Hello there.", "max_messages": 30, "seed": 1, "on_loop": "continue",
-        "on_near_loop": "continue", "on_convergence": "continue", "context": {"strategy": strategy}, **extra,
-    })
+    return spec_from_dict(
+        {
+            "participants": [
+                {"name": n, "system": "Hi.", "max_tokens": MAX_TOKENS, "context_length": WINDOW} for n in ("a", "b")
+            ],
+            "opener": "Hello there.",
+            "max_messages": 30,
+            "seed": 1,
+            "on_loop": "continue",
+            "on_near_loop": "continue",
+            "on_convergence": "continue",
+            "context": {"strategy": strategy},
+            **extra,
+        }
+    )
 
 
 def converse(tmp_path, s, *, counts=True, backends=None, run=None, store=None):
@@ -35,8 +44,7 @@ def converse(tmp_path, s, *, counts=True, backends=None, run=None, store=None):
         summarizers.append(ScriptedBackend(p.model, name="summarizer", reply=lambda n, v: f"summary {n}"))
         return summarizers[-1]
 
-    backends = backends or {n: ScriptedBackend(name=n, reply=lambda n, v: TEN_WORDS, counts=counts)
-                            for n in s.names}
+    backends = backends or {n: ScriptedBackend(name=n, reply=lambda n, v: TEN_WORDS, counts=counts) for n in s.names}
     own = store is None
     store = store or Store(tmp_path / "d.db")
     try:
@@ -88,8 +96,12 @@ def test_truncate_leaves_out_the_oldest_messages_after_the_opener(tmp_path):
 
 
 def test_summarize_folds_each_dropped_message_into_the_summary_once(tmp_path):
-    run, backends, summarizers, events = converse(tmp_path, spec("summarize", context={
-        "strategy": "summarize", "summarizer": {"model": "test/summarizer", "max_tokens": 10}}))
+    run, backends, summarizers, events = converse(
+        tmp_path,
+        spec(
+            "summarize", context={"strategy": "summarize", "summarizer": {"model": "test/summarizer", "max_tokens": 10}}
+        ),
+    )
     assert (run.stop_reason, len(run.messages)) == ("max_messages", 30)
     assert all(n <= WINDOW for b in backends.values() for n in sizes(b))
     (summarizer,) = summarizers
@@ -104,10 +116,13 @@ def test_summarize_folds_each_dropped_message_into_the_summary_once(tmp_path):
     assert second.count(TEN_WORDS) == ranges[1][1] - ranges[1][0] + 1
     # The summary stands in for what it replaced, right after the opener.
     last = events[-1]["data"]
-    after = [r for b in backends.values() for r in b.requests if len(r.view) > 2
-             and r.view[2].content.startswith(SUMMARY_VOICE.format(first=2, last=last["cut"]))]
-    assert after and after[0].view[2] == ChatMessage(
-        "user", f"Summary of messages 2–{last['cut']}: {last['summary']}")
+    after = [
+        r
+        for b in backends.values()
+        for r in b.requests
+        if len(r.view) > 2 and r.view[2].content.startswith(SUMMARY_VOICE.format(first=2, last=last["cut"]))
+    ]
+    assert after and after[0].view[2] == ChatMessage("user", f"Summary of messages 2–{last['cut']}: {last['summary']}")
 
 
 def test_hosted_models_are_checked_with_an_estimate_against_the_given_window(tmp_path):
@@ -137,8 +152,10 @@ def test_a_resumed_run_keeps_its_views_trimmed_where_they_were(tmp_path):
         return lambda n, v: f"{name}{n} {TEN_WORDS}"
 
     with Store(tmp_path / "d.db") as store:
-        backends = {"a": ScriptedBackend(name="a", reply=numbered("a")),
-                    "b": FailsAt(12, name="b", reply=numbered("b"))}
+        backends = {
+            "a": ScriptedBackend(name="a", reply=numbered("a")),
+            "b": FailsAt(12, name="b", reply=numbered("b")),
+        }
         first, _, _, events = converse(tmp_path, s, backends=backends, store=store)
         assert first.status == "error" and events
         cut = events[-1]["data"]["cut"]
@@ -149,7 +166,7 @@ def test_a_resumed_run_keeps_its_views_trimmed_where_they_were(tmp_path):
     # The first view after resuming leaves out what was left out before: no more, no less.
     view = backends["b"].requests[0].view
     assert [m.content for m in view[2:]] == [m.content for m in first.messages[cut:]]
-    assert not [e for e in later[len(events):] if e["message_index"] == len(first.messages) + 1]
+    assert not [e for e in later[len(events) :] if e["message_index"] == len(first.messages) + 1]
 
 
 # -- the embedded model, 2048 tokens, 100 messages ---------------------------------
@@ -158,14 +175,21 @@ def test_a_resumed_run_keeps_its_views_trimmed_where_they_were(tmp_path):
 def embedded_context_run(tmp_path, strategy: str):
     """A 100-message conversation of SmolLM2 in a 2048-token window; every request it sent, measured."""
     measured = MeasuredModels()
-    s = spec_from_dict({
-        "participants": [{"name": n, "max_tokens": 48, "context_length": 2048, "seed": i}
-                         for i, n in enumerate(("a", "b"))],
-        "opener": "Tell me about the sea.", "max_messages": 100, "seed": 7,
-        # Loops are likely over 100 messages of a 135M model; they must not end these runs.
-        "on_loop": "continue", "on_near_loop": "continue", "on_convergence": "continue",
-        "context": {"strategy": strategy, "summarizer": {"model": "local/smollm2", "max_tokens": 64}},
-    })
+    s = spec_from_dict(
+        {
+            "participants": [
+                {"name": n, "max_tokens": 48, "context_length": 2048, "seed": i} for i, n in enumerate(("a", "b"))
+            ],
+            "opener": "Tell me about the sea.",
+            "max_messages": 100,
+            "seed": 7,
+            # Loops are likely over 100 messages of a 135M model; they must not end these runs.
+            "on_loop": "continue",
+            "on_near_loop": "continue",
+            "on_convergence": "continue",
+            "context": {"strategy": strategy, "summarizer": {"model": "local/smollm2", "max_tokens": 64}},
+        }
+    )
     db = tmp_path / "runs" / "duologue.db"
     run = asyncio.run(api.arun_conversation(s, db=db, make_backend=measured.make))
     sent = [(who, prompt, sampling.max_tokens, window) for who, _, sampling, prompt, window in measured.sent]
@@ -177,8 +201,9 @@ def embedded_context_run(tmp_path, strategy: str):
 slow_context = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
-@pytest.mark.parametrize("strategy", [pytest.param("truncate", marks=slow_context),
-                                      pytest.param("summarize", marks=slow_context)])
+@pytest.mark.parametrize(
+    "strategy", [pytest.param("truncate", marks=slow_context), pytest.param("summarize", marks=slow_context)]
+)
 def test_embedded_100_messages_complete_in_2048_tokens(tmp_path, strategy):
     run, sent, events = embedded_context_run(tmp_path, strategy)
     assert (run.status, run.stop_reason, len(run.messages)) == ("finished", "max_messages", 100)

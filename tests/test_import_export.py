@@ -13,12 +13,25 @@ def imported_id(stdout: str) -> str:
 
 
 def make_transcript(rng: random.Random, names: list[str], n: int) -> str:
-    lines = ["Hello there.", "Still here.  ", "", "---", "[END]", "🌀 ✨ 🙏", "A *map* of the\u200b conversation",
-             "Farewell, kind soul 🌙", "### not a heading", "> quoted", "1. one\n2. two"]
-    out = [f"# {' ↔ '.join(names)}\n\n"
-           f"**Started:** 2025-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} "
-           f"0{rng.randint(0, 9)}:1{rng.randint(0, 9)}:2{rng.randint(0, 9)}\n"
-           f"**Ended:** 2025-10-01 23:59:59\n**Messages:** {n}\n\n---\n\n"]
+    lines = [
+        "Hello there.",
+        "Still here.  ",
+        "",
+        "---",
+        "[END]",
+        "🌀 ✨ 🙏",
+        "A *map* of the\u200b conversation",
+        "Farewell, kind soul 🌙",
+        "### not a heading",
+        "> quoted",
+        "1. one\n2. two",
+    ]
+    out = [
+        f"# {' ↔ '.join(names)}\n\n"
+        f"**Started:** 2025-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} "
+        f"0{rng.randint(0, 9)}:1{rng.randint(0, 9)}:2{rng.randint(0, 9)}\n"
+        f"**Ended:** 2025-10-01 23:59:59\n**Messages:** {n}\n\n---\n\n"
+    ]
     for i in range(n):
         content = " " if i == 0 else "\n".join(rng.choice(lines) for _ in range(rng.randint(1, 5)))
         out.append(f"### {names[i % len(names)]}\n\n{content}\n\n---\n\n")

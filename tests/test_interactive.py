@@ -53,15 +53,24 @@ def at_a_terminal(start, gate: threading.Event):
 
 def test_a_person_pauses_and_speaks_as_an_outside_voice_and_as_a_participant(tmp_path, scripted_models):
     hold_bob = scripted_models.gates["bob"] = threading.Event()  # bob's first reply waits for the test
-    spec = spec_from_dict({
-        "participants": [{"name": "alice", "system": "You are Alice."}, {"name": "bob", "system": "You are Bob."}],
-        "opener": "Hello.", "max_messages": 7, "seed": 2,
-    })
+    spec = spec_from_dict(
+        {
+            "participants": [{"name": "alice", "system": "You are Alice."}, {"name": "bob", "system": "You are Bob."}],
+            "opener": "Hello.",
+            "max_messages": 7,
+            "seed": 2,
+        }
+    )
     db = tmp_path / "d.db"
 
     def converse(console, fd):
-        return api.arun_conversation(spec, db=db, make_backend=scripted_models.make,
-                                     listeners=[TerminalRenderer(console)], interjector=TerminalInterjector(console, fd=fd))
+        return api.arun_conversation(
+            spec,
+            db=db,
+            make_backend=scripted_models.make,
+            listeners=[TerminalRenderer(console)],
+            interjector=TerminalInterjector(console, fd=fd),
+        )
 
     with at_a_terminal(converse, hold_bob) as (term, done):
         term.expect("press Enter to pause")
@@ -85,8 +94,14 @@ def test_a_person_pauses_and_speaks_as_an_outside_voice_and_as_a_participant(tmp
     (run,) = done
     assert not isinstance(run, BaseException), run
     assert [(m.index, m.speaker, m.injected) for m in run.messages] == [
-        (1, "alice", True), (2, "bob", False), (3, "moderator", True), (4, "alice", True),
-        (5, "bob", False), (6, "alice", False), (7, "bob", False)]
+        (1, "alice", True),
+        (2, "bob", False),
+        (3, "moderator", True),
+        (4, "alice", True),
+        (5, "bob", False),
+        (6, "alice", False),
+        (7, "bob", False),
+    ]
     assert run.messages[2].content == "Mind the tide." and run.messages[3].content == "I said this."
     # Stored, with an event saying where it came from.
     stored = api.load_run(run.id, db=db)
@@ -109,8 +124,14 @@ def test_end_of_input_just_lets_the_run_go_on(tmp_path, scripted_models):
     spec = spec_from_dict({"participants": [{"name": "a"}, {"name": "b"}], "max_messages": 5})
     console = Console(file=open(os.devnull, "w"))
     try:
-        run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "d.db", make_backend=scripted_models.make,
-                                                interjector=TerminalInterjector(console, fd=read)))
+        run = asyncio.run(
+            api.arun_conversation(
+                spec,
+                db=tmp_path / "d.db",
+                make_backend=scripted_models.make,
+                interjector=TerminalInterjector(console, fd=read),
+            )
+        )
     finally:
         os.close(read)
         console.file.close()
@@ -121,11 +142,26 @@ def test_end_of_input_just_lets_the_run_go_on(tmp_path, scripted_models):
 @pytest.mark.timeout(900)
 def test_interactive_cli_session_on_the_embedded_model(tmp_path):
     """`duologue run --interactive` in a real pseudo-terminal: pause, speak twice, resume, finish."""
-    args = ["-m", "duologue", "run", "--interactive", "--max-messages", "6", "--max-tokens", "16",
-            "--context-length", "1024", "--on-loop", "continue", "--opener", "Hello."]
+    args = [
+        "-m",
+        "duologue",
+        "run",
+        "--interactive",
+        "--max-messages",
+        "6",
+        "--max-tokens",
+        "16",
+        "--context-length",
+        "1024",
+        "--on-loop",
+        "continue",
+        "--opener",
+        "Hello.",
+    ]
     env = cli_env()
-    child = pexpect.spawn(sys.executable, args, cwd=str(tmp_path), env=env, encoding="utf-8", timeout=600,
-                          dimensions=(50, 200))
+    child = pexpect.spawn(
+        sys.executable, args, cwd=str(tmp_path), env=env, encoding="utf-8", timeout=600, dimensions=(50, 200)
+    )
     log = child.logfile_read = open(tmp_path / "terminal.log", "w")  # what the person saw, for a failure
     try:
         child.expect("press Enter to pause")
@@ -151,8 +187,9 @@ def test_interactive_cli_session_on_the_embedded_model(tmp_path):
     assert child.exitstatus == 0, child.before
     conn = sqlite3.connect(tmp_path / "runs" / "duologue.db")
     (rid,) = conn.execute("SELECT id FROM runs").fetchone()
-    rows = conn.execute("SELECT idx, speaker, content, injected FROM messages WHERE run_id=? ORDER BY idx",
-                        (rid,)).fetchall()
+    rows = conn.execute(
+        "SELECT idx, speaker, content, injected FROM messages WHERE run_id=? ORDER BY idx", (rid,)
+    ).fetchall()
     assert len(rows) == 6
     k = next(i for i, r in enumerate(rows) if r[1] == "moderator")
     assert k >= 2  # after at least the opener and one answer
@@ -168,8 +205,9 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
     """An interrupted run, resumed with the interjector: a voice spoken during the resumed part is stored
     as injected and heard by the next speaker."""
     db = tmp_path / "d.db"
-    spec = spec_from_dict({"participants": [{"name": "alice"}, {"name": "bob"}], "opener": "Hello.",
-                           "max_messages": 6, "seed": 3})
+    spec = spec_from_dict(
+        {"participants": [{"name": "alice"}, {"name": "bob"}], "opener": "Hello.", "max_messages": 6, "seed": 3}
+    )
     never = scripted_models.gates["bob"] = threading.Event()  # bob's first reply never comes: the run is cut there
 
     async def cut_short():
@@ -189,8 +227,13 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
     hold = scripted_models.gates["bob"] = threading.Event()  # the resumed bob waits until the pause is asked for
 
     def resume(console, fd):
-        return api.aresume_run(interrupted["id"], db=db, make_backend=scripted_models.make,
-                               listeners=[TerminalRenderer(console)], interjector=TerminalInterjector(console, fd=fd))
+        return api.aresume_run(
+            interrupted["id"],
+            db=db,
+            make_backend=scripted_models.make,
+            listeners=[TerminalRenderer(console)],
+            interjector=TerminalInterjector(console, fd=fd),
+        )
 
     with at_a_terminal(resume, hold) as (term, done):
         term.expect("press Enter to pause")
@@ -207,8 +250,7 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
     (run,) = done
     assert not isinstance(run, BaseException), run
     assert run.id == interrupted["id"] and run.status == "finished" and len(run.messages) == 6
-    assert [(m.speaker, m.injected) for m in run.messages[:3]] == [("alice", True), ("bob", False),
-                                                                   ("moderator", True)]
+    assert [(m.speaker, m.injected) for m in run.messages[:3]] == [("alice", True), ("bob", False), ("moderator", True)]
     assert run.messages[2].content == "Speak of rivers."
     alice = scripted_models.made_for("alice")[-1]
     assert alice.requests[0].pairs[-1] == ("user", "moderator: Speak of rivers.")

@@ -23,8 +23,10 @@ MAX_LINES = 500
 
 
 def modules(src: Path = SRC) -> dict[str, Path]:
-    return {".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
-            for p in sorted((src / PACKAGE).rglob("*.py"))}
+    return {
+        ".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in sorted((src / PACKAGE).rglob("*.py"))
+    }
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,11 @@ def cycles(edges: list[Edge]) -> list[list[str]]:
 
 def describe(component: list[str], edges: list[Edge]) -> str:
     inside = set(component)
-    lines = [f"  {e.source} -> {e.target} (line {e.line}{', in a function' if e.deferred else ''})"
-             for e in edges if e.source in inside and e.target in inside]
+    lines = [
+        f"  {e.source} -> {e.target} (line {e.line}{', in a function' if e.deferred else ''})"
+        for e in edges
+        if e.source in inside and e.target in inside
+    ]
     return " <-> ".join(component) + ":\n" + "\n".join(sorted(set(lines)))
 
 
@@ -183,7 +188,8 @@ def test_no_import_cycle_among_modules_at_module_level():
     if deferred_only:
         warnings.warn("import cycles closed only by imports inside functions:\n" + deferred_report, stacklevel=1)
     assert not found, (
-        "import cycles at module level:\n" + "\n".join(describe(c, top) for c in found)
+        "import cycles at module level:\n"
+        + "\n".join(describe(c, top) for c in found)
         + (f"\nand through imports inside functions:\n{deferred_report}" if deferred_only else "")
     )
 

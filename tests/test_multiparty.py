@@ -19,14 +19,18 @@ THREE_WAY = REPO / "examples" / "three-way.toml"
 
 
 def test_participant_option_describes_each_participant():
-    spec = build_spec(None, {
-        "participants": (
-            'name=alice,model=local/smollm2,system="You are Alice, curious.",temperature=0.9',
-            "name=bob,seed=4",
-            "model=local/smollm2",
-        ),
-        "max_tokens": 40, "turn_order": "random",
-    })
+    spec = build_spec(
+        None,
+        {
+            "participants": (
+                'name=alice,model=local/smollm2,system="You are Alice, curious.",temperature=0.9',
+                "name=bob,seed=4",
+                "model=local/smollm2",
+            ),
+            "max_tokens": 40,
+            "turn_order": "random",
+        },
+    )
     assert spec.names == ["alice", "bob", "smollm2"]
     alice, bob, third = spec.participants
     assert (alice.system, alice.temperature, bob.seed) == ("You are Alice, curious.", 0.9, 4)
@@ -45,13 +49,16 @@ def test_unnamed_participants_get_distinct_names():
     assert spec.names == ["smollm2-a", "smollm2-b", "smollm2-c"]
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--a", "local/smollm2", "--participant", "name=x", "--participant", "name=y"], "--a and --participant"),
-    (["--participant", "name=x,colour=red", "--participant", "name=y"], "unknown field 'colour'"),
-    (["--participant", 'name="x', "--participant", "name=y"], "a quote is not closed"),
-    (["--participant", "name=x"], "participants: List should have at least 2 items"),
-    (["--participant", "name=x,temperature=hot", "--participant", "name=y"], "participants.0.temperature"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--a", "local/smollm2", "--participant", "name=x", "--participant", "name=y"], "--a and --participant"),
+        (["--participant", "name=x,colour=red", "--participant", "name=y"], "unknown field 'colour'"),
+        (["--participant", 'name="x', "--participant", "name=y"], "a quote is not closed"),
+        (["--participant", "name=x"], "participants: List should have at least 2 items"),
+        (["--participant", "name=x,temperature=hot", "--participant", "name=y"], "participants.0.temperature"),
+    ],
+)
 def test_bad_participant_options_are_one_line_errors(tmp_path, args, needle):
     proc = run_cli("run", *args, cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -68,10 +75,15 @@ def expected_view(name: str, system: str, messages) -> list[tuple[str, str]]:
 
 
 def three_party_spec(**extra):
-    return spec_from_dict({
-        "participants": [{"name": n, "system": f"You are {n}."} for n in ("alice", "bob", "carol")],
-        "opener": "Hello, both.", "max_messages": 8, "seed": 3, **extra,
-    })
+    return spec_from_dict(
+        {
+            "participants": [{"name": n, "system": f"You are {n}."} for n in ("alice", "bob", "carol")],
+            "opener": "Hello, both.",
+            "max_messages": 8,
+            "seed": 3,
+            **extra,
+        }
+    )
 
 
 def test_each_of_three_sees_its_own_side_with_names(tmp_path):
@@ -118,7 +130,17 @@ def test_the_readme_three_way_example_on_the_embedded_model(tmp_path):
     names = ["alice", "bob", "carol"]
     # Round robin, the moderator's message at 6 taking no one's turn.
     assert [m.speaker for m in run.messages] == [
-        "alice", "bob", "carol", "alice", "bob", "moderator", "carol", "alice", "bob", "carol"]
+        "alice",
+        "bob",
+        "carol",
+        "alice",
+        "bob",
+        "moderator",
+        "carol",
+        "alice",
+        "bob",
+        "carol",
+    ]
     systems = {p.name: p.system for p in spec.participants}
     assert sorted(who for who, *_ in sent) == sorted(m.speaker for m in run.messages if not m.injected)
     for name, view, sampling, prompt, window in sent:

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from scripted import scripted_models  # noqa: F401  (a fixture)
 
 from duologue import api
 from duologue.detectors import Detector, detectors, register_detector, unregister_detector
@@ -46,9 +45,15 @@ def shouting():
 
 
 def spec(**extra):
-    return spec_from_dict({"opener": "hello there", "max_messages": 8, "on_loop": "continue",
-                           "participants": [{"name": "a", "model": "scripted/a"}, {"name": "b", "model": "scripted/b"}],
-                           **extra})
+    return spec_from_dict(
+        {
+            "opener": "hello there",
+            "max_messages": 8,
+            "on_loop": "continue",
+            "participants": [{"name": "a", "model": "scripted/a"}, {"name": "b", "model": "scripted/b"}],
+            **extra,
+        }
+    )
 
 
 def test_builtin_detectors_are_found_in_their_package():
@@ -72,11 +77,14 @@ def test_flag_records_and_continue_silences(tmp_path, scripted_models, shouting)
     assert not any(e["kind"] == "shouting" for e in api.run_events(quiet.id, db=tmp_path / "d.db"))
 
 
-@pytest.mark.parametrize("table, needle", [
-    ({"share": 2}, "shouting: share must be in (0, 1]"),
-    ({"loudness": 1}, "shouting.loudness: unknown field"),
-    ({"on": "yell"}, "shouting.on: expected one of stop, flag, continue"),
-])
+@pytest.mark.parametrize(
+    "table, needle",
+    [
+        ({"share": 2}, "shouting: share must be in (0, 1]"),
+        ({"loudness": 1}, "shouting.loudness: unknown field"),
+        ({"on": "yell"}, "shouting.on: expected one of stop, flag, continue"),
+    ],
+)
 def test_a_detectors_bad_settings_are_one_line_errors(shouting, table, needle):
     with pytest.raises(DuologueError) as err:
         spec(detection={"shouting": table})
@@ -92,8 +100,15 @@ def test_an_export_format_of_ones_own(tmp_path, scripted_models):
     assert {"md", "json"} <= set(run_formats())
     scripted_models.reply = lambda n, view: f"line {n}"
     run = api.run_conversation(spec(max_messages=3), db=tmp_path / "d.db")
-    register_run_format(RunFormat("speakers", "txt", "text/plain", "who spoke, in order",
-                                  lambda run, analysis, events: "\n".join(m.speaker for m in run.messages) + "\n"))
+    register_run_format(
+        RunFormat(
+            "speakers",
+            "txt",
+            "text/plain",
+            "who spoke, in order",
+            lambda run, analysis, events: "\n".join(m.speaker for m in run.messages) + "\n",
+        )
+    )
     try:
         assert api.export_run(run.id, "speakers", db=tmp_path / "d.db") == "a\nb\na\n"
     finally:

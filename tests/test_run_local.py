@@ -116,19 +116,30 @@ def test_each_participant_sees_its_own_side(tmp_path):
     # Bob's last view: his system prompt, then alice=user, bob=assistant alternating.
     bob_last = backends["bob"].sent[-1]
     assert [(c.role, c.content) for c in bob_last] == [
-        ("system", "You are Bob."), ("user", "Hello Bob!"), ("assistant", msgs[1].content), ("user", msgs[2].content),
+        ("system", "You are Bob."),
+        ("user", "Hello Bob!"),
+        ("assistant", msgs[1].content),
+        ("user", msgs[2].content),
     ]
     alice_last = backends["alice"].sent[-1]
     assert [(c.role, c.content) for c in alice_last] == [
-        ("system", "You are Alice."), ("assistant", "Hello Bob!"), ("user", msgs[1].content),
-        ("assistant", msgs[2].content), ("user", msgs[3].content),
+        ("system", "You are Alice."),
+        ("assistant", "Hello Bob!"),
+        ("user", msgs[1].content),
+        ("assistant", msgs[2].content),
+        ("user", msgs[3].content),
     ]
 
 
 def test_end_marker_ends_run_when_asked(tmp_path):
     spec = ConversationSpec(
-        participants=[Participant(name="a", max_tokens=8, context_length=512), Participant(name="b", max_tokens=8, context_length=512)],
-        opener="Goodbye. [END]", max_messages=10, end_on="any",
+        participants=[
+            Participant(name="a", max_tokens=8, context_length=512),
+            Participant(name="b", max_tokens=8, context_length=512),
+        ],
+        opener="Goodbye. [END]",
+        max_messages=10,
+        end_on="any",
     )
     run = asyncio.run(arun_conversation(spec, db=tmp_path / "d.db"))
     assert run.stop_reason == "end_marker" and len(run.messages) == 1
@@ -158,8 +169,10 @@ def test_kill_9_then_resume_keeps_every_message_once(tmp_path):
     proc.wait()
     kept = db_messages(db, rid)
     assert 7 <= len(kept) < 24
-    before = {idx: content for idx, content in sqlite3.connect(db).execute(
-        "SELECT idx, content FROM messages WHERE run_id=?", (rid,))}
+    before = {
+        idx: content
+        for idx, content in sqlite3.connect(db).execute("SELECT idx, content FROM messages WHERE run_id=?", (rid,))
+    }
     # The store still says "running"; what people see says the process is gone.
     assert sqlite3.connect(db).execute("SELECT status FROM runs WHERE id=?", (rid,)).fetchone()[0] == "running"
     assert f"{rid}" in (listed := run_cli("ls", cwd=tmp_path, check=True).stdout) and "killed" in listed

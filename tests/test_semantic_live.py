@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from analysis.semantic_cases import GRATITUDE_DRIFT, ROLE_COLLAPSE, TECH
-from scripted import scripted_models  # noqa: F401  (a fixture)
-
 from duologue import api
 from duologue.analysis.embeddings import get_embedder
 from duologue.spec import spec_from_dict
@@ -12,17 +10,21 @@ from duologue.store import Store
 
 
 def drift_spec(**extra):
-    return spec_from_dict({
-        "opener": TECH[0], "max_messages": 20,
-        "participants": [{"name": "a", "model": "scripted/a"}, {"name": "b", "model": "scripted/b"}],
-        **extra,
-    })
+    return spec_from_dict(
+        {
+            "opener": TECH[0],
+            "max_messages": 20,
+            "participants": [{"name": "a", "model": "scripted/a"}, {"name": "b", "model": "scripted/b"}],
+            **extra,
+        }
+    )
 
 
 def scripted(models, contents):
     def reply(n, view):  # the view holds the system prompt (if any) and every message so far
         index = sum(1 for m in view if m.role != "system") + 1
         return contents[index - 1]
+
     models.reply = reply
 
 

@@ -58,23 +58,39 @@ def valid_specs(draw):
         "on_loop": st.sampled_from(["stop", "flag", "continue"]),
         "on_convergence": st.sampled_from(["stop", "flag", "continue"]),
         "turn_order": st.sampled_from(["round_robin", "random"]),
-        "detection": st.fixed_dictionaries({}, optional={
-            "max_period": st.integers(1, 20), "min_cycles": st.integers(2, 6), "near_window": st.integers(1, 10),
-            "near_threshold": unit, "ngram": st.integers(1, 8), "tail_share": unit,
-        }),
-        "context": st.fixed_dictionaries({}, optional={
-            "strategy": st.sampled_from(["stop", "truncate", "summarize"]), "trim_to": st.floats(0.01, 0.99),
-        }),
+        "detection": st.fixed_dictionaries(
+            {},
+            optional={
+                "max_period": st.integers(1, 20),
+                "min_cycles": st.integers(2, 6),
+                "near_window": st.integers(1, 10),
+                "near_threshold": unit,
+                "ngram": st.integers(1, 8),
+                "tail_share": unit,
+            },
+        ),
+        "context": st.fixed_dictionaries(
+            {},
+            optional={
+                "strategy": st.sampled_from(["stop", "truncate", "summarize"]),
+                "trim_to": st.floats(0.01, 0.99),
+            },
+        ),
     }
     for key in draw(st.lists(st.sampled_from(sorted(optional)), unique=True)):
         spec[key] = draw(optional[key])
     ats = draw(st.lists(st.integers(2, 100), unique=True, max_size=3))
     if ats:
         spec["injections"] = [{"at": at, "as": draw(names), "text": draw(text)} for at in ats]
-    changes = draw(st.lists(st.fixed_dictionaries(
-        {"at": st.integers(2, 100), "participant": st.sampled_from(people), "temperature": st.floats(0, 5)},
-        optional={"model": st.just("local/smollm2"), "system": text},
-    ), max_size=2))
+    changes = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {"at": st.integers(2, 100), "participant": st.sampled_from(people), "temperature": st.floats(0, 5)},
+                optional={"model": st.just("local/smollm2"), "system": text},
+            ),
+            max_size=2,
+        )
+    )
     if changes:
         spec["changes"] = changes
     return spec
@@ -173,8 +189,9 @@ def load_both(path: Path) -> list[str]:
     return messages
 
 
-@pytest.mark.parametrize(("where", "value", "named"), BAD_VALUES, ids=[".".join(map(str, b[0])) + "=" + repr(b[1])
-                                                                        for b in BAD_VALUES])
+@pytest.mark.parametrize(
+    ("where", "value", "named"), BAD_VALUES, ids=[".".join(map(str, b[0])) + "=" + repr(b[1]) for b in BAD_VALUES]
+)
 def test_a_bad_value_gives_one_line_naming_the_field(where, value, named, tmp_path):
     data = set_at({"participants": [{"name": "alice"}, {"name": "bob"}]}, where, value)
     path = write(tmp_path / "spec.toml", data)
@@ -191,11 +208,45 @@ def test_one_participant_is_an_error_in_a_file_but_the_cli_adds_a_partner(tmp_pa
     assert [p.name for p in build_spec(path, {}).participants] == ["alone", "smollm2"]
 
 
-FIELDS = [("participants", 0, k) for k in ("name", "model", "system", "temperature", "top_p", "max_tokens", "seed",
-                                            "base_url", "extra", "context_length", "threads", "show_reasoning",
-                                            "max_attempts", "timeout", "retry_base_delay", "retry_max_delay")]
-FIELDS += [(k,) for k in ("opener", "max_messages", "end_marker", "end_on", "seed", "on_loop", "on_convergence",
-                          "turn_order", "detection", "context", "injections", "changes", "participants")]
+FIELDS = [
+    ("participants", 0, k)
+    for k in (
+        "name",
+        "model",
+        "system",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "seed",
+        "base_url",
+        "extra",
+        "context_length",
+        "threads",
+        "show_reasoning",
+        "max_attempts",
+        "timeout",
+        "retry_base_delay",
+        "retry_max_delay",
+    )
+]
+FIELDS += [
+    (k,)
+    for k in (
+        "opener",
+        "max_messages",
+        "end_marker",
+        "end_on",
+        "seed",
+        "on_loop",
+        "on_convergence",
+        "turn_order",
+        "detection",
+        "context",
+        "injections",
+        "changes",
+        "participants",
+    )
+]
 FIELDS += [("detection", k) for k in ("max_period", "near_threshold", "onset_run")]
 FIELDS += [("context", k) for k in ("strategy", "trim_to", "summarizer")]
 

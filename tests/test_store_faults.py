@@ -126,8 +126,10 @@ CHILD_ENV_PATH = str(REPO / "src")
 
 def start_child(code: str) -> subprocess.Popen:
     """A Python process that prints "ready" once its imports are done, then does `code`."""
-    script = "import sys\nfrom duologue import api\nfrom duologue.store import Store\n" \
-             "print('ready', flush=True)\n" + textwrap.dedent(code)
+    script = (
+        "import sys\nfrom duologue import api\nfrom duologue.store import Store\n"
+        "print('ready', flush=True)\n" + textwrap.dedent(code)
+    )
     env = {"PYTHONPATH": CHILD_ENV_PATH, "PATH": "/usr/bin:/bin"}
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
 
@@ -150,10 +152,21 @@ def timed(code: str) -> float:
 
 
 def big_transcript(path: Path, messages: int) -> None:
-    run = Run(id="big", spec={}, participants=["alice", "bob"], started_at=utcnow(), status="finished",
-              messages=[Message(index=i, speaker="alice" if i % 2 else "bob",
-                                content=f"Message {i}: " + "a line of talk that goes on " * 12)
-                        for i in range(1, messages + 1)])
+    run = Run(
+        id="big",
+        spec={},
+        participants=["alice", "bob"],
+        started_at=utcnow(),
+        status="finished",
+        messages=[
+            Message(
+                index=i,
+                speaker="alice" if i % 2 else "bob",
+                content=f"Message {i}: " + "a line of talk that goes on " * 12,
+            )
+            for i in range(1, messages + 1)
+        ],
+    )
     from duologue.transcripts.markdown import render_run_markdown
 
     path.write_text(render_run_markdown(run), encoding="utf-8")
@@ -193,11 +206,15 @@ def test_kill_9_during_a_migration_leaves_the_store_before_or_after_it(tmp_path)
     with pytest.MonkeyPatch.context() as mp:  # a store made before migration 005, with many analysed runs
         mp.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:M005])
         with Store(old) as store:
-            analysis = '{"exact_loop": {"period": 2, "onset_message": 4, "first_repeat_message": 6, ' \
-                       '"last_message": 9, "kind": "mirroring", "absorbing": true, "detail": "period 2"}}'
+            analysis = (
+                '{"exact_loop": {"period": 2, "onset_message": 4, "first_repeat_message": 6, '
+                '"last_message": 9, "kind": "mirroring", "absorbing": true, "detail": "period 2"}}'
+            )
             for i in range(20000):
-                store.create_run(Run(id=f"r{i:05}", spec={}, participants=["a", "b"], started_at=utcnow(),
-                                     status="finished"), copy_messages=False)
+                store.create_run(
+                    Run(id=f"r{i:05}", spec={}, participants=["a", "b"], started_at=utcnow(), status="finished"),
+                    copy_messages=False,
+                )
             store.conn.execute("UPDATE runs SET analysis = ?", (analysis,))
             store.conn.commit()
     db = tmp_path / "d.db"
@@ -215,8 +232,11 @@ def test_kill_9_during_a_migration_leaves_the_store_before_or_after_it(tmp_path)
         conn = sqlite3.connect(db)
         applied = conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (names,)).fetchone() is not None
         columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
-        filled = conn.execute("SELECT COUNT(*) FROM runs WHERE loop_first_repeat = 6").fetchone()[0] \
-            if "loop_first_repeat" in columns else 0
+        filled = (
+            conn.execute("SELECT COUNT(*) FROM runs WHERE loop_first_repeat = 6").fetchone()[0]
+            if "loop_first_repeat" in columns
+            else 0
+        )
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         conn.close()
         assert (applied, "loop_first_repeat" in columns, filled) in ((False, False, 0), (True, True, 20000))

@@ -21,8 +21,14 @@ LOOPING = [" ", "one", "two", "bye", "ciao", "bye", "ciao", "bye", "ciao"]  # pe
 
 def make_run(run_id: str, contents: list[str]) -> Run:
     messages = [Message(index=i, speaker="ab"[(i - 1) % 2], content=c) for i, c in enumerate(contents, 1)]
-    return Run(id=run_id, spec={"participants": [{"name": "a"}, {"name": "b"}]}, participants=["a", "b"],
-               started_at=T0, status="finished", messages=messages)
+    return Run(
+        id=run_id,
+        spec={"participants": [{"name": "a"}, {"name": "b"}]},
+        participants=["a", "b"],
+        started_at=T0,
+        status="finished",
+        messages=messages,
+    )
 
 
 def summary(store: Store, run_id: str) -> tuple:
@@ -40,8 +46,9 @@ def old_store(db, last_migration) -> Store:
 
 def store_analysis_json(store: Store, run: Run) -> None:
     """What save_analysis wrote before the loop columns were typed: the analysis JSON alone."""
-    store.conn.execute("UPDATE runs SET analysis = ? WHERE id = ?",
-                       (json.dumps(analysis_to_dict(analyze_run(run))), run.id))
+    store.conn.execute(
+        "UPDATE runs SET analysis = ? WHERE id = ?", (json.dumps(analysis_to_dict(analyze_run(run))), run.id)
+    )
     store.conn.commit()
 
 

@@ -1,8 +1,8 @@
 """The Python API the CLI is a thin shell over; usable as is from a notebook.
 
-    import duologue
-    run = duologue.run_conversation(duologue.default_spec())
-    print(duologue.export_run(run.id, "md"))
+import duologue
+run = duologue.run_conversation(duologue.default_spec())
+print(duologue.export_run(run.id, "md"))
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from .store import DEFAULT_DB, ExperimentRow, Store, StoreFullError, process_ali
 from .transcript_writer import TranscriptWriter
 from .transcript_writer import transcript_path as transcript_path  # re-exported: part of the API
 from .transcript_writer import write_atomically as write_atomically  # re-exported: part of the API
-from .transcripts.jsonfmt import parse_json, render_json
-from .transcripts.markdown import parse_markdown_with_voices, render_run_markdown, run_from_transcript
+from .transcripts.jsonfmt import parse_json
+from .transcripts.markdown import parse_markdown_with_voices, run_from_transcript
 from .version import __version__
 
 
@@ -71,9 +71,14 @@ def analyze_run(run: Run, spec_detection: dict | None = None, vectors=None, them
     if themes is not None:
         attractor = dataclasses.replace(attractor, themes=str(themes))
     return analyze(
-        [m.speaker for m in run.messages], [m.content for m in run.messages], participants=run.participants,
-        params=loop, end_marker=run.spec.get("end_marker", "[END]") or None,
-        convergence=convergence, attractor=attractor, vectors=vectors,
+        [m.speaker for m in run.messages],
+        [m.content for m in run.messages],
+        participants=run.participants,
+        params=loop,
+        end_marker=run.spec.get("end_marker", "[END]") or None,
+        convergence=convergence,
+        attractor=attractor,
+        vectors=vectors,
     )
 
 
@@ -129,8 +134,14 @@ def _check(spec: ConversationSpec, make_backend: BackendFactory | None) -> None:
         check_spec(spec)
 
 
-async def _run_conversation(spec: ConversationSpec, store: Store, db: str | Path, listeners: Iterable[RunListener],
-                   watchers: Iterable[Watcher] | None, **conversation) -> Run:
+async def _run_conversation(
+    spec: ConversationSpec,
+    store: Store,
+    db: str | Path,
+    listeners: Iterable[RunListener],
+    watchers: Iterable[Watcher] | None,
+    **conversation,
+) -> Run:
     """Run a conversation (new, resumed or forked) to its end, with its transcript and stored analysis."""
     listeners = list(listeners)
     watchers = default_watchers(spec) if watchers is None else list(watchers)
@@ -168,8 +179,16 @@ async def arun_conversation(
     _check(spec, make_backend)
     spec = complete_seeds(spec)
     with Store(db) as store:
-        return await _run_conversation(spec, store, db, listeners, watchers, experiment_id=experiment_id,
-                              interjector=interjector, make_backend=make_backend)
+        return await _run_conversation(
+            spec,
+            store,
+            db,
+            listeners,
+            watchers,
+            experiment_id=experiment_id,
+            interjector=interjector,
+            make_backend=make_backend,
+        )
 
 
 def run_conversation(spec: ConversationSpec, **kwargs) -> Run:
@@ -201,8 +220,9 @@ async def aresume_run(
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
         spec = ConversationSpec.model_validate(run.spec)
         _check(spec, make_backend)
-        return await _run_conversation(spec, store, db, listeners, watchers, run=run, interjector=interjector,
-                              make_backend=make_backend)
+        return await _run_conversation(
+            spec, store, db, listeners, watchers, run=run, interjector=interjector, make_backend=make_backend
+        )
 
 
 def resume_run(run_ref: str, **kwargs) -> Run:
@@ -256,8 +276,10 @@ async def afork_run(
             spec = ConversationSpec.model_validate(fork_base(parent, at))
         imported = [p.name for p in spec.participants if p.model == "imported"]
         if imported:
-            raise DuologueError(f"run {parent.id} was imported, so no model is known for {', '.join(imported)}: "
-                                "give the models to go on with (--a/--b or --participant)")
+            raise DuologueError(
+                f"run {parent.id} was imported, so no model is known for {', '.join(imported)}: "
+                "give the models to go on with (--a/--b or --participant)"
+            )
         kept = parent.messages[:at]
         # The kept messages must still be the participants' own, or the fork would hear them as strangers.
         lost = sorted({m.speaker for m in kept if m.speaker in parent.participants} - set(spec.names))
@@ -266,13 +288,19 @@ async def afork_run(
         _check(spec, make_backend)
         spec = complete_seeds(spec)
         run = Run(
-            id=new_run_id(), spec=spec.model_dump(mode="json"), participants=spec.names, started_at=utcnow(),
-            duologue_version=__version__, parent_run_id=parent.id, fork_at=at,
+            id=new_run_id(),
+            spec=spec.model_dump(mode="json"),
+            participants=spec.names,
+            started_at=utcnow(),
+            duologue_version=__version__,
+            parent_run_id=parent.id,
+            fork_at=at,
             messages=[dataclasses.replace(m) for m in kept],
         )
         store.create_run(run)
-        return await _run_conversation(spec, store, db, listeners, watchers, run=run, interjector=interjector,
-                              make_backend=make_backend)
+        return await _run_conversation(
+            spec, store, db, listeners, watchers, run=run, interjector=interjector, make_backend=make_backend
+        )
 
 
 def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwargs) -> Run:

@@ -98,9 +98,16 @@ def plan_experiment(exp: ExperimentSpec) -> list[PlannedConversation]:
                 changes["temperature"] = temperature
             participants.append(p.model_copy(update=changes))
         spec = ConversationSpec(
-            participants=participants, opener=opener, max_messages=exp.max_messages, end_marker=exp.end_marker,
-            end_on=exp.end_on, seed=seed, on_loop=exp.on_loop, on_near_loop=exp.on_near_loop,
-            on_convergence=exp.on_convergence, on_attractor=exp.on_attractor,
+            participants=participants,
+            opener=opener,
+            max_messages=exp.max_messages,
+            end_marker=exp.end_marker,
+            end_on=exp.end_on,
+            seed=seed,
+            on_loop=exp.on_loop,
+            on_near_loop=exp.on_near_loop,
+            on_convergence=exp.on_convergence,
+            on_attractor=exp.on_attractor,
             detection=exp.detection,
         )
         plans.append(PlannedConversation(cell, spec))
@@ -216,9 +223,14 @@ async def arun_experiment(
                     run = store.get_run(run_id) if run_id else None
                     watchers = default_watchers(plan.spec)
                     conv = Conversation(
-                        plan.spec, store, run=run, experiment_id=exp.name, experiment_cell=plan.cell,
+                        plan.spec,
+                        store,
+                        run=run,
+                        experiment_id=exp.name,
+                        experiment_cell=plan.cell,
                         listeners=[TranscriptWriter(db, min_interval=TRANSCRIPT_INTERVAL), counter, *listeners],
-                        watchers=watchers, make_backend=make_backend,
+                        watchers=watchers,
+                        make_backend=make_backend,
                     )
                     with conversation_scope(conv.run.id):  # its participants on one shard of the pool
                         run = await conv.run_to_end()
@@ -252,8 +264,9 @@ def describe_plan(plans: list[PlannedConversation]) -> list[dict[str, Any]]:
     for plan in plans:
         cell = {k: v for k, v in plan.cell.items() if k != "repeat"}
         key = cell_key(cell)
-        row = rows.setdefault(key, {**cell, "models": " ↔ ".join(p.model for p in plan.spec.participants),
-                                    "repeats": 0})
+        row = rows.setdefault(
+            key, {**cell, "models": " ↔ ".join(p.model for p in plan.spec.participants), "repeats": 0}
+        )
         row["repeats"] += 1
     return list(rows.values())
 
@@ -287,23 +300,42 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
     themes: dict[str, list[tuple[str | None, str | None, str]]] = {}
     for m in store.experiment_messages(name):
         by_run.setdefault(m.run_id, []).append(
-            {"idx": m.message_index, "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
-             "latency": m.latency, "words": len(words(m.content))})
+            {
+                "idx": m.message_index,
+                "prompt_tokens": m.prompt_tokens,
+                "completion_tokens": m.completion_tokens,
+                "latency": m.latency,
+                "words": len(words(m.content)),
+            }
+        )
         themes.setdefault(m.run_id, []).append((m.theme, m.topic, m.content))
     stats = []
     for run in store.experiment_run_records(name):
-        run_row: dict[str, Any] = {"id": run.id, "status": run.status, "stop_reason": run.stop_reason,
-                   "max_messages": run.spec.get("max_messages"),
-                   # A run added to the experiment by hand has no cell: its title stands for its pairing.
-                   "cell": run.cell if run.cell else {"pairing": run.title}}
+        run_row: dict[str, Any] = {
+            "id": run.id,
+            "status": run.status,
+            "stop_reason": run.stop_reason,
+            "max_messages": run.spec.get("max_messages"),
+            # A run added to the experiment by hand has no cell: its title stands for its pairing.
+            "cell": run.cell if run.cell else {"pairing": run.title},
+        }
         stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
         if ends is not None:
             msgs = themes.get(run.id, [])
             sem = run.semantic
             window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
-            ends.append(run_end(run.id, run_row["cell"], sem.end_state, sem.attractor, sem.attractor_onset,
-                                [t for t, _, _ in msgs], [tp for _, tp, _ in msgs],
-                                [c for _, _, c in msgs[-window:]]))
+            ends.append(
+                run_end(
+                    run.id,
+                    run_row["cell"],
+                    sem.end_state,
+                    sem.attractor,
+                    sem.attractor_onset,
+                    [t for t, _, _ in msgs],
+                    [tp for _, tp, _ in msgs],
+                    [c for _, _, c in msgs[-window:]],
+                )
+            )
     return stats
 
 
@@ -347,8 +379,9 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     by_pairing = grouped_ends(ends, "pairing")
     attractors["entry_survival"] = {g: entry_survival(runs) for g, runs in by_pairing.items()}
     attractors["share_by_turn"] = {g: share_by_turn(runs) for g, runs in by_pairing.items()}
-    attractors["runs"] = [{"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor,
-                           "entry": r.entry} for r in ends]
+    attractors["runs"] = [
+        {"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor, "entry": r.entry} for r in ends
+    ]
     report["attractors"] = attractors
     report["_ends"] = ends  # for the plots; not written to JSON
     return stats, report
@@ -364,14 +397,25 @@ def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
     stats, report = experiment_stats_by(store, name)
     ends = report.pop("_ends")
     report["plots"] = [str(p) for p in write_experiment_plots(grouped(stats, "pairing"), folder, name)]
-    report["plots"] += [str(p) for p in write_attractor_plots(grouped_ends(ends, "pairing"),
-                                                             report["attractors"]["labels"], folder, name)]
+    report["plots"] += [
+        str(p)
+        for p in write_attractor_plots(grouped_ends(ends, "pairing"), report["attractors"]["labels"], folder, name)
+    ]
     (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
 
 
-RUN_COLUMNS = ["run_id", "title", "participants", "models", "started_at", "ended_at", "status", "stop_reason",
-               "stop_detail"]
+RUN_COLUMNS = [
+    "run_id",
+    "title",
+    "participants",
+    "models",
+    "started_at",
+    "ended_at",
+    "status",
+    "stop_reason",
+    "stop_detail",
+]
 
 
 def experiment_tables(store: Store, name: str):
@@ -386,9 +430,22 @@ def experiment_tables(store: Store, name: str):
     require_experiment(store, name)
     records = store.experiment_run_records(name)
     runs = pd.DataFrame.from_records(
-        [(r.id, r.title, json.dumps(r.participants, ensure_ascii=False), json.dumps(r.models, ensure_ascii=False),
-          r.started_at, r.ended_at, r.status, r.stop_reason, r.stop_detail) for r in records],
-        columns=RUN_COLUMNS, coerce_float=True,
+        [
+            (
+                r.id,
+                r.title,
+                json.dumps(r.participants, ensure_ascii=False),
+                json.dumps(r.models, ensure_ascii=False),
+                r.started_at,
+                r.ended_at,
+                r.status,
+                r.stop_reason,
+                r.stop_detail,
+            )
+            for r in records
+        ],
+        columns=RUN_COLUMNS,
+        coerce_float=True,
     )
     cells = [r.cell or {} for r in records]
     for key in ("pairing", "opener", "system", "temperature", "repeat"):
@@ -397,7 +454,8 @@ def experiment_tables(store: Store, name: str):
     runs["loop_onset"] = [r.loops.exact.onset if r.loops.exact else None for r in records]
     runs["near_loop_onset"] = [r.loops.near.onset if r.loops.near else None for r in records]
     messages = pd.DataFrame.from_records(
-        [astuple(m) for m in store.experiment_messages(name)], columns=[f.name for f in fields(MessageRow)],
+        [astuple(m) for m in store.experiment_messages(name)],
+        columns=[f.name for f in fields(MessageRow)],
         coerce_float=True,
     )
     metric_rows = []

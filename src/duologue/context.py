@@ -100,7 +100,12 @@ class ContextKeeper:
         self.trim = trim or Trim()
 
     async def fit(
-        self, p: Participant, backend: Backend, messages: Sequence[Message], max_tokens: int, render: Render,
+        self,
+        p: Participant,
+        backend: Backend,
+        messages: Sequence[Message],
+        max_tokens: int,
+        render: Render,
         seed: int,
     ) -> list[ChatMessage]:
         """The view to send for the next message (index len(messages) + 1); ContextFullError if none fits."""
@@ -114,12 +119,20 @@ class ContextKeeper:
             return view
         strategy = self.policy.strategy
         if strategy == "stop":
-            self._record(WatchEvent(
-                kind="context", message_index=index,
-                detail=f"{p.name}'s next request needs {needed} tokens of {window}: stopping",
-                data={"strategy": strategy, "action": "stop", "participant": p.name, "tokens": needed,
-                      "window": window},
-            ))
+            self._record(
+                WatchEvent(
+                    kind="context",
+                    message_index=index,
+                    detail=f"{p.name}'s next request needs {needed} tokens of {window}: stopping",
+                    data={
+                        "strategy": strategy,
+                        "action": "stop",
+                        "participant": p.name,
+                        "tokens": needed,
+                        "window": window,
+                    },
+                )
+            )
             raise ContextFullError(needed, window)
         # Each round leaves at least one more message out, so this ends; more than one round
         # happens only when a summary came out longer than the room kept for it.
@@ -139,7 +152,12 @@ class ContextKeeper:
                 return view
 
     async def _choose_cut(
-        self, p: Participant, backend: Backend, messages: Sequence[Message], max_tokens: int, render: Render,
+        self,
+        p: Participant,
+        backend: Backend,
+        messages: Sequence[Message],
+        max_tokens: int,
+        render: Render,
         window: int,
     ) -> int | None:
         """The smallest cut that brings the request down to trim_to of the window.
@@ -177,8 +195,9 @@ class ContextKeeper:
         s = self.summarizer
         backend = self._summarizer_backend()
         window = context_window(backend, s)
-        sampling = Sampling(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=seed,
-                            extra=dict(s.extra))
+        sampling = Sampling(
+            temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=seed, extra=dict(s.extra)
+        )
         summary = previous
         pending = [(m.speaker, m.content.strip()) for m in dropped]
         while pending:
@@ -207,15 +226,25 @@ class ContextKeeper:
         what = f"message {first}" if first == last else f"messages {first}–{last}"
         verb = f"summarised by {self.summarizer.model}" if strategy == "summarize" else "left out of the views"
         data: dict[str, Any] = {
-            "strategy": strategy, "action": strategy, "participant": p.name, "dropped": [first, last],
-            "cut": trim.cut, "tokens_before": before, "tokens_after": after, "window": window,
+            "strategy": strategy,
+            "action": strategy,
+            "participant": p.name,
+            "dropped": [first, last],
+            "cut": trim.cut,
+            "tokens_before": before,
+            "tokens_after": after,
+            "window": window,
         }
         if strategy == "summarize":
             data |= {"summary": trim.summary, "summarizer": self.summarizer.model}
-        self._record(WatchEvent(
-            kind="context", message_index=index, data=data,
-            detail=f"{what} {verb} ({p.name}'s request {before} → {after} tokens of {window})",
-        ))
+        self._record(
+            WatchEvent(
+                kind="context",
+                message_index=index,
+                data=data,
+                detail=f"{what} {verb} ({p.name}'s request {before} → {after} tokens of {window})",
+            )
+        )
 
 
 def summary_request(system: str, previous: str | None, messages: Sequence[tuple[str, str]]) -> list[ChatMessage]:

@@ -45,8 +45,12 @@ def turn_seed(base: int | None, index: int) -> int:
 
 
 def participant_view(
-    participant: Participant, messages: Sequence[Message], n_participants: int,
-    *, shows_reasoning: Collection[str] = (), participants: Collection[str] | None = None,
+    participant: Participant,
+    messages: Sequence[Message],
+    n_participants: int,
+    *,
+    shows_reasoning: Collection[str] = (),
+    participants: Collection[str] | None = None,
 ) -> list[ChatMessage]:
     """What one participant sees: its own messages as `assistant`, everyone else's as `user`.
 
@@ -180,8 +184,11 @@ class Conversation:
         events = store.get_events(run.id) if self.resumed else []
         self._recorded = {(ev["kind"], ev["message_index"]) for ev in events}
         self.context = ContextKeeper(
-            spec.context, summarizer=self._summarizer_settings(), summarizer_backend=self._summarizer_backend,
-            record=self._record, trim=trim_from_events(events),
+            spec.context,
+            summarizer=self._summarizer_settings(),
+            summarizer_backend=self._summarizer_backend,
+            record=self._record,
+            trim=trim_from_events(events),
         )
 
     def _new_backend(self, p: Participant) -> Backend:
@@ -199,10 +206,12 @@ class Conversation:
 
     def _summarizer_settings(self) -> Participant:
         s = self.spec.context.summarizer
-        return s.model_copy(update={
-            "model": s.model or self.spec.participants[0].model,
-            "seed": s.seed if s.seed is not None else self.spec.seed,
-        })
+        return s.model_copy(
+            update={
+                "model": s.model or self.spec.participants[0].model,
+                "seed": s.seed if s.seed is not None else self.spec.seed,
+            }
+        )
 
     def _summarizer_backend(self) -> Backend:
         if self._summarizer is None:
@@ -254,19 +263,27 @@ class Conversation:
         # Injections due by the spec come first: their message numbers are fixed.
         injection = spec.injection_at(index)
         if injection is not None:
-            self._record_once(WatchEvent(
-                kind="injection", message_index=index, detail=f"{injection.as_}: {_glimpse(injection.text)}",
-                data={"source": "spec", "speaker": injection.as_},
-            ))
+            self._record_once(
+                WatchEvent(
+                    kind="injection",
+                    message_index=index,
+                    detail=f"{injection.as_}: {_glimpse(injection.text)}",
+                    data={"source": "spec", "speaker": injection.as_},
+                )
+            )
             return self._injected(index, injection.as_, injection.text)
         if self.interjector is not None and not self._interjections:
             self._interjections.extend(await self.interjector.between_turns(run))
         if self._interjections:
             said = self._interjections.popleft()
-            self._record(WatchEvent(
-                kind="injection", message_index=index, detail=f"{said.speaker}: {_glimpse(said.text)}",
-                data={"source": "interactive", "speaker": said.speaker},
-            ))
+            self._record(
+                WatchEvent(
+                    kind="injection",
+                    message_index=index,
+                    detail=f"{said.speaker}: {_glimpse(said.text)}",
+                    data={"source": "interactive", "speaker": said.speaker},
+                )
+            )
             return self._injected(index, said.speaker, said.text)
         return await self._generate(index)
 
@@ -278,13 +295,17 @@ class Conversation:
         shows_reasoning = {q.name for q in speaking.values() if q.show_reasoning}
 
         def render(messages: Sequence[Message]) -> list[ChatMessage]:
-            return participant_view(p, messages, len(spec.participants), shows_reasoning=shows_reasoning,
-                                    participants=spec.names)
+            return participant_view(
+                p, messages, len(spec.participants), shows_reasoning=shows_reasoning, participants=spec.names
+            )
 
         base_seed = p.seed if p.seed is not None else spec.seed
         sampling = Sampling(
-            temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
-            seed=turn_seed(base_seed, index), extra=dict(p.extra),
+            temperature=p.temperature,
+            top_p=p.top_p,
+            max_tokens=p.max_tokens,
+            seed=turn_seed(base_seed, index),
+            extra=dict(p.extra),
         )
         view = await self.context.fit(p, backend, run.messages, p.max_tokens, render, seed=turn_seed(spec.seed, index))
         self._notify_start(index, p.name)
@@ -298,10 +319,19 @@ class Conversation:
 
         reply = await backend.complete(view, sampling, on_event)
         return Message(
-            index=index, speaker=p.name, content=reply.text, model=p.model, reasoning=reply.reasoning,
-            started_at=reply.started_at, ended_at=reply.ended_at, ttft=reply.ttft, latency=reply.latency,
-            prompt_tokens=reply.usage.prompt_tokens, cached_tokens=reply.usage.cached_tokens,
-            completion_tokens=reply.usage.completion_tokens, finish_reason=reply.finish_reason,
+            index=index,
+            speaker=p.name,
+            content=reply.text,
+            model=p.model,
+            reasoning=reply.reasoning,
+            started_at=reply.started_at,
+            ended_at=reply.ended_at,
+            ttft=reply.ttft,
+            latency=reply.latency,
+            prompt_tokens=reply.usage.prompt_tokens,
+            cached_tokens=reply.usage.cached_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+            finish_reason=reply.finish_reason,
             attempts=reply.attempts,
         )
 
@@ -315,10 +345,14 @@ class Conversation:
         for ch in self.spec.changes:
             if ch.at == index:
                 settings = ", ".join(f"{k} {_glimpse(str(v))}" for k, v in ch.settings.items())
-                self._record_once(WatchEvent(
-                    kind="change", message_index=index, detail=f"{ch.participant}: {settings}",
-                    data={"participant": ch.participant, **ch.settings},
-                ))
+                self._record_once(
+                    WatchEvent(
+                        kind="change",
+                        message_index=index,
+                        detail=f"{ch.participant}: {settings}",
+                        data={"participant": ch.participant, **ch.settings},
+                    )
+                )
 
     def _record(self, ev: WatchEvent) -> None:
         """An event is stored, then told to the listeners (the same order as for messages)."""
@@ -359,8 +393,9 @@ class Conversation:
         run = self.run
         run.status, run.stop_reason, run.stop_detail = status, stop.value, stop.detail
         run.ended_at = utcnow()
-        self.store.finish_run(run.id, status=status, stop_reason=run.stop_reason, stop_detail=stop.detail,
-                              ended_at=run.ended_at)
+        self.store.finish_run(
+            run.id, status=status, stop_reason=run.stop_reason, stop_detail=stop.detail, ended_at=run.ended_at
+        )
         for listener in self.listeners:
             listener.run_ended(run)
 

@@ -119,8 +119,11 @@ class TerminalInterjector:
 
     async def _converse(self, participants: Sequence[str]) -> list[Interjection]:
         voices = ", ".join(f"{i} {name}" for i, name in enumerate(participants, 1))
-        self._say(f"⏸ paused. Speak as {voices}, or give another name for an outside voice; "
-                  "an empty line resumes.", "bold yellow", newline_before=True)
+        self._say(
+            f"⏸ paused. Speak as {voices}, or give another name for an outside voice; an empty line resumes.",
+            "bold yellow",
+            newline_before=True,
+        )
         said: list[Interjection] = []
         while True:
             who = await self._ask("as> ")

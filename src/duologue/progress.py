@@ -45,6 +45,11 @@ class BatchProgressDisplay:
             return  # per message is often; the display need not be
         self._last = now
         self.progress.update(
-            self.task, total=totals.total, completed=finished, running=totals.running, messages=totals.messages,
-            tps=totals.tokens_per_second, loops=totals.loops,
+            self.task,
+            total=totals.total,
+            completed=finished,
+            running=totals.running,
+            messages=totals.messages,
+            tps=totals.tokens_per_second,
+            loops=totals.loops,
         )

@@ -54,9 +54,7 @@ class WatchEvent:
     data: dict | None = None
 
 
-def end_marker_stop(
-    messages: Sequence[Message], participants: Sequence[str], marker: str, end_on: str
-) -> Stop | None:
+def end_marker_stop(messages: Sequence[Message], participants: Sequence[str], marker: str, end_on: str) -> Stop | None:
     """`any`: the latest message carries the marker. `both`: every participant's latest does."""
     if end_on == "never" or not marker or not messages:
         return None

@@ -39,8 +39,9 @@ class TerminalRenderer(RunListener):
 
     def message_started(self, run: Run, index: int, speaker: str) -> None:
         self.console.print()
-        self.console.print(Text(f"### {speaker}", style=self._style(run, speaker, SPEAKER_STYLES)),
-                           Text(f"  #{index}", style="dim"))
+        self.console.print(
+            Text(f"### {speaker}", style=self._style(run, speaker, SPEAKER_STYLES)), Text(f"  #{index}", style="dim")
+        )
         self._streamed = False
 
     def text(self, run: Run, index: int, speaker: str, delta: str) -> None:
@@ -49,13 +50,15 @@ class TerminalRenderer(RunListener):
 
     def retry(self, run: Run, index: int, speaker: str, notice: RetryNotice) -> None:
         self.console.print()
-        self.console.print(Text(f"  ↻ attempt {notice.attempt + 1} in {notice.wait:.1f}s: {notice.cause}",
-                                style="yellow"))
+        self.console.print(
+            Text(f"  ↻ attempt {notice.attempt + 1} in {notice.wait:.1f}s: {notice.cause}", style="yellow")
+        )
 
     def message_done(self, run: Run, message: Message) -> None:
         if not self._streamed:  # the opener, or a backend that did not stream
-            self.console.print(Text(message.content, style=self._style(run, message.speaker, TEXT_STYLES)),
-                               end="", soft_wrap=True)
+            self.console.print(
+                Text(message.content, style=self._style(run, message.speaker, TEXT_STYLES)), end="", soft_wrap=True
+            )
         self.console.print()
         if self.show_meta and message.completion_tokens is not None:
             self.console.print(Text(format_message_meta(message), style="dim"))

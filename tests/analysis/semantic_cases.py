@@ -94,8 +94,18 @@ DEBATE = [
     "Agreed. My summary: a modular monolith with enforced boundaries, extracted along team lines once DORA metrics show contention.",
 ]
 
-SIMULATOR_COMMANDS = ["ls", "cat readme.txt", "cd world", "look around", "open the north door",
-                      "take lantern", "read inscription", "go north", "listen", "inventory"]
+SIMULATOR_COMMANDS = [
+    "ls",
+    "cat readme.txt",
+    "cd world",
+    "look around",
+    "open the north door",
+    "take lantern",
+    "read inscription",
+    "go north",
+    "listen",
+    "inventory",
+]
 
 
 @dataclass
@@ -125,15 +135,33 @@ def simulator_log() -> list[str]:
     import random
 
     rng = random.Random(5)
-    places = ["a hall of mirrors", "a flooded library", "an orchard of glass trees", "a server room humming",
-              "a lighthouse stair", "a desert of clocks", "a train without tracks", "a garden under snow"]
-    things = ["a brass key", "a torn map", "a sleeping cat", "a radio tuned to static", "a locked chest",
-              "a painting that blinks", "a bowl of cold soup", "a compass spinning slowly"]
+    places = [
+        "a hall of mirrors",
+        "a flooded library",
+        "an orchard of glass trees",
+        "a server room humming",
+        "a lighthouse stair",
+        "a desert of clocks",
+        "a train without tracks",
+        "a garden under snow",
+    ]
+    things = [
+        "a brass key",
+        "a torn map",
+        "a sleeping cat",
+        "a radio tuned to static",
+        "a locked chest",
+        "a painting that blinks",
+        "a bowl of cold soup",
+        "a compass spinning slowly",
+    ]
     out = []
     for cmd in SIMULATOR_COMMANDS * 2:
         out.append(cmd)
         body = [f"$ {cmd}"]
         for _ in range(rng.randint(4, 7)):
-            body.append(f"You see {rng.choice(things)} in {rng.choice(places)}; it reacts to step {rng.randint(1, 99)}.")
+            body.append(
+                f"You see {rng.choice(things)} in {rng.choice(places)}; it reacts to step {rng.randint(1, 99)}."
+            )
         out.append("\n".join(body))
     return out

@@ -362,7 +362,11 @@ def test_a_short_repeat_inside_a_longer_cycle_is_part_of_it():
 
 def test_watcher_convergence_agrees_with_the_batch_detector_on_prefixes():
     rng = random.Random(7)
-    conversations = [prose(10) + echo_farewells(12), prose(9) + own_farewells(6), prose(5) + ["Home.", "The circle."] * 6]
+    conversations = [
+        prose(10) + echo_farewells(12),
+        prose(9) + own_farewells(6),
+        prose(5) + ["Home.", "The circle."] * 6,
+    ]
     conversations += [random_conversation(rng) for _ in range(60)]
     converged_runs = 0
     for contents in conversations:

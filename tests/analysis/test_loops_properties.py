@@ -46,7 +46,10 @@ def test_a_planted_cycle_is_found_with_its_period_and_onset(planted):
     assert loop is not None
     p = len(cycle)
     assert (loop.period, loop.onset, loop.first_repeat, loop.last) == (
-        p, len(prefix) + 1, len(prefix) + 1 + p, len(contents)
+        p,
+        len(prefix) + 1,
+        len(prefix) + 1 + p,
+        len(contents),
     )
     assert loop.absorbing and loop.cycles == cycles
 
@@ -80,7 +83,10 @@ def test_appending_unrelated_distinct_messages_never_makes_an_exact_loop(drawn):
         # The loop of the run is still the finding, no longer absorbing.
         assert after is not None
         assert (after.period, after.onset, after.first_repeat, after.last) == (
-            before.period, before.onset, before.first_repeat, before.last
+            before.period,
+            before.onset,
+            before.first_repeat,
+            before.last,
         )
         assert not after.absorbing
 
@@ -92,14 +98,18 @@ def wandering_runs(draw):
     base = draw(distinct(2, 5))
     variants = [f"{m} {w}" for m in base for w in ("again", "🌀")]
     pool = base + variants
-    blocks = draw(st.lists(
-        st.one_of(
-            st.lists(st.sampled_from(pool), min_size=1, max_size=4).flatmap(
-                lambda cycle: st.integers(1, 4).map(lambda k: cycle * k)),
-            st.lists(st.sampled_from(pool), min_size=1, max_size=5),
-        ),
-        min_size=1, max_size=8,
-    ))
+    blocks = draw(
+        st.lists(
+            st.one_of(
+                st.lists(st.sampled_from(pool), min_size=1, max_size=4).flatmap(
+                    lambda cycle: st.integers(1, 4).map(lambda k: cycle * k)
+                ),
+                st.lists(st.sampled_from(pool), min_size=1, max_size=5),
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
     return [m for block in blocks for m in block][:60]
 
 

@@ -6,14 +6,45 @@ from duologue.analysis.loops import LoopParams, LoopWatcher, comparable, detect_
 from duologue.analysis.text import char_ngrams, normalize
 
 COMMANDS = [
-    "ls -la /home/explorer", "cat notes/first_contact.txt", "cd ../archive", "run decode --verbose",
-    "open door_7", "grep -r 'signal' logs/", "ping lighthouse.local", "whoami", "history | tail",
-    "ssh keeper@tower", "mount /dev/dream0 /mnt", "./simulate --depth 3", "tree -L 2 /world",
-    "find / -name '*.memory'", "echo $HORIZON", "top -n 1", "df -h", "uname -a", "stat relic.bin",
+    "ls -la /home/explorer",
+    "cat notes/first_contact.txt",
+    "cd ../archive",
+    "run decode --verbose",
+    "open door_7",
+    "grep -r 'signal' logs/",
+    "ping lighthouse.local",
+    "whoami",
+    "history | tail",
+    "ssh keeper@tower",
+    "mount /dev/dream0 /mnt",
+    "./simulate --depth 3",
+    "tree -L 2 /world",
+    "find / -name '*.memory'",
+    "echo $HORIZON",
+    "top -n 1",
+    "df -h",
+    "uname -a",
+    "stat relic.bin",
     "tar -xzf past.tgz",
 ]
-NOUNS = ["lantern", "corridor", "archive", "signal", "orchard", "machine", "harbour", "glacier",
-         "library", "reactor", "meadow", "observatory", "cathedral", "tunnel", "garden", "vault"]
+NOUNS = [
+    "lantern",
+    "corridor",
+    "archive",
+    "signal",
+    "orchard",
+    "machine",
+    "harbour",
+    "glacier",
+    "library",
+    "reactor",
+    "meadow",
+    "observatory",
+    "cathedral",
+    "tunnel",
+    "garden",
+    "vault",
+]
 
 
 SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vu", "no", "pel", "shi", "dor", "ga", "fen", "ri", "zo"]

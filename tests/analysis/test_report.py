@@ -56,7 +56,15 @@ def test_analyze_a_run_ending_in_a_loop():
     assert loop.kind == "self-repetition"
     assert a.loop_share == loop.covered_share == 12 / 24
     assert a.near_loop is not None and a.near_loop.onset == 14
-    assert a.top_lexicon == [("eternal", 6), ("gratitude", 6), ("love", 6), ("unity", 6), ("✨", 6), ("🌀", 6), ("🙏", 6)]
+    assert a.top_lexicon == [
+        ("eternal", 6),
+        ("gratitude", 6),
+        ("love", 6),
+        ("unity", 6),
+        ("✨", 6),
+        ("🌀", 6),
+        ("🙏", 6),
+    ]
 
 
 def test_analyze_without_a_loop():
@@ -175,7 +183,9 @@ def test_write_plots(tmp_path, with_loop):
         "run1-themes.png",
     ]
     for path in paths:
-        expected = HEATMAP_SIZE_PX if path.name.endswith("-similarity.png") and "lag" not in path.name else SERIES_SIZE_PX
+        expected = (
+            HEATMAP_SIZE_PX if path.name.endswith("-similarity.png") and "lag" not in path.name else SERIES_SIZE_PX
+        )
         assert png_size(path) == expected
         height, width = matplotlib.image.imread(path).shape[:2]
         assert (width, height) == expected

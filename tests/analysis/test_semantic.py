@@ -67,7 +67,7 @@ def test_live_and_batch_agree_at_every_prefix():
     conversations = [c.contents for c in cases()] + [simulator_log()]
     for _ in range(6):  # shuffled mixtures too: drifts that start, stop and start again
         pieces = [list(c.contents) for c in cases()]
-        mix = [m for p in rng.sample(pieces, 3) for m in p[rng.randint(0, 4):]]
+        mix = [m for p in rng.sample(pieces, 3) for m in p[rng.randint(0, 4) :]]
         conversations.append(mix)
     embedder = get_embedder()
     for contents in conversations:
@@ -84,7 +84,7 @@ def test_live_and_batch_agree_at_every_prefix():
                 assert ev.message_index == k
                 if hasattr(ev, "attractor"):
                     flags = [m.label == found.theme for m in batch.trajectory]
-                    assert flags[found.onset - 1] and sum(flags[found.onset - 1:]) >= 3
+                    assert flags[found.onset - 1] and sum(flags[found.onset - 1 :]) >= 3
 
 
 def test_convergence_watcher_state_is_bounded():
@@ -126,26 +126,37 @@ def test_on_task_is_an_end_state_not_an_attractor():
 
 def test_a_theme_file_of_ones_own(tmp_path):
     f = tmp_path / "mine.toml"
-    f.write_text('[[theme]]\nid = "tea"\nlabel = "tea talk"\nphrases = ["I love a cup of green tea.",'
-                 ' "Oolong and sencha are my favourite teas."]\nlexicon = ["tea", "oolong"]\n')
-    contents = TECH[:4] + ["Speaking of breaks, green tea is lovely.", "Sencha, oolong, any tea really.",
-                           "A cup of tea now.", "Tea, always tea.", "More oolong tea.", "Green tea."]
+    f.write_text(
+        '[[theme]]\nid = "tea"\nlabel = "tea talk"\nphrases = ["I love a cup of green tea.",'
+        ' "Oolong and sencha are my favourite teas."]\nlexicon = ["tea", "oolong"]\n'
+    )
+    contents = TECH[:4] + [
+        "Speaking of breaks, green tea is lovely.",
+        "Sencha, oolong, any tea really.",
+        "A cup of tea now.",
+        "Tea, always tea.",
+        "More oolong tea.",
+        "Green tea.",
+    ]
     sem = semantic_analysis(["a", "b"] * 5, contents, attractor=AttractorParams(themes=str(f)))
     assert sem.attractor is not None and sem.attractor.theme == "tea" and sem.attractor.label == "tea talk"
     assert sem.labels == {"tea": "tea talk"}
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("[[theme]\n", "not valid TOML"),
-    ("x = 1\n", "no [[theme]] tables"),
-    ('[[theme]]\nid = "a b"\nphrases = ["x"]\n', "id must be letters"),
-    ('[[theme]]\nid = "a"\n', "give phrases (or a rule)"),
-    ('[[theme]]\nid = "a"\nrule = "magic"\n', "rule must be one of"),
-    ('[[theme]]\nid = "a"\nphrases = ["x"]\nkind = "mood"\n', "kind must be one of"),
-    ('[[theme]]\nid = "a"\nphrases = ["x"]\ncolour = "red"\n', "unknown field(s) colour"),
-    ('[[theme]]\nid = "a"\nphrases = ["x"]\n[[theme]]\nid = "a"\nphrases = ["y"]\n', "used twice: a"),
-    ('[[theme]]\nid = "a"\nphrases = [""]\n', "list of non-empty strings"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[[theme]\n", "not valid TOML"),
+        ("x = 1\n", "no [[theme]] tables"),
+        ('[[theme]]\nid = "a b"\nphrases = ["x"]\n', "id must be letters"),
+        ('[[theme]]\nid = "a"\n', "give phrases (or a rule)"),
+        ('[[theme]]\nid = "a"\nrule = "magic"\n', "rule must be one of"),
+        ('[[theme]]\nid = "a"\nphrases = ["x"]\nkind = "mood"\n', "kind must be one of"),
+        ('[[theme]]\nid = "a"\nphrases = ["x"]\ncolour = "red"\n', "unknown field(s) colour"),
+        ('[[theme]]\nid = "a"\nphrases = ["x"]\n[[theme]]\nid = "a"\nphrases = ["y"]\n', "used twice: a"),
+        ('[[theme]]\nid = "a"\nphrases = [""]\n', "list of non-empty strings"),
+    ],
+)
 def test_theme_file_errors_are_one_line(text, needle):
     with pytest.raises(ThemeSetError) as err:
         parse_themes(text, "mine.toml")
@@ -159,8 +170,18 @@ def test_missing_theme_file_is_one_line(tmp_path):
 
 def test_builtin_themes_follow_the_published_taxonomy():
     ids = {t.id for t in builtin_themes().themes}
-    assert {"bliss", "emoji", "meta_loop", "silence", "gratitude", "farewell", "praise", "role_collapse",
-            "verbatim", "on_task"} <= ids
+    assert {
+        "bliss",
+        "emoji",
+        "meta_loop",
+        "silence",
+        "gratitude",
+        "farewell",
+        "praise",
+        "role_collapse",
+        "verbatim",
+        "on_task",
+    } <= ids
     assert {"consciousness", "introspection", "uncertainty", "performativity", "meta_conversation"} <= ids
 
 
@@ -175,12 +196,13 @@ def test_attractor_is_the_latest_theme_entered():
 
 def test_rule_themes_are_labelled_by_their_own_id(tmp_path):
     f = tmp_path / "mine.toml"
-    f.write_text('[[theme]]\nid = "quiet"\nlabel = "quiet"\nrule = "silence"\n'
-                 '[[theme]]\nid = "topical"\nrule = "on_task"\n')
+    f.write_text(
+        '[[theme]]\nid = "quiet"\nlabel = "quiet"\nrule = "silence"\n[[theme]]\nid = "topical"\nrule = "on_task"\n'
+    )
     contents = TECH[:4] + ["", " ", "...", "", "…", " "]
     params = AttractorParams(themes=str(f))
     sem = semantic_analysis(["a", "b"] * 5, contents, attractor=params)
     assert sem.attractor is not None and sem.attractor.theme == "quiet" and sem.attractor.onset == 5
     watcher = SemanticWatcher(attractor=params)
-    events = [e for s, c in zip(["a", "b"] * 5, contents) for e in watcher.observe(s, c)]
+    events = [e for s, c in zip(["a", "b"] * 5, contents, strict=True) for e in watcher.observe(s, c)]
     assert [e.attractor.theme for e in events if hasattr(e, "attractor")] == ["quiet"]

@@ -28,8 +28,13 @@ def sse(data: Any, event: str | None = None) -> bytes:
 
 
 async def stream_events(send, events: list[bytes], status: int = 200) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+        }
+    )
     for event in events:
         await send({"type": "http.response.body", "body": event, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
@@ -60,11 +65,16 @@ class ScriptedOpenAI:
         self.requests.append(body)
         self.headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
         if self.refuse_stream_options and "stream_options" in body:
-            return await send_json(send, 400, {"error": {"message": "Unrecognized request argument supplied: "
-                                                                    "stream_options"}})
+            return await send_json(
+                send, 400, {"error": {"message": "Unrecognized request argument supplied: stream_options"}}
+            )
         said = self.script(len(self.requests), body)
-        base = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion.chunk", "created": 0,
-                "model": body["model"]}
+        base = {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": body["model"],
+        }
 
         def chunk(delta: dict, finish: str | None = None) -> bytes:
             return sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -143,39 +153,83 @@ def message_events(n: int, body: dict, fault: str | None) -> list[bytes]:
     last = body["messages"][-1]["content"]
     words = f"reply {n}: you said {' '.join(last.split()[:4])}".split(" ")
     pieces = ([w + " " for w in words[:-1]] + [words[-1]])[: body["max_tokens"]]
-    msg = {"id": f"msg_{n:04d}", "type": "message", "role": "assistant", "content": [], "model": body["model"],
-           "stop_reason": None, "stop_sequence": None,
-           "usage": {"input_tokens": 10 * n, "output_tokens": 1, "cache_read_input_tokens": 5}}
+    msg = {
+        "id": f"msg_{n:04d}",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": body["model"],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10 * n, "output_tokens": 1, "cache_read_input_tokens": 5},
+    }
     events = [sse({"type": "message_start", "message": msg}, "message_start")]
     index = 0
     if body.get("thinking"):
         events += [
-            sse({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "",
-                                                                             "signature": ""}},
-                "content_block_start"),
-            sse({"type": "content_block_delta", "index": 0,
-                 "delta": {"type": "thinking_delta", "thinking": f"pondering {n}"}}, "content_block_delta"),
-            sse({"type": "content_block_delta", "index": 0,
-                 "delta": {"type": "thinking_delta", "thinking": " quietly"}}, "content_block_delta"),
-            sse({"type": "content_block_delta", "index": 0,
-                 "delta": {"type": "signature_delta", "signature": "c2lnbmF0dXJl"}}, "content_block_delta"),
+            sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+                "content_block_start",
+            ),
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": f"pondering {n}"},
+                },
+                "content_block_delta",
+            ),
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": " quietly"},
+                },
+                "content_block_delta",
+            ),
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "signature_delta", "signature": "c2lnbmF0dXJl"},
+                },
+                "content_block_delta",
+            ),
             sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
         ]
         index = 1
-    events.append(sse({"type": "content_block_start", "index": index,
-                       "content_block": {"type": "text", "text": ""}}, "content_block_start"))
+    events.append(
+        sse(
+            {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+            "content_block_start",
+        )
+    )
     events.append(sse({"type": "ping"}, "ping"))
     for i, piece in enumerate(pieces):
-        events.append(sse({"type": "content_block_delta", "index": index,
-                           "delta": {"type": "text_delta", "text": piece}}, "content_block_delta"))
+        events.append(
+            sse(
+                {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
+                "content_block_delta",
+            )
+        )
         if i == 1 and fault == "cut":
             return events  # the stream ends here: no stop reason, no message_stop
         if i == 1 and fault == "error-event":
             return events + [sse(error("overloaded_error", "Overloaded"), "error")]
     events += [
         sse({"type": "content_block_stop", "index": index}, "content_block_stop"),
-        sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-             "usage": {"output_tokens": len(pieces)}}, "message_delta"),
+        sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": len(pieces)},
+            },
+            "message_delta",
+        ),
         sse({"type": "message_stop"}, "message_stop"),
     ]
     return events

@@ -19,10 +19,15 @@ KEY = "sk-ant-duologue-test-key-5678"
 
 
 def test_views_become_valid_messages_api_requests():
-    system, turns = anthropic_messages([
-        ChatMessage("system", "be kind"), ChatMessage("assistant", " "), ChatMessage("user", "hello"),
-        ChatMessage("user", "again"), ChatMessage("assistant", "hi"),
-    ])
+    system, turns = anthropic_messages(
+        [
+            ChatMessage("system", "be kind"),
+            ChatMessage("assistant", " "),
+            ChatMessage("user", "hello"),
+            ChatMessage("user", "again"),
+            ChatMessage("assistant", "hi"),
+        ]
+    )
     assert system == "be kind"
     assert turns == [
         {"role": "user", "content": SILENCE},  # the API wants a user turn first
@@ -53,10 +58,13 @@ def test_a_whole_conversation_through_the_anthropic_backend(tmp_path, monkeypatc
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     server = FakeAnthropic(KEY)
     with running(server) as url:
-        spec = ConversationSpec(participants=[claude("ada", url, system="You are Ada."),
-                                              claude("bo", url, system="You are Bo.",
-                                                     extra={"thinking": {"type": "enabled", "budget_tokens": 8}})],
-                                max_messages=6)
+        spec = ConversationSpec(
+            participants=[
+                claude("ada", url, system="You are Ada."),
+                claude("bo", url, system="You are Bo.", extra={"thinking": {"type": "enabled", "budget_tokens": 8}}),
+            ],
+            max_messages=6,
+        )
         run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "runs.db"))
     assert run.status == "finished" and run.stop_reason == "max_messages" and len(run.messages) == 6
     assert [m.speaker for m in run.messages] == ["ada", "bo", "ada", "bo", "ada", "bo"]
@@ -81,8 +89,10 @@ def test_overload_cut_streams_and_error_events_are_retried(tmp_path, monkeypatch
     server = FakeAnthropic(KEY, faults=faults.get)
     recorder = Recorder()
     with running(server) as url:
-        spec = ConversationSpec(participants=[claude("ada", url, retry_base_delay=0.01),
-                                              claude("bo", url, retry_base_delay=0.01)], max_messages=3)
+        spec = ConversationSpec(
+            participants=[claude("ada", url, retry_base_delay=0.01), claude("bo", url, retry_base_delay=0.01)],
+            max_messages=3,
+        )
         run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "runs.db", listeners=[recorder]))
     assert run.status == "finished" and len(run.messages) == 3
     assert [m.attempts for m in run.messages[1:]] == [3, 2]
@@ -123,8 +133,9 @@ def test_text_streams_to_listeners(monkeypatch):
 
         async def go():
             try:
-                return await backend.complete([ChatMessage("system", "s"), ChatMessage("user", "tell me")],
-                                              Sampling(max_tokens=8), events.append)
+                return await backend.complete(
+                    [ChatMessage("system", "s"), ChatMessage("user", "tell me")], Sampling(max_tokens=8), events.append
+                )
             finally:
                 await backend.aclose()
 

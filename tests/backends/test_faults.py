@@ -14,16 +14,43 @@ from duologue.spec import ConversationSpec, Participant
 from faultproxy import FaultProxy, cycle, no_faults, running
 
 # One request in three or so goes wrong; each fault kind comes round every 21 requests.
-SCHEDULE = [None, "429", None, None, "500", None, "stall", None, None, "cut", None, "503", None, None,
-            "truncate", None, "malformed", None, None, "stall-mid", None]
+SCHEDULE = [
+    None,
+    "429",
+    None,
+    None,
+    "500",
+    None,
+    "stall",
+    None,
+    None,
+    "cut",
+    None,
+    "503",
+    None,
+    None,
+    "truncate",
+    None,
+    "malformed",
+    None,
+    None,
+    "stall-mid",
+    None,
+]
 
 
 def spec_through(proxy_url: str, *, max_messages: int, seed: int, **retry) -> ConversationSpec:
-    return ConversationSpec(participants=[
-        Participant(name="here", model="local/smollm2", max_tokens=24, context_length=1024, threads=1),
-        Participant(name="there", model="openai-compatible/smollm2", base_url=f"{proxy_url}/v1", max_tokens=24,
-                    **retry),
-    ], max_messages=max_messages, seed=seed, opener="Hi! Tell me about rivers.")
+    return ConversationSpec(
+        participants=[
+            Participant(name="here", model="local/smollm2", max_tokens=24, context_length=1024, threads=1),
+            Participant(
+                name="there", model="openai-compatible/smollm2", base_url=f"{proxy_url}/v1", max_tokens=24, **retry
+            ),
+        ],
+        max_messages=max_messages,
+        seed=seed,
+        opener="Hi! Tell me about rivers.",
+    )
 
 
 class RetryLog(RunListener):
@@ -49,22 +76,29 @@ def test_twenty_conversations_complete_under_the_fault_schedule(llama_server, tm
     # a keep-alive every 15 s) on a busy 2-core machine, and a stall must outlast the timeout.
     retry = dict(max_attempts=12, timeout=30, retry_base_delay=0.2, retry_max_delay=2)
     with running(proxy) as url:
+
         async def all_runs():
-            return await asyncio.gather(*[
-                api.arun_conversation(spec_through(url, max_messages=12, seed=i, **retry), db=db, listeners=[log],
-                                       watchers=[])  # no loop detection: every run must reach 12 messages
-                for i in range(20)])
+            return await asyncio.gather(
+                *[
+                    api.arun_conversation(
+                        spec_through(url, max_messages=12, seed=i, **retry), db=db, listeners=[log], watchers=[]
+                    )  # no loop detection: every run must reach 12 messages
+                    for i in range(20)
+                ]
+            )
 
         runs = asyncio.run(all_runs())
-    assert [(r.status, r.stop_reason) for r in runs] == [("finished", "max_messages")] * 20, \
-        [f"{r.stop_reason}: {r.stop_detail}" for r in runs if r.stop_reason != "max_messages"]
+    assert [(r.status, r.stop_reason) for r in runs] == [("finished", "max_messages")] * 20, [
+        f"{r.stop_reason}: {r.stop_detail}" for r in runs if r.stop_reason != "max_messages"
+    ]
     rows = stored_messages(db)
     assert len(rows) == 240 and len(set(rows)) == 240  # every message stored exactly once
     assert sorted(rows) == sorted((r.id, i) for r in runs for i in range(1, 13))
     for r in runs:
         assert [m.index for m in r.messages] == list(range(1, 13))
         assert [m.model for m in r.messages[1:]] == ["openai-compatible/smollm2", "local/smollm2"] * 5 + [
-            "openai-compatible/smollm2"]
+            "openai-compatible/smollm2"
+        ]
         assert all(m.content or m.finish_reason for m in r.messages[1:])
     assert set(proxy.served) == {"429", "500", "503", "stall", "stall-mid", "cut", "truncate", "malformed"}
     retried = [m for r in runs for m in r.messages if m.attempts > 1]
@@ -72,8 +106,7 @@ def test_twenty_conversations_complete_under_the_fault_schedule(llama_server, tm
     # A retried message holds only what its last attempt said: its stored text is what the store has.
     stored = {r.id: api.load_run(r.id, db=db) for r in runs}
     for r in runs:
-        assert [(m.content, m.attempts) for m in stored[r.id].messages] == [(m.content, m.attempts)
-                                                                            for m in r.messages]
+        assert [(m.content, m.attempts) for m in stored[r.id].messages] == [(m.content, m.attempts) for m in r.messages]
 
 
 class FaultAfter(RunListener):
@@ -89,14 +122,16 @@ class FaultAfter(RunListener):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("fault, cause", [
-    ("503", "HTTP 503 from openai-compatible at"),
-    ("stall", "did not answer in time"),
-    ("cut", "RemoteProtocolError"),
-    ("truncate", "ended before the message did"),
-])
-def test_a_fault_that_outlasts_the_retries_ends_the_run_and_resume_finishes_it(llama_server, tmp_path, fault,
-                                                                                 cause):
+@pytest.mark.parametrize(
+    "fault, cause",
+    [
+        ("503", "HTTP 503 from openai-compatible at"),
+        ("stall", "did not answer in time"),
+        ("cut", "RemoteProtocolError"),
+        ("truncate", "ended before the message did"),
+    ],
+)
+def test_a_fault_that_outlasts_the_retries_ends_the_run_and_resume_finishes_it(llama_server, tmp_path, fault, cause):
     db = tmp_path / "runs.db"
     proxy = FaultProxy(llama_server, no_faults, stall=25)
     retry = dict(max_attempts=3, timeout=20, retry_base_delay=0.05, retry_max_delay=0.2)

@@ -27,6 +27,7 @@ def shared_engine(monkeypatch):
     cannot change it)."""
     monkeypatch.setenv("DUOLOGUE_EMBEDDED_ENGINE", "shared")
 
+
 MODEL = "local/smollm2"
 GREEDY = Sampling(temperature=0, max_tokens=64, seed=0)
 
@@ -48,6 +49,7 @@ def views() -> list[list[ChatMessage]]:
 
 def unbatched_greedy(views: list[list[ChatMessage]], sampling: Sampling) -> list[list[int]]:
     """Each view alone on an engine of its own (one stream, one token per decode), one after another."""
+
     async def alone(view):
         backend = BatchedLlamaBackend(MODEL, LlamaSettings(2048))
         try:
@@ -72,7 +74,9 @@ def test_batched_greedy_tokens_equal_unbatched(embedded_gguf):
             backends = [pool.backend(MODEL, LlamaSettings(2048)) for _ in PROMPTS]
             prompts = [b.prompt_tokens(v) for b, v in zip(backends, views(), strict=True)]
             engine = backends[0].engine
-            gens = await asyncio.gather(*(engine.generate(b._seq, p, GREEDY) for b, p in zip(backends, prompts, strict=True)))
+            gens = await asyncio.gather(
+                *(engine.generate(b._seq, p, GREEDY) for b, p in zip(backends, prompts, strict=True))
+            )
             return gens, dict(engine.stats)
 
     gens, stats = asyncio.run(batched())
@@ -134,8 +138,9 @@ def test_cancel_stops_the_request_and_the_sequence_goes_on(embedded_gguf):
                 texts.append(ev.text)
                 started.set()
 
-            task = asyncio.create_task(backend.complete(view, Sampling(temperature=0.8, max_tokens=400, seed=1),
-                                                        on_event))
+            task = asyncio.create_task(
+                backend.complete(view, Sampling(temperature=0.8, max_tokens=400, seed=1), on_event)
+            )
             await started.wait()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -178,9 +183,12 @@ def test_a_request_that_does_not_fit_raises_context_full(embedded_gguf):
 def spec(seed: int, messages: int = 6) -> ConversationSpec:
     common = dict(max_tokens=24, context_length=1024, temperature=0)
     return ConversationSpec(
-        participants=[Participant(name="a", system="You ask short questions.", seed=seed, **common),
-                      Participant(name="b", system="You answer briefly.", seed=seed + 1, **common)],
-        opener=f"Tell me something about the number {seed}.", max_messages=messages,
+        participants=[
+            Participant(name="a", system="You ask short questions.", seed=seed, **common),
+            Participant(name="b", system="You answer briefly.", seed=seed + 1, **common),
+        ],
+        opener=f"Tell me something about the number {seed}.",
+        max_messages=messages,
     )
 
 
@@ -202,8 +210,9 @@ def test_the_older_backend_stays_available(monkeypatch):
 def test_two_conversations_at_once_decode_together_and_match_one_at_a_time(embedded_gguf, tmp_path):
     async def together():
         async with EmbeddedPool({MODEL: 5}) as pool:
-            runs = await asyncio.gather(*(arun_conversation(spec(s, 8), db=tmp_path / f"t{s}.db", watchers=[])
-                                          for s in (1, 2)))
+            runs = await asyncio.gather(
+                *(arun_conversation(spec(s, 8), db=tmp_path / f"t{s}.db", watchers=[]) for s in (1, 2))
+            )
             return runs, dict(pool.engines[0].stats)
 
     async def apart():
@@ -254,8 +263,9 @@ def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_
                 return backend
 
             pool.backend = spy
-            runs = await asyncio.gather(*(arun_conversation(spec(s, 6), db=tmp_path / f"s{s}.db", watchers=[])
-                                          for s in seeds))
+            runs = await asyncio.gather(
+                *(arun_conversation(spec(s, 6), db=tmp_path / f"s{s}.db", watchers=[]) for s in seeds)
+            )
             engines = pool.engines
             return runs, placed, engines, [e.threads for e in engines], [dict(e.stats) for e in engines]
 
@@ -280,5 +290,5 @@ def test_single_tokens_go_one_call_each_only_where_that_was_measured_faster():
     engine._call_time[2] = 0.0124  # two tokens together took longer than two alone
     engine._call_time[8] = 0.027  # eight together took far less than eight alone
     decisions = [engine._one_by_one(2) for _ in range(2 * PROBE_EVERY)]
-    assert decisions.count(False) == 2 and all(decisions[:PROBE_EVERY - 2])  # one batch per PROBE_EVERY
+    assert decisions.count(False) == 2 and all(decisions[: PROBE_EVERY - 2])  # one batch per PROBE_EVERY
     assert not engine._one_by_one(8)

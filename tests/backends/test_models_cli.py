@@ -34,12 +34,23 @@ def test_a_missing_key_is_named_before_the_run(monkeypatch):
 
 
 def test_toml_fields_for_hosted_participants():
-    spec = spec_from_dict({"participants": [
-        {"name": "qwen3-next", "model": "openrouter/qwen/qwen3-next-80b-a3b-instruct",
-         "extra": {"provider": {"order": ["deepinfra"]}, "reasoning": {"effort": "low"}},
-         "max_attempts": 8, "timeout": 90, "retry_base_delay": 2, "retry_max_delay": 60, "show_reasoning": True},
-        {"name": "local", "model": "openai-compatible/x", "base_url": "http://127.0.0.1:8000/v1"},
-    ]})
+    spec = spec_from_dict(
+        {
+            "participants": [
+                {
+                    "name": "qwen3-next",
+                    "model": "openrouter/qwen/qwen3-next-80b-a3b-instruct",
+                    "extra": {"provider": {"order": ["deepinfra"]}, "reasoning": {"effort": "low"}},
+                    "max_attempts": 8,
+                    "timeout": 90,
+                    "retry_base_delay": 2,
+                    "retry_max_delay": 60,
+                    "show_reasoning": True,
+                },
+                {"name": "local", "model": "openai-compatible/x", "base_url": "http://127.0.0.1:8000/v1"},
+            ]
+        }
+    )
     q, local = spec.participants
     assert (q.max_attempts, q.timeout, q.retry_base_delay, q.retry_max_delay) == (8, 90.0, 2.0, 60.0)
     assert q.extra["provider"] == {"order": ["deepinfra"]} and q.show_reasoning

@@ -27,16 +27,19 @@ def split_all(pieces):
     return "".join(content + [c]), "".join(reasoning + [r])
 
 
-@pytest.mark.parametrize("pieces, expected", [
-    (["Hello", " world"], "Hello world"),
-    (["<think>plan</think>\n\nHello"], "Hello"),
-    (["<thi", "nk>pl", "an</th", "ink>", "\n", "\nHel", "lo"], "Hello"),
-    (["  <think>a</think>b"], "b"),
-    (["<3 you"], "<3 you"),
-    (["<think>never closed"], ""),
-    ([" "], " "),
-    (["Hi <think>x</think>"], "Hi <think>x</think>"),  # only a block at the start is reasoning
-])
+@pytest.mark.parametrize(
+    "pieces, expected",
+    [
+        (["Hello", " world"], "Hello world"),
+        (["<think>plan</think>\n\nHello"], "Hello"),
+        (["<thi", "nk>pl", "an</th", "ink>", "\n", "\nHel", "lo"], "Hello"),
+        (["  <think>a</think>b"], "b"),
+        (["<3 you"], "<3 you"),
+        (["<think>never closed"], ""),
+        ([" "], " "),
+        (["Hi <think>x</think>"], "Hi <think>x</think>"),  # only a block at the start is reasoning
+    ],
+)
 def test_think_splitter_content(pieces, expected):
     assert split_all(pieces)[0] == expected
 
@@ -50,8 +53,11 @@ def test_think_splitter_reasoning_and_streaming():
 
 def test_participant_view_shows_reasoning_only_when_asked():
     a, b = Participant(name="a", show_reasoning=True), Participant(name="b")
-    msgs = [Message(1, "a", " "), Message(2, "b", "hi", reasoning="b thinks"),
-            Message(3, "a", "yes", reasoning="a thinks")]
+    msgs = [
+        Message(1, "a", " "),
+        Message(2, "b", "hi", reasoning="b thinks"),
+        Message(3, "a", "yes", reasoning="a thinks"),
+    ]
     view_b = participant_view(b, msgs, 2, shows_reasoning={"a"})
     assert [m.content for m in view_b[1:]] == [" ", "hi", "<think>a thinks</think>\n\nyes"]
     view_a = participant_view(a, msgs, 2, shows_reasoning={"a"})
@@ -60,15 +66,17 @@ def test_participant_view_shows_reasoning_only_when_asked():
 
 
 def backend_for(base_url, **fields):
-    return make_backend(Participant(name="p", model="openai-compatible/scripted", base_url=base_url + "/v1",
-                                    **fields))
+    return make_backend(Participant(name="p", model="openai-compatible/scripted", base_url=base_url + "/v1", **fields))
 
 
 async def complete(backend, sampling=Sampling(max_tokens=16, seed=5)):
     deltas = []
     try:
-        reply = await backend.complete([ChatMessage("system", "be brief"), ChatMessage("user", "hi")], sampling,
-                                       lambda e: deltas.append(e.text) if isinstance(e, TextDelta) else None)
+        reply = await backend.complete(
+            [ChatMessage("system", "be brief"), ChatMessage("user", "hi")],
+            sampling,
+            lambda e: deltas.append(e.text) if isinstance(e, TextDelta) else None,
+        )
     finally:
         await backend.aclose()
     return reply, deltas
@@ -77,10 +85,19 @@ async def complete(backend, sampling=Sampling(max_tokens=16, seed=5)):
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_usage_timings_finish_and_reasoning_content_are_recorded():
-    server = ScriptedOpenAI(lambda n, body: Said(["Hel", "lo"], reasoning=["let me ", "think"], finish="length",
-                                                 usage={"prompt_tokens": 12, "completion_tokens": 7,
-                                                        "total_tokens": 19,
-                                                        "prompt_tokens_details": {"cached_tokens": 4}}))
+    server = ScriptedOpenAI(
+        lambda n, body: Said(
+            ["Hel", "lo"],
+            reasoning=["let me ", "think"],
+            finish="length",
+            usage={
+                "prompt_tokens": 12,
+                "completion_tokens": 7,
+                "total_tokens": 19,
+                "prompt_tokens_details": {"cached_tokens": 4},
+            },
+        )
+    )
     with running(server) as url:
         reply, deltas = asyncio.run(complete(backend_for(url)))
     assert reply.text == "Hello" and deltas == ["Hel", "lo"]  # reasoning is not streamed as text
@@ -93,11 +110,14 @@ def test_usage_timings_finish_and_reasoning_content_are_recorded():
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("said, text, reasoning", [
-    (Said(["Hi"], reasoning=["hmm"], reasoning_field="reasoning"), "Hi", "hmm"),
-    (Said(["<think>", "mull", "ing</think>", "\n\n", "Hi"]), "Hi", "mulling"),
-    (Said(["Hi there"]), "Hi there", None),
-])
+@pytest.mark.parametrize(
+    "said, text, reasoning",
+    [
+        (Said(["Hi"], reasoning=["hmm"], reasoning_field="reasoning"), "Hi", "hmm"),
+        (Said(["<think>", "mull", "ing</think>", "\n\n", "Hi"]), "Hi", "mulling"),
+        (Said(["Hi there"]), "Hi there", None),
+    ],
+)
 def test_reasoning_dialects_and_missing_usage(said, text, reasoning):
     with running(ScriptedOpenAI(lambda n, body: said)) as url:
         reply, _ = asyncio.run(complete(backend_for(url)))
@@ -112,11 +132,18 @@ def test_request_carries_sampling_and_passes_extra_parameters_through(monkeypatc
     monkeypatch.setenv("OPENAI_API_KEY", "sk-the-users-real-openai-key")
     monkeypatch.delenv("OPENAI_COMPATIBLE_API_KEY", raising=False)
     server = ScriptedOpenAI(lambda n, body: Said(["ok"]))
-    extra = {"provider": {"order": ["deepinfra"], "allow_fallbacks": False}, "reasoning": {"effort": "low"},
-             "top_k": 20}
+    extra = {
+        "provider": {"order": ["deepinfra"], "allow_fallbacks": False},
+        "reasoning": {"effort": "low"},
+        "top_k": 20,
+    }
     with running(server) as url:
-        asyncio.run(complete(backend_for(url), Sampling(temperature=0.3, top_p=0.9, max_tokens=16, seed=5,
-                                                        stop=("[END]",), extra=extra)))
+        asyncio.run(
+            complete(
+                backend_for(url),
+                Sampling(temperature=0.3, top_p=0.9, max_tokens=16, seed=5, stop=("[END]",), extra=extra),
+            )
+        )
     body, headers = server.requests[0], server.headers[0]
     assert body["model"] == "scripted" and body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
@@ -149,8 +176,19 @@ def test_the_presets_key_is_sent(monkeypatch):
 
 
 def test_every_preset_named_in_the_design_exists():
-    for name in ("openai", "openrouter", "deepseek", "qwen", "anthropic", "ollama", "vllm", "lmstudio", "llamacpp",
-                 "openai-compatible", "local"):
+    for name in (
+        "openai",
+        "openrouter",
+        "deepseek",
+        "qwen",
+        "anthropic",
+        "ollama",
+        "vllm",
+        "lmstudio",
+        "llamacpp",
+        "openai-compatible",
+        "local",
+    ):
         assert name in PROVIDERS
     assert PROVIDERS["qwen"].base_url.endswith("/compatible-mode/v1")
     assert PROVIDERS["openrouter"].key_env == "OPENROUTER_API_KEY"
@@ -161,9 +199,12 @@ def test_every_preset_named_in_the_design_exists():
 def test_show_reasoning_lets_the_other_side_see_it(tmp_path):
     server = ScriptedOpenAI(lambda n, body: Said([f"answer {n}"], reasoning=[f"thought {n}"]))
     with running(server) as url:
+
         def p(name, show):
-            return Participant(name=name, model="openai-compatible/scripted", base_url=url + "/v1",
-                               show_reasoning=show, max_tokens=8)
+            return Participant(
+                name=name, model="openai-compatible/scripted", base_url=url + "/v1", show_reasoning=show, max_tokens=8
+            )
+
         spec = ConversationSpec(participants=[p("open", True), p("closed", False)], max_messages=5, opener="hi")
         run = asyncio.run(api.arun_conversation(spec, db=tmp_path / "runs.db"))
     assert run.stop_reason == "max_messages"

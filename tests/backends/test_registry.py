@@ -14,7 +14,7 @@ from duologue.errors import DuologueError, UnknownModelError
 from duologue.spec import Participant
 from helpers import cli_env
 
-PLUGIN = '''
+PLUGIN = """
 from duologue.backends.base import Reply, Usage
 from duologue.backends.provider import Provider
 from duologue.records import utcnow
@@ -35,7 +35,7 @@ class Echo:
 
 PROVIDER = Provider("echo", "echo", description="says how many messages it was sent",
                     make=lambda p, provider, name: Echo(p.model))
-'''
+"""
 
 
 def install_plugin(folder, module: str, source: str, entry: str) -> None:
@@ -73,8 +73,14 @@ def test_listing_the_providers_imports_no_backend():
 
 def cli_with(site, *args: str, cwd) -> subprocess.CompletedProcess:
     """`duologue ARGS` in a subprocess whose Python also finds the packages in `site`."""
-    return subprocess.run([sys.executable, "-m", "duologue", *args], cwd=cwd, capture_output=True, text=True,
-                          env=plugin_env(site), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "duologue", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=plugin_env(site),
+        timeout=120,
+    )
 
 
 def test_a_plugin_provider_is_listed_and_runs_a_conversation(tmp_path):

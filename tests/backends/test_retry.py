@@ -55,8 +55,9 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
 def test_transient_failures_are_retried_and_the_attempt_count_recorded():
     attempt, calls = failing(2)
     notices: list[RetryNotice] = []
-    reply = run(call_with_retries(attempt, RetryPolicy(max_attempts=5, base_delay=0.01), what="m",
-                                  on_event=notices.append))
+    reply = run(
+        call_with_retries(attempt, RetryPolicy(max_attempts=5, base_delay=0.01), what="m", on_event=notices.append)
+    )
     assert reply.text == "ok" and reply.attempts == 3 and calls == [1, 2, 3]
     assert [n.attempt for n in notices] == [1, 2]
     assert all("HTTP 503" in n.cause and 0.005 <= n.wait <= 0.02 for n in notices)
@@ -88,8 +89,15 @@ def test_the_key_is_scrubbed_from_notices_and_errors():
     attempt, _ = failing(10, lambda n: TransientError(f"HTTP 503 from test: Bearer {SECRET}\nsecond line"))
     notices: list[RetryNotice] = []
     with pytest.raises(BackendError) as info:
-        run(call_with_retries(attempt, RetryPolicy(max_attempts=2, base_delay=0.01), what="m",
-                              on_event=notices.append, secrets=[SECRET]))
+        run(
+            call_with_retries(
+                attempt,
+                RetryPolicy(max_attempts=2, base_delay=0.01),
+                what="m",
+                on_event=notices.append,
+                secrets=[SECRET],
+            )
+        )
     assert SECRET not in str(info.value) and "\n" not in str(info.value) and "***" in str(info.value)
     assert SECRET not in notices[0].cause
 
@@ -98,14 +106,17 @@ def test_scrub_makes_one_line_and_ignores_empty_secrets():
     assert scrub(f"a\n  b {SECRET}", [None, "", SECRET]) == "a b ***"
 
 
-@pytest.mark.parametrize("headers, expected", [
-    ({"retry-after": "2"}, 2.0),
-    ({"retry-after": "0.5"}, 0.5),
-    ({"retry-after-ms": "1500"}, 1.5),
-    ({"retry-after": "soon"}, None),
-    ({}, None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
 def test_retry_after_header_forms(headers, expected):
     assert retry_after_seconds(headers) == expected
 

@@ -219,8 +219,7 @@ def test_content_holding_a_boundary_is_refused_when_rendered(content):
 def test_hand_written_extra_block_is_reported():
     text = render_markdown(transcript(["a", "b"], "one", "two")).replace("**Messages:** 2", "**Messages:** 1")
     assert format_error(text) == (
-        "header says 1 messages but the file has 2 "
-        "(does a message itself contain '---' and a '### {speaker}' heading?)"
+        "header says 1 messages but the file has 2 (does a message itself contain '---' and a '### {speaker}' heading?)"
     )
 
 

@@ -42,9 +42,7 @@ def names() -> st.SearchStrategy[str]:
     )
 
 
-naive_times = st.datetimes(max_value=datetime(9999, 12, 1)).map(
-    lambda d: d.replace(microsecond=0)
-)
+naive_times = st.datetimes(max_value=datetime(9999, 12, 1)).map(lambda d: d.replace(microsecond=0))
 
 
 @st.composite
@@ -90,12 +88,20 @@ def test_markdown_refuses_what_it_could_not_read_back(t, data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    any_text,
-    st.lists(st.one_of(any_text, st.sampled_from(FORMAT_PIECES + ["### a", "**Started:** 2026-01-02 03:04:05",
-                                                                  "**Ended:** 2026-13-40 25:61:61"])),
-             max_size=20).map("".join),
-))
+@given(
+    st.one_of(
+        any_text,
+        st.lists(
+            st.one_of(
+                any_text,
+                st.sampled_from(
+                    FORMAT_PIECES + ["### a", "**Started:** 2026-01-02 03:04:05", "**Ended:** 2026-13-40 25:61:61"]
+                ),
+            ),
+            max_size=20,
+        ).map("".join),
+    )
+)
 def test_markdown_parsers_raise_only_transcript_format_errors(text):
     for parse in (parse_markdown, parse_markdown_with_voices):
         try:
@@ -119,7 +125,7 @@ def test_markdown_parsers_on_damaged_files(t, data):
     elif damage == "insert":
         text = text[:at] + data.draw(st.one_of(any_text, st.sampled_from(FORMAT_PIECES))) + text[at:]
     else:
-        text = text[:at] + text[at + data.draw(st.integers(1, 20)):]
+        text = text[:at] + text[at + data.draw(st.integers(1, 20)) :]
     for parse in (parse_markdown, parse_markdown_with_voices):
         try:
             parse(text)
@@ -209,14 +215,19 @@ def test_jsonl_render_parse_render_is_byte_identical(many):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    any_text,
-    json_values.map(lambda v: json.dumps(v)),
-    st.dictionaries(st.sampled_from(["format", "id", "participants", "started_at", "spec", "messages", "status"]),
-                    json_values, max_size=7)
-    .map(lambda d: {"format": "duologue.run/1", **d})
-    .map(lambda d: json.dumps(d)),
-))
+@given(
+    st.one_of(
+        any_text,
+        json_values.map(lambda v: json.dumps(v)),
+        st.dictionaries(
+            st.sampled_from(["format", "id", "participants", "started_at", "spec", "messages", "status"]),
+            json_values,
+            max_size=7,
+        )
+        .map(lambda d: {"format": "duologue.run/1", **d})
+        .map(lambda d: json.dumps(d)),
+    )
+)
 def test_json_parsers_raise_only_transcript_format_errors(text):
     for parse in (parse_json, parse_jsonl):
         try:

@@ -18,8 +18,13 @@ from .sample import build_sample_store
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (make browser); Playwright never downloads one
 # The machine has no network: without these Chromium keeps trying to reach Google's services.
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

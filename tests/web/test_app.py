@@ -108,17 +108,27 @@ def test_live_run_streams_new_messages_then_ends(client, sample_db):
         with Store(sample_db) as store:
             for i in (4, 5):
                 time.sleep(0.2)
-                store.add_message(LIVE_RUN, Message(index=i, speaker="carol" if i % 2 == 0 else "alice",
-                                                    content=f"<b>message {i}</b>"))
-            store.finish_run(LIVE_RUN, status="finished", stop_reason="max_messages", stop_detail=None,
-                             ended_at=T0 + timedelta(hours=7))
+                store.add_message(
+                    LIVE_RUN,
+                    Message(index=i, speaker="carol" if i % 2 == 0 else "alice", content=f"<b>message {i}</b>"),
+                )
+            store.finish_run(
+                LIVE_RUN,
+                status="finished",
+                stop_reason="max_messages",
+                stop_detail=None,
+                ended_at=T0 + timedelta(hours=7),
+            )
 
     writer = threading.Thread(target=generate)
     writer.start()
     body = client.get(f"/runs/{LIVE_RUN}/events?after=3").text
     writer.join()
-    events = [dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
-              for block in body.split("\n\n") if block.strip()]
+    events = [
+        dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        for block in body.split("\n\n")
+        if block.strip()
+    ]
     messages = [e for e in events if e.get("event") == "message"]
     assert [e["id"] for e in messages] == ["4", "5"]
     fragment = json.loads(messages[0]["data"])["html"]
@@ -168,8 +178,9 @@ def test_a_running_run_whose_process_is_gone_shows_and_filters_as_killed(client,
     import subprocess
     import sys
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(gone.stdout)  # that process has exited
     with Store(sample_db) as store:
         store.conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead_pid, LIVE_RUN))

@@ -117,8 +117,9 @@ def test_live_page_appends_messages_and_reloads_when_the_run_ends(page, viewer_u
         assert page.locator("#m4").get_attribute("class") == "msg right c1"
         store.add_message(LIVE_RUN, Message(index=5, speaker="alice", content="and one more"))
         expect(page.locator("#m5 > .text")).to_have_text("and one more")
-        store.finish_run(LIVE_RUN, status="finished", stop_reason="max_messages", stop_detail=None,
-                         ended_at=T0 + timedelta(hours=7))
+        store.finish_run(
+            LIVE_RUN, status="finished", stop_reason="max_messages", stop_detail=None, ended_at=T0 + timedelta(hours=7)
+        )
     expect(page.locator("#status")).to_have_text("finished")  # after the reload
     assert page.evaluate("window.__sameDocument") is None and page.evaluate("window.__pwned") is None
     assert page.locator("#chat .msg").count() == 5
@@ -132,7 +133,9 @@ def test_downloaded_markdown_is_the_export(page, viewer_url, sample_db):
     assert download.suggested_filename == f"{LOOP_RUN}.md"
     exported = subprocess.run(
         [sys.executable, "-m", "duologue", "export", LOOP_RUN, "--format", "md", "--db", str(sample_db)],
-        capture_output=True, env=cli_env(), check=True,
+        capture_output=True,
+        env=cli_env(),
+        check=True,
     ).stdout
     assert Path(download.path()).read_bytes() == exported
 

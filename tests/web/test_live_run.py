@@ -38,8 +38,21 @@ def test_follow_a_run_while_it_is_generated(page, tmp_path):
     db = tmp_path / "runs" / "duologue.db"
     Store(db).close()
     with running_viewer(db) as url:
-        proc = start_cli("run", "--max-messages", "12", "--max-tokens", "24", "--context-length", "1024",
-                         "--on-loop", "continue", "--quiet", "--db", str(db), cwd=tmp_path)
+        proc = start_cli(
+            "run",
+            "--max-messages",
+            "12",
+            "--max-tokens",
+            "24",
+            "--context-length",
+            "1024",
+            "--on-loop",
+            "continue",
+            "--quiet",
+            "--db",
+            str(db),
+            cwd=tmp_path,
+        )
         try:
             run_id = wait_for_run(db, proc)
             page.goto(f"{url}/runs/{run_id}")
@@ -47,11 +60,11 @@ def test_follow_a_run_while_it_is_generated(page, tmp_path):
             page.evaluate("window.__sameDocument = true")  # gone if the page reloads
             shown = page.locator("#chat .msg").count()
             # A message stored by the other process appears without navigating.
-            wait_until(lambda: page.locator("#chat .msg").count() > max(shown, 1), timeout=300,
-                       what="a message to arrive")
+            wait_until(
+                lambda: page.locator("#chat .msg").count() > max(shown, 1), timeout=300, what="a message to arrive"
+            )
             assert page.evaluate("window.__sameDocument") is True
-            indices = [int(i) for i in page.locator("#chat .msg").evaluate_all(
-                "ms => ms.map(m => m.dataset.index)")]
+            indices = [int(i) for i in page.locator("#chat .msg").evaluate_all("ms => ms.map(m => m.dataset.index)")]
             assert indices == list(range(1, len(indices) + 1))
 
             # When the run ends the page reloads into its final form.

@@ -16,8 +16,19 @@ from duologue.web.chat import chat_blocks
 from duologue.web.themes import theme_view
 
 from .themes_sample import (
-    COLLAPSE, COLLAPSE_RUN, DRIFT, DRIFT_RUN, EXPERIMENT, EXPERIMENT_RUNS, HOSTILE_LABEL, HOSTILE_THEME_RUN,
-    LIVE_THEME_RUN, PAIRING_A, PAIRING_B, UNANALYSED_RUN, build_theme_store,
+    COLLAPSE,
+    COLLAPSE_RUN,
+    DRIFT,
+    DRIFT_RUN,
+    EXPERIMENT,
+    EXPERIMENT_RUNS,
+    HOSTILE_LABEL,
+    HOSTILE_THEME_RUN,
+    LIVE_THEME_RUN,
+    PAIRING_A,
+    PAIRING_B,
+    UNANALYSED_RUN,
+    build_theme_store,
 )
 
 
@@ -35,8 +46,10 @@ def client(theme_db):
 def strip_cells(page: str) -> list[tuple[str, str, str]]:
     """(classes, data-message, title) of each strip cell, in order."""
     strip = page.split('id="theme-strip"', 1)[1].split("</div>", 1)[0]
-    return [(c, i, html.unescape(t)) for c, i, t in
-            re.findall(r'<a class="cell ([^"]*)" href="#m\d+" data-message="(\d+)" title="([^"]*)"', strip)]
+    return [
+        (c, i, html.unescape(t))
+        for c, i, t in re.findall(r'<a class="cell ([^"]*)" href="#m\d+" data-message="(\d+)" title="([^"]*)"', strip)
+    ]
 
 
 def test_store_gives_each_message_its_theme(theme_db):
@@ -56,7 +69,7 @@ def test_run_page_shows_the_strip_the_entry_and_the_badges(client, theme_db):
     with Store(theme_db) as store:
         stored = store.message_themes(DRIFT_RUN)
     # Each cell is coloured (a class) by its theme; the title names message, theme and topic.
-    for (classes, _, title), m in zip(cells, stored):
+    for (classes, _, title), m in zip(cells, stored, strict=True):
         label = {"gratitude": "gratitude/unity", "on_task": "on task", None: "none"}[m.theme]
         assert title.startswith(f"message {m.index}: {label}")
         assert ("t-none" in classes) == (m.theme is None) and ("t-task" in classes) == (m.theme == "on_task")
@@ -72,9 +85,16 @@ def test_run_page_shows_the_strip_the_entry_and_the_badges(client, theme_db):
     chat = page.split('id="chat"', 1)[1]
     assert re.search(r'id="attractor-entry">entered gratitude/unity at message 9</div>\s*<article[^>]* id="m9"', chat)
     # A badge on each message with a theme, in the message's header.
-    badges = [b for article in chat.split("<article")[1:] for b in
-              re.findall(r'^[^>]* id="m(\d+)".*?<header>.*?<span class="badge (t[\w-]+)" title="[^"]*">([^<]*)</span>'
-                         r'</header>', article, re.S)]
+    badges = [
+        b
+        for article in chat.split("<article")[1:]
+        for b in re.findall(
+            r'^[^>]* id="m(\d+)".*?<header>.*?<span class="badge (t[\w-]+)" title="[^"]*">([^<]*)</span>'
+            r"</header>",
+            article,
+            re.S,
+        )
+    ]
     assert {int(i) for i, _, _ in badges} == {m.index for m in stored if m.theme or m.topic}
     assert ("20", next(c for c, _, t in cells if "message 20:" in t).split()[0], "gratitude/unity") in badges
     # The legend: every theme of the strip once, with its message count.
@@ -129,20 +149,34 @@ def test_marks_come_before_the_loop_marker_and_before_the_fold():
 
     messages = [Message(index=i, speaker="ab"[i % 2], content=f"m{i}") for i in range(1, 11)]
     loop = ExactLoopRecord(period=2, onset=5, first_repeat=7, last=10)
-    blocks = chat_blocks(messages, loop, {5: [("attractor-entry", "entered x at message 5")],
-                                          8: [("convergence-onset", "converged since message 8")]})
+    blocks = chat_blocks(
+        messages,
+        loop,
+        {5: [("attractor-entry", "entered x at message 5")], 8: [("convergence-onset", "converged since message 8")]},
+    )
     kinds = [(b.kind, b.message.index if b.message else b.anchor or None) for b in blocks]
-    assert kinds == [("message", 1), ("message", 2), ("message", 3), ("message", 4), ("mark", "attractor-entry"),
-                     ("onset", None), ("message", 5), ("message", 6), ("mark", "convergence-onset"),
-                     ("repeats", None)]
+    assert kinds == [
+        ("message", 1),
+        ("message", 2),
+        ("message", 3),
+        ("message", 4),
+        ("mark", "attractor-entry"),
+        ("onset", None),
+        ("message", 5),
+        ("message", 6),
+        ("mark", "convergence-onset"),
+        ("repeats", None),
+    ]
     assert len(blocks[-1].messages) == 4  # 7…10 folded
 
 
 def attractor_table(page: str, setting: str) -> list[list[str]]:
     table = page.split(f'<table class="summary attractors" data-setting="{setting}">', 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S)
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
-            for r in rows]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
+        for r in rows
+    ]
 
 
 def test_experiment_page_shows_the_attractor_map(client):
@@ -160,8 +194,16 @@ def test_experiment_page_shows_the_attractor_map(client):
     assert set(by_temperature) == {"0.7", "1.0"}
     assert by_temperature["0.7"][3] == "2 (100%)" and by_temperature["1.0"][3] == "1 (50%)"
     # Both plots inline, as data: URIs (the CSP allows no other images).
-    assert len(re.findall(r'<img alt="(?:where conversations are|time to attractor entry)[^"]*" '
-                          r'src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', page)) == 2
+    assert (
+        len(
+            re.findall(
+                r'<img alt="(?:where conversations are|time to attractor entry)[^"]*" '
+                r'src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"',
+                page,
+            )
+        )
+        == 2
+    )
     assert "survival curves" in page  # the existing report is still there
     assert [e for *_, e in EXPERIMENT_RUNS].count(None) == 1
 

@@ -6,18 +6,18 @@ their themes, attractor and convergence columns are the real ones.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
+from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, ROLE_COLLAPSE, TECH
 from duologue.api import _store_analysis
 from duologue.records import Message, Run
 from duologue.store import Store
-from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, ROLE_COLLAPSE, TECH
 
 from .sample import spec
 
-T0 = datetime(2026, 3, 15, 9, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 15, 9, 0, 0, tzinfo=UTC)
 
 DRIFT_RUN = "20260315-090000-300001"  # TECH then GRATITUDE_DRIFT: enters gratitude/unity at message 9
 COLLAPSE_RUN = "20260315-090000-300002"  # TECH[:6] then ROLE_COLLAPSE: converges, then role collapse
@@ -50,23 +50,49 @@ def hostile_theme_file(folder: Path) -> Path:
     return path
 
 
-def add_run(store: Store, run_id: str, contents: list[str], *, started: datetime, names=("alice", "bob"),
-            models=("local/smollm2", "local/smollm2"), status: str = "finished", analyse: bool = True,
-            experiment_id: str | None = None, cell: dict | None = None, detection: dict | None = None) -> Run:
+def add_run(
+    store: Store,
+    run_id: str,
+    contents: list[str],
+    *,
+    started: datetime,
+    names=("alice", "bob"),
+    models=("local/smollm2", "local/smollm2"),
+    status: str = "finished",
+    analyse: bool = True,
+    experiment_id: str | None = None,
+    cell: dict | None = None,
+    detection: dict | None = None,
+) -> Run:
     names, models = list(names), list(models)
     messages = [
-        Message(index=i, speaker=names[(i - 1) % 2], content=c, model=None if i == 1 else models[(i - 1) % 2],
-                started_at=started + timedelta(seconds=2 * i), ended_at=started + timedelta(seconds=2 * i + 1),
-                injected=i == 1)
+        Message(
+            index=i,
+            speaker=names[(i - 1) % 2],
+            content=c,
+            model=None if i == 1 else models[(i - 1) % 2],
+            started_at=started + timedelta(seconds=2 * i),
+            ended_at=started + timedelta(seconds=2 * i + 1),
+            injected=i == 1,
+        )
         for i, c in enumerate(contents, start=1)
     ]
     run_spec = spec(names, models)
     if detection:
         run_spec["detection"] = detection
-    run = Run(id=run_id, spec=run_spec, participants=names, started_at=started,
-              ended_at=None if status == "running" else started + timedelta(minutes=1), status=status,
-              stop_reason=None if status == "running" else "max_messages", duologue_version="0.1.0",
-              experiment_id=experiment_id, experiment_cell=cell, messages=messages)
+    run = Run(
+        id=run_id,
+        spec=run_spec,
+        participants=names,
+        started_at=started,
+        ended_at=None if status == "running" else started + timedelta(minutes=1),
+        status=status,
+        stop_reason=None if status == "running" else "max_messages",
+        duologue_version="0.1.0",
+        experiment_id=experiment_id,
+        experiment_cell=cell,
+        messages=messages,
+    )
     store.create_run(run)
     if analyse and status != "running":
         _store_analysis(store, run)
@@ -79,13 +105,25 @@ def build_theme_store(db: Path) -> Path:
     with Store(db) as store:
         add_run(store, DRIFT_RUN, DRIFT, started=T0)
         add_run(store, COLLAPSE_RUN, COLLAPSE, started=T0 + timedelta(minutes=1))
-        add_run(store, HOSTILE_THEME_RUN, DRIFT, started=T0 + timedelta(minutes=2),
-                detection={"attractor": {"themes": str(themes)}})
+        add_run(
+            store,
+            HOSTILE_THEME_RUN,
+            DRIFT,
+            started=T0 + timedelta(minutes=2),
+            detection={"attractor": {"themes": str(themes)}},
+        )
         add_run(store, UNANALYSED_RUN, DRIFT, started=T0 + timedelta(minutes=3), analyse=False)
         add_run(store, LIVE_THEME_RUN, DRIFT[:10], started=T0 + timedelta(minutes=4), status="running")
         store.create_experiment(EXPERIMENT, "drift", {"name": "drift", "repeats": 1})
         for i, (run_id, pairing, temperature, contents, _) in enumerate(EXPERIMENT_RUNS):
             models = pairing.split(" ↔ ")
-            add_run(store, run_id, contents, started=T0 + timedelta(hours=1, minutes=i), models=models,
-                    experiment_id=EXPERIMENT, cell={"pairing": pairing, "temperature": temperature, "repeat": 0})
+            add_run(
+                store,
+                run_id,
+                contents,
+                started=T0 + timedelta(hours=1, minutes=i),
+                models=models,
+                experiment_id=EXPERIMENT,
+                cell={"pairing": pairing, "temperature": temperature, "repeat": 0},
+            )
     return db

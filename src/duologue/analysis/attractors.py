@@ -32,9 +32,11 @@ import numpy as np
 UNRESOLVED = "unresolved"
 CLUSTER_SIMILARITY = 0.35
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-_STOP = frozenset("""the and you your for that this with are was have not but what all can our just its it's
+_STOP = frozenset(
+    """the and you your for that this with are was have not but what all can our just its it's
 i'm i've we're they them their there here from into about would could should will been being more very
-than then also some any each which while when where who whom how why yes indeed truly really""".split())
+than then also some any each which while when where who whom how why yes indeed truly really""".split()
+)
 
 
 @dataclass
@@ -59,15 +61,27 @@ class RunEnd:
         return self.end_state or self.cluster or UNRESOLVED
 
 
-def run_end(run_id: str, cell: dict[str, Any], end_state: str | None, attractor: str | None,
-            entry: int | None, labels: Sequence[str | None], topics: Sequence[str | None],
-            final_texts: Sequence[str] = ()) -> RunEnd:
+def run_end(
+    run_id: str,
+    cell: dict[str, Any],
+    end_state: str | None,
+    attractor: str | None,
+    entry: int | None,
+    labels: Sequence[str | None],
+    topics: Sequence[str | None],
+    final_texts: Sequence[str] = (),
+) -> RunEnd:
     """One run's place on the map, from its stored analysis: its end state and attractor, and per
     message its theme and topic labels (`labels`, `topics`, message 1 first)."""
     n = len(labels)
     counts = Counter(t for t in topics if t is not None)
     return RunEnd(
-        run_id=run_id, cell=cell, messages=n, end_state=end_state, attractor=attractor, entry=entry,
+        run_id=run_id,
+        cell=cell,
+        messages=n,
+        end_state=end_state,
+        attractor=attractor,
+        entry=entry,
         labels=list(labels),
         topics={t: round(c / n, 4) for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))} if n else {},
         final_text="\n".join(final_texts),
@@ -133,8 +147,13 @@ def entry_survival(runs: Sequence[RunEnd], horizon: int | None = None) -> list[t
     s = 1.0
     curve = [(0, 1.0)]
     for t in range(1, horizon + 1):
-        at_risk = sum(1 for r in runs if (r.entry if r.entry is not None else r.messages + 1) >= t and r.messages >= t
-                      or (r.entry is not None and r.entry >= t))
+        at_risk = sum(
+            1
+            for r in runs
+            if (r.entry if r.entry is not None else r.messages + 1) >= t
+            and r.messages >= t
+            or (r.entry is not None and r.entry >= t)
+        )
         events = sum(1 for r in runs if r.entry == t)
         if at_risk:
             s *= 1 - events / at_risk
@@ -178,7 +197,8 @@ def attractor_group(name: str, runs: Sequence[RunEnd]) -> AttractorGroup:
     for r in runs:
         topics.update(r.topics)
     return AttractorGroup(
-        group=name, runs=len(runs),
+        group=name,
+        runs=len(runs),
         end_states={k: round(v / n, 4) for k, v in sorted(ends.items(), key=lambda kv: (-kv[1], kv[0]))},
         entered=sum(1 for r in runs if r.attractor),
         median_entry={k: float(statistics.median(v)) for k, v in sorted(entries.items())},
@@ -193,8 +213,9 @@ def grouped_ends(runs: Iterable[RunEnd], setting: str) -> dict[str, list[RunEnd]
     return dict(sorted(groups.items()))
 
 
-def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], folder: Path,
-                          stem: str) -> list[Path]:
+def write_attractor_plots(
+    by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], folder: Path, stem: str
+) -> list[Path]:
     """<stem>-attractors.png (stacked share by turn, one panel per pairing),
     <stem>-attractor-entry.png (Kaplan–Meier: runs not yet in an attractor) and
     <stem>-end-states.png (topics and end states per pairing, as bars)."""
@@ -207,11 +228,14 @@ def write_attractor_plots(by_pairing: dict[str, list[RunEnd]], labels: dict[str,
     paths = []
     panels = max(len(by_pairing), 1)
     fig = Figure(figsize=(9, 2.4 * panels + 0.9), dpi=100)
-    all_labels = sorted({k for runs in by_pairing.values() for k in share_by_turn(runs)},
-                        key=lambda k: (k in ("none", UNRESOLVED), k))
+    all_labels = sorted(
+        {k for runs in by_pairing.values() for k in share_by_turn(runs)}, key=lambda k: (k in ("none", UNRESOLVED), k)
+    )
     palette = iter(_palette(len(all_labels)))
-    colours = {k: ((0.85, 0.85, 0.85, 1.0) if k == "none" else (0.6, 0.6, 0.6, 1.0) if k == UNRESOLVED
-                   else next(palette)) for k in all_labels}
+    colours = {
+        k: ((0.85, 0.85, 0.85, 1.0) if k == "none" else (0.6, 0.6, 0.6, 1.0) if k == UNRESOLVED else next(palette))
+        for k in all_labels
+    }
     for i, (name, runs) in enumerate(by_pairing.items(), start=1):
         ax = fig.add_subplot(panels, 1, i)
         shares = share_by_turn(runs)
@@ -272,10 +296,13 @@ def _shares_plot(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], pa
     ends = sorted({e for g in groups.values() for e in g.end_states}, key=lambda e: (e == UNRESOLVED, e))
     fig = Figure(figsize=(10, 0.45 * max(len(topics), len(ends), 3) * max(len(groups), 1) + 1.6), dpi=100)
     width = 0.8 / max(len(groups), 1)
-    for col, (title, keys, values) in enumerate((
-        ("Topics (share of messages)", topics, lambda g, k: g.topics.get(k, 0.0)),
-        ("End states (share of runs)", ends, lambda g, k: g.end_states.get(k, 0.0)),
-    ), start=1):
+    for col, (title, keys, values) in enumerate(
+        (
+            ("Topics (share of messages)", topics, lambda g, k: g.topics.get(k, 0.0)),
+            ("End states (share of runs)", ends, lambda g, k: g.end_states.get(k, 0.0)),
+        ),
+        start=1,
+    ):
         ax = fig.add_subplot(1, 2, col)
         ys = np.arange(len(keys))
         for i, (name, g) in enumerate(groups.items()):

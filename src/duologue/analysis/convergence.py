@@ -97,8 +97,9 @@ class Convergence:
         return f"convergence since message {self.onset}, similarity {self.strength:.2f}"
 
 
-def _convergence_from(flags: Sequence[int], windowed: Sequence[float], leads: Sequence[int],
-                      params: ConvergenceParams, start: int = 1) -> Convergence | None:
+def _convergence_from(
+    flags: Sequence[int], windowed: Sequence[float], leads: Sequence[int], params: ConvergenceParams, start: int = 1
+) -> Convergence | None:
     t = first_onset(flags, params.rule, start)
     if t is None:
         return None
@@ -107,8 +108,9 @@ def _convergence_from(flags: Sequence[int], windowed: Sequence[float], leads: Se
         t += 1
     onset = t - params.window + 1 + leads[t - 1]
     tail = [windowed[i - 1] for i in range(t, n + 1)]
-    return Convergence(onset=onset, window_end=t, strength=round(float(np.mean(tail)), 4),
-                       covered_share=(n - onset + 1) / n)
+    return Convergence(
+        onset=onset, window_end=t, strength=round(float(np.mean(tail)), 4), covered_share=(n - onset + 1) / n
+    )
 
 
 def _window_flag(vectors: np.ndarray, params: ConvergenceParams) -> tuple[int, float, int]:
@@ -116,8 +118,9 @@ def _window_flag(vectors: np.ndarray, params: ConvergenceParams) -> tuple[int, f
     return (1 if w >= params.window_similarity and c >= params.consecutive_similarity else 0), w, lead
 
 
-def convergence_flags(vectors: np.ndarray, params: ConvergenceParams = ConvergenceParams()
-                      ) -> tuple[list[int], list[float], list[int]]:
+def convergence_flags(
+    vectors: np.ndarray, params: ConvergenceParams = ConvergenceParams()
+) -> tuple[list[int], list[float], list[int]]:
     """Per message: is the window ending at it converged, its windowed similarity (0 before a full
     window) and how many of its leading messages stand apart (see `window_stats`)."""
     flags, windowed, leads = [], [], []
@@ -129,8 +132,7 @@ def convergence_flags(vectors: np.ndarray, params: ConvergenceParams = Convergen
     return flags, windowed, leads
 
 
-def detect_convergence(vectors: np.ndarray, params: ConvergenceParams = ConvergenceParams()
-                       ) -> Convergence | None:
+def detect_convergence(vectors: np.ndarray, params: ConvergenceParams = ConvergenceParams()) -> Convergence | None:
     flags, windowed, leads = convergence_flags(vectors, params)
     return _convergence_from(flags, windowed, leads, params)
 

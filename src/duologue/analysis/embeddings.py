@@ -120,7 +120,9 @@ class WordLlamaEmbedder:
                 try:
                     # The package folder holds weights/ and tokenizers/: found on disk, never downloaded.
                     model = WordLlama.load(
-                        config="l2_supercat", dim=self.dim, cache_dir=Path(wordllama.__file__).parent,
+                        config="l2_supercat",
+                        dim=self.dim,
+                        cache_dir=Path(wordllama.__file__).parent,
                         disable_download=True,
                     )
                     tokenizer = model.tokenizer

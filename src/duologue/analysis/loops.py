@@ -194,9 +194,7 @@ def comparable(a: frozenset[str], b: frozenset[str], size_ratio: float) -> bool:
     return small >= size_ratio * large
 
 
-def _best_match(
-    grams: frozenset[str], earlier: Sequence[frozenset[str]], size_ratio: float = 0.0
-) -> tuple[float, int]:
+def _best_match(grams: frozenset[str], earlier: Sequence[frozenset[str]], size_ratio: float = 0.0) -> tuple[float, int]:
     """Highest similarity to the earlier messages (newest last) and its lag; smallest lag on ties.
 
     Pairs of n-gram sets that are not of comparable size (see `comparable`) count as 0.
@@ -221,9 +219,7 @@ def _onset_rule(params: LoopParams) -> OnsetRule:
     return OnsetRule(params.onset_run, params.onset_min, params.tail_share)
 
 
-def _near_loop_from(
-    flags: Sequence[int], lags: Sequence[int], params: LoopParams, start: int = 1
-) -> NearLoop | None:
+def _near_loop_from(flags: Sequence[int], lags: Sequence[int], params: LoopParams, start: int = 1) -> NearLoop | None:
     onset = _near_onset(flags, params, start)
     if onset is None:
         return None

@@ -140,13 +140,24 @@ def near_loop_to_dict(loop: NearLoop) -> dict[str, Any]:
 
 
 def convergence_to_dict(c: Convergence) -> dict[str, Any]:
-    return {"onset_message": c.onset, "window_end_message": c.window_end, "strength": c.strength,
-            "covered_share": c.covered_share, "detail": c.detail()}
+    return {
+        "onset_message": c.onset,
+        "window_end_message": c.window_end,
+        "strength": c.strength,
+        "covered_share": c.covered_share,
+        "detail": c.detail(),
+    }
 
 
 def attractor_to_dict(at: Attractor) -> dict[str, Any]:
-    return {"theme": at.theme, "label": at.label, "onset_message": at.onset, "share": at.share,
-            "strength": at.strength, "detail": at.detail()}
+    return {
+        "theme": at.theme,
+        "label": at.label,
+        "onset_message": at.onset,
+        "share": at.share,
+        "strength": at.strength,
+        "detail": at.detail(),
+    }
 
 
 def analysis_to_dict(a: Analysis) -> dict[str, Any]:
@@ -156,9 +167,9 @@ def analysis_to_dict(a: Analysis) -> dict[str, Any]:
         "attractor": attractor_to_dict(a.attractor) if a.attractor else None,
         "end_state": a.end_state,
         "topics": dict(a.topics) if a.topics is not None else None,
-        "themes": [
-            {"message": m.index, "theme": m.label, "topic": m.topic, "scores": m.scores} for m in a.themes
-        ] if a.themes is not None else None,
+        "themes": [{"message": m.index, "theme": m.label, "topic": m.topic, "scores": m.scores} for m in a.themes]
+        if a.themes is not None
+        else None,
         "participants": list(a.participants),
         "messages": a.messages,
         "words_per_speaker": dict(a.words_per_speaker),
@@ -215,8 +226,19 @@ def format_summary(a: Analysis) -> str:
     return "\n".join(lines)
 
 
-STRIP_MARKS = {None: "·", "on_task": "-", "verbatim": "=", "silence": "_", "emoji": "e", "role_collapse": "r",
-               "gratitude": "G", "bliss": "B", "farewell": "F", "praise": "P", "meta_loop": "M"}
+STRIP_MARKS = {
+    None: "·",
+    "on_task": "-",
+    "verbatim": "=",
+    "silence": "_",
+    "emoji": "e",
+    "role_collapse": "r",
+    "gratitude": "G",
+    "bliss": "B",
+    "farewell": "F",
+    "praise": "P",
+    "meta_loop": "M",
+}
 
 
 def theme_strip(a: Analysis, width: int = 60) -> str:
@@ -228,8 +250,7 @@ def theme_strip(a: Analysis, width: int = 60) -> str:
     strip = "".join(marks[-width:])
     used = dict.fromkeys(m.label for m in a.themes[-width:])
     labels = a.theme_labels or {}
-    legend = ", ".join(f"{STRIP_MARKS.get(k, (k or '?')[0].upper())} {labels.get(k, k) if k else 'none'}"
-                       for k in used)
+    legend = ", ".join(f"{STRIP_MARKS.get(k, (k or '?')[0].upper())} {labels.get(k, k) if k else 'none'}" for k in used)
     return f"{'…' if cut else ''}{strip}  ({legend})"
 
 
@@ -369,15 +390,29 @@ def _theme_strip_plot(a: Analysis, new_figure: Any, folder: Path, stem: str) -> 
     ax.set_ylim(-0.1, 2.6)
     ax.set_yticks([0.45, 1.45], ["topic", "end-state theme"])
     if a.attractor:
-        ax.axvline(a.attractor.onset - 0.5, color="crimson", linestyle="--",
-                   label=f"entered {a.attractor.label} (message {a.attractor.onset})")
+        ax.axvline(
+            a.attractor.onset - 0.5,
+            color="crimson",
+            linestyle="--",
+            label=f"entered {a.attractor.label} (message {a.attractor.onset})",
+        )
     if a.convergence:
-        ax.axvline(a.convergence.onset - 0.5, color="darkorange", linestyle=":",
-                   label=f"convergence (message {a.convergence.onset})")
+        ax.axvline(
+            a.convergence.onset - 0.5,
+            color="darkorange",
+            linestyle=":",
+            label=f"convergence (message {a.convergence.onset})",
+        )
     handles = [Patch(color=colour[k], label=labels.get(k, k) if k else "none") for k in keys]
     lines, names = ax.get_legend_handles_labels()
-    ax.legend(handles + lines, [h.get_label() for h in handles] + names, loc="upper center", ncol=4,
-              fontsize="x-small", frameon=False)
+    ax.legend(
+        handles + lines,
+        [h.get_label() for h in handles] + names,
+        loc="upper center",
+        ncol=4,
+        fontsize="x-small",
+        frameon=False,
+    )
     ax.set_title("Themes along the conversation")
     ax.set_xlabel("message")
     path = folder / f"{stem}-themes.png"

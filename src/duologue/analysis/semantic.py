@@ -34,8 +34,9 @@ from .themes import (
 _SCORERS: dict[tuple[str, str, AttractorParams], ThemeScorer] = {}
 
 
-def scorer_for(params: AttractorParams, embedder: Embedder | None = None, themes: ThemeSet | None = None
-               ) -> ThemeScorer:
+def scorer_for(
+    params: AttractorParams, embedder: Embedder | None = None, themes: ThemeSet | None = None
+) -> ThemeScorer:
     """A ThemeScorer for these settings; the phrase vectors are computed once per process."""
     embedder = embedder or get_embedder()
     themes = themes or load_themes(params.themes)
@@ -96,9 +97,13 @@ def semantic_analysis(
 class SemanticWatcher:
     """The semantic detectors fed one message at a time; keeps every message's vector."""
 
-    def __init__(self, convergence: ConvergenceParams = ConvergenceParams(),
-                 attractor: AttractorParams = AttractorParams(), end_marker: str | None = "[END]",
-                 embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        convergence: ConvergenceParams = ConvergenceParams(),
+        attractor: AttractorParams = AttractorParams(),
+        end_marker: str | None = "[END]",
+        embedder: Embedder | None = None,
+    ) -> None:
         self.embedder = embedder or get_embedder()
         self.scorer = scorer_for(attractor, self.embedder)
         self.tracker = ThemeTracker(self.scorer, end_marker)
@@ -106,8 +111,9 @@ class SemanticWatcher:
         self.attractor = AttractorWatcher(self.scorer.themes, attractor)
         self.vectors: list[np.ndarray] = []
 
-    def observe(self, speaker: str, content: str, vector: np.ndarray | None = None
-                ) -> list[ConvergenceEvent | AttractorEvent]:
+    def observe(
+        self, speaker: str, content: str, vector: np.ndarray | None = None
+    ) -> list[ConvergenceEvent | AttractorEvent]:
         if vector is None:
             vector = self.embedder.embed([content])[0]
         self.vectors.append(vector)

@@ -57,8 +57,9 @@ from .text import SILENCE, is_emoji, normalize, words
 NOT_ATTRACTOR_RULES = ("on_task",)
 
 
-def _not_attractors(themes: "ThemeSet") -> set[str | None]:
+def _not_attractors(themes: ThemeSet) -> set[str | None]:
     return {None, *(t.id for t in themes.themes if t.rule in NOT_ATTRACTOR_RULES)}
+
 
 RULES = ("verbatim", "silence", "emoji", "role_collapse", "on_task")
 KINDS = ("end_state", "topic")
@@ -132,8 +133,15 @@ def _theme_from(raw: object, where: str) -> Theme:
     if rule is not None and kind != "end_state":
         raise ThemeSetError(f"{where} ({theme_id}): a rule theme must be an end_state")
     label = raw.get("label", theme_id)
-    return Theme(id=theme_id, label=str(label), kind=kind, description=str(raw.get("description", "")),
-                 phrases=tuple(phrases), lexicon=tuple(lexicon), rule=rule)
+    return Theme(
+        id=theme_id,
+        label=str(label),
+        kind=kind,
+        description=str(raw.get("description", "")),
+        phrases=tuple(phrases),
+        lexicon=tuple(lexicon),
+        rule=rule,
+    )
 
 
 def parse_themes(text: str, source: str) -> ThemeSet:
@@ -318,7 +326,9 @@ class ThemeTracker:
             del self._recent[0]
         self._previous = (speaker, content, vector)
         return MessageThemes(
-            index=self._count, label=label, topic=topic,
+            index=self._count,
+            label=label,
+            topic=topic,
             scores={phrase[i].id: round(float(s), 4) for i, s in enumerate(scores)},
         )
 
@@ -364,8 +374,9 @@ class Attractor:
         return f"entered {self.label} at message {self.onset} and stayed ({self.share:.0%} of messages since)"
 
 
-def _attractor_for(theme_id: str, flags: Sequence[int], onset: int, themes: ThemeSet,
-                   trajectory: Sequence[MessageThemes]) -> Attractor:
+def _attractor_for(
+    theme_id: str, flags: Sequence[int], onset: int, themes: ThemeSet, trajectory: Sequence[MessageThemes]
+) -> Attractor:
     n = len(flags)
     while not flags[onset - 1]:  # the window where the rule holds starts with unmarked messages
         onset += 1
@@ -377,12 +388,15 @@ def _attractor_for(theme_id: str, flags: Sequence[int], onset: int, themes: Them
     return Attractor(theme_id, themes.label(theme_id), onset, share, round(strength, 4))
 
 
-def detect_attractor(trajectory: Sequence[MessageThemes], themes: ThemeSet,
-                     params: AttractorParams = AttractorParams()) -> Attractor | None:
+def detect_attractor(
+    trajectory: Sequence[MessageThemes], themes: ThemeSet, params: AttractorParams = AttractorParams()
+) -> Attractor | None:
     """The theme the conversation entered and stayed in (latest onset; then larger share), or None."""
     best: tuple[int, float, Attractor] | None = None
     not_attractors = _not_attractors(themes)
-    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label not in not_attractors):
+    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label is not None):
+        if theme_id in not_attractors:
+            continue
         flags = [1 if m.label == theme_id else 0 for m in trajectory]
         onset = first_onset(flags, params.rule)
         if onset is None:

@@ -9,6 +9,18 @@ from .provider import Provider
 from .registry import PROVIDERS, check_participant, make_backend, parse_model_string, register_provider
 
 __all__ = [
-    "Backend", "ChatMessage", "ContextFullError", "Reply", "RetryNotice", "Sampling", "TextDelta", "Usage",
-    "PROVIDERS", "Provider", "check_participant", "make_backend", "parse_model_string", "register_provider",
+    "Backend",
+    "ChatMessage",
+    "ContextFullError",
+    "Reply",
+    "RetryNotice",
+    "Sampling",
+    "TextDelta",
+    "Usage",
+    "PROVIDERS",
+    "Provider",
+    "check_participant",
+    "make_backend",
+    "parse_model_string",
+    "register_provider",
 ]

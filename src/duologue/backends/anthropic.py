@@ -50,22 +50,22 @@ def anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list[di
 
 @dataclass
 class AnthropicBackend(HostedBackend):
-
     def client(self) -> AsyncAnthropic:
         if self._client is None:
             from anthropic import AsyncAnthropic
 
             # An explicit key and base URL, so no profile, config file or ANTHROPIC_BASE_URL is consulted.
             self._client = AsyncAnthropic(
-                api_key=self.api_key or "no-key", base_url=self.base_url, max_retries=0,
+                api_key=self.api_key or "no-key",
+                base_url=self.base_url,
+                max_retries=0,
                 timeout=httpx.Timeout(self.policy.timeout),
             )
         return self._client
 
     def request(self, messages: list[ChatMessage], sampling: Sampling) -> dict[str, Any]:
         system, turns = anthropic_messages(messages)
-        body: dict[str, Any] = dict(model=self.api_model, max_tokens=sampling.max_tokens, messages=turns,
-                                    stream=True)
+        body: dict[str, Any] = dict(model=self.api_model, max_tokens=sampling.max_tokens, messages=turns, stream=True)
         if system:
             body["system"] = system
         if sampling.stop:
@@ -87,8 +87,10 @@ class AnthropicBackend(HostedBackend):
                     if kind == "message_start":
                         u = getattr(getattr(event, "message", None), "usage", None)
                         if u is not None:
-                            parts = [getattr(u, f, None) for f in
-                                     ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")]
+                            parts = [
+                                getattr(u, f, None)
+                                for f in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+                            ]
                             # input_tokens counts only the uncached part; report the whole prompt
                             usage.prompt_tokens = sum(n or 0 for n in parts)
                             usage.cached_tokens = parts[1]
@@ -128,4 +130,3 @@ class AnthropicBackend(HostedBackend):
             ttft=ttft,
             latency=time.perf_counter() - t0,
         )
-

@@ -37,13 +37,14 @@ class HostedBackend:
         key = os.environ.get(provider.key_env) if provider.key_env else None
         return cls(p.model, name, base_url, where, key or None, RetryPolicy.for_participant(p))
 
-    async def complete(
-        self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None
-    ) -> Reply:
+    async def complete(self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None) -> Reply:
         started_at = utcnow()
         reply = await call_with_retries(
-            lambda attempt: self._attempt(messages, sampling, on_event), self.policy,
-            what=self.model, on_event=on_event, secrets=[self.api_key],
+            lambda attempt: self._attempt(messages, sampling, on_event),
+            self.policy,
+            what=self.model,
+            on_event=on_event,
+            secrets=[self.api_key],
         )
         reply.started_at = started_at  # the message began with the first attempt
         return reply

@@ -59,7 +59,7 @@ class ThinkSplitter:
         if self._state == "start":
             head = self._buffer.lstrip()
             if head.startswith(THINK_OPEN):
-                self._state, self._buffer = "thinking", head[len(THINK_OPEN):]
+                self._state, self._buffer = "thinking", head[len(THINK_OPEN) :]
             elif THINK_OPEN.startswith(head):
                 return "", ""  # whitespace or a partial "<thi": wait for more
             else:
@@ -69,10 +69,10 @@ class ThinkSplitter:
             if end < 0:
                 keep = _partial_suffix(self._buffer, THINK_CLOSE)
                 reasoning = self._buffer[: len(self._buffer) - keep]
-                self._buffer = self._buffer[len(self._buffer) - keep:]
+                self._buffer = self._buffer[len(self._buffer) - keep :]
                 return "", reasoning
             reasoning = self._buffer[:end]
-            self._buffer = self._buffer[end + len(THINK_CLOSE):]
+            self._buffer = self._buffer[end + len(THINK_CLOSE) :]
             self._state, self._strip = "content", True
         if self._strip:
             self._buffer = self._buffer.lstrip()
@@ -122,7 +122,9 @@ class OpenAICompatBackend(HostedBackend):
             # Always an explicit key: left out, the SDK would read OPENAI_API_KEY and send the user's
             # OpenAI key to whatever server this is. Keyless servers accept any bearer token.
             self._client = AsyncOpenAI(
-                api_key=self.api_key or "no-key", base_url=self.base_url, max_retries=0,
+                api_key=self.api_key or "no-key",
+                base_url=self.base_url,
+                max_retries=0,
                 timeout=httpx.Timeout(self.policy.timeout),
                 http_client=DefaultAsyncHttpxClient(verify=_tls_context(), timeout=httpx.Timeout(self.policy.timeout)),
             )
@@ -166,7 +168,10 @@ class OpenAICompatBackend(HostedBackend):
             # client.post, not chat.completions.create: the body is already plain JSON, and create's
             # per-request walk over every message of the history cost milliseconds per message.
             stream = await self.client().post(
-                "/chat/completions", body=self.request(messages, sampling), cast_to=ChatCompletion, stream=True,
+                "/chat/completions",
+                body=self.request(messages, sampling),
+                cast_to=ChatCompletion,
+                stream=True,
                 stream_cls=AsyncStream[ChatCompletionChunk],
             )
             async with stream:
@@ -204,4 +209,3 @@ class OpenAICompatBackend(HostedBackend):
             ttft=ttft,
             latency=time.perf_counter() - t0,
         )
-

@@ -40,8 +40,7 @@ def models() -> None:
         else:
             state = Text("optional", style="dim")
         where = p.base_url or ("(give --base-url-a/-b)" if p.api in ("openai", "anthropic") else "")
-        table.add_row(f"{p.name}/<model>", p.key_env or "", state, where,
-                      Text(p.description))
+        table.add_row(f"{p.name}/<model>", p.key_env or "", state, where, Text(p.description))
     c.print(table)
     c.print()
     c.print(Text("embedded (local/…, run in-process, offline)", style="bold"))
@@ -51,18 +50,25 @@ def models() -> None:
         c.print(Text(f"  local/{name}  {description}: {where}"))
     c.print(Text("  local/path/to/any.gguf  any GGUF file", style="dim"))
     c.print()
-    c.print(Text("A base URL can be overridden per participant (--base-url-a/-b, or base_url in TOML).",
-                 style="dim"))
+    c.print(Text("A base URL can be overridden per participant (--base-url-a/-b, or base_url in TOML).", style="dim"))
 
 
 @click.command()
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON instead of the summary.")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the PNG plots (default: runs/analysis/<run id or file name>).")
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the PNG plots (default: runs/analysis/<run id or file name>).",
+)
 @click.option("--no-plots", is_flag=True, help="Do not write the PNG plots.")
-@click.option("--themes", "themes_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="A theme file (TOML) instead of the built-in themes; `duologue themes --toml` prints those.")
+@click.option(
+    "--themes",
+    "themes_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A theme file (TOML) instead of the built-in themes; `duologue themes --toml` prints those.",
+)
 @db_option
 def analyze(target, as_json, plots_dir, no_plots, themes_file, db) -> None:
     """Find loops, convergence and attractor themes in a run id, a Markdown transcript or a JSON export.
@@ -118,9 +124,14 @@ def batch(experiment_file, dry_run, db) -> None:
             table.add_column(col)
         for row in batchmod.describe_plan(plans):
             opener = exp.openers[row["opener"]]
-            table.add_row(Text(row["pairing"]), Text(row["models"]), Text(repr(opener[:40])),
-                          Text(str(row["system"] or "(own)")), str(row["temperature"] or "(own)"),
-                          str(row["repeats"]))
+            table.add_row(
+                Text(row["pairing"]),
+                Text(row["models"]),
+                Text(repr(opener[:40])),
+                Text(str(row["system"] or "(own)")),
+                str(row["temperature"] or "(own)"),
+                str(row["repeats"]),
+            )
         Console(highlight=False).print(table)
         click.echo(f"{len(plans)} conversations, up to {len(plans) * exp.max_messages} messages")
         return
@@ -147,8 +158,12 @@ def batch(experiment_file, dry_run, db) -> None:
 
 @click.command()
 @click.argument("experiment")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.json and the plots (default: runs/reports/EXPERIMENT).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for report.json and the plots (default: runs/reports/EXPERIMENT).",
+)
 @db_option
 def report(experiment, output, db) -> None:
     """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots."""
@@ -164,19 +179,40 @@ def _fmt_q(q) -> str:
 def _print_report(rep: dict) -> None:
     c = Console(highlight=False)
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
-    for key, label in (("by_pairing", "pairing"), ("by_opener", "opener"), ("by_system", "system prompt"),
-                       ("by_temperature", "temperature")):
+    for key, label in (
+        ("by_pairing", "pairing"),
+        ("by_opener", "opener"),
+        ("by_system", "system prompt"),
+        ("by_temperature", "temperature"),
+    ):
         if key not in rep:
             continue
         table = Table(box=None, header_style="bold", title=f"by {label}", title_justify="left")
-        for col in ("group", "runs", "looped", "onset median [IQR]", "stop reasons", "tokens", "seconds",
-                    "tokens in loops", "saved (est.)"):
+        for col in (
+            "group",
+            "runs",
+            "looped",
+            "onset median [IQR]",
+            "stop reasons",
+            "tokens",
+            "seconds",
+            "tokens in loops",
+            "saved (est.)",
+        ):
             table.add_column(col)
         for g in rep[key]:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
-            table.add_row(Text(g["group"]), str(g["runs"]), f"{g['looped']} ({g['loop_share']:.0%})",
-                          _fmt_q(g["onset_quartiles"]), reasons, str(g["prompt_tokens"] + g["completion_tokens"]),
-                          f"{g['seconds']:.1f}", str(g["tokens_in_loops"]), f"{g['tokens_saved']:.0f}")
+            table.add_row(
+                Text(g["group"]),
+                str(g["runs"]),
+                f"{g['looped']} ({g['loop_share']:.0%})",
+                _fmt_q(g["onset_quartiles"]),
+                reasons,
+                str(g["prompt_tokens"] + g["completion_tokens"]),
+                f"{g['seconds']:.1f}",
+                str(g["tokens_in_loops"]),
+                f"{g['tokens_saved']:.0f}",
+            )
         c.print(table)
     _print_attractor_map(c, rep.get("attractors") or {})
     for path in rep["plots"]:
@@ -190,8 +226,12 @@ def _print_attractor_map(c: Console, att: dict) -> None:
     def name(key: str) -> str:
         return labels.get(key, key)
 
-    for key, label in (("by_pairing", "pairing"), ("by_opener", "opener"), ("by_system", "system prompt"),
-                       ("by_temperature", "temperature")):
+    for key, label in (
+        ("by_pairing", "pairing"),
+        ("by_opener", "opener"),
+        ("by_system", "system prompt"),
+        ("by_temperature", "temperature"),
+    ):
         if key not in att:
             continue
         table = Table(box=None, header_style="bold", title=f"attractor map by {label}", title_justify="left")
@@ -207,8 +247,12 @@ def _print_attractor_map(c: Console, att: dict) -> None:
 
 @click.command()
 @click.option("--toml", "as_toml", is_flag=True, help="Print the built-in theme file, to copy and edit.")
-@click.option("--file", "themes_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Check and list a theme file of your own instead of the built-in one.")
+@click.option(
+    "--file",
+    "themes_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check and list a theme file of your own instead of the built-in one.",
+)
 def themes(as_toml, themes_file) -> None:
     """The attractor themes and topics that analyze, run and report look for.
 
@@ -233,4 +277,3 @@ def themes(as_toml, themes_file) -> None:
         how = "rule" if t.rule else f"{len(t.phrases)} phrases"
         table.add_row(t.id, Text(t.label), t.kind.replace("end_state", "end state"), how, Text(t.description))
     Console(highlight=False).print(table)
-

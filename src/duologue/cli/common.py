@@ -15,8 +15,12 @@ from ..store import DEFAULT_DB
 err_console = Console(stderr=True, highlight=False)
 
 db_option = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB, show_default=True,
-    envvar="DUOLOGUE_DB", help="The SQLite store (transcripts are written next to it).",
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    envvar="DUOLOGUE_DB",
+    help="The SQLite store (transcripts are written next to it).",
 )
 
 
@@ -34,4 +38,3 @@ def run_async(coro_factory) -> Any:
         return await coro_factory()
 
     return asyncio.run(main())
-

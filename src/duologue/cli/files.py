@@ -13,14 +13,34 @@ from .common import db_option, err_console
 
 
 @click.command()
-@click.argument("target")
-@click.option("-f", "--format", "fmt", type=click.Choice(["md", "json", "csv", "parquet", "jsonl"]), default=None,
-              help="A run: md (default) or json. An experiment: csv (default), parquet or jsonl tables.")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="A run: write this file instead of stdout. An experiment: the folder for its tables.")
+@click.argument("target", required=False)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    default=None,
+    help="A run: md (default), json, or any other run format (`duologue export --formats` lists "
+    "them). An experiment: csv (default), parquet or jsonl tables.",
+)
+@click.option("--formats", "list_formats", is_flag=True, help="List the run export formats and exit.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="A run: write this file instead of stdout. An experiment: the folder for its tables.",
+)
 @db_option
-def export(target, fmt, output, db) -> None:
-    """Export a run (Markdown transcript or JSON), or an experiment's runs, messages and metrics as tables."""
+def export(target, fmt, output, list_formats, db) -> None:
+    """Export a run (Markdown transcript, JSON with everything, …), or an experiment's runs, messages and
+    metrics as tables."""
+    from ..exports import run_format, run_formats
+
+    if list_formats:
+        for f in run_formats().values():
+            click.echo(f"{f.name:10} {f.description}")
+        return
+    if target is None:
+        raise click.UsageError("give a run id or an experiment name (or --formats)")
     if api.find_experiment(target, db=db) is not None:
         fmt = fmt or "csv"
         if fmt not in ("csv", "parquet", "jsonl"):
@@ -30,8 +50,9 @@ def export(target, fmt, output, db) -> None:
             click.echo(f"wrote {path}")
         return
     fmt = fmt or "md"
-    if fmt not in ("md", "json"):
-        raise DuologueError(f"a run exports as md or json, not {fmt} (tables are for experiments)")
+    if fmt in ("csv", "parquet"):
+        raise DuologueError(f"a run exports as {', '.join(run_formats())}, not {fmt} (tables are for experiments)")
+    run_format(fmt)  # an unknown format is an error before the store is opened
     text = api.export_run(target, fmt, db=db)
     if output:
         api.write_atomically(output, text)
@@ -47,4 +68,3 @@ def import_cmd(path, db) -> None:
     """Import a Markdown transcript (or a JSON export) as a run."""
     run = api.import_transcript(path, db=db)
     click.echo(f"imported {path} as run {run.id} ({len(run.messages)} messages)")
-

@@ -17,8 +17,18 @@ def _default_name(model: str) -> str:
     return base[:-5] if base.endswith(".gguf") else base
 
 
-SIDE_KEYS = ("model", "name", "system", "temperature", "top_p", "max_tokens", "seed", "base_url",
-             "context_length", "threads")
+SIDE_KEYS = (
+    "model",
+    "name",
+    "system",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "base_url",
+    "context_length",
+    "threads",
+)
 SHARED_KEYS = ("temperature", "top_p", "max_tokens", "context_length", "threads")  # flags for every participant
 
 
@@ -32,8 +42,11 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
     """A spec's settings (from TOML, or a run being forked) with the flags the user gave on top."""
     data = dict(data)
     if flags.get("participants"):
-        given = [{"model_a": "--a", "model_b": "--b"}.get(k, f"--{k.replace('_', '-')}")
-                 for k, v in flags.items() if v is not None and k[-2:] in ("_a", "_b")]
+        given = [
+            {"model_a": "--a", "model_b": "--b"}.get(k, f"--{k.replace('_', '-')}")
+            for k, v in flags.items()
+            if v is not None and k[-2:] in ("_a", "_b")
+        ]
         if given:
             raise SpecError(f"{given[0]} and --participant do not mix: describe every participant with --participant")
         parts = [parse_participant_option(text) for text in flags["participants"]]
@@ -56,8 +69,18 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
             p.setdefault("model", "local/smollm2")
     _name_participants([p for p in parts if isinstance(p, dict)])
     data["participants"] = parts
-    for key in ("opener", "max_messages", "end_marker", "end_on", "seed", "on_loop", "on_near_loop",
-                "on_convergence", "on_attractor", "turn_order"):
+    for key in (
+        "opener",
+        "max_messages",
+        "end_marker",
+        "end_on",
+        "seed",
+        "on_loop",
+        "on_near_loop",
+        "on_convergence",
+        "on_attractor",
+        "turn_order",
+    ):
         if flags.get(key) is not None:
             data[key] = flags[key]
     if flags.get("context_strategy") is not None or flags.get("summarizer") is not None:
@@ -66,16 +89,18 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
             context["strategy"] = flags["context_strategy"]
         if flags.get("summarizer") is not None:
             summarizer = context.get("summarizer")
-            context["summarizer"] = ({**summarizer, "model": flags["summarizer"]} if isinstance(summarizer, dict)
-                                     else flags["summarizer"])
+            context["summarizer"] = (
+                {**summarizer, "model": flags["summarizer"]} if isinstance(summarizer, dict) else flags["summarizer"]
+            )
         data["context"] = context
     return spec_from_dict(data, source=source)
 
 
 def _side_flag(flags: dict[str, Any], parts: list, p: dict, key: str) -> bool:
     """Whether A's or B's own flag set this key, which wins over the flag for everyone."""
-    return any(flags.get(f"{key}_{side}") is not None and i < len(parts) and parts[i] is p
-               for side, i in (("a", 0), ("b", 1)))
+    return any(
+        flags.get(f"{key}_{side}") is not None and i < len(parts) and parts[i] is p for side, i in (("a", 0), ("b", 1))
+    )
 
 
 def _name_participants(parts: list[dict[str, Any]]) -> None:
@@ -93,22 +118,33 @@ def _name_participants(parts: list[dict[str, Any]]) -> None:
 
 # The settings of a conversation, shared by `run` and `fork` (flags given override the file or the parent).
 SPEC_OPTIONS = [
-    click.option("--a", "model_a", metavar="MODEL",
-                 help="Model of participant A, e.g. local/smollm2, openrouter/qwen/qwen3-next-80b-a3b-instruct."),
+    click.option(
+        "--a",
+        "model_a",
+        metavar="MODEL",
+        help="Model of participant A, e.g. local/smollm2, openrouter/qwen/qwen3-next-80b-a3b-instruct.",
+    ),
     click.option("--b", "model_b", metavar="MODEL", help="Model of participant B."),
     click.option("--name-a", help="Display name of A (default: from the model)."),
     click.option("--name-b", help="Display name of B."),
     click.option("--system-a", help="System prompt of A."),
     click.option("--system-b", help="System prompt of B."),
-    click.option("--participant", "participants", multiple=True, metavar="KEY=VALUE,...",
-                 help="One participant, as comma-separated KEY=VALUE pairs; repeat it for each, in speaking "
-                      "order, for three or more. Keys: name, model, system, temperature, top_p, max_tokens, seed, "
-                      "base_url, context_length, threads. Put a value with commas in double quotes, e.g. "
-                      "--participant 'name=carol,model=local/smollm2,system=\"You are Carol, a sceptic.\"'. "
-                      "Replaces --a/--b and the file's participants."),
-    click.option("--turn-order", type=click.Choice(["round_robin", "random"]),
-                 help="Who speaks next: each in turn (default), or a seeded random pick among all but the last "
-                      "speaker."),
+    click.option(
+        "--participant",
+        "participants",
+        multiple=True,
+        metavar="KEY=VALUE,...",
+        help="One participant, as comma-separated KEY=VALUE pairs; repeat it for each, in speaking "
+        "order, for three or more. Keys: name, model, system, temperature, top_p, max_tokens, seed, "
+        "base_url, context_length, threads. Put a value with commas in double quotes, e.g. "
+        "--participant 'name=carol,model=local/smollm2,system=\"You are Carol, a sceptic.\"'. "
+        "Replaces --a/--b and the file's participants.",
+    ),
+    click.option(
+        "--turn-order",
+        type=click.Choice(["round_robin", "random"]),
+        help="Who speaks next: each in turn (default), or a seeded random pick among all but the last speaker.",
+    ),
     click.option("--temperature", type=float, help="Sampling temperature for every participant."),
     click.option("--temperature-a", type=float, help="Temperature of A."),
     click.option("--temperature-b", type=float, help="Temperature of B."),
@@ -119,35 +155,60 @@ SPEC_OPTIONS = [
     click.option("--seed-b", type=int, help="Seed of B."),
     click.option("--base-url-a", help="Base URL of A's endpoint (openai-compatible/… or to override a preset)."),
     click.option("--base-url-b", help="Base URL of B's endpoint."),
-    click.option("--context-length", type=int,
-                 help="Context window in tokens for every participant (embedded engine: 2048 unless given; "
-                      "hosted models: checked only when given, with an estimated token count)."),
-    click.option("--context-strategy", type=click.Choice(["stop", "truncate", "summarize"]),
-                 help="When the next request would not fit the window: stop the run (context_full, default), "
-                      "leave out the oldest messages after the opener, or replace them with a summary."),
-    click.option("--summarizer", metavar="MODEL",
-                 help="The model that writes summaries for --context-strategy summarize (default: A's model)."),
+    click.option(
+        "--context-length",
+        type=int,
+        help="Context window in tokens for every participant (embedded engine: 2048 unless given; "
+        "hosted models: checked only when given, with an estimated token count).",
+    ),
+    click.option(
+        "--context-strategy",
+        type=click.Choice(["stop", "truncate", "summarize"]),
+        help="When the next request would not fit the window: stop the run (context_full, default), "
+        "leave out the oldest messages after the opener, or replace them with a summary.",
+    ),
+    click.option(
+        "--summarizer",
+        metavar="MODEL",
+        help="The model that writes summaries for --context-strategy summarize (default: A's model).",
+    ),
     click.option("--threads", type=int, help="Embedded engine: CPU threads."),
     click.option("--opener", help="A's opening message (default: a single space, as in the original transcripts)."),
     click.option("--max-messages", type=int, help="Stop after this many messages, opener included (default 20)."),
     click.option("--end-marker", help="The end marker kept in the text (default [END])."),
-    click.option("--end-on", type=click.Choice(["never", "any", "both"]),
-                 help="Whether the end marker ends the run: never (default), any side, or both sides."),
-    click.option("--on-loop", type=click.Choice(["stop", "flag", "continue"]),
-                 help="A verbatim loop (3 cycles of period 1..8): stop the run (default), flag it and go on, "
-                      "or ignore it."),
-    click.option("--on-near-loop", type=click.Choice(["stop", "flag", "continue"]),
-                 help="A near loop (messages that keep resembling the last few in wording): flag (default), "
-                      "stop or ignore."),
-    click.option("--on-convergence", type=click.Choice(["stop", "flag", "continue"]),
-                 help="Semantic convergence (the last messages say nearly the same thing, in any words): "
-                      "flag (default), stop or ignore."),
-    click.option("--on-attractor", type=click.Choice(["stop", "flag", "continue"]),
-                 help="The conversation enters an attractor theme and stays (gratitude/unity, farewell spiral, "
-                      "emoji collapse, …; see `duologue themes`): flag (default), stop or ignore."),
-    click.option("--interactive", is_flag=True,
-                 help="Press Enter while it runs to pause after the current message and speak: as a participant "
-                      "(name or number) or as an outside voice (any other name). Stored as injected."),
+    click.option(
+        "--end-on",
+        type=click.Choice(["never", "any", "both"]),
+        help="Whether the end marker ends the run: never (default), any side, or both sides.",
+    ),
+    click.option(
+        "--on-loop",
+        type=click.Choice(["stop", "flag", "continue"]),
+        help="A verbatim loop (3 cycles of period 1..8): stop the run (default), flag it and go on, or ignore it.",
+    ),
+    click.option(
+        "--on-near-loop",
+        type=click.Choice(["stop", "flag", "continue"]),
+        help="A near loop (messages that keep resembling the last few in wording): flag (default), stop or ignore.",
+    ),
+    click.option(
+        "--on-convergence",
+        type=click.Choice(["stop", "flag", "continue"]),
+        help="Semantic convergence (the last messages say nearly the same thing, in any words): "
+        "flag (default), stop or ignore.",
+    ),
+    click.option(
+        "--on-attractor",
+        type=click.Choice(["stop", "flag", "continue"]),
+        help="The conversation enters an attractor theme and stays (gratitude/unity, farewell spiral, "
+        "emoji collapse, …; see `duologue themes`): flag (default), stop or ignore.",
+    ),
+    click.option(
+        "--interactive",
+        is_flag=True,
+        help="Press Enter while it runs to pause after the current message and speak: as a participant "
+        "(name or number) or as an outside voice (any other name). Stored as injected.",
+    ),
     click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message."),
     click.option("-q", "--quiet", is_flag=True, help="Do not stream the conversation; print the summary only."),
 ]
@@ -157,4 +218,3 @@ def spec_options(command):
     for option in reversed(SPEC_OPTIONS):
         command = option(command)
     return command
-

@@ -17,8 +17,12 @@ from .options import build_spec, spec_options, spec_with_flags
 
 
 @click.command()
-@click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
-              help="A conversation TOML file (flags given too override it).")
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A conversation TOML file (flags given too override it).",
+)
 @spec_options
 @db_option
 def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
@@ -42,8 +46,14 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
 
 @click.command()
 @click.argument("run_id")
-@click.option("--at", "at", type=int, required=True, metavar="N",
-              help="Keep the first N messages of RUN_ID (the opener is message 1), then continue.")
+@click.option(
+    "--at",
+    "at",
+    type=int,
+    required=True,
+    metavar="N",
+    help="Keep the first N messages of RUN_ID (the opener is message 1), then continue.",
+)
 @spec_options
 @db_option
 def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
@@ -65,8 +75,9 @@ def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) ->
     listeners = [current] if quiet else [current, _renderer(meta)]
     interjector = _interjector() if interactive else None
     try:
-        result = run_async(lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners,
-                                                  interjector=interjector))
+        result = run_async(
+            lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners, interjector=interjector)
+        )
     except (KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(current.id)
         sys.exit(130)
@@ -90,8 +101,9 @@ def _interrupted(run_id: str | None) -> None:
     if run_id is None:
         err_console.print(Text("\ninterrupted before the run started", style="yellow"))
         return
-    err_console.print(Text(f"\ninterrupted: run {run_id} kept; continue it with `duologue resume {run_id}`",
-                           style="yellow"))
+    err_console.print(
+        Text(f"\ninterrupted: run {run_id} kept; continue it with `duologue resume {run_id}`", style="yellow")
+    )
 
 
 def _print_summary(run, db: Path) -> None:
@@ -101,8 +113,10 @@ def _print_summary(run, db: Path) -> None:
     c.print(Text("─" * 60, style="dim"))
     c.print(Text.assemble(("run ", "dim"), (run.id, "bold"), ("  ", ""), (run.title, "")))
     c.print(f"messages: {totals.messages}   stop: {stop}")
-    c.print(f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
-            f"{totals.tokens_per_second:.1f} tokens/s")
+    c.print(
+        f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
+        f"{totals.tokens_per_second:.1f} tokens/s"
+    )
     c.print(f"transcript: {api.transcript_path(db, run.id)}")
     if run.status in ("error", "interrupted"):
         c.print(Text(f"resume with: duologue resume {run.id}", style="yellow"))
@@ -110,8 +124,11 @@ def _print_summary(run, db: Path) -> None:
 
 @click.command()
 @click.argument("run_id")
-@click.option("--interactive", is_flag=True,
-              help="Press Enter while it runs to pause after the current message and speak (as with `run`).")
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="Press Enter while it runs to pause after the current message and speak (as with `run`).",
+)
 @click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message.")
 @click.option("-q", "--quiet", is_flag=True, help="Print the summary only.")
 @db_option
@@ -139,8 +156,15 @@ def ls_cmd(limit, db) -> None:
         table.add_column(col, no_wrap=col in ("run", "started", "parent"))
     for r in rows:
         parent = f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else ""
-        table.add_row(r["id"], Text(r["title"]), str(r["messages"]), r["status"], r["stop_reason"] or "",
-                      _local(r["started_at"]), parent)
+        table.add_row(
+            r["id"],
+            Text(r["title"]),
+            str(r["messages"]),
+            r["status"],
+            r["stop_reason"] or "",
+            _local(r["started_at"]),
+            parent,
+        )
     Console(highlight=False).print(table)
 
 
@@ -162,8 +186,10 @@ def show(run_id, db) -> None:
     c.print(Text(f"# {run.title}", style="bold"))
     if run.status == "killed":
         c.print(Text(f"its process is gone (killed?): continue it with `duologue resume {run.id}`", style="yellow"))
-    c.print(f"run {run.id}   status {run.status}   stop {run.stop_reason or '-'}"
-            + (f" ({run.stop_detail})" if run.stop_detail else ""))
+    c.print(
+        f"run {run.id}   status {run.status}   stop {run.stop_reason or '-'}"
+        + (f" ({run.stop_detail})" if run.stop_detail else "")
+    )
     for p in run.spec.get("participants", []):
         c.print(Text(f"  {p.get('name')}: {p.get('model')}  temperature {p.get('temperature')}  seed {p.get('seed')}"))
     ended = _local(run.ended_at.isoformat() if run.ended_at else None)
@@ -172,8 +198,11 @@ def show(run_id, db) -> None:
         c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
     lineage = api.run_lineage(run.id, db=db)
     if len(lineage.ancestors) > 1:
-        c.print(Text("lineage: " + " → ".join(f"{rid}@{at}" if at else rid for rid, at in lineage.ancestors)
-                     + f" → {run.id}"))
+        c.print(
+            Text(
+                "lineage: " + " → ".join(f"{rid}@{at}" if at else rid for rid, at in lineage.ancestors) + f" → {run.id}"
+            )
+        )
     if lineage.forks:
         c.print(Text("forks: " + ", ".join(f"{rid}@{at}" for rid, at in lineage.forks)))
     if run.source:
@@ -198,7 +227,11 @@ def show(run_id, db) -> None:
                 c.print(Text(f"▸ {ev['kind']}: {ev['detail']}", style="dim yellow"))
 
     for m in run.messages:
-        style = TEXT_STYLES[run.participants.index(m.speaker) % len(TEXT_STYLES)] if m.speaker in run.participants else "white"
+        style = (
+            TEXT_STYLES[run.participants.index(m.speaker) % len(TEXT_STYLES)]
+            if m.speaker in run.participants
+            else "white"
+        )
         c.print()
         print_events(m.index, True)
         mark = "  injected" if m.injected and m.index > 1 else ""
@@ -208,4 +241,3 @@ def show(run_id, db) -> None:
         if meta:
             c.print(Text(meta, style="dim"))
         print_events(m.index, False)
-

@@ -9,8 +9,12 @@ from .common import db_option, err_console
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. The viewer has no login: keep it on this machine.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. The viewer has no login: keep it on this machine.",
+)
 @click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on (0: any free port).")
 @db_option
 def serve(host, port, db) -> None:
@@ -20,4 +24,3 @@ def serve(host, port, db) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(Text(f"warning: anyone who can reach {host} can read this store", style="yellow"))
     serve_viewer(db, host=host, port=port, announce=lambda line: click.echo(line))
-

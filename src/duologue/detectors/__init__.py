@@ -39,7 +39,7 @@ ACTIONS = ("stop", "flag", "continue")
 @dataclass(frozen=True)
 class Detector:
     name: str
-    make: Callable[["ConversationSpec", Any], "Watcher"]  # (spec, settings: params instance or None)
+    make: Callable[[ConversationSpec, Any], Watcher]  # (spec, settings: params instance or None)
     params: type | None = None  # a frozen dataclass of thresholds, configured by [detection.<name>]
     description: str = ""
 
@@ -92,7 +92,7 @@ def check_settings(name: str, table: Any) -> dict[str, Any]:
     return dict(table)
 
 
-def settings_for(spec: "ConversationSpec", det: Detector) -> tuple[Any, str]:
+def settings_for(spec: ConversationSpec, det: Detector) -> tuple[Any, str]:
     """(params, action) of a configurable detector for this run."""
     table = dict((spec.detection.model_extra or {}).get(det.name) or {})
     on = table.pop("on", "flag")
@@ -100,7 +100,7 @@ def settings_for(spec: "ConversationSpec", det: Detector) -> tuple[Any, str]:
     return det.params(**table), on
 
 
-def watchers_for(spec: "ConversationSpec") -> list["Watcher"]:
+def watchers_for(spec: ConversationSpec) -> list[Watcher]:
     """The watchers of a run: one per detector."""
     out = []
     for det in detectors().values():
@@ -116,7 +116,7 @@ def watchers_for(spec: "ConversationSpec") -> list["Watcher"]:
 class _Acting:
     """Applies a configurable detector's `on` action to the events its watcher reports."""
 
-    def __init__(self, inner: "Watcher", name: str, on: str) -> None:
+    def __init__(self, inner: Watcher, name: str, on: str) -> None:
         self.inner, self.name, self.on = inner, name, on
 
     def observe(self, message):

@@ -32,11 +32,15 @@ class LoopRule:
             action = self.on[ev.kind]
             if action == "continue":
                 continue
-            events.append(WatchEvent(
-                kind=ev.kind, detail=ev.detail, message_index=ev.message_index,
-                stop=self.stop_reason[ev.kind] if action == "stop" else None,
-                data={"action": action, **_loop_data(ev.loop)},
-            ))
+            events.append(
+                WatchEvent(
+                    kind=ev.kind,
+                    detail=ev.detail,
+                    message_index=ev.message_index,
+                    stop=self.stop_reason[ev.kind] if action == "stop" else None,
+                    data={"action": action, **_loop_data(ev.loop)},
+                )
+            )
         return events
 
 
@@ -48,5 +52,8 @@ def _loop_data(loop) -> dict:
     return data
 
 
-DETECTOR = Detector("loops", make=lambda spec, settings: LoopRule(spec),
-                    description="exact loops and near loops (on_loop, on_near_loop, [detection])")
+DETECTOR = Detector(
+    "loops",
+    make=lambda spec, settings: LoopRule(spec),
+    description="exact loops and near loops (on_loop, on_near_loop, [detection])",
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..analysis.params import detection_params
 from ..records import Message
 from ..stopping import StopReason, WatchEvent
@@ -21,7 +23,7 @@ class SemanticRule:
         _, convergence, attractor = detection_params(spec.detection.model_dump())
         self.on = {"convergence": spec.on_convergence, "attractor": spec.on_attractor}
         self.watcher = SemanticWatcher(convergence, attractor, end_marker=spec.end_marker or None)
-        self.vectors: dict[int, list[float]] = {}
+        self.vectors: dict[int, np.ndarray] = {}  # by message index
 
     def observe(self, message: Message):
         from dataclasses import asdict
@@ -37,14 +39,21 @@ class SemanticRule:
             if action == "continue":
                 continue
             found_data = asdict(ev.convergence) if isinstance(ev, ConvergenceEvent) else asdict(ev.attractor)
-            events.append(WatchEvent(
-                kind=kind, detail=ev.detail, message_index=message.index,
-                stop=StopReason(kind) if action == "stop" else None,
-                data={"action": action, **found_data},
-            ))
+            events.append(
+                WatchEvent(
+                    kind=kind,
+                    detail=ev.detail,
+                    message_index=message.index,
+                    stop=StopReason(kind) if action == "stop" else None,
+                    data={"action": action, **found_data},
+                )
+            )
         return events
 
 
-DETECTOR = Detector("semantic", make=lambda spec, settings: SemanticRule(spec),
-                    description="semantic convergence and attractor themes (on_convergence, on_attractor, "
-                                "[detection.convergence], [detection.attractor])")
+DETECTOR = Detector(
+    "semantic",
+    make=lambda spec, settings: SemanticRule(spec),
+    description="semantic convergence and attractor themes (on_convergence, on_attractor, "
+    "[detection.convergence], [detection.attractor])",
+)

@@ -4,7 +4,9 @@ from ..transcripts.jsonfmt import render_json
 from . import RunFormat
 
 FORMAT = RunFormat(
-    name="json", suffix="json", media_type="application/json",
+    name="json",
+    suffix="json",
+    media_type="application/json",
     description="everything: spec, messages with timings, analysis, events",
     render=lambda run, analysis, events: render_json(run, analysis=analysis, events=events),
 )

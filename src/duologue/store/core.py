@@ -163,8 +163,7 @@ class Store(RunLists, Experiments):
                 (status, stop_reason, stop_detail, _iso(ended_at), run_id),
             )
 
-    def save_analysis(self, run_id: str, analysis: Analysis, vectors: Any = None, embedder: str | None = None
-                      ) -> None:
+    def save_analysis(self, run_id: str, analysis: Analysis, vectors: Any = None, embedder: str | None = None) -> None:
         """Keep a run's analysis (as JSON), the loop and semantic columns derived from it, its messages'
         theme labels and (given `vectors`, one row per message, and the `embedder`'s name) their
         embeddings, in one transaction."""
@@ -174,31 +173,40 @@ class Store(RunLists, Experiments):
         columns = [c.strip() for c in f"{LOOP_COLUMNS}, {SEMANTIC_COLUMNS}".split(",")]
         values = (*loop_values(LoopSummary.of(analysis)), *semantic_values(SemanticSummary.of(analysis)))
         with self._write() as conn:
-            conn.execute(f"UPDATE runs SET analysis=?, {', '.join(c + '=?' for c in columns)} WHERE id=?",
-                         (data, *values, run_id))
+            conn.execute(
+                f"UPDATE runs SET analysis=?, {', '.join(c + '=?' for c in columns)} WHERE id=?",
+                (data, *values, run_id),
+            )
             if analysis.themes is not None:
-                conn.executemany("UPDATE messages SET theme=?, topic=? WHERE run_id=? AND idx=?",
-                                 [(m.label, m.topic, run_id, m.index) for m in analysis.themes])
+                conn.executemany(
+                    "UPDATE messages SET theme=?, topic=? WHERE run_id=? AND idx=?",
+                    [(m.label, m.topic, run_id, m.index) for m in analysis.themes],
+                )
             if vectors is not None and embedder:
-                rows = [(run_id, i, embedder, int(v.shape[-1]), v.astype("<f4").tobytes())
-                        for i, v in enumerate(vectors, start=1)]
+                rows = [
+                    (run_id, i, embedder, int(v.shape[-1]), v.astype("<f4").tobytes())
+                    for i, v in enumerate(vectors, start=1)
+                ]
                 conn.executemany(
                     "INSERT OR REPLACE INTO message_vectors (run_id, idx, embedder, dim, vector) "
                     "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE run_id=? AND idx=?)",
-                    [(*r, r[0], r[1]) for r in rows])
+                    [(*r, r[0], r[1]) for r in rows],
+                )
 
     def load_vectors(self, run_id: str, embedder: str) -> dict[int, Any]:
         """The stored embeddings of a run's messages by this embedder: {message index: float32 vector}."""
         import numpy as np
 
         rows = self.conn.execute(
-            "SELECT idx, vector FROM message_vectors WHERE run_id=? AND embedder=? ORDER BY idx", (run_id, embedder))
+            "SELECT idx, vector FROM message_vectors WHERE run_id=? AND embedder=? ORDER BY idx", (run_id, embedder)
+        )
         return {idx: np.frombuffer(blob, dtype="<f4") for idx, blob in rows}
 
     def run_semantic(self, run_id: str) -> SemanticSummary | None:
         """The semantic findings of a run's stored analysis; None when it has none stored."""
         row = self.conn.execute(
-            f"SELECT analysis IS NOT NULL AS analysed, {SEMANTIC_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            f"SELECT analysis IS NOT NULL AS analysed, {SEMANTIC_COLUMNS} FROM runs WHERE id=?", (run_id,)
+        ).fetchone()
         if not row or not row["analysed"]:
             return None
         from .experiments import semantic_from_row
@@ -210,7 +218,9 @@ class Store(RunLists, Experiments):
         empty when the run has no stored analysis."""
         rows = self.conn.execute(
             "SELECT m.idx, m.theme, m.topic FROM messages m JOIN runs r ON r.id = m.run_id "
-            "WHERE m.run_id=? AND r.analysis IS NOT NULL ORDER BY m.idx", (run_id,))
+            "WHERE m.run_id=? AND r.analysis IS NOT NULL ORDER BY m.idx",
+            (run_id,),
+        )
         return [MessageTheme(idx, theme, topic) for idx, theme, topic in rows]
 
     def load_analysis(self, run_id: str) -> dict[str, Any] | None:
@@ -221,7 +231,8 @@ class Store(RunLists, Experiments):
     def run_loops(self, run_id: str) -> LoopSummary | None:
         """The loops of a run's stored analysis; None when it has none stored."""
         row = self.conn.execute(
-            f"SELECT analysis IS NOT NULL AS analysed, {LOOP_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            f"SELECT analysis IS NOT NULL AS analysed, {LOOP_COLUMNS} FROM runs WHERE id=?", (run_id,)
+        ).fetchone()
         return loops_from_row(row) if row and row["analysed"] else None
 
     def resolve_run_id(self, ref: str) -> str:
@@ -350,8 +361,14 @@ class Store(RunLists, Experiments):
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO events (run_id, message_index, kind, detail, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, message_index, kind, detail, json.dumps(data, ensure_ascii=False) if data else None,
-                 _iso(utcnow())),
+                (
+                    run_id,
+                    message_index,
+                    kind,
+                    detail,
+                    json.dumps(data, ensure_ascii=False) if data else None,
+                    _iso(utcnow()),
+                ),
             )
 
     def get_events(self, run_id: str) -> list[dict[str, Any]]:

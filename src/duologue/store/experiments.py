@@ -33,8 +33,13 @@ def loops_from_row(r: sqlite3.Row) -> LoopSummary:
     if r["loop_period"] is not None:
         absorbing = r["loop_absorbing"]
         exact = ExactLoopRecord(
-            r["loop_period"], r["loop_onset"], r["loop_first_repeat"], r["loop_last"], r["loop_kind"],
-            None if absorbing is None else bool(absorbing), r["loop_detail"],
+            r["loop_period"],
+            r["loop_onset"],
+            r["loop_first_repeat"],
+            r["loop_last"],
+            r["loop_kind"],
+            None if absorbing is None else bool(absorbing),
+            r["loop_detail"],
         )
     near = NearLoopRecord(r["near_loop_onset"], r["near_loop_lag"]) if r["near_loop_onset"] is not None else None
     return LoopSummary(exact, near)
@@ -45,8 +50,9 @@ SEMANTIC_COLUMNS = "end_state, attractor, attractor_onset, convergence_onset, co
 
 
 def semantic_from_row(r: sqlite3.Row) -> SemanticSummary:
-    return SemanticSummary(r["end_state"], r["attractor"], r["attractor_onset"], r["convergence_onset"],
-                           r["convergence_strength"])
+    return SemanticSummary(
+        r["end_state"], r["attractor"], r["attractor_onset"], r["convergence_onset"], r["convergence_strength"]
+    )
 
 
 def semantic_values(sem: SemanticSummary | None) -> tuple[Any, ...]:
@@ -59,9 +65,15 @@ def loop_values(loops: LoopSummary | None) -> tuple[Any, ...]:
     e = loops.exact if loops else None
     n = loops.near if loops else None
     return (
-        e.period if e else None, e.onset if e else None, e.first_repeat if e else None, e.last if e else None,
-        e.kind if e else None, None if e is None or e.absorbing is None else int(e.absorbing),
-        e.detail if e else None, n.onset if n else None, n.dominant_lag if n else None,
+        e.period if e else None,
+        e.onset if e else None,
+        e.first_repeat if e else None,
+        e.last if e else None,
+        e.kind if e else None,
+        None if e is None or e.absorbing is None else int(e.absorbing),
+        e.detail if e else None,
+        n.onset if n else None,
+        n.dominant_lag if n else None,
     )
 
 
@@ -82,7 +94,8 @@ class Experiments:
 
     def get_experiment(self, experiment_id: str) -> ExperimentRow | None:
         row = self.conn.execute(
-            "SELECT id, name, created_at, spec FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+            "SELECT id, name, created_at, spec FROM experiments WHERE id = ?", (experiment_id,)
+        ).fetchone()
         if row is None:
             return None
         runs = self.conn.execute("SELECT COUNT(*) FROM runs WHERE experiment_id = ?", (experiment_id,)).fetchone()[0]
@@ -122,9 +135,15 @@ class Experiments:
         )
         return [
             ExperimentRun(
-                id=r["id"], title=r["title"], participants=json.loads(r["participants"]),
-                models=json.loads(r["models"]), started_at=r["started_at"], ended_at=r["ended_at"],
-                status=r["status"], stop_reason=r["stop_reason"], stop_detail=r["stop_detail"],
+                id=r["id"],
+                title=r["title"],
+                participants=json.loads(r["participants"]),
+                models=json.loads(r["models"]),
+                started_at=r["started_at"],
+                ended_at=r["ended_at"],
+                status=r["status"],
+                stop_reason=r["stop_reason"],
+                stop_detail=r["stop_detail"],
                 spec=json.loads(r["spec"]),
                 cell=json.loads(r["experiment_cell"]) if r["experiment_cell"] else None,
                 loops=loops_from_row(r),

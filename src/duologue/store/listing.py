@@ -86,11 +86,21 @@ def _dt(s: str | None) -> datetime | None:
 
 def _run_row(r: sqlite3.Row) -> RunRow:
     return RunRow(
-        id=r["id"], title=r["title"], participants=json.loads(r["participants"]), models=json.loads(r["models"]),
-        started_at=_dt(r["started_at"]), ended_at=_dt(r["ended_at"]), status=shown_status(r["status"], r["pid"]),
-        stop_reason=r["stop_reason"], stop_detail=r["stop_detail"], parent_run_id=r["parent_run_id"],
-        fork_at=r["fork_at"], experiment_id=r["experiment_id"], message_count=r["message_count"],
-        loop_period=r["loop_period"], loop_onset=r["loop_onset"],
+        id=r["id"],
+        title=r["title"],
+        participants=json.loads(r["participants"]),
+        models=json.loads(r["models"]),
+        started_at=_dt(r["started_at"]),
+        ended_at=_dt(r["ended_at"]),
+        status=shown_status(r["status"], r["pid"]),
+        stop_reason=r["stop_reason"],
+        stop_detail=r["stop_detail"],
+        parent_run_id=r["parent_run_id"],
+        fork_at=r["fork_at"],
+        experiment_id=r["experiment_id"],
+        message_count=r["message_count"],
+        loop_period=r["loop_period"],
+        loop_onset=r["loop_onset"],
     )
 
 
@@ -104,8 +114,11 @@ class RunLists:
         conn = self.conn
         alive = None
         if q.stop in (RUNNING, KILLED):  # which "running" runs still have a process: few, so asked one by one
-            alive = {pid for (pid,) in conn.execute("SELECT DISTINCT pid FROM runs WHERE status = 'running'")
-                     if process_alive(pid)}
+            alive = {
+                pid
+                for (pid,) in conn.execute("SELECT DISTINCT pid FROM runs WHERE status = 'running'")
+                if process_alive(pid)
+            }
         where, args = _where(q, alive)
         total = conn.execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0]
         pages = max(1, -(-total // per_page))
@@ -126,7 +139,8 @@ class RunLists:
 
         def distinct_json(column: str) -> list[str]:
             rows = conn.execute(
-                f"SELECT DISTINCT j.value FROM runs, json_each(runs.{column}) j WHERE j.value IS NOT NULL")
+                f"SELECT DISTINCT j.value FROM runs, json_each(runs.{column}) j WHERE j.value IS NOT NULL"
+            )
             return sorted(str(r[0]) for r in rows)
 
         stops = [r[0] for r in conn.execute("SELECT DISTINCT stop_reason FROM runs WHERE stop_reason IS NOT NULL")]

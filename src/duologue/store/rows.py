@@ -42,8 +42,11 @@ class LoopSummary:
     def of(cls, analysis: Analysis) -> LoopSummary:
         """From the typed analysis (duologue.analysis.analyze), field by field."""
         e, n = analysis.exact_loop, analysis.near_loop
-        exact = (ExactLoopRecord(e.period, e.onset, e.first_repeat, e.last, e.kind, e.absorbing, e.detail())
-                 if e is not None else None)
+        exact = (
+            ExactLoopRecord(e.period, e.onset, e.first_repeat, e.last, e.kind, e.absorbing, e.detail())
+            if e is not None
+            else None
+        )
         near = NearLoopRecord(n.onset, n.dominant_lag) if n is not None else None
         return cls(exact, near)
 
@@ -63,8 +66,10 @@ class SemanticSummary:
         at, conv = analysis.attractor, analysis.convergence
         return cls(
             end_state=analysis.end_state,
-            attractor=at.theme if at else None, attractor_onset=at.onset if at else None,
-            convergence_onset=conv.onset if conv else None, convergence_strength=conv.strength if conv else None,
+            attractor=at.theme if at else None,
+            attractor_onset=at.onset if at else None,
+            convergence_onset=conv.onset if conv else None,
+            convergence_strength=conv.strength if conv else None,
         )
 
 
@@ -100,11 +105,18 @@ class RunRow:
     def as_dict(self) -> dict[str, Any]:
         """The dict `duologue.list_runs` has always returned (times as ISO text, `messages` the count)."""
         return {
-            "id": self.id, "title": self.title, "participants": self.participants, "models": self.models,
+            "id": self.id,
+            "title": self.title,
+            "participants": self.participants,
+            "models": self.models,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "status": self.status, "stop_reason": self.stop_reason, "stop_detail": self.stop_detail,
-            "parent_run_id": self.parent_run_id, "fork_at": self.fork_at, "experiment_id": self.experiment_id,
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "stop_detail": self.stop_detail,
+            "parent_run_id": self.parent_run_id,
+            "fork_at": self.fork_at,
+            "experiment_id": self.experiment_id,
             "messages": self.message_count,
         }
 

@@ -206,7 +206,11 @@ def _m006_semantic(conn: sqlite3.Connection) -> None:
 
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
-    _m001_initial, _m002_experiment_cells, _m003_run_summary, _m004_fork_lineage, _m005_typed_loop_columns,
+    _m001_initial,
+    _m002_experiment_cells,
+    _m003_run_summary,
+    _m004_fork_lineage,
+    _m005_typed_loop_columns,
     _m006_semantic,
 ]
 

@@ -25,7 +25,9 @@ from ..records import Message, Run
 FORMAT = "duologue.run/1"
 
 
-def run_to_dict(run: Run, analysis: dict | None = None, events: Iterable[Mapping[str, Any]] | None = None) -> dict:
+def run_to_dict(
+    run: Run, analysis: Mapping[str, Any] | None = None, events: Iterable[Mapping[str, Any]] | None = None
+) -> dict:
     d: dict[str, Any] = {"format": FORMAT, "id": run.id, "title": run.title}
     for f in fields(Run):
         if f.name == "messages":
@@ -52,7 +54,9 @@ def run_from_dict(d: dict) -> Run:
     return Run(**values)
 
 
-def render_json(run: Run, analysis: dict | None = None, events: Iterable[Mapping[str, Any]] | None = None) -> str:
+def render_json(
+    run: Run, analysis: Mapping[str, Any] | None = None, events: Iterable[Mapping[str, Any]] | None = None
+) -> str:
     return json.dumps(run_to_dict(run, analysis, events), indent=2, ensure_ascii=False) + "\n"
 
 

@@ -173,7 +173,8 @@ def parse_markdown_with_voices(text: str) -> Transcript:
         lf = _as_lf(text)
         title = lf.split("\n", 1)[0].removeprefix("# ").split(TITLE_SEPARATOR)
         voices = {
-            found.group(1) for found in re.finditer(re.escape(SEPARATOR) + r"### ([^\n]*)\n\n", lf)
+            found.group(1)
+            for found in re.finditer(re.escape(SEPARATOR) + r"### ([^\n]*)\n\n", lf)
             if found.group(1) not in title and not _bad_name(found.group(1))
         }
         if not voices:

@@ -126,8 +126,9 @@ class Viewer:
             yield store
 
     def page(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-        return self.templates.TemplateResponse(request, name, {"db_name": self.db.name, **context},
-                                               status_code=status_code)
+        return self.templates.TemplateResponse(
+            request, name, {"db_name": self.db.name, **context}, status_code=status_code
+        )
 
     # -- runs ------------------------------------------------------------------
 
@@ -154,13 +155,20 @@ class Viewer:
         themes = theme_view(semantic, message_themes, labels, order) if not live else None
         exact = loops.exact if loops else None
         return self.page(
-            request, "run.html", run=run, live=live, exact=exact,
-            near=loops.near if loops else None, themes=themes,
+            request,
+            "run.html",
+            run=run,
+            live=live,
+            exact=exact,
+            near=loops.near if loops else None,
+            themes=themes,
             blocks=chat_blocks(run.messages, exact, themes.marks_at() if themes else None),
             badges=themes.badges if themes else {},
             seats={s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}},
-            models=_models(run), spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
-            experiment=experiment, plots=PLOTS if run.messages and not live else (),
+            models=_models(run),
+            spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
+            experiment=experiment,
+            plots=PLOTS if run.messages and not live else (),
         )
 
     def download(self, request: Request) -> Response:
@@ -177,8 +185,11 @@ class Viewer:
             body = export.render(run, analysis, events)
         except TranscriptFormatError as err:
             return PlainTextResponse(f"this run cannot be written as {export.name} ({err}); download the JSON", 409)
-        return Response(body.encode("utf-8"), media_type=export.media_type,
-                        headers={"content-disposition": f'attachment; filename="{_safe_name(run.id)}.{export.suffix}"'})
+        return Response(
+            body.encode("utf-8"),
+            media_type=export.media_type,
+            headers={"content-disposition": f'attachment; filename="{_safe_name(run.id)}.{export.suffix}"'},
+        )
 
     def plot(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -238,8 +249,9 @@ class Viewer:
             finally:
                 store.close()
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+        )
 
     def _run_head(self, ref: str) -> Run:
         with self.store() as store:
@@ -265,8 +277,14 @@ class Viewer:
             q = RunQuery.from_params(request.query_params, experiment=exp.id)
             result = store.query_runs(q)
         return self.page(
-            request, "experiment.html", exp=exp, report=report, q=q, result=result,
-            base=f"/experiments/{exp.id}", spec_json=json.dumps(exp.spec, indent=2, ensure_ascii=False),
+            request,
+            "experiment.html",
+            exp=exp,
+            report=report,
+            q=q,
+            result=result,
+            base=f"/experiments/{exp.id}",
+            spec_json=json.dumps(exp.spec, indent=2, ensure_ascii=False),
         )
 
     # -- errors ------------------------------------------------------------------
@@ -303,8 +321,11 @@ def _safe_name(text: str) -> str:
 
 def make_templates() -> Jinja2Templates:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["local_time"] = local_time
     env.filters["number"] = number
@@ -346,8 +367,9 @@ def create_app(
     return app
 
 
-def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8000,
-          announce: Callable[[str], None] = print) -> None:
+def serve(
+    db_path: str | Path, host: str = "127.0.0.1", port: int = 8000, announce: Callable[[str], None] = print
+) -> None:
     """Run the viewer with uvicorn until Ctrl-C; `announce` gets the URL once the port is bound."""
     import socket
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..records import Message
@@ -45,8 +45,11 @@ def repeats_label(period: int, repeated_messages: int) -> str:
     return label
 
 
-def chat_blocks(messages: Sequence[Message], exact_loop: ExactLoopRecord | None,
-                marks: Mapping[int, Sequence[tuple[str, str]]] | None = None) -> list[Block]:
+def chat_blocks(
+    messages: Sequence[Message],
+    exact_loop: ExactLoopRecord | None,
+    marks: Mapping[int, Sequence[tuple[str, str]]] | None = None,
+) -> list[Block]:
     """The messages in order; with an exact loop, a marker before its first cycle and the
     repeats after that cycle folded into one block (messages first_repeat..last). `marks`
     ({message index: [(id, text)]}) puts theme markers before their messages (before the

@@ -47,7 +47,10 @@ class RunQuery(RunFilter):
         """The query string of this query with some fields changed; defaults are left out."""
         q = replace(self, **changes)
         out = {
-            "participant": q.participant, "model": q.model, "stop": q.stop, "looped": q.looped,
+            "participant": q.participant,
+            "model": q.model,
+            "stop": q.stop,
+            "looped": q.looped,
             "experiment": q.experiment,
         }
         if q.sort != "started" or not q.desc:

@@ -27,12 +27,16 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
         if ends:
             paths += write_attractor_plots(grouped_ends(ends, "pairing"), labels, Path(tmp), "experiment")
         # experiment-survival.png -> "survival", experiment-attractor-entry.png -> "attractor-entry"
-        images = {p.stem.removeprefix("experiment-"): base64.b64encode(p.read_bytes()).decode("ascii")
-                  for p in paths}
-    tables = [(key[3:], report[key]) for key in ("by_pairing", "by_opener", "by_system", "by_temperature")
-              if key in report]
+        images = {p.stem.removeprefix("experiment-"): base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
+    tables = [
+        (key[3:], report[key]) for key in ("by_pairing", "by_opener", "by_system", "by_temperature") if key in report
+    ]
     attractor_tables = [(s, attractors[f"by_{s}"]) for s in REPORT_SETTINGS if f"by_{s}" in attractors]
     html = templates.get_template("_experiment_report.html").render(
-        tables=tables, images=images, attractor_tables=attractor_tables if ends else [],
-        overall=attractors.get("overall") if ends else None, label=lambda k: labels.get(k, k))
+        tables=tables,
+        images=images,
+        attractor_tables=attractor_tables if ends else [],
+        overall=attractors.get("overall") if ends else None,
+        label=lambda k: labels.get(k, k),
+    )
     return Markup(html)  # rendered with autoescape: model and user text inside is escaped

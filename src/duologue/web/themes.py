@@ -9,8 +9,9 @@ position in the theme set, so a theme keeps its colour from run to run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import DuologueError
 from ..store import MessageTheme, SemanticSummary
@@ -99,8 +100,9 @@ def _css(theme: str | None, order: list[str]) -> str:
     return f"t{colours.index(theme) % PALETTE}"
 
 
-def theme_view(semantic: SemanticSummary | None, messages: Sequence[MessageTheme], labels: Mapping[str, str],
-               order: Sequence[str]) -> ThemeView | None:
+def theme_view(
+    semantic: SemanticSummary | None, messages: Sequence[MessageTheme], labels: Mapping[str, str], order: Sequence[str]
+) -> ThemeView | None:
     """The strip of an analysed run; None for a run with no semantic analysis (running, or no messages)."""
     if semantic is None or not messages:
         return None
@@ -115,17 +117,30 @@ def theme_view(semantic: SemanticSummary | None, messages: Sequence[MessageTheme
     cells = []
     counts: dict[str | None, int] = {}
     for m in messages:
-        marks = tuple(name for name, at in (("entry", semantic.attractor_onset),
-                                            ("convergence", semantic.convergence_onset)) if at == m.index)
-        cells.append(ThemeCell(m.index, m.theme, label(m.theme), labels.get(m.topic, m.topic) if m.topic else None,
-                               _css(m.theme, order), marks))
+        marks = tuple(
+            name
+            for name, at in (("entry", semantic.attractor_onset), ("convergence", semantic.convergence_onset))
+            if at == m.index
+        )
+        cells.append(
+            ThemeCell(
+                m.index,
+                m.theme,
+                label(m.theme),
+                labels.get(m.topic, m.topic) if m.topic else None,
+                _css(m.theme, order),
+                marks,
+            )
+        )
         counts[m.theme] = counts.get(m.theme, 0) + 1
     legend = [(label(t), _css(t, order), n) for t, n in counts.items()]
     return ThemeView(
-        cells=cells, legend=legend,
+        cells=cells,
+        legend=legend,
         end_state=label(semantic.end_state) if semantic.end_state else "unresolved",
         attractor=label(semantic.attractor) if semantic.attractor else None,
         attractor_onset=semantic.attractor_onset if semantic.attractor else None,
-        convergence_onset=semantic.convergence_onset, convergence_strength=semantic.convergence_strength,
+        convergence_onset=semantic.convergence_onset,
+        convergence_strength=semantic.convergence_strength,
         badges={c.index: c for c in cells if c.theme is not None or c.topic},
     )

@@ -46,9 +46,7 @@ class BatchedLlamaBackend:
     def count_tokens(self, messages: list[ChatMessage]) -> int:
         return len(self.prompt_tokens(messages))
 
-    async def complete(
-        self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None
-    ) -> Reply:
+    async def complete(self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None) -> Reply:
         if self._seq is None:
             raise BackendError(f"{self.model}: the backend is closed")
         started_at = utcnow()

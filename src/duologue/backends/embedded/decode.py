@@ -242,8 +242,9 @@ class DecodeLoop:
         running = {a.seq.on_stream() for a in self._active if a.placed}
         own = seq.stream
         # The stream that leaves the running ones in the fewest blocks; the own stream on a tie (no copy).
-        target = min((s for s in range(self._n_streams) if s not in running),
-                     key=lambda s: (_runs(running | {s}), s != own, s))
+        target = min(
+            (s for s in range(self._n_streams) if s not in running), key=lambda s: (_runs(running | {s}), s != own, s)
+        )
         if target != own:
             occupant = self._occupant[target]
             if occupant is not None:  # an idle sequence's cache: keep it on a free stream if there is one
@@ -387,11 +388,18 @@ class DecodeLoop:
         if tail:
             r.pieces.append(tail)
             r.emit(tail)
-        r.finish(Generation(
-            text="".join(r.pieces), tokens=r.generated, finish_reason=finish, prompt_tokens=len(r.prompt),
-            cached_tokens=r.cached, evaluated_tokens=len(r.prompt) - r.cached, ttft=r.ttft,
-            latency=time.perf_counter() - r.t0,
-        ))
+        r.finish(
+            Generation(
+                text="".join(r.pieces),
+                tokens=r.generated,
+                finish_reason=finish,
+                prompt_tokens=len(r.prompt),
+                cached_tokens=r.cached,
+                evaluated_tokens=len(r.prompt) - r.cached,
+                ttft=r.ttft,
+                latency=time.perf_counter() - r.t0,
+            )
+        )
 
     def _fail_all(self, err: BaseException) -> None:
         for r in list(self._active):

@@ -143,8 +143,11 @@ class SharedLlamaEngine(DecodeLoop):
         import llama_cpp
 
         m = self._model.model
-        per_token = 2 * 2 * llama_cpp.llama_model_n_layer(m) * (
-            llama_cpp.llama_model_n_embd(m) // llama_cpp.llama_model_n_head(m) * llama_cpp.llama_model_n_head_kv(m)
+        per_token = (
+            2
+            * 2
+            * llama_cpp.llama_model_n_layer(m)
+            * (llama_cpp.llama_model_n_embd(m) // llama_cpp.llama_model_n_head(m) * llama_cpp.llama_model_n_head_kv(m))
         )
         return self._n_streams * self._stream_len * per_token
 
@@ -167,8 +170,14 @@ class SharedLlamaEngine(DecodeLoop):
                 return
         self._send("release", seq)
 
-    async def generate(self, seq: Seq, prompt: list[int], sampling: Sampling,
-                       on_text: Callable[[str], None] | None = None, t0: float | None = None) -> Generation:
+    async def generate(
+        self,
+        seq: Seq,
+        prompt: list[int],
+        sampling: Sampling,
+        on_text: Callable[[str], None] | None = None,
+        t0: float | None = None,
+    ) -> Generation:
         """Run one request on `seq`; cancelling the caller stops it before the next step."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
@@ -190,8 +199,14 @@ class SharedLlamaEngine(DecodeLoop):
                 pass
 
         on_text = on_text or (lambda text: None)
-        request = Request(seq, list(prompt), sampling, lambda text: call(on_text, text),
-                           lambda result: call(settle, result), t0 if t0 is not None else time.perf_counter())
+        request = Request(
+            seq,
+            list(prompt),
+            sampling,
+            lambda text: call(on_text, text),
+            lambda result: call(settle, result),
+            t0 if t0 is not None else time.perf_counter(),
+        )
         if self._model is None:
             await asyncio.to_thread(self.load)
         self._send("submit", request)

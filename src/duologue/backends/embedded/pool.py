@@ -66,8 +66,7 @@ class EmbeddedPool:
                 if n == 1:
                     engines = [SharedLlamaEngine(path, settings.threads, streams)]
                 else:
-                    engines = [SharedLlamaEngine(path, 1, streams, runner=LlamaThread(private=True))
-                               for _ in range(n)]
+                    engines = [SharedLlamaEngine(path, 1, streams, runner=LlamaThread(private=True)) for _ in range(n)]
                 self._engines[key] = engines
             engine = self._place(key, engines)
         return BatchedLlamaBackend(model, settings, engine)
@@ -170,8 +169,9 @@ def embedded_streams(specs: list[ConversationSpec], concurrency: int) -> dict[st
 
 
 @asynccontextmanager
-async def pool_for(specs: list[ConversationSpec], concurrency: int = 1, shards: int = 1
-                   ) -> AsyncIterator[EmbeddedPool | None]:
+async def pool_for(
+    specs: list[ConversationSpec], concurrency: int = 1, shards: int = 1
+) -> AsyncIterator[EmbeddedPool | None]:
     """The pool these conversations' embedded participants share, for the length of the block.
 
     The caller's, when it runs inside an `async with EmbeddedPool()` block; else, when any of

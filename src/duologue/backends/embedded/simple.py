@@ -82,9 +82,7 @@ class LlamaCppBackend:
     def context_length(self) -> int:
         return self.settings.context_length
 
-    async def complete(
-        self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None
-    ) -> Reply:
+    async def complete(self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None) -> Reply:
         loop = asyncio.get_running_loop()
         cancel = threading.Event()
 
