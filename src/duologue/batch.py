@@ -453,6 +453,8 @@ def experiment_tables(store: Store, name: str):
     runs["loop_period"] = [r.loops.exact.period if r.loops.exact else None for r in records]
     runs["loop_onset"] = [r.loops.exact.onset if r.loops.exact else None for r in records]
     runs["near_loop_onset"] = [r.loops.near.onset if r.loops.near else None for r in records]
+    for column in ("end_state", "attractor", "attractor_onset", "convergence_onset", "convergence_strength"):
+        runs[column] = [getattr(r.semantic, column) for r in records]
     messages = pd.DataFrame.from_records(
         [astuple(m) for m in store.experiment_messages(name)],
         columns=[f.name for f in fields(MessageRow)],
