@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, TECH
-
 from duologue.batch import experiment_report, experiment_tables, run_experiment
 from duologue.spec import ExperimentSpec, Participant
 from duologue.store import Store
@@ -26,8 +25,13 @@ def reply(n, view):
 def test_report_maps_where_the_runs_end_up(tmp_path, scripted_models):
     scripted_models.reply = reply
     exp = ExperimentSpec(
-        name="map", participants=[Participant(name="a", model="scripted/a"), Participant(name="b", model="scripted/b")],
-        pairings=[("a", "b")], openers=list(SCRIPTS), repeats=2, max_messages=20, on_loop="continue",
+        name="map",
+        participants=[Participant(name="a", model="scripted/a"), Participant(name="b", model="scripted/b")],
+        pairings=[("a", "b")],
+        openers=list(SCRIPTS),
+        repeats=2,
+        max_messages=20,
+        on_loop="continue",
     )
     db = tmp_path / "d.db"
     result = run_experiment(exp, db=db)
