@@ -8,8 +8,8 @@ the message's embedding with the nearest of the theme's phrases, plus
 `lexicon_weight` × min(1, lexicon hits / 3). Its end-state label is the first
 of these that holds:
 
-1. silence — nothing but whitespace and punctuation (except message 1: the
-   customary blank opener is no theme);
+1. silence — nothing, or at most 16 characters of whitespace and punctuation
+   (not message 1: the customary blank opener is no theme);
 2. emoji — it has at most two words, and emoji make more than `emoji_share`
    of its emoji and words together (a loop of emoji is an emoji collapse);
 3. verbatim — it normalises to the same text as one of the `max_period`
@@ -300,7 +300,8 @@ class ThemeTracker:
         phrase = self.scorer.phrase_themes
         label: str | None = None
         rules = self._rules
-        blank = norm == SILENCE or not any(c.isalnum() or is_emoji(c) for c in norm)
+        # Silence: nothing, or a few marks ("...", "—"); a long block of symbols (ASCII art) is not silence.
+        blank = norm == SILENCE or (len(norm) <= 16 and not any(c.isalnum() or is_emoji(c) for c in norm))
         if blank and self._count == 1:
             label = None  # the customary blank opener (a single space) is no one's silence
         elif "silence" in rules and blank:
