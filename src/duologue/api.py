@@ -3,11 +3,13 @@
 import duologue
 run = duologue.run_conversation(duologue.default_spec())
 print(duologue.export_run(run.id, "md"))
+
+The async functions (arun_conversation, aresume_run, afork_run) are the API; the sync ones run
+them with sync.run_sync, which works inside a running event loop too (a notebook).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import random
@@ -19,8 +21,10 @@ from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
 from .records import Run
-from .spec import ConversationSpec
+from .spec import ConversationSpec, spec_from_dict
+from .stopping import check_resumable, format_limit
 from .store import DEFAULT_DB, ExperimentRow, Store, StoreFullError, process_alive
+from .sync import run_sync
 from .transcript_writer import TranscriptWriter
 from .transcript_writer import transcript_path as transcript_path  # re-exported: part of the API
 from .transcript_writer import write_atomically as write_atomically  # re-exported: part of the API
@@ -192,8 +196,8 @@ async def arun_conversation(
 
 
 def run_conversation(spec: ConversationSpec, **kwargs) -> Run:
-    """Run a conversation to its end and return it (messages included)."""
-    return asyncio.run(arun_conversation(spec, **kwargs))
+    """Run a conversation to its end and return it (messages included); works inside a running loop."""
+    return run_sync(arun_conversation(spec, **kwargs))
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -209,16 +213,21 @@ async def aresume_run(
     watchers: Iterable[Watcher] | None = None,
     interjector: Interjector | None = None,
     make_backend: BackendFactory | None = None,
+    token_budget: int | None = None,
+    time_limit: float | None = None,
 ) -> Run:
+    """Continue a run. `token_budget` / `time_limit` replace the run's own (stored in its spec, with a
+    `limits` event); a run that stopped at its budget or time limit continues only given a new one."""
     with Store(db, create=False) as store:
         run = store.get_run(run_ref)
-        if run.status == "finished":
-            raise DuologueError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")
-        if run.status == "running" and _pid_alive(store.run_pid(run.id)):
-            raise DuologueError(f"run {run.id} is still running in process {store.run_pid(run.id)}")
         if run.source:
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
+        check_resumable(run, token_budget, time_limit)
+        if run.status == "running" and _pid_alive(store.run_pid(run.id)):
+            raise DuologueError(f"run {run.id} is still running in process {store.run_pid(run.id)}")
         spec = ConversationSpec.model_validate(run.spec)
+        if token_budget is not None or time_limit is not None:
+            spec = _new_limits(store, run, spec, token_budget, time_limit)
         _check(spec, make_backend)
         return await _run_conversation(
             spec, store, db, listeners, watchers, run=run, interjector=interjector, make_backend=make_backend
@@ -226,8 +235,28 @@ async def aresume_run(
 
 
 def resume_run(run_ref: str, **kwargs) -> Run:
-    """Continue an interrupted, failed or killed run from the store with its own spec."""
-    return asyncio.run(aresume_run(run_ref, **kwargs))
+    """Continue an interrupted, failed or killed run from the store with its own spec (or one stopped
+    by its token budget or time limit, given a new one: `token_budget=`, `time_limit=`)."""
+    return run_sync(aresume_run(run_ref, **kwargs))
+
+
+def _new_limits(
+    store: Store, run: Run, spec: ConversationSpec, token_budget: int | None, time_limit: float | None
+) -> ConversationSpec:
+    """The run's spec with the new limits, stored (with an event saying what changed) before it goes on."""
+    data = spec.model_dump(mode="json")
+    given = {"token_budget": token_budget, "time_limit": time_limit}
+    changed = {k: {"from": data[k], "to": v} for k, v in given.items() if v is not None and v != data[k]}
+    data.update({k: v for k, v in given.items() if v is not None})
+    spec = spec_from_dict(data, source=f"resume of {run.id}")  # one line for a limit out of range
+    if changed:
+        new = spec.model_dump(mode="json")
+        detail = ", ".join(
+            f"{k.replace('_', ' ')} {format_limit(c['from'])} → {format_limit(new[k])}" for k, c in changed.items()
+        )
+        store.update_spec(run.id, new, kind="limits", detail=detail, data=changed)
+        run.spec = new
+    return spec
 
 
 def fork_base(parent: Run, at: int) -> dict:
@@ -305,7 +334,7 @@ async def afork_run(
 
 def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwargs) -> Run:
     """Start a new run from the first `at` messages of another, with its own (changed) spec."""
-    return asyncio.run(afork_run(run_ref, at, spec, **kwargs))
+    return run_sync(afork_run(run_ref, at, spec, **kwargs))
 
 
 def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:

@@ -31,6 +31,7 @@ from .records import Message, Run
 from .spec import ConversationSpec, ExperimentSpec, Participant
 from .stopping import WatchEvent
 from .store import DEFAULT_DB, ExperimentRow, MessageRow, Store, cell_key
+from .sync import run_sync
 
 # Seconds between rewrites of a running conversation's transcript file in a batch
 # (each rewrite renders the whole transcript; the store has every message at once).
@@ -101,6 +102,8 @@ def plan_experiment(exp: ExperimentSpec) -> list[PlannedConversation]:
             participants=participants,
             opener=opener,
             max_messages=exp.max_messages,
+            token_budget=exp.token_budget,
+            time_limit=exp.time_limit,
             end_marker=exp.end_marker,
             end_on=exp.end_on,
             seed=seed,
@@ -166,7 +169,10 @@ def _check_experiment_record(store: Store, exp: ExperimentSpec) -> None:
     existing = store.get_experiment(exp.name)
     if existing is None:
         store.create_experiment(exp.name, exp.name, data)
-    elif existing.spec != data:
+    elif existing.spec != data and existing.spec != {
+        k: v for k, v in data.items() if k in existing.spec or v is not None
+    }:
+        # (a setting added to duologue since the experiment was stored, left unset, is no change)
         raise DuologueError(
             f"experiment '{exp.name}' is already in {store.path} with other settings; "
             "give the changed experiment another name"
@@ -255,7 +261,8 @@ async def arun_experiment(
 
 
 def run_experiment(exp: ExperimentSpec, **kwargs) -> BatchResult:
-    return asyncio.run(arun_experiment(exp, **kwargs))
+    """arun_experiment from sync code; works inside a running event loop too (a notebook)."""
+    return run_sync(arun_experiment(exp, **kwargs))
 
 
 def describe_plan(plans: list[PlannedConversation]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import time
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,15 @@ from .context import ContextKeeper, trim_from_events
 from .errors import BackendError
 from .records import Message, Run, utcnow
 from .spec import ConversationSpec, Participant
-from .stopping import Stop, StopReason, WatchEvent, end_marker_stop, max_messages_stop
+from .stopping import (
+    Stop,
+    StopReason,
+    WatchEvent,
+    end_marker_stop,
+    max_messages_stop,
+    time_limit_stop,
+    token_budget_stop,
+)
 from .store import Store
 from .version import __version__
 
@@ -137,6 +146,8 @@ class RunListener:
 class Conversation:
     """One run of a spec: new, or continued from the store (resume, fork)."""
 
+    clock = staticmethod(time.monotonic)  # what the time limit is measured with (a test can set another)
+
     def __init__(
         self,
         spec: ConversationSpec,
@@ -165,6 +176,7 @@ class Conversation:
         self._retired: list[Backend] = []  # replaced by a change of model; closed when the run ends
         self._interjections: deque[Interjection] = deque()
         self.resumed = run is not None
+        self._started = self.clock()
         if run is None:
             run = Run(
                 id=new_run_id(),
@@ -223,6 +235,7 @@ class Conversation:
     async def run_to_end(self) -> Run:
         """Take turns until a stop rule ends the run; every message is stored as it completes."""
         run = self.run
+        self._started = self.clock()  # the time limit counts from here: the run's start, or its resume
         for listener in self.listeners:
             listener.run_started(run, self.resumed)
         # Replay stored messages so watchers see the whole history on resume.
@@ -387,7 +400,12 @@ class Conversation:
                     if ev.stop is not None and stop is None:
                         stop = Stop(ev.stop, ev.detail)
             stop = stop or end_marker_stop(run.messages, spec.names, spec.end_marker, spec.end_on)
-        return stop or max_messages_stop(run.messages, spec.max_messages)
+        return (
+            stop
+            or max_messages_stop(run.messages, spec.max_messages)
+            or token_budget_stop(run.messages, spec.token_budget)
+            or time_limit_stop(self.clock() - self._started, spec.time_limit)
+        )
 
     def _finish(self, status: str, stop: Stop) -> None:
         run = self.run

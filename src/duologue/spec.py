@@ -179,6 +179,12 @@ class ConversationSpec(BaseModel):
     # The first speaker's opening message. A single space, as in the original transcripts.
     opener: str = " "
     max_messages: int = Field(20, ge=1)
+    # Stop (token_budget) once the generated messages' completion tokens reach this many (a message
+    # whose count is unknown counts characters / 3.5); injected messages cost nothing.
+    token_budget: int | None = Field(None, ge=1)
+    # Stop (time_limit) when a message ends this many wall-clock seconds or more after the run, or its
+    # latest resume, started (checked between messages: a message is never cut off).
+    time_limit: float | None = Field(None, gt=0)
     end_marker: str = "[END]"
     end_on: Literal["never", "any", "both"] = "never"
     seed: int | None = None  # default seed for participants that set none
@@ -358,6 +364,8 @@ class ExperimentSpec(BaseModel):
     repeats: int = Field(1, ge=1)
     base_seed: int = 0
     max_messages: int = Field(20, ge=1)
+    token_budget: int | None = Field(None, ge=1)  # per conversation, as in ConversationSpec
+    time_limit: float | None = Field(None, gt=0)  # per conversation, as in ConversationSpec
     end_marker: str = "[END]"
     end_on: Literal["never", "any", "both"] = "never"
     on_loop: OnDetect = "stop"

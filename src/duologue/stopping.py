@@ -1,4 +1,5 @@
-"""Why a run ended: the StopReason vocabulary, the end-marker and message-limit rules.
+"""Why a run ended: the StopReason vocabulary, the end-marker, message-limit, token-budget and
+time-limit rules.
 
 The detectors that watch a run as it goes (loops, semantic convergence,
 attractors, and any a plugin adds) live in duologue.detectors.
@@ -10,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from .records import Message
+from .backends.base import CHARS_PER_TOKEN
+from .errors import DuologueError
+from .records import Message, Run
 
 
 class StopReason(str, Enum):  # noqa: UP042  (a StrEnum would change what str() of a member gives)
@@ -75,3 +78,58 @@ def max_messages_stop(messages: Sequence[Message], limit: int) -> Stop | None:
     if len(messages) >= limit:
         return Stop(StopReason.MAX_MESSAGES, f"reached {limit} messages")
     return None
+
+
+def message_tokens(message: Message) -> int:
+    """What a generated message costs a token budget: its completion tokens (reasoning included, as the
+    providers count them); when the backend did not say, an estimate of characters / 3.5 (rounded up)."""
+    if message.completion_tokens is not None:
+        return message.completion_tokens
+    chars = len(message.content) + len(message.reasoning or "")
+    return int(chars / CHARS_PER_TOKEN + 0.999)
+
+
+def spent_tokens(messages: Sequence[Message]) -> int:
+    """The tokens a run's generated messages cost (injected ones, the opener included, cost nothing)."""
+    return sum(message_tokens(m) for m in messages if not m.injected)
+
+
+def token_budget_stop(messages: Sequence[Message], budget: int | None) -> Stop | None:
+    if budget is None:
+        return None
+    spent = spent_tokens(messages)
+    if spent >= budget:
+        return Stop(StopReason.TOKEN_BUDGET, f"{spent} completion tokens reached the budget of {budget}")
+    return None
+
+
+def time_limit_stop(elapsed: float, limit: float | None) -> Stop | None:
+    """`elapsed`: wall-clock seconds since the run (or its latest resume) started."""
+    if limit is None or elapsed < limit:
+        return None
+    return Stop(StopReason.TIME_LIMIT, f"{elapsed:.1f} s reached the time limit of {limit:g} s")
+
+
+def check_resumable(run: Run, token_budget: int | None, time_limit: float | None) -> None:
+    """A finished run continues only when it stopped at a limit and a new limit is given."""
+    spent = spent_tokens(run.messages)
+    if token_budget is not None and token_budget <= spent:
+        raise DuologueError(f"run {run.id} has spent {spent} completion tokens; give a --token-budget above that")
+    if run.status != "finished":
+        return
+    if run.stop_reason == "token_budget" and token_budget is None:
+        raise DuologueError(
+            f"run {run.id} stopped at its token budget ({spent} tokens spent); "
+            f"continue it with a larger one: `duologue resume {run.id} --token-budget N`"
+        )
+    if run.stop_reason == "time_limit" and time_limit is None:
+        raise DuologueError(
+            f"run {run.id} stopped at its time limit; continue it with `duologue resume {run.id} --time-limit "
+            "SECONDS` (the clock starts again at the resume)"
+        )
+    if run.stop_reason not in ("token_budget", "time_limit"):
+        raise DuologueError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")
+
+
+def format_limit(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"

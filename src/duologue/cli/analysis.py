@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -12,17 +13,60 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import api
-from .common import db_option, err_console, run_async
+from .common import db_option, err_console, print_json, run_async
 
 
-@click.command()
-def models() -> None:
-    """List the providers (base URL, key variable, whether it is set) and the embedded models."""
+def _key_state(p) -> str:
+    """Whether a provider's key is set, never its value: set, not set (and needed) or optional."""
     import os
 
+    if os.environ.get(p.key_env or ""):
+        return "set"
+    return "not set" if p.key_required else "optional"
+
+
+def _models_json() -> dict:
     from ..backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path
     from ..backends.registry import PROVIDERS
 
+    providers = [
+        {
+            "name": p.name,
+            "model_string": f"{p.name}/<model>",
+            "api": p.api,
+            "key_env": p.key_env,
+            "key": _key_state(p),
+            "base_url": p.base_url,
+            "description": p.description,
+        }
+        for p in PROVIDERS.values()
+        if p.api != "local"
+    ]
+    embedded = []
+    for name, (package, _, description) in EMBEDDED_MODELS.items():
+        path = embedded_model_path(name)
+        embedded.append(
+            {
+                "model_string": f"local/{name}",
+                "description": description,
+                "package": package.replace("_", "-"),
+                "installed": path is not None,
+                "path": str(path) if path else None,
+            }
+        )
+    return {"providers": providers, "embedded": embedded}
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the providers and embedded models as one JSON object.")
+def models(as_json) -> None:
+    """List the providers (base URL, key variable, whether it is set) and the embedded models."""
+    from ..backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path
+    from ..backends.registry import PROVIDERS
+
+    if as_json:
+        print_json(_models_json())
+        return
     c = Console(highlight=False)
     if not c.is_terminal:  # piped: whole lines, for grep
         c = Console(highlight=False, width=200)
@@ -32,13 +76,8 @@ def models() -> None:
     for p in PROVIDERS.values():
         if p.api == "local":
             continue
-        # Whether a key is set, never its value.
-        if os.environ.get(p.key_env or ""):
-            state = Text("set", style="green")
-        elif p.key_required:
-            state = Text("not set", style="red")
-        else:
-            state = Text("optional", style="dim")
+        key = _key_state(p)  # whether a key is set, never its value
+        state = Text(key, style={"set": "green", "not set": "red"}.get(key, "dim"))
         where = p.base_url or ("(give --base-url-a/-b)" if p.api in ("openai", "anthropic") else "")
         table.add_row(f"{p.name}/<model>", p.key_env or "", state, where, Text(p.description))
     c.print(table)
@@ -106,18 +145,37 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, db) -> None:
 @click.command()
 @click.argument("experiment_file", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Print the matrix and its size; run nothing.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the outcome (or with --dry-run the matrix) as one JSON object; no progress bar.",
+)
 @db_option
-def batch(experiment_file, dry_run, db) -> None:
+def batch(experiment_file, dry_run, as_json, db) -> None:
     """Run an experiment: every conversation of its matrix, concurrently.
 
     Re-running the same command resumes it: finished conversations are
     skipped, interrupted or killed ones continue, nothing is duplicated.
+    Exit status 1 when any conversation ends with an error (their count on
+    stderr); re-running resumes them.
     """
     from .. import batch as batchmod
     from ..spec import load_experiment_spec
 
     exp = load_experiment_spec(experiment_file)
     plans = batchmod.plan_experiment(exp)
+    if dry_run and as_json:
+        cells = [{**row, "opener": exp.openers[row["opener"]]} for row in batchmod.describe_plan(plans)]
+        print_json(
+            {
+                "experiment": exp.name,
+                "conversations": len(plans),
+                "max_messages": len(plans) * exp.max_messages,
+                "cells": cells,
+            }
+        )
+        return
     if dry_run:
         table = Table(title=f"{exp.name}: {len(plans)} conversations", box=None, header_style="bold")
         for col in ("pairing", "models", "opener", "system", "temperature", "repeats"):
@@ -137,23 +195,54 @@ def batch(experiment_file, dry_run, db) -> None:
         return
     from ..progress import BatchProgressDisplay
 
-    display = BatchProgressDisplay(exp.name)
+    display = None if as_json else BatchProgressDisplay(exp.name)
     try:
-        with display:
-            result = run_async(lambda: batchmod.arun_experiment(exp, db=db, on_progress=display.update))
+        with display or contextlib.nullcontext():
+            on_progress = display.update if display else None
+            result = run_async(lambda: batchmod.arun_experiment(exp, db=db, on_progress=on_progress))
     except (KeyboardInterrupt, asyncio.CancelledError):
         err_console.print(Text(f"\ninterrupted: re-run `duologue batch {experiment_file}` to resume", style="yellow"))
         sys.exit(130)
+    if as_json:
+        _print_batch_json(result)
+    else:
+        _print_batch(result, experiment_file)
+    if result.errors:
+        n = len(result.errors)
+        click.echo(
+            f"{n} of {result.planned} conversation{'s' if result.planned != 1 else ''} ended with an error", err=True
+        )
+        sys.exit(1)
+
+
+def _print_batch_json(result) -> None:
+    t = result.totals
+    print_json(
+        {
+            "experiment": result.experiment,
+            "planned": result.planned,
+            "skipped": result.skipped,
+            "finished": result.finished,
+            "errors": [{"run_id": run_id, "detail": detail} for run_id, detail in result.errors],
+            "messages": t.messages,
+            "completion_tokens": t.completion_tokens,
+            "loops": t.loops,
+        }
+    )
+
+
+def _print_batch(result, experiment_file: Path) -> None:
+    exp_name = result.experiment
     t = result.totals
     click.echo(
-        f"{exp.name}: {result.finished}/{result.planned} conversations finished "
+        f"{exp_name}: {result.finished}/{result.planned} conversations finished "
         f"({result.skipped} already done), {t.messages} new messages, {t.loops} loops found"
     )
     for run_id, detail in result.errors:
         click.echo(f"  error in run {run_id}: {detail}")
     if result.errors:
         click.echo(f"re-run `duologue batch {experiment_file}` to resume the runs that failed")
-    click.echo(f"report: duologue report {exp.name}")
+    click.echo(f"report: duologue report {exp_name}")
 
 
 @click.command()
@@ -164,11 +253,15 @@ def batch(experiment_file, dry_run, db) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for report.json and the plots (default: runs/reports/EXPERIMENT).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (what report.json holds).")
 @db_option
-def report(experiment, output, db) -> None:
+def report(experiment, output, as_json, db) -> None:
     """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots."""
     folder = output or Path(db).parent / "reports" / experiment
     rep = api.experiment_report(experiment, folder, db=db)
+    if as_json:
+        print_json(rep)
+        return
     _print_report(rep)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +40,8 @@ def run_async(coro_factory) -> Any:
         return await coro_factory()
 
     return asyncio.run(main())
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout (--json): no colour, no markup, UTF-8 as it is."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")

@@ -72,6 +72,8 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
     for key in (
         "opener",
         "max_messages",
+        "token_budget",
+        "time_limit",
         "end_marker",
         "end_on",
         "seed",
@@ -115,6 +117,16 @@ def _name_participants(parts: list[dict[str, Any]]) -> None:
         p["name"] = name
         taken.add(name)
 
+
+TOKEN_BUDGET_HELP = (
+    "Stop (token_budget) once the generated messages' completion tokens reach N; injected messages "
+    "(the opener, injections) cost nothing, and a message whose count the backend did not give counts "
+    "its characters / 3.5. A fork counts the messages it keeps."
+)
+TIME_LIMIT_HELP = (
+    "Stop (time_limit) when a message ends SECONDS of wall-clock time or more after the run started "
+    "(a resume starts the clock again); a message is never cut off."
+)
 
 # The settings of a conversation, shared by `run` and `fork` (flags given override the file or the parent).
 SPEC_OPTIONS = [
@@ -175,6 +187,18 @@ SPEC_OPTIONS = [
     click.option("--threads", type=int, help="Embedded engine: CPU threads."),
     click.option("--opener", help="A's opening message (default: a single space, as in the original transcripts)."),
     click.option("--max-messages", type=int, help="Stop after this many messages, opener included (default 20)."),
+    click.option(
+        "--token-budget",
+        type=int,
+        metavar="N",
+        help=TOKEN_BUDGET_HELP,
+    ),
+    click.option(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help=TIME_LIMIT_HELP,
+    ),
     click.option("--end-marker", help="The end marker kept in the text (default [END])."),
     click.option(
         "--end-on",

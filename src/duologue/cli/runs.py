@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import api
-from .common import db_option, err_console, run_async
-from .options import build_spec, spec_options, spec_with_flags
+from .common import db_option, err_console, print_json, run_async
+from .options import TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
 
 
 @click.command()
@@ -29,7 +30,8 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """Run a conversation between two (or more) models and stream it.
 
     With no arguments, two embedded SmolLM2 participants talk offline. Three or
-    more: repeat --participant, or list [[participants]] in a TOML file.
+    more: repeat --participant, or list [[participants]] in a TOML file. Exit
+    status 1 when the run ends with an error (resume it), 130 when interrupted.
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
@@ -41,7 +43,7 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     except (KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(current.id)
         sys.exit(130)
-    _print_summary(result, db)
+    _end(result, db)
 
 
 @click.command()
@@ -81,7 +83,7 @@ def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) ->
     except (KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(current.id)
         sys.exit(130)
-    _print_summary(result, db)
+    _end(result, db)
 
 
 def _interjector():
@@ -104,6 +106,14 @@ def _interrupted(run_id: str | None) -> None:
     err_console.print(
         Text(f"\ninterrupted: run {run_id} kept; continue it with `duologue resume {run_id}`", style="yellow")
     )
+
+
+def _end(run, db: Path) -> None:
+    """The summary; exit status 1 when the run ended with an error, so scripts can tell."""
+    _print_summary(run, db)
+    if run.status == "error":
+        click.echo(f"duologue: run {run.id} ended with an error: {run.stop_detail or 'error'}", err=True)
+        sys.exit(1)
 
 
 def _print_summary(run, db: Path) -> None:
@@ -131,26 +141,53 @@ def _print_summary(run, db: Path) -> None:
 )
 @click.option("--meta/--no-meta", default=False, help="Show tokens and timings after each message.")
 @click.option("-q", "--quiet", is_flag=True, help="Print the summary only.")
+@click.option(
+    "--token-budget", type=int, metavar="N", help="A new token budget (stored in the run's spec). " + TOKEN_BUDGET_HELP
+)
+@click.option(
+    "--time-limit",
+    type=float,
+    metavar="SECONDS",
+    help="A new time limit (stored in the run's spec). " + TIME_LIMIT_HELP,
+)
 @db_option
-def resume(run_id, interactive, meta, quiet, db) -> None:
-    """Continue an interrupted, failed or killed run from the store."""
+def resume(run_id, interactive, meta, quiet, token_budget, time_limit, db) -> None:
+    """Continue an interrupted, failed or killed run from the store.
+
+    A run that stopped at its token budget or time limit continues when given a
+    new one (--token-budget, --time-limit); the run's spec keeps it. Exit status
+    1 when the run ends with an error.
+    """
     current = api.CurrentRun()
     listeners = [current] if quiet else [current, _renderer(meta)]
     interjector = _interjector() if interactive else None
+    limits = {"token_budget": token_budget, "time_limit": time_limit}
     try:
-        result = run_async(lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector))
+        result = run_async(
+            lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits)
+        )
     except (KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(current.id)
         sys.exit(130)
-    _print_summary(result, db)
+    _end(result, db)
+
+
+LS_KEYS = (
+    "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, "
+    "parent_run_id, fork_at, experiment_id, messages"
+)
 
 
 @click.command(name="ls")
 @click.option("-n", "--limit", type=int, default=50, show_default=True, help="How many runs (newest first).")
+@click.option("--json", "as_json", is_flag=True, help=f"Print the runs as one JSON list ({LS_KEYS}).")
 @db_option
-def ls_cmd(limit, db) -> None:
+def ls_cmd(limit, as_json, db) -> None:
     """List runs, newest first."""
     rows = api.list_runs(db=db, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
     table = Table(box=None, header_style="bold")
     for col in ("run", "title", "msgs", "status", "stop", "started", "parent"):
         table.add_column(col, no_wrap=col in ("run", "started", "parent"))
@@ -176,12 +213,27 @@ def _local(iso: str | None) -> str:
 
 @click.command()
 @click.argument("run_id")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run as JSON: the JSON export (spec, messages, analysis, events) and its lineage.",
+)
 @db_option
-def show(run_id, db) -> None:
+def show(run_id, as_json, db) -> None:
     """Show a run: its settings, stop reason and messages with their timings."""
     from ..terminal import TEXT_STYLES, format_message_meta
 
     run = api.load_run(run_id, db=db)
+    if as_json:
+        doc = json.loads(api.export_run(run.id, "json", db=db))
+        lineage = api.run_lineage(run.id, db=db)
+        doc["lineage"] = {
+            "ancestors": [{"run_id": rid, "child_fork_at": at} for rid, at in lineage.ancestors],
+            "forks": [{"run_id": rid, "fork_at": at} for rid, at in lineage.forks],
+        }
+        print_json(doc)
+        return
     c = Console(highlight=False)
     c.print(Text(f"# {run.title}", style="bold"))
     if run.status == "killed":

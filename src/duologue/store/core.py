@@ -154,6 +154,16 @@ class Store(RunLists, Experiments):
                 (os.getpid(), run_id),
             )
 
+    def update_spec(self, run_id: str, spec: dict[str, Any], *, kind: str, detail: str, data: dict[str, Any]) -> None:
+        """Change a run's stored spec (a resume with a larger budget) and record why, in one transaction."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET spec=? WHERE id=?", (json.dumps(spec, ensure_ascii=False), run_id))
+            index = conn.execute("SELECT message_count FROM runs WHERE id=?", (run_id,)).fetchone()[0]
+            conn.execute(
+                "INSERT INTO events (run_id, message_index, kind, detail, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, index, kind, detail, json.dumps(data, ensure_ascii=False), _iso(utcnow())),
+            )
+
     def finish_run(
         self, run_id: str, *, status: str, stop_reason: str | None, stop_detail: str | None, ended_at: datetime
     ) -> None:
