@@ -171,12 +171,15 @@ def test_the_cli_sets_a_budget_and_resumes_with_a_larger_one(tmp_path, scripted_
     common = ["--a", "scripted/a", "--b", "scripted/b", "--db", db, "-q"]
     out = invoke("run", *common, "--token-budget", "12", "--opener", "hi").stdout
     assert "stop: token_budget (15 completion tokens reached the budget of 12)" in out
+    assert "duologue resume" in out and "--token-budget N" in out
     run_id = json.loads(invoke("ls", "--json", "--db", db).stdout)[0]["id"]
     refused = invoke("resume", run_id, "--db", db, code=2)
     assert "--token-budget" in refused.stderr and "Traceback" not in refused.output
     out = invoke("resume", run_id, "--db", db, "-q", "--token-budget", "25").stdout
     assert "stop: token_budget (25 completion tokens reached the budget of 25)" in out
     assert api.load_run(run_id, db=db).spec["token_budget"] == 25
+    shown = invoke("show", run_id, "--db", db).stdout
+    assert "token budget 25" in shown and "▸ limits: token budget 12 → 25" in shown
     for command in ("run", "fork", "resume"):
         help_text = invoke(command, "--help").stdout
         assert "--token-budget" in help_text and "--time-limit" in help_text

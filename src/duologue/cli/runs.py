@@ -130,6 +130,9 @@ def _print_summary(run, db: Path) -> None:
     c.print(f"transcript: {api.transcript_path(db, run.id)}")
     if run.status in ("error", "interrupted"):
         c.print(Text(f"resume with: duologue resume {run.id}", style="yellow"))
+    elif run.stop_reason in ("token_budget", "time_limit"):
+        flag = "--token-budget N" if run.stop_reason == "token_budget" else "--time-limit SECONDS"
+        c.print(Text(f"continue with a new limit: duologue resume {run.id} {flag}", style="dim"))
 
 
 @click.command()
@@ -265,6 +268,10 @@ def show(run_id, as_json, db) -> None:
         extras.append(f"turn order {spec['turn_order']}")
     if (spec.get("context") or {}).get("strategy", "stop") != "stop":
         extras.append(f"context {spec['context']['strategy']}")
+    if spec.get("token_budget") is not None:
+        extras.append(f"token budget {spec['token_budget']}")
+    if spec.get("time_limit") is not None:
+        extras.append(f"time limit {spec['time_limit']:g} s")
     for key in ("injections", "changes"):
         if spec.get(key):
             extras.append(f"{len(spec[key])} {key}")
