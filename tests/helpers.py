@@ -13,6 +13,22 @@ FIXTURES = REPO / "tests" / "fixtures"
 EXAMPLE_MD = FIXTURES / "kimi-llama-period2.md"
 EXAMPLE_EXPECTED = FIXTURES / "kimi-llama-period2.expected.json"
 
+# pydantic's own phrasing, which must never reach the user.
+LEAKS = (
+    "validation error",
+    "pydantic",
+    "Traceback",
+    "input_value",
+    "type=",
+    "Value error",
+    "Input should",
+    "List should",
+    "String should",
+    "after validation",
+    "Field required",
+    "Extra inputs",
+)
+
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)

@@ -55,7 +55,7 @@ def test_unnamed_participants_get_distinct_names():
         (["--a", "local/smollm2", "--participant", "name=x", "--participant", "name=y"], "--a and --participant"),
         (["--participant", "name=x,colour=red", "--participant", "name=y"], "unknown field 'colour'"),
         (["--participant", 'name="x', "--participant", "name=y"], "a quote is not closed"),
-        (["--participant", "name=x"], "participants: List should have at least 2 items"),
+        (["--participant", "name=x"], "participants: needs at least 2 entries, got 1"),
         (["--participant", "name=x,temperature=hot", "--participant", "name=y"], "participants.0.temperature"),
     ],
 )

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from duologue.cli import build_spec
 from duologue.errors import DuologueError, SpecError
 from duologue.spec import load_conversation_spec
+from helpers import LEAKS
 
 # TOML holds any string without lone surrogates.
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
@@ -172,10 +173,13 @@ def set_at(data: dict, where: tuple, value) -> dict:
 
 
 def assert_one_line_spec_error(err: DuologueError, path: Path) -> str:
+    """One line per problem (most bad values are one problem), each naming the file."""
     message = str(err)
     assert isinstance(err, SpecError)
-    assert "\n" not in message and message.startswith(f"{path}: "), message
-    for leak in ("validation error", "pydantic", "Traceback", "input_value", "type="):
+    assert err.problems == message.splitlines(), message
+    for line in err.problems:
+        assert line.startswith(f"{path}: ") and line.strip() == line, message
+    for leak in LEAKS:
         assert leak not in message, message
     return message
 

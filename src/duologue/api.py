@@ -488,7 +488,7 @@ def export_experiment(name: str, fmt: str, folder: Path, *, db: str | Path = DEF
 
 
 def experiment_report(name: str, folder: Path, *, db: str | Path = DEFAULT_DB) -> dict:
-    """Aggregate an experiment, write its plots and report.json into `folder`, return the report."""
+    """Aggregate an experiment, write its plots and `<name>-report.json` into `folder`, return the report."""
     from .batch import experiment_report as report
 
     with Store(db, create=False) as store:

@@ -395,7 +395,7 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
 
 
 def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
-    """Aggregate the experiment, write its plots and report.json into `folder`, return the report."""
+    """Aggregate the experiment, write its plots and `<name>-report.json` into `folder`, return the report."""
     import json
 
     from .analysis.attractors import grouped_ends, write_attractor_plots

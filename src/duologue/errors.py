@@ -1,7 +1,8 @@
 """The exceptions duologue raises on purpose.
 
 Every `DuologueError` carries a message meant for a person: one line that names
-the problem. The CLI prints it and exits with status 2; nothing else is shown.
+the problem (a `SpecError` with several problems: one self-contained line for
+each). The CLI prints it and exits with status 2; nothing else is shown.
 """
 
 
@@ -10,7 +11,14 @@ class DuologueError(Exception):
 
 
 class SpecError(DuologueError):
-    """An invalid conversation or experiment spec (flag, TOML file or field)."""
+    """An invalid conversation or experiment spec (flag, TOML file or field).
+
+    `problems` holds one line per problem (str() joins them with newlines).
+    """
+
+    def __init__(self, *problems: str):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 class UnknownModelError(DuologueError):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .analysis.convergence import ConvergenceParams
 from .analysis.themes import AttractorParams
 from .errors import SpecError
+from .spec_errors import problems
 
 DEFAULT_MODEL = "local/smollm2"
 DEFAULT_SYSTEM = (
@@ -308,22 +309,15 @@ def default_spec() -> ConversationSpec:
 
 
 def describe_validation_error(err: ValidationError, source: str | None = None) -> str:
-    """One line naming the first bad field and what is wrong with it."""
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "spec"
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field"
-    prefix = f"{source}: " if source else ""
-    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{prefix}{where}: {msg}{more}"
+    """Every problem in plain words, one line each (spec_errors.py)."""
+    return "\n".join(problems(err, source))
 
 
 def spec_from_dict(data: dict[str, Any], source: str | None = None) -> ConversationSpec:
     try:
         return ConversationSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(describe_validation_error(err, source)) from None
+        raise SpecError(*problems(err, source)) from None
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -376,6 +370,18 @@ class ExperimentSpec(BaseModel):
     # Conversations in flight per provider ("local", "openrouter", …); "default" for the rest.
     concurrency: dict[str, int] = Field(default_factory=dict)
 
+    @field_validator("pairings", mode="before")
+    @classmethod
+    def _pairings_shape(cls, v: Any) -> Any:
+        # Checked here, not left to the union, so a bad value is one problem in plain words.
+        if isinstance(v, str) and v not in ("all", "all_with_self"):
+            raise ValueError(f"expected 'all', 'all_with_self' or a list of [first, second] name pairs, got {v!r}")
+        if isinstance(v, list):
+            for pair in v:
+                if not (isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(n, str) for n in pair)):
+                    raise ValueError(f"each pairing is a list of two participant names, got {pair!r}")
+        return v
+
     @field_validator("temperatures")
     @classmethod
     def _temperatures_in_range(cls, v: list[float]) -> list[float]:
@@ -414,4 +420,4 @@ def load_experiment_spec(path: str | Path) -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(describe_validation_error(err, str(path))) from None
+        raise SpecError(*problems(err, str(path))) from None

@@ -22,14 +22,15 @@ from .serve import serve
 
 
 class DuologueGroup(click.Group):
-    """Turns every DuologueError into one line on stderr and exit status 2."""
+    """Turns every DuologueError into one line on stderr (one per problem) and exit status 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DuologueError as err:
-            one_line = " ".join(str(err).split())
-            click.echo(f"duologue: error: {one_line}", err=True)
+            for problem in getattr(err, "problems", None) or [str(err)]:  # a SpecError: one line per problem
+                one_line = " ".join(problem.split())
+                click.echo(f"duologue: error: {one_line}", err=True)
             ctx.exit(2)
 
 

@@ -251,12 +251,17 @@ def _print_batch(result, experiment_file: Path) -> None:
     "-o",
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for report.json and the plots (default: runs/reports/EXPERIMENT).",
+    help="Folder for EXPERIMENT-report.json and the plots (default: reports/EXPERIMENT beside the store, "
+    "runs/reports/EXPERIMENT).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (what report.json holds).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (what EXPERIMENT-report.json holds).")
 @db_option
 def report(experiment, output, as_json, db) -> None:
-    """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots."""
+    """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots.
+
+    Writes EXPERIMENT-report.json (the report as JSON) and the plots (PNG,
+    named EXPERIMENT-…) into the output folder.
+    """
     folder = output or Path(db).parent / "reports" / experiment
     rep = api.experiment_report(experiment, folder, db=db)
     if as_json:

@@ -187,9 +187,12 @@ LS_KEYS = (
 @db_option
 def ls_cmd(limit, as_json, db) -> None:
     """List runs, newest first."""
-    rows = api.list_runs(db=db, limit=limit)
+    rows = api.list_runs(db=db, limit=limit) if Path(db).exists() else []
     if as_json:
         print_json(rows)
+        return
+    if not rows:
+        click.echo(f"no runs yet in {db}: start one with `duologue run` (two embedded models, offline)")
         return
     table = Table(box=None, header_style="bold")
     for col in ("run", "title", "msgs", "status", "stop", "started", "parent"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from ..analysis.report import Analysis
 
 DEFAULT_DB = Path("runs") / "duologue.db"
+# @last, @last~N: the newest run, the Nth before it.
+_LAST = re.compile(r"@last(?:~(\d+))?")
 
 
 class StoreFullError(DuologueError):
@@ -246,21 +249,47 @@ class Store(RunLists, Experiments):
         return loops_from_row(row) if row and row["analysed"] else None
 
     def resolve_run_id(self, ref: str) -> str:
-        """A full run id, or a unique prefix of one."""
+        """The full id a run reference names.
+
+        A reference is a full id, a unique prefix of one, a unique prefix of an
+        id's random suffix (`76c4` for 20261127-153956-76c430), `@last` (the
+        newest run: the first `duologue ls` lists) or `@last~N` (the Nth run
+        before it).
+        """
         ref = ref.strip()
         row = self.conn.execute("SELECT id FROM runs WHERE id=?", (ref,)).fetchone()
         if row:
             return row[0]
+        if ref.startswith("@"):
+            return self._resolve_last(ref)
         if ref:
+            pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             rows = self.conn.execute(
-                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 3",
-                (ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' ORDER BY started_at DESC, id",
+                (pattern, "%-" + pattern),
             ).fetchall()
-            if len(rows) == 1:
-                return rows[0][0]
-            if len(rows) > 1:
-                raise RunNotFoundError(f"run id '{ref}' is ambiguous: it starts {', '.join(r[0] for r in rows)}…")
+            # The second pattern also finds the reference after an inner dash: keep the suffix matches only.
+            found = [r[0] for r in rows if r[0].startswith(ref) or r[0].rsplit("-", 1)[-1].startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+                raise RunNotFoundError(f"run '{ref}' is ambiguous: {len(found)} runs match ({shown}); give more of it")
         raise RunNotFoundError(f"no run '{ref}' in {self.path}")
+
+    def _resolve_last(self, ref: str) -> str:
+        match = _LAST.fullmatch(ref)
+        if not match:
+            raise RunNotFoundError(f"no run '{ref}': a reference starting with @ is @last or @last~N (N a number)")
+        back = int(match[1] or 0)
+        # The order of `duologue ls`: @last~N is its (N+1)th row.
+        row = self.conn.execute("SELECT id FROM runs ORDER BY started_at DESC, id LIMIT 1 OFFSET ?", (back,)).fetchone()
+        if row:
+            return row[0]
+        count = self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        if not count:
+            raise RunNotFoundError(f"no run '{ref}': no runs yet in {self.path}")
+        raise RunNotFoundError(f"no run '{ref}': {self.path} holds {count} run{'s' if count != 1 else ''}")
 
     def get_run(self, ref: str, *, with_messages: bool = True) -> Run:
         run_id = self.resolve_run_id(ref)
