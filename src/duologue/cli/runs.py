@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -35,15 +37,12 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
-    current = api.CurrentRun()
-    listeners = [current] if quiet else [current, _renderer(meta)]
+    current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
+    listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector() if interactive else None
-    try:
-        result = run_async(lambda: api.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        _interrupted(current.id)
-        sys.exit(130)
-    _end(result, db)
+    _run_to_end(
+        lambda: api.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector), current, renderer, db
+    )
 
 
 @click.command()
@@ -73,17 +72,15 @@ def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) ->
         for p in base.get("participants", []):
             p["seed"] = None
     spec = spec_with_flags(base, flags, source=f"fork of {parent.id}")
-    current = api.CurrentRun()
-    listeners = [current] if quiet else [current, _renderer(meta)]
+    current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
+    listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector() if interactive else None
-    try:
-        result = run_async(
-            lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners, interjector=interjector)
-        )
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        _interrupted(current.id)
-        sys.exit(130)
-    _end(result, db)
+    _run_to_end(
+        lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners, interjector=interjector),
+        current,
+        renderer,
+        db,
+    )
 
 
 def _interjector():
@@ -96,6 +93,44 @@ def _renderer(meta: bool):
     from ..terminal import TerminalRenderer
 
     return TerminalRenderer(show_meta=meta)
+
+
+# The exit status when stdout was closed under a run (`duologue run | head`): what a shell reports
+# for a process that SIGPIPE ended (128 + 13).
+EXIT_OUTPUT_CLOSED = 141
+
+
+def _run_to_end(start, current: api.CurrentRun, renderer, db: Path) -> None:
+    """Run a conversation, then print its summary; Ctrl-C (exit 130) or a closed stdout (exit 141) keeps
+    the run as interrupted, to resume."""
+    try:
+        result = run_async(start)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        if renderer is not None and renderer.output_closed:
+            _output_closed(current.id, db)
+        _interrupted(current.id)
+        sys.exit(130)
+    try:
+        _end(result, db)
+    except BrokenPipeError:
+        _output_closed(current.id, db)
+
+
+def _output_closed(run_id: str | None, db: Path) -> NoReturn:
+    """The reader of stdout went away: one line on stderr, and exit without another write to stdout."""
+    # What is still buffered for stdout can never be written: point it at /dev/null, so the flush at
+    # exit does not complain.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    if run_id is not None:
+        status = api.load_run(run_id, db=db).status
+        if status == "interrupted":
+            resume = f"continue it with `duologue resume {run_id}`"
+            err_console.print(Text(f"output closed: run {run_id} stopped; {resume}", style="yellow"), soft_wrap=True)
+        else:
+            err_console.print(Text(f"output closed: run {run_id} ended ({status})", style="yellow"), soft_wrap=True)
+    sys.exit(EXIT_OUTPUT_CLOSED)
 
 
 def _interrupted(run_id: str | None) -> None:
@@ -161,18 +196,16 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, db) -> No
     new one (--token-budget, --time-limit); the run's spec keeps it. Exit status
     1 when the run ends with an error.
     """
-    current = api.CurrentRun()
-    listeners = [current] if quiet else [current, _renderer(meta)]
+    current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
+    listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector() if interactive else None
     limits = {"token_budget": token_budget, "time_limit": time_limit}
-    try:
-        result = run_async(
-            lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits)
-        )
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        _interrupted(current.id)
-        sys.exit(130)
-    _end(result, db)
+    _run_to_end(
+        lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits),
+        current,
+        renderer,
+        db,
+    )
 
 
 LS_KEYS = (
