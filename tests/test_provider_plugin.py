@@ -86,8 +86,9 @@ def test_the_plugin_installed_by_pip(tmp_path):
     """pip builds the plugin from its pyproject.toml (setuptools, in an isolated build environment) and
     installs it into a folder of its own."""
     site = tmp_path / "site"
+    source = shutil.copytree(PLUGIN, tmp_path / "duologue_echo")  # the build leaves build/ beside the source
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(PLUGIN)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
