@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "installing duologue and its dependencies (llama-cpp-python compiles the first time: ~6 minutes)"
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[local,viewer,test]'
 	touch $(STAMP)
 
 install: $(STAMP)

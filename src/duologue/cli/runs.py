@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .. import api
 from .common import db_option, err_console, print_json, run_async
+from .completion import complete_run_id
 from .options import TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
 
 
@@ -46,7 +47,7 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_id)
 @click.option(
     "--at",
     "at",
@@ -171,7 +172,7 @@ def _print_summary(run, db: Path) -> None:
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_id)
 @click.option(
     "--interactive",
     is_flag=True,
@@ -251,7 +252,7 @@ def _local(iso: str | None) -> str:
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_id)
 @click.option(
     "--json",
     "as_json",

@@ -5,7 +5,26 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
+from ..errors import DuologueError
 from .common import db_option, err_console
+
+# What the viewer needs beyond the core: the `viewer` extra.
+VIEWER_MODULES = ("starlette", "uvicorn", "jinja2")
+
+
+def require_viewer() -> None:
+    """One line naming the extra when the viewer's libraries are not installed."""
+    import importlib.util
+
+    def importable(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    missing = [m for m in VIEWER_MODULES if not importable(m)]
+    if missing:
+        raise DuologueError(f"the viewer needs {', '.join(missing)}: pip install 'duologue[viewer]'")
 
 
 @click.command()
@@ -19,6 +38,7 @@ from .common import db_option, err_console
 @db_option
 def serve(host, port, db) -> None:
     """Browse runs and experiments in a local web viewer; runs in progress update live."""
+    require_viewer()
     from ..web import serve as serve_viewer
 
     if host not in ("127.0.0.1", "localhost", "::1"):

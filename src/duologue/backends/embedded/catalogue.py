@@ -13,10 +13,37 @@ EMBEDDED_MODELS = {
 }
 
 
+# The embedded engine (llama-cpp-python) and the models it runs by name are the `local` extra: the core
+# installs without compiling anything.
+INSTALL_LOCAL = "pip install 'duologue[local]'"
+
+
+def _importable(module: str) -> bool:
+    """Whether a module can be imported, without importing it (llama_cpp loads its shared library)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def engine_installed() -> bool:
+    """Whether llama-cpp-python, the embedded engine, is installed."""
+    return _importable("llama_cpp")
+
+
+def require_engine(model: str) -> None:
+    """One line naming the extra when a `local/...` model cannot run because the engine is not installed."""
+    if not engine_installed():
+        raise UnknownModelError(f"{model}: the embedded engine (llama-cpp-python) is not installed: {INSTALL_LOCAL}")
+
+
 def embedded_model_path(name: str) -> Path | None:
     """Where an embedded model's GGUF lies, or None when its package is not installed."""
     package, filename, _ = EMBEDDED_MODELS[name]
-    spec = importlib.util.find_spec(package)  # find, don't import: the package pulls in `llm`
+    try:
+        spec = importlib.util.find_spec(package)  # find, don't import: the package pulls in `llm`
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / filename
@@ -30,7 +57,7 @@ def resolve_gguf(model: str) -> Path:
         path = embedded_model_path(name)
         if path is None:
             pkg = EMBEDDED_MODELS[name][0].replace("_", "-")
-            raise UnknownModelError(f"{model}: the embedded model is not installed (pip install {pkg})")
+            raise UnknownModelError(f"{model}: the embedded model ({pkg}) is not installed: {INSTALL_LOCAL}")
         return path
     if not name.endswith(".gguf"):
         known = ", ".join(f"local/{n}" for n in EMBEDDED_MODELS)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import UnknownModelError
 from .backend import BatchedLlamaBackend
-from .catalogue import resolve_gguf
+from .catalogue import require_engine, resolve_gguf
 from .common import LlamaSettings
 from .pool import current_pool
 from .simple import LlamaCppBackend
@@ -24,6 +24,7 @@ EMBEDDED_ENGINE_ENV = "DUOLOGUE_EMBEDDED_ENGINE"
 
 
 def check_participant(p: Participant, provider: Provider, name: str) -> None:
+    require_engine(p.model)
     resolve_gguf(p.model)
 
 
