@@ -215,19 +215,22 @@ async def aresume_run(
     make_backend: BackendFactory | None = None,
     token_budget: int | None = None,
     time_limit: float | None = None,
+    max_messages: int | None = None,
 ) -> Run:
-    """Continue a run. `token_budget` / `time_limit` replace the run's own (stored in its spec, with a
-    `limits` event); a run that stopped at its budget or time limit continues only given a new one."""
+    """Continue a run. `token_budget` / `time_limit` / `max_messages` replace the run's own (stored in its
+    spec, with a `limits` event); a run that stopped at its budget or time limit continues only given a
+    new one, and a finished run of any other stop reason only given a larger `max_messages`."""
     with Store(db, create=False) as store:
         run = store.get_run(run_ref)
         if run.source:
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
-        check_resumable(run, token_budget, time_limit)
+        check_resumable(run, token_budget, time_limit, max_messages)
         if run.status == "running" and _pid_alive(store.run_pid(run.id)):
             raise DuologueError(f"run {run.id} is still running in process {store.run_pid(run.id)}")
         spec = ConversationSpec.model_validate(run.spec)
-        if token_budget is not None or time_limit is not None:
-            spec = _new_limits(store, run, spec, token_budget, time_limit)
+        given = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
+        if any(v is not None for v in given.values()):
+            spec = _new_limits(store, run, spec, given)
         _check(spec, make_backend)
         return await _run_conversation(
             spec, store, db, listeners, watchers, run=run, interjector=interjector, make_backend=make_backend
@@ -236,16 +239,14 @@ async def aresume_run(
 
 def resume_run(run_ref: str, **kwargs) -> Run:
     """Continue an interrupted, failed or killed run from the store with its own spec (or one stopped
-    by its token budget or time limit, given a new one: `token_budget=`, `time_limit=`)."""
+    by its token budget or time limit, given a new one: `token_budget=`, `time_limit=`; or any finished
+    run, given a larger `max_messages=`)."""
     return run_sync(aresume_run(run_ref, **kwargs))
 
 
-def _new_limits(
-    store: Store, run: Run, spec: ConversationSpec, token_budget: int | None, time_limit: float | None
-) -> ConversationSpec:
+def _new_limits(store: Store, run: Run, spec: ConversationSpec, given: dict[str, float | None]) -> ConversationSpec:
     """The run's spec with the new limits, stored (with an event saying what changed) before it goes on."""
     data = spec.model_dump(mode="json")
-    given = {"token_budget": token_budget, "time_limit": time_limit}
     changed = {k: {"from": data[k], "to": v} for k, v in given.items() if v is not None and v != data[k]}
     data.update({k: v for k, v in given.items() if v is not None})
     spec = spec_from_dict(data, source=f"resume of {run.id}")  # one line for a limit out of range

@@ -110,11 +110,16 @@ def time_limit_stop(elapsed: float, limit: float | None) -> Stop | None:
     return Stop(StopReason.TIME_LIMIT, f"{elapsed:.1f} s reached the time limit of {limit:g} s")
 
 
-def check_resumable(run: Run, token_budget: int | None, time_limit: float | None) -> None:
-    """A finished run continues only when it stopped at a limit and a new limit is given."""
+def check_resumable(
+    run: Run, token_budget: int | None, time_limit: float | None, max_messages: int | None = None
+) -> None:
+    """A finished run continues when it stopped at a limit and a new limit is given, or, whatever stopped
+    it, when given a larger message limit (`max_messages`)."""
     spent = spent_tokens(run.messages)
     if token_budget is not None and token_budget <= spent:
         raise DuologueError(f"run {run.id} has spent {spent} completion tokens; give a --token-budget above that")
+    if max_messages is not None and max_messages <= len(run.messages):
+        raise DuologueError(f"run {run.id} already has {len(run.messages)} messages; give a --max-messages above that")
     if run.status != "finished":
         return
     if run.stop_reason == "token_budget" and token_budget is None:
@@ -127,8 +132,11 @@ def check_resumable(run: Run, token_budget: int | None, time_limit: float | None
             f"run {run.id} stopped at its time limit; continue it with `duologue resume {run.id} --time-limit "
             "SECONDS` (the clock starts again at the resume)"
         )
-    if run.stop_reason not in ("token_budget", "time_limit"):
-        raise DuologueError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")
+    if run.stop_reason not in ("token_budget", "time_limit") and max_messages is None:
+        raise DuologueError(
+            f"run {run.id} already finished ({run.stop_reason}); extend it with "
+            f"`duologue resume {run.id} --max-messages N`"
+        )
 
 
 def format_limit(value: float | None) -> str:

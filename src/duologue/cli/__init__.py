@@ -1,6 +1,6 @@
 """The command line: parses, calls the Python API, prints.
 
-One module per group of commands (runs.py: run, fork, resume, ls, show; files.py: export, import;
+One module per group of commands (runs.py: run, fork, resume, ls; show.py: show; files.py: export, import;
 analysis.py: analyze, batch, report, themes, models; serve.py: serve); options.py builds a
 conversation's spec from a TOML file and flags. This module is the `duologue` group itself: it
 turns every DuologueError into one line, and adds the commands.
@@ -19,8 +19,9 @@ from ..version import __version__
 from .analysis import analyze, batch, models, report, themes
 from .files import export, import_cmd
 from .options import SPEC_OPTIONS, build_spec, spec_options, spec_with_flags
-from .runs import fork, ls_cmd, resume, run, show
+from .runs import fork, ls_cmd, resume, run
 from .serve import serve
+from .show import show
 
 
 class DuologueGroup(click.Group):

@@ -1,9 +1,8 @@
-"""Commands that make and read runs: run, fork, resume, ls, show."""
+"""Commands that make and list runs: run, fork, resume, ls (show is in show.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from pathlib import Path
@@ -189,18 +188,27 @@ def _print_summary(run, db: Path) -> None:
     metavar="SECONDS",
     help="A new time limit (stored in the run's spec). " + TIME_LIMIT_HELP,
 )
+@click.option(
+    "--max-messages",
+    type=int,
+    metavar="N",
+    help="Extend the run to N messages in all (more than it has; stored in the run's spec).",
+)
 @db_option
-def resume(run_id, interactive, meta, quiet, token_budget, time_limit, db) -> None:
+def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messages, db) -> None:
     """Continue an interrupted, failed or killed run from the store.
 
     A run that stopped at its token budget or time limit continues when given a
-    new one (--token-budget, --time-limit); the run's spec keeps it. Exit status
-    1 when the run ends with an error.
+    new one (--token-budget, --time-limit); any finished run continues when
+    given a larger --max-messages. The run's spec keeps the new limit, and an
+    event records it. A run a detector stopped (on_loop = "stop") goes on: the
+    loop it found was reported then, and only a new detection stops it again.
+    Exit status 1 when the run ends with an error.
     """
     current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector() if interactive else None
-    limits = {"token_budget": token_budget, "time_limit": time_limit}
+    limits = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
     _run_to_end(
         lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits),
         current,
@@ -249,91 +257,3 @@ def _local(iso: str | None) -> str:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S") if iso else ""
-
-
-@click.command()
-@click.argument("run_id", shell_complete=complete_run_id)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print the run as JSON: the JSON export (spec, messages, analysis, events) and its lineage.",
-)
-@db_option
-def show(run_id, as_json, db) -> None:
-    """Show a run: its settings, stop reason and messages with their timings."""
-    from ..terminal import TEXT_STYLES, format_message_meta
-
-    run = api.load_run(run_id, db=db)
-    if as_json:
-        doc = json.loads(api.export_run(run.id, "json", db=db))
-        lineage = api.run_lineage(run.id, db=db)
-        doc["lineage"] = {
-            "ancestors": [{"run_id": rid, "child_fork_at": at} for rid, at in lineage.ancestors],
-            "forks": [{"run_id": rid, "fork_at": at} for rid, at in lineage.forks],
-        }
-        print_json(doc)
-        return
-    c = Console(highlight=False)
-    c.print(Text(f"# {run.title}", style="bold"))
-    if run.status == "killed":
-        c.print(Text(f"its process is gone (killed?): continue it with `duologue resume {run.id}`", style="yellow"))
-    c.print(
-        f"run {run.id}   status {run.status}   stop {run.stop_reason or '-'}"
-        + (f" ({run.stop_detail})" if run.stop_detail else "")
-    )
-    for p in run.spec.get("participants", []):
-        c.print(Text(f"  {p.get('name')}: {p.get('model')}  temperature {p.get('temperature')}  seed {p.get('seed')}"))
-    ended = _local(run.ended_at.isoformat() if run.ended_at else None)
-    c.print(f"started {_local(run.started_at.isoformat())}   ended {ended}")
-    if run.parent_run_id:
-        c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
-    lineage = api.run_lineage(run.id, db=db)
-    if len(lineage.ancestors) > 1:
-        c.print(
-            Text(
-                "lineage: " + " → ".join(f"{rid}@{at}" if at else rid for rid, at in lineage.ancestors) + f" → {run.id}"
-            )
-        )
-    if lineage.forks:
-        c.print(Text("forks: " + ", ".join(f"{rid}@{at}" for rid, at in lineage.forks)))
-    if run.source:
-        c.print(f"imported from {run.source}")
-    spec = run.spec
-    extras = []
-    if spec.get("turn_order", "round_robin") != "round_robin":
-        extras.append(f"turn order {spec['turn_order']}")
-    if (spec.get("context") or {}).get("strategy", "stop") != "stop":
-        extras.append(f"context {spec['context']['strategy']}")
-    if spec.get("token_budget") is not None:
-        extras.append(f"token budget {spec['token_budget']}")
-    if spec.get("time_limit") is not None:
-        extras.append(f"time limit {spec['time_limit']:g} s")
-    for key in ("injections", "changes"):
-        if spec.get(key):
-            extras.append(f"{len(spec[key])} {key}")
-    if extras:
-        c.print("   ".join(extras))
-    events = api.run_events(run.id, db=db)
-    before = ("injection", "change", "context")  # these happen before their message; detections after it
-
-    def print_events(index: int, kinds_before: bool) -> None:
-        for ev in events:
-            if ev["message_index"] == index and (ev["kind"] in before) == kinds_before:
-                c.print(Text(f"▸ {ev['kind']}: {ev['detail']}", style="dim yellow"))
-
-    for m in run.messages:
-        style = (
-            TEXT_STYLES[run.participants.index(m.speaker) % len(TEXT_STYLES)]
-            if m.speaker in run.participants
-            else "white"
-        )
-        c.print()
-        print_events(m.index, True)
-        mark = "  injected" if m.injected and m.index > 1 else ""
-        c.print(Text(f"### {m.speaker}", style="bold " + style), Text(f"  #{m.index}{mark}", style="dim"))
-        c.print(Text(m.content, style=style))
-        meta = format_message_meta(m)
-        if meta:
-            c.print(Text(meta, style="dim"))
-        print_events(m.index, False)

@@ -1,0 +1,189 @@
+"""`duologue show`: a run's whole spec, its lineage, and its messages with every recorded event."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from .. import api
+from .common import db_option, print_json
+from .completion import complete_run_id
+from .runs import _local
+
+# Shown on the participant's first line, in this order; every other setting follows on its own line.
+FIRST_LINE = ("temperature", "seed")
+# Shown apart (the name, the model), or never (a secret's value is never in a spec; these are long).
+APART = ("name", "model", "system")
+LIMITS = ("max_messages", "token_budget", "time_limit", "end_marker", "end_on")
+ACTIONS = ("on_loop", "on_near_loop", "on_convergence", "on_attractor")
+# Events that happen before their message; the others (detections, limits) after it.
+BEFORE = ("injection", "change", "context")
+# The detections' data worth a line (the detail says the rest).
+DETECTION_KINDS = ("loop", "near_loop", "convergence", "attractor")
+
+
+@click.command()
+@click.argument("run_id", shell_complete=complete_run_id)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run as JSON: the JSON export (spec, messages, analysis, events) and its lineage.",
+)
+@db_option
+def show(run_id, as_json, db) -> None:
+    """Show a run: its whole spec, stop reason, lineage, and messages with their timings and events.
+
+    Events (context trims with their summaries, injections, changes, detections
+    and new limits) are printed where they happened.
+    """
+    run = api.load_run(run_id, db=db)
+    if as_json:
+        doc = json.loads(api.export_run(run.id, "json", db=db))
+        lineage = api.run_lineage(run.id, db=db)
+        doc["lineage"] = {
+            "ancestors": [{"run_id": rid, "child_fork_at": at} for rid, at in lineage.ancestors],
+            "forks": [{"run_id": rid, "fork_at": at} for rid, at in lineage.forks],
+        }
+        print_json(doc)
+        return
+    c = Console(highlight=False, soft_wrap=True)
+    _print_header(c, run, db)
+    _print_spec(c, run.spec)
+    _print_messages(c, run, api.run_events(run.id, db=db))
+
+
+def _print_header(c: Console, run, db) -> None:
+    c.print(Text(f"# {run.title}", style="bold"))
+    if run.status == "killed":
+        c.print(Text(f"its process is gone (killed?): continue it with `duologue resume {run.id}`", style="yellow"))
+    c.print(
+        Text(
+            f"run {run.id}   status {run.status}   stop {run.stop_reason or '-'}"
+            + (f" ({run.stop_detail})" if run.stop_detail else "")
+        )
+    )
+    ended = _local(run.ended_at.isoformat() if run.ended_at else None)
+    c.print(f"started {_local(run.started_at.isoformat())}   ended {ended}")
+    if run.parent_run_id:
+        c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
+    lineage = api.run_lineage(run.id, db=db)
+    if len(lineage.ancestors) > 1:
+        chain = " → ".join(f"{rid}@{at}" if at else rid for rid, at in lineage.ancestors)
+        c.print(Text(f"lineage: {chain} → {run.id}"))
+    if lineage.forks:
+        c.print(Text("forks: " + ", ".join(f"{rid}@{at}" for rid, at in lineage.forks)))
+    if run.source:
+        c.print(f"imported from {run.source}")
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False) if (not v or v != v.strip() or " " in v) else v
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested table as dotted keys (context.summarizer.model), empty tables left out."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out += _flat(v, f"{prefix}{k}.")
+        elif v != {} and v != []:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _settings(pairs) -> str:
+    return "  ".join(f"{k} {_value(v)}" for k, v in pairs)
+
+
+def _print_spec(c: Console, spec: dict[str, Any]) -> None:
+    """Every setting of the stored spec: what it takes to repeat the run."""
+    if not spec:
+        return
+    for p in spec.get("participants", []):
+        first = "  ".join(f"{k} {p.get(k)}" for k in FIRST_LINE)
+        c.print(Text(f"  {p.get('name')}: {p.get('model')}  {first}"))
+        rest = [(k, v) for k, v in _flat(p) if k.split(".")[0] not in (*APART, *FIRST_LINE)]
+        if rest:
+            c.print(Text(f"    {_settings(rest)}", style="dim"))
+        if p.get("system") is not None:
+            c.print(Text(f"    system: {p['system']}", style="dim"))
+    if "opener" in spec:
+        c.print(Text(f"opener: {spec['opener']}"))
+    limits = [(k, spec[k]) for k in LIMITS if k in spec]
+    c.print(Text("limits: " + _settings((k.replace("_", " "), v) for k, v in limits)))
+    actions = [(k, spec[k]) for k in ACTIONS if k in spec]
+    if actions:
+        c.print(Text("on detection: " + _settings(actions)))
+    if spec.get("context"):
+        c.print(Text("context: " + _settings(_flat(spec["context"]))))
+    known = {"participants", "opener", "title", *LIMITS, *ACTIONS, "context", "injections", "changes", "detection"}
+    others = [(k, v) for k, v in spec.items() if k not in known and v is not None and v != [] and v != {}]
+    if others:
+        c.print(Text(_settings(others)))
+    if spec.get("detection"):
+        c.print(Text("detection: " + _settings(_flat(spec["detection"])), style="dim"))
+    for inj in spec.get("injections") or []:
+        c.print(Text(f"injection at {inj.get('at')} as {inj.get('as')}: {inj.get('text')}"))
+    for ch in spec.get("changes") or []:
+        settings = _settings((k, v) for k, v in ch.items() if k not in ("at", "participant") and v is not None)
+        c.print(Text(f"change at {ch.get('at')} for {ch.get('participant')}: {settings}"))
+
+
+def _event_lines(ev: dict[str, Any]) -> list[str]:
+    """An event as printed: its kind and detail, then what it carries that the detail does not say."""
+    lines = [f"▸ {ev['kind']}: {ev['detail']}"]
+    data = ev.get("data") or {}
+    if ev["kind"] == "context" and data.get("summary"):
+        lines.append(f"  summary: {data['summary']}")
+    elif ev["kind"] in DETECTION_KINDS:
+        extra = [(k, v) for k, v in data.items() if not isinstance(v, (dict, list)) and v is not None]
+        if extra:
+            lines.append("  " + _settings(extra))
+    return lines
+
+
+def _print_messages(c: Console, run, events: list[dict[str, Any]]) -> None:
+    from ..terminal import TEXT_STYLES, format_message_meta
+
+    def print_events(index: int | None, kinds_before: bool) -> None:
+        for ev in events:
+            if ev["message_index"] == index and (ev["kind"] in BEFORE) == kinds_before:
+                for line in _event_lines(ev):
+                    c.print(Text(line, style="dim yellow"))
+
+    indexes = {m.index for m in run.messages}
+    for m in run.messages:
+        style = (
+            TEXT_STYLES[run.participants.index(m.speaker) % len(TEXT_STYLES)]
+            if m.speaker in run.participants
+            else "white"
+        )
+        c.print()
+        print_events(m.index, True)
+        mark = "  injected" if m.injected and m.index > 1 else ""
+        c.print(Text(f"### {m.speaker}", style="bold " + style), Text(f"  #{m.index}{mark}", style="dim"))
+        c.print(Text(m.content, style=style))
+        meta = format_message_meta(m)
+        if meta:
+            c.print(Text(meta, style="dim"))
+        print_events(m.index, False)
+    # Events of no message shown (a limit raised before the next message, a trim that stopped the run).
+    rest = [ev for ev in events if ev["message_index"] not in indexes]
+    if rest:
+        c.print()
+        for ev in rest:
+            for line in _event_lines(ev):
+                c.print(Text(line, style="dim yellow"))
