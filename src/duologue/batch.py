@@ -15,10 +15,9 @@ import asyncio
 import hashlib
 import itertools
 import os
-import time
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,8 @@ from .backends.embedded.pool import EmbeddedPool, conversation_scope, embedded_s
 from .backends.registry import BackendFactory, check_participant, parse_model_string
 from .engine import Conversation, RunListener
 from .errors import DuologueError
-from .records import Message, Run
+from .progress import BatchTotals, _Counter
 from .spec import ConversationSpec, ExperimentSpec, Participant
-from .stopping import WatchEvent
 from .store import DEFAULT_DB, ExperimentRow, MessageRow, Store, cell_key
 from .sync import run_sync
 
@@ -115,43 +113,6 @@ def plan_experiment(exp: ExperimentSpec) -> list[PlannedConversation]:
         )
         plans.append(PlannedConversation(cell, spec))
     return plans
-
-
-@dataclass
-class BatchTotals:
-    """What the progress display shows; updated by the conversations as they go."""
-
-    total: int
-    skipped: int = 0
-    done: int = 0
-    running: int = 0
-    errors: int = 0
-    messages: int = 0
-    completion_tokens: int = 0
-    loops: int = 0
-    started: float = field(default_factory=time.monotonic)
-    max_running: int = 0
-
-    @property
-    def tokens_per_second(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
-
-
-class _Counter(RunListener):
-    def __init__(self, totals: BatchTotals, on_change):
-        self.totals = totals
-        self.on_change = on_change
-
-    def message_done(self, run: Run, message: Message) -> None:
-        self.totals.messages += 1
-        self.totals.completion_tokens += message.completion_tokens or 0
-        self.on_change()
-
-    def event(self, run: Run, event: WatchEvent) -> None:
-        if event.kind == "loop":
-            self.totals.loops += 1
-            self.on_change()
 
 
 @dataclass
@@ -243,8 +204,10 @@ async def arun_experiment(
                     _store_analysis(store, run, watchers)
                     if run.status == "error":
                         errors.append((run.id, run.stop_detail or "error"))
+                    counter.ended(run)
                 except DuologueError as err:
                     errors.append((run_id or "-", str(err)))
+                    counter.ended(None)
                 finally:
                     totals.running -= 1
                     totals.done += 1

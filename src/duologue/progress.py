@@ -1,13 +1,86 @@
-"""The batch progress display: conversations done and running, messages, tokens/s, loops, ETA."""
+"""A batch's counts (`BatchTotals`, kept by the `_Counter` listener) and its progress display:
+conversations finished, stopped early and errored, running, messages, tokens/s, detections, ETA."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .batch import BatchTotals
+from .engine import RunListener
+from .records import Message, Run
+from .stopping import WatchEvent
+
+
+@dataclass
+class BatchTotals:
+    """What the progress display shows; updated by the conversations as they go."""
+
+    total: int
+    skipped: int = 0
+    done: int = 0
+    running: int = 0
+    errors: int = 0
+    messages: int = 0
+    completion_tokens: int = 0
+    # How the conversations run by this batch ended: reached their message limit or end marker; stopped
+    # early by a detector or a limit (loop, near_loop, convergence, attractor, token_budget, time_limit,
+    # context_full); or with an error.
+    finished: int = 0
+    stopped_early: int = 0
+    errored: int = 0
+    # Conversations with at least one detection of each kind (recorded or stopped at; not "continue").
+    loops: int = 0
+    near_loops: int = 0
+    convergences: int = 0
+    attractors: int = 0
+    started: float = field(default_factory=time.monotonic)
+    max_running: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
+
+
+# A detection's kind → the BatchTotals field counting the conversations with one.
+DETECTION_FIELDS = {
+    "loop": "loops",
+    "near_loop": "near_loops",
+    "convergence": "convergences",
+    "attractor": "attractors",
+}
+RAN_THROUGH = ("max_messages", "end_marker")
+
+
+class _Counter(RunListener):
+    def __init__(self, totals: BatchTotals, on_change):
+        self.totals = totals
+        self.on_change = on_change
+        self._seen: set[tuple[str, str]] = set()  # (run id, kind): each conversation counted once per kind
+
+    def message_done(self, run: Run, message: Message) -> None:
+        self.totals.messages += 1
+        self.totals.completion_tokens += message.completion_tokens or 0
+        self.on_change()
+
+    def event(self, run: Run, event: WatchEvent) -> None:
+        field_name = DETECTION_FIELDS.get(event.kind)
+        if field_name and (run.id, event.kind) not in self._seen:
+            self._seen.add((run.id, event.kind))
+            setattr(self.totals, field_name, getattr(self.totals, field_name) + 1)
+            self.on_change()
+
+    def ended(self, run: Run | None) -> None:
+        """A conversation of this batch is over: finished, stopped early or errored."""
+        if run is None or run.status != "finished":
+            self.totals.errored += 1
+        elif run.stop_reason in RAN_THROUGH:
+            self.totals.finished += 1
+        else:
+            self.totals.stopped_early += 1
 
 
 class BatchProgressDisplay:
@@ -21,14 +94,15 @@ class BatchProgressDisplay:
             TextColumn("running {task.fields[running]}"),
             TextColumn("msgs {task.fields[messages]}"),
             TextColumn("{task.fields[tps]:.1f} tok/s"),
-            TextColumn("loops {task.fields[loops]}"),
+            TextColumn("{task.fields[ended]}"),
+            TextColumn("{task.fields[detected]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=console or Console(stderr=True),
             refresh_per_second=10,
         )
-        self.task = self.progress.add_task(name, total=None, running=0, messages=0, tps=0.0, loops=0)
+        self.task = self.progress.add_task(name, total=None, running=0, messages=0, tps=0.0, ended="", detected="")
         self._last = 0.0
 
     def __enter__(self) -> BatchProgressDisplay:
@@ -51,5 +125,19 @@ class BatchProgressDisplay:
             running=totals.running,
             messages=totals.messages,
             tps=totals.tokens_per_second,
-            loops=totals.loops,
+            ended=ended_counts(totals),
+            detected=detection_counts(totals),
         )
+
+
+def ended_counts(totals: BatchTotals) -> str:
+    """How the conversations run so far ended, each way apart."""
+    return f"finished {totals.finished} · stopped early {totals.stopped_early} · errored {totals.errored}"
+
+
+def detection_counts(totals: BatchTotals) -> str:
+    """Conversations with each kind of detection, in the words `report` and `run` use."""
+    return (
+        f"loop {totals.loops} · near loop {totals.near_loops} · convergence {totals.convergences} · "
+        f"attractor {totals.attractors}"
+    )

@@ -229,7 +229,11 @@ def _print_batch_json(result) -> None:
             "errors": [{"run_id": run_id, "detail": detail} for run_id, detail in result.errors],
             "messages": t.messages,
             "completion_tokens": t.completion_tokens,
+            "ended": {"finished": t.finished, "stopped_early": t.stopped_early, "errored": t.errored},
             "loops": t.loops,
+            "near_loops": t.near_loops,
+            "convergences": t.convergences,
+            "attractors": t.attractors,
         }
     )
 
@@ -237,10 +241,14 @@ def _print_batch_json(result) -> None:
 def _print_batch(result, experiment_file: Path) -> None:
     exp_name = result.experiment
     t = result.totals
+    from ..progress import detection_counts, ended_counts
+
+    ran = result.planned - result.skipped
     click.echo(
-        f"{exp_name}: {result.finished}/{result.planned} conversations finished "
-        f"({result.skipped} already done), {t.messages} new messages, {t.loops} loops found"
+        f"{exp_name}: {ran} of {result.planned} conversations run ({result.skipped} already done): "
+        f"{ended_counts(t)}; {t.messages} new messages"
     )
+    click.echo(f"conversations with a detection: {detection_counts(t)}")
     for run_id, detail in result.errors:
         click.echo(f"  error in run {run_id}: {detail}")
     if result.errors:
@@ -292,7 +300,7 @@ def _print_report(rep: dict) -> None:
         for col in (
             "group",
             "runs",
-            "looped",
+            "loop or near loop",
             "onset median [IQR]",
             "stop reasons",
             "tokens",
