@@ -94,12 +94,12 @@ def _value(v: Any) -> str:
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """A nested table as dotted keys (context.summarizer.model), empty tables left out."""
+    """A nested table as dotted keys (context.summarizer.model), empty tables and unset (None) values left out."""
     out: list[tuple[str, Any]] = []
     for k, v in d.items():
         if isinstance(v, dict) and v:
             out += _flat(v, f"{prefix}{k}.")
-        elif v != {} and v != []:
+        elif v is not None and v != {} and v != []:
             out.append((f"{prefix}{k}", v))
     return out
 
