@@ -28,8 +28,8 @@ class RunStats:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
-    looped_at: int | None  # onset of the exact loop, else of the near loop (convergence), else None
-    loop_kind: str | None  # "loop" (exact) or "convergence" (near)
+    looped_at: int | None  # onset of the exact loop or of the near loop, whichever is earlier, else None
+    loop_kind: str | None  # "loop" (an exact loop) or "near_loop" (a near loop only)
     tokens_in_loop: int  # completion tokens of the repeating part (first repeat onwards)
     tokens_saved: float  # estimated tokens early stopping did not spend (message limit − messages)
     words_by_index: list[int] = field(default_factory=list)
@@ -48,13 +48,13 @@ def run_stats(run_row: dict[str, Any], messages: Sequence[dict[str, Any]], loops
     if exact:
         looped_at, kind, repeat_from = exact.onset, "loop", exact.first_repeat
     if near and (looped_at is None or near.onset < looped_at):
-        looped_at, kind = near.onset, ("loop" if exact else "convergence")
+        looped_at, kind = near.onset, ("loop" if exact else "near_loop")
         repeat_from = repeat_from or near.onset
     in_loop = [m for m in messages if repeat_from is not None and m["idx"] >= repeat_from]
     tokens_in_loop = sum(m.get("completion_tokens") or 0 for m in in_loop)
     max_messages = int(run_row.get("max_messages") or len(messages))
     saved = 0.0
-    if run_row.get("stop_reason") in ("loop", "convergence") and in_loop:
+    if run_row.get("stop_reason") in ("loop", "near_loop", "convergence") and in_loop:
         per_message = tokens_in_loop / len(in_loop)
         saved = max(0, max_messages - len(messages)) * per_message
     return RunStats(
@@ -162,9 +162,9 @@ def write_experiment_plots(by_pairing: dict[str, list[RunStats]], folder: Path, 
         curve = survival_curve(runs)
         ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=f"{name} (n={len(runs)})")
     ax.set_xlabel("message index")
-    ax.set_ylabel("share of runs not yet looped")
+    ax.set_ylabel("share of runs in no loop or near loop yet")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Survival: runs not yet in a loop")
+    ax.set_title("Survival: runs not yet in a loop or near loop")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
