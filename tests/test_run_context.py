@@ -86,3 +86,23 @@ def test_sixty_messages_on_the_embedded_model_never_fill_the_context(embedded_gg
         windows = [e for e in store.get_events(run.id) if e["kind"] == "window"]
     assert {e["data"]["window"] for e in windows} == {8192}
     assert all(e["data"]["kv_bytes"] > 0 for e in windows)
+
+
+def test_a_backend_with_a_kv_cache_reports_its_window_once_and_what_the_run_may_need(scripted_models, tmp_path):
+    def make(p):
+        backend = scripted_models.make(p)
+        backend.context_length = 4096  # as if capped at a model's trained window
+        backend.kv_bytes = 90 * 2**20
+        return backend
+
+    s = spec(60)
+    run = api.run_conversation(s, db=tmp_path / "d.db", make_backend=make)
+    with Store(tmp_path / "d.db") as store:
+        windows = [e for e in store.get_events(run.id) if e["kind"] == "window"]
+    assert [e["data"]["participant"] for e in windows] == ["b", "a"]
+    needed = run_context(s, s.participants[0])
+    assert windows[0]["data"] == {"participant": "b", "window": 4096, "kv_bytes": 90 * 2**20, "run_needs": needed}
+    assert (
+        windows[0]["detail"]
+        == f"b: 4096 tokens (the model's maximum; the run may need up to {needed}), KV cache 90 MiB"
+    )

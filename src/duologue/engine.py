@@ -315,7 +315,7 @@ class Conversation:
         speaking = {q.name: q for q in spec.participants_at(index)}
         p = speaking[next_speaker(spec, run.messages).name]
         backend = self.backend_for(p)
-        self._report_window(index, p.name, backend)
+        self._report_window(index, p, backend)
         shows_reasoning = {q.name for q in speaking.values() if q.show_reasoning}
 
         def render(messages: Sequence[Message]) -> list[ChatMessage]:
@@ -378,18 +378,22 @@ class Conversation:
                     )
                 )
 
-    def _report_window(self, index: int, name: str, backend: Backend) -> None:
-        """Once per backend that holds a KV cache of its own (the embedded engine): its window and memory."""
+    def _report_window(self, index: int, p: Participant, backend: Backend) -> None:
+        """Once per backend that holds a KV cache of its own (the embedded engine): its window and memory,
+        and, when the window was sized to the run but capped at the model's, how much the run may need."""
         window, kv = getattr(backend, "context_length", None), getattr(backend, "kv_bytes", None)
         if window is None or kv is None or id(backend) in self._windows:
             return
         self._windows.add(id(backend))
+        needed = run_context(self.spec, p) if p.context_length is None else None
+        capped = needed is not None and needed > window
+        note = f" (the model's maximum; the run may need up to {needed})" if capped else ""
         self._record(
             WatchEvent(
                 kind="window",
                 message_index=index,
-                detail=f"{name}: {window} tokens, KV cache {kv / 2**20:.0f} MiB",
-                data={"participant": name, "window": window, "kv_bytes": kv},
+                detail=f"{p.name}: {window} tokens{note}, KV cache {kv / 2**20:.0f} MiB",
+                data={"participant": p.name, "window": window, "kv_bytes": kv, "run_needs": needed},
             )
         )
 
