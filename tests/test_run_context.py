@@ -106,3 +106,26 @@ def test_a_backend_with_a_kv_cache_reports_its_window_once_and_what_the_run_may_
         windows[0]["detail"]
         == f"b: 4096 tokens (the model's maximum; the run may need up to {needed}), KV cache 90 MiB"
     )
+
+
+def test_the_summarizer_gets_the_participants_window_or_one_sized_to_the_run(scripted_models, tmp_path):
+    seen = {}
+
+    def make(p):
+        seen[p.name] = (p.context_length, p._run_context)
+        backend = scripted_models.make(p)
+        backend.context_length = p.context_length or 130  # small enough that summaries are written
+        return backend
+
+    def summarized(**participant):
+        data = spec(30, max_tokens=20, **participant).model_dump(mode="json")
+        return spec_from_dict({**data, "context": {"strategy": "summarize", "summarizer": {"max_tokens": 10}}})
+
+    first = api.run_conversation(summarized(context_length=130), db=tmp_path / "d.db", make_backend=make)
+    assert first.stop_reason == "max_messages", first.stop_detail
+    assert seen["summarizer"] == (130, None)
+    seen.clear()
+    sized = summarized()
+    api.run_conversation(sized, db=tmp_path / "d.db", make_backend=make)
+    summarizer = sized.context.summarizer.model_copy(update={"model": "scripted/x"})
+    assert seen["summarizer"] == (None, run_context(sized, summarizer))

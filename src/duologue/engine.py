@@ -228,10 +228,15 @@ class Conversation:
 
     def _summarizer_settings(self) -> Participant:
         s = self.spec.context.summarizer
+        # It summarises what leaves the participants' windows: without a window of its own it gets the
+        # largest of theirs when they all set one, else one sized to the run as theirs are.
+        windows = [p.context_length for p in self.spec.participants]
+        given = None if None in windows else max(w for w in windows if w is not None)
         return s.model_copy(
             update={
                 "model": s.model or self.spec.participants[0].model,
                 "seed": s.seed if s.seed is not None else self.spec.seed,
+                "context_length": s.context_length or given,
             }
         )
 
