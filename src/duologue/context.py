@@ -31,7 +31,7 @@ from typing import Any
 
 from .backends.base import Backend, ChatMessage, ContextFullError, Sampling, estimate_tokens
 from .records import Message
-from .spec import ContextPolicy, Participant
+from .spec import ContextPolicy, ConversationSpec, Participant
 from .stopping import WatchEvent
 
 # The outside voice a summary speaks with in the views ("Summary of messages 2–37: …").
@@ -58,6 +58,27 @@ class Trim:
             voice = SUMMARY_VOICE.format(first=2, last=self.cut)
             stand_in = [Message(index=self.cut, speaker=voice, content=self.summary, injected=True)]
         return [*opener, *stand_in, *(m for m in messages if m.index > self.cut)]
+
+
+# Sizing a window to the run (the embedded engine's default): every message is counted at its speaker's
+# max_tokens plus this much chat-template framing (role header, end of turn, a name), and the sum
+# is rounded up to a multiple of WINDOW_STEP.
+TEMPLATE_TOKENS = 8
+WINDOW_STEP = 256
+
+
+def run_context(spec: ConversationSpec, p: Participant) -> int:
+    """The window participant `p`'s view needs for the whole run: its system prompt, history and the
+    opener, then `max_messages` messages each as long as the longest max_tokens (and any injection's
+    text). An upper estimate (text counted at 3.5 characters a token); the embedded engine caps it
+    at the model's trained window."""
+    systems = [p.system, *(ch.system for ch in spec.changes if ch.participant == p.name and ch.system)]
+    fixed = [ChatMessage("system", max(systems, key=len)), *(ChatMessage(t.role, t.content) for t in p.history)]
+    fixed.append(ChatMessage("user", spec.opener))
+    longest = max(q.max_tokens for q in spec.participants)
+    injected = sum(estimate_tokens([ChatMessage("user", inj.text)]) for inj in spec.injections)
+    needed = estimate_tokens(fixed) + spec.max_messages * (longest + TEMPLATE_TOKENS) + injected
+    return -(-needed // WINDOW_STEP) * WINDOW_STEP
 
 
 def context_window(backend: Backend, participant: Participant) -> int | None:

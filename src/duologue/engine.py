@@ -26,7 +26,7 @@ from typing import Protocol
 from .backends.base import Backend, ChatMessage, ContextFullError, RetryNotice, Sampling, StreamEvent, TextDelta
 from .backends.registry import BackendFactory
 from .backends.registry import make_backend as registry_make_backend
-from .context import ContextKeeper, trim_from_events
+from .context import ContextKeeper, run_context, trim_from_events
 from .errors import BackendError
 from .records import Message, Run, utcnow
 from .spec import ConversationSpec, Participant
@@ -61,7 +61,8 @@ def participant_view(
     shows_reasoning: Collection[str] = (),
     participants: Collection[str] | None = None,
 ) -> list[ChatMessage]:
-    """What one participant sees: its own messages as `assistant`, everyone else's as `user`.
+    """What one participant sees: its system prompt, its `history` (turns only it sees), then the
+    conversation: its own messages as `assistant`, everyone else's as `user`.
 
     With three or more voices the others' messages carry the speaker's name, so
     the participant can tell them apart; so do those of outside voices (anyone
@@ -71,6 +72,7 @@ def participant_view(
     see as a <think>…</think> block before the text.
     """
     view = [ChatMessage("system", participant.system)] if participant.system else []
+    view += [ChatMessage(turn.role, turn.content) for turn in participant.history]  # its private preamble
     for m in messages:
         if m.speaker == participant.name:
             view.append(ChatMessage("assistant", m.content))
@@ -143,6 +145,10 @@ class RunListener:
     def run_ended(self, run: Run) -> None: ...
 
 
+# What the `context_full` stop detail suggests (the CLI's flags; TOML: context_length, [context] strategy).
+CONTEXT_FULL_HINT = "raise --context-length or use --context-strategy truncate (or summarize)"
+
+
 class Conversation:
     """One run of a spec: new, or continued from the store (resume, fork)."""
 
@@ -173,6 +179,7 @@ class Conversation:
         # Backends come from the provider registry unless the caller makes them (a test, a program).
         self._make_backend = make_backend or registry_make_backend
         self._summarizer: Backend | None = None
+        self._windows: set[int] = set()  # backends whose window was reported
         self._retired: list[Backend] = []  # replaced by a change of model; closed when the run ends
         self._interjections: deque[Interjection] = deque()
         self.resumed = run is not None
@@ -204,6 +211,9 @@ class Conversation:
         )
 
     def _new_backend(self, p: Participant) -> Backend:
+        if p.context_length is None:  # the embedded engine sizes its window to the run asked for
+            p = p.model_copy()
+            p._run_context = run_context(self.spec, p)
         return self._make_backend(p)
 
     def backend_for(self, p: Participant) -> Backend:
@@ -218,10 +228,15 @@ class Conversation:
 
     def _summarizer_settings(self) -> Participant:
         s = self.spec.context.summarizer
+        # It summarises what leaves the participants' windows: without a window of its own it gets the
+        # largest of theirs when they all set one, else one sized to the run as theirs are.
+        windows = [p.context_length for p in self.spec.participants]
+        given = None if None in windows else max(w for w in windows if w is not None)
         return s.model_copy(
             update={
                 "model": s.model or self.spec.participants[0].model,
                 "seed": s.seed if s.seed is not None else self.spec.seed,
+                "context_length": s.context_length or given,
             }
         )
 
@@ -250,7 +265,7 @@ class Conversation:
                 stop = self._check_stop(message)
             self._finish("finished", stop)
         except ContextFullError as err:
-            self._finish("finished", Stop(StopReason.CONTEXT_FULL, str(err)))
+            self._finish("finished", Stop(StopReason.CONTEXT_FULL, f"{err}; {CONTEXT_FULL_HINT}"))
         except BackendError as err:
             self._finish("error", Stop(StopReason.ERROR, str(err)))
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -305,6 +320,7 @@ class Conversation:
         speaking = {q.name: q for q in spec.participants_at(index)}
         p = speaking[next_speaker(spec, run.messages).name]
         backend = self.backend_for(p)
+        self._report_window(index, p, backend)
         shows_reasoning = {q.name for q in speaking.values() if q.show_reasoning}
 
         def render(messages: Sequence[Message]) -> list[ChatMessage]:
@@ -366,6 +382,25 @@ class Conversation:
                         data={"participant": ch.participant, **ch.settings},
                     )
                 )
+
+    def _report_window(self, index: int, p: Participant, backend: Backend) -> None:
+        """Once per backend that holds a KV cache of its own (the embedded engine): its window and memory,
+        and, when the window was sized to the run but capped at the model's, how much the run may need."""
+        window, kv = getattr(backend, "context_length", None), getattr(backend, "kv_bytes", None)
+        if window is None or kv is None or id(backend) in self._windows:
+            return
+        self._windows.add(id(backend))
+        needed = run_context(self.spec, p) if p.context_length is None else None
+        capped = needed is not None and needed > window
+        note = f" (the model's maximum; the run may need up to {needed})" if capped else ""
+        self._record(
+            WatchEvent(
+                kind="window",
+                message_index=index,
+                detail=f"{p.name}: {window} tokens{note}, KV cache {kv / 2**20:.0f} MiB",
+                data={"participant": p.name, "window": window, "kv_bytes": kv, "run_needs": needed},
+            )
+        )
 
     def _record(self, ev: WatchEvent) -> None:
         """An event is stored, then told to the listeners (the same order as for messages)."""

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .analysis.convergence import ConvergenceParams
 from .analysis.themes import AttractorParams
@@ -22,6 +22,15 @@ DEFAULT_SYSTEM = (
     "You are talking with another AI, not a human. Say what you think, ask what you "
     "wonder about, and keep each reply short."
 )
+
+
+class Turn(BaseModel):
+    """One turn of a participant's private preamble (`history`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str
 
 
 class Participant(BaseModel):
@@ -38,8 +47,15 @@ class Participant(BaseModel):
     base_url: str | None = None
     # Extra request parameters passed through to the provider (e.g. OpenRouter routing).
     extra: dict[str, Any] = Field(default_factory=dict)
-    # The context window in tokens. None: the embedded engine's default (2048); for hosted models
-    # unknown, so never checked (the provider refuses what does not fit). CPU threads: embedded only.
+    # Turns only this participant sees, after its system prompt and before the opener (a preamble of
+    # earlier conversation, as Backrooms setups give each model); the other participant never sees them.
+    history: list[Turn] = Field(default_factory=list)
+    # The environment variable that holds this participant's API key, instead of the provider's own
+    # (two endpoints with different keys). The key itself is read at run time and never stored.
+    api_key_env: str | None = Field(None, min_length=1)
+    # The context window in tokens. None: for the embedded engine, sized to the run (context.py,
+    # run_context) up to the model's trained window; for hosted models unknown, so never checked
+    # (the provider refuses what does not fit). CPU threads: embedded only.
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
     show_reasoning: bool = False  # let the other side see this participant's reasoning
@@ -49,6 +65,9 @@ class Participant(BaseModel):
     timeout: float = Field(60.0, gt=0)
     retry_base_delay: float = Field(1.0, ge=0)
     retry_max_delay: float = Field(30.0, ge=0)
+    # Set by the engine, never stored: the window this participant's view needs for the run asked for
+    # (the embedded engine's default when context_length is not given).
+    _run_context: int | None = PrivateAttr(None)
 
     @field_validator("name")
     @classmethod

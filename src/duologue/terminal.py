@@ -98,7 +98,7 @@ class TerminalRenderer(RunListener):
             self._print(Text(format_message_meta(message), style="dim"))
 
     def event(self, run: Run, event: WatchEvent) -> None:
-        if event.kind in ("injection", "change", "context"):  # perturbations and context trims: a note
+        if event.kind in ("injection", "change", "context", "window"):  # perturbations and context trims: a note
             self._print()
             self._print(Text(f"▸ {event.kind}: {event.detail}", style="dim yellow"))
             return

@@ -34,7 +34,8 @@ class HostedBackend:
         if not base_url:
             raise BackendError(f"{p.name}: {p.model} needs a base URL")
         where = provider.name if base_url == provider.base_url else f"{provider.name} at {base_url}"
-        key = os.environ.get(provider.key_env) if provider.key_env else None
+        key_env = p.api_key_env or provider.key_env  # the participant's own variable first
+        key = os.environ.get(key_env) if key_env else None
         return cls(p.model, name, base_url, where, key or None, RetryPolicy.for_participant(p))
 
     async def complete(self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None = None) -> Reply:

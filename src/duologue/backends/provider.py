@@ -58,5 +58,9 @@ def check_hosted(p: Participant, provider: Provider, name: str) -> None:
     """A provider behind an HTTP API: it needs a base URL, and its key when the provider requires one."""
     if provider.base_url is None and not p.base_url:
         raise UnknownModelError(f"{p.name}: {p.model} needs a base URL (--base-url-a/--base-url-b or base_url)")
+    if p.api_key_env is not None:  # the participant names its own variable: it must be set
+        if not os.environ.get(p.api_key_env):
+            raise UnknownModelError(f"{p.name}: {p.model}: api_key_env names {p.api_key_env}, which is not set")
+        return
     if provider.key_required and not os.environ.get(provider.key_env or ""):
         raise UnknownModelError(f"{p.name}: {p.model} needs an API key: set {provider.key_env}")

@@ -170,8 +170,9 @@ SPEC_OPTIONS = [
     click.option(
         "--context-length",
         type=int,
-        help="Context window in tokens for every participant (embedded engine: 2048 unless given; "
-        "hosted models: checked only when given, with an estimated token count).",
+        help="Context window in tokens for every participant (embedded engine: sized to the run unless "
+        "given, up to the model's trained window; hosted models: checked only when given, with an "
+        "estimated token count).",
     ),
     click.option(
         "--context-strategy",

@@ -8,7 +8,7 @@ import time
 from ...errors import BackendError
 from ...records import utcnow
 from ..base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
-from .catalogue import resolve_gguf
+from .catalogue import gguf_facts, resolve_gguf
 from .common import LlamaSettings
 from .decode import Seq
 from .engine import SharedLlamaEngine
@@ -34,6 +34,12 @@ class BatchedLlamaBackend:
     @property
     def context_length(self) -> int:
         return self.settings.context_length
+
+    @property
+    def kv_bytes(self) -> int:
+        """The KV cache this participant's window takes in the engine (f16 keys and values; 0: unknown)."""
+        per_token = gguf_facts(self.path).kv_bytes_per_token
+        return per_token * self.context_length if per_token else 0
 
     def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
         view = tuple(messages)

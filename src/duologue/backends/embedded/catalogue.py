@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from ...errors import UnknownModelError
@@ -66,3 +68,47 @@ def resolve_gguf(model: str) -> Path:
     if not path.is_file():
         raise UnknownModelError(f"{model}: no GGUF file at {path}")
     return path
+
+
+@dataclass(frozen=True)
+class GgufFacts:
+    """What a GGUF's metadata says about the context: the window it was trained for, and what a token
+    of context costs in KV cache (f16 keys and values)."""
+
+    trained_context: int | None
+    kv_bytes_per_token: int | None
+
+
+@lru_cache(maxsize=16)
+def gguf_facts(path: Path) -> GgufFacts:
+    """Read from the GGUF's metadata with llama.cpp (vocabulary only: no weights are loaded)."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
+    from llama_cpp._logger import set_verbose
+
+    from .common import STDIO_SWAP_LOCK
+
+    set_verbose(False)
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    try:
+        with STDIO_SWAP_LOCK:
+            model = LlamaModel(path_model=str(path), params=params, verbose=False)
+    except (ValueError, RuntimeError):
+        return GgufFacts(None, None)  # the engine says why when it loads the model
+    try:
+        meta = model.metadata()
+    finally:
+        with STDIO_SWAP_LOCK:
+            model.close()
+    arch = meta.get("general.architecture", "")
+
+    def number(key: str) -> int | None:
+        value = meta.get(f"{arch}.{key}")
+        return int(value) if value is not None and str(value).isdigit() else None
+
+    layers, embd, heads = number("block_count"), number("embedding_length"), number("attention.head_count")
+    kv_heads = number("attention.head_count_kv") or heads
+    per_token = 2 * 2 * layers * (embd // heads * kv_heads) if layers and embd and heads and kv_heads else None
+    return GgufFacts(number("context_length"), per_token)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import UnknownModelError
 from .backend import BatchedLlamaBackend
-from .catalogue import require_engine, resolve_gguf
+from .catalogue import gguf_facts, require_engine, resolve_gguf
 from .common import LlamaSettings
 from .pool import current_pool
 from .simple import LlamaCppBackend
@@ -28,6 +28,17 @@ def check_participant(p: Participant, provider: Provider, name: str) -> None:
     resolve_gguf(p.model)
 
 
+def default_context(p: Participant) -> int:
+    """The participant's context_length when given; else the window the run needs (the engine sets
+    `_run_context`, see context.run_context), capped at the model's trained window; else 2048."""
+    if p.context_length is not None:
+        return p.context_length
+    if p._run_context is None:
+        return LlamaSettings.context_length
+    trained = gguf_facts(resolve_gguf(p.model)).trained_context
+    return min(p._run_context, trained) if trained else p._run_context
+
+
 def make_backend(p: Participant, provider: Provider, name: str) -> Backend:
     """A participant's embedded backend.
 
@@ -36,8 +47,7 @@ def make_backend(p: Participant, provider: Provider, name: str) -> Backend:
     its engines, so that concurrent conversations decode their tokens together;
     outside one it gets an engine of its own.
     """
-    context = p.context_length or LlamaSettings.context_length  # None: the embedded default
-    settings = LlamaSettings(context, p.threads, p.seed)
+    settings = LlamaSettings(default_context(p), p.threads, p.seed)
     engine = os.environ.get(EMBEDDED_ENGINE_ENV, "shared")
     if engine == "llama":
         return LlamaCppBackend(p.model, settings)
