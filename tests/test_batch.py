@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import signal
 import sqlite3
 import time
@@ -275,7 +276,10 @@ def test_kill_9_three_times_then_complete(tmp_path):
         kills += 1
     assert kills == 3, "the experiment finished before it could be killed three times"
     proc = run_cli("batch", "exp.toml", cwd=tmp_path, check=True)
-    assert "24/24 conversations finished" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr)
+    # "killtest: N of 24 conversations run (M already done): finished … · errored 0; …": all 24 accounted for.
+    ran = re.search(r"(\d+) of 24 conversations run \((\d+) already done\)", proc.stdout)
+    assert ran and int(ran[1]) + int(ran[2]) == 24, (proc.returncode, proc.stdout, proc.stderr)
+    assert "errored 0" in proc.stdout
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 24
@@ -293,7 +297,7 @@ def test_kill_9_three_times_then_complete(tmp_path):
 @pytest.mark.timeout(1800)
 def test_example_experiment_end_to_end(tmp_path):
     proc = run_cli("batch", str(REPO / "examples" / "self-talk.toml"), cwd=tmp_path, check=True, timeout=1700)
-    assert "12/12 conversations finished" in proc.stdout
+    assert "12 of 12 conversations run (0 already done)" in proc.stdout and "errored 0" in proc.stdout
     rep = run_cli("report", "self-talk", cwd=tmp_path, check=True)
     assert "experiment self-talk: 12 runs" in rep.stdout
     folder = tmp_path / "runs" / "reports" / "self-talk"
