@@ -58,3 +58,24 @@ def test_flagged_findings_are_stored_with_the_run_and_vectors_once(tmp_path, scr
     # analyze reads them back instead of computing them again, and finds the same.
     again = api.analyze_stored_run(api.load_run(run.id, db=db), db=db)
     assert again.attractor.onset == 8 and again.convergence.onset == 7
+
+
+def test_each_message_is_embedded_once_across_the_live_run_and_its_analysis(tmp_path, scripted_models, monkeypatch):
+    contents = TECH + GRATITUDE_DRIFT
+    scripted(scripted_models, contents)
+    embedder = get_embedder()
+    embedded: list[str] = []
+    real = embedder.embed
+
+    def counting(texts):
+        embedded.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "embed", counting)
+    db = tmp_path / "d.db"
+    run = api.run_conversation(drift_spec(), db=db)
+    # The live watcher embeds each message once; the analysis stored at the end reuses those vectors.
+    assert [embedded.count(m.content) for m in run.messages] == [1] * len(run.messages)
+    embedded.clear()
+    api.analyze_stored_run(api.load_run(run.id, db=db), db=db)  # `duologue analyze RUN` reads them back
+    assert not any(m.content in embedded for m in run.messages)

@@ -95,7 +95,7 @@ def semantic_analysis(
 
 
 class SemanticWatcher:
-    """The semantic detectors fed one message at a time; keeps every message's vector."""
+    """The semantic detectors fed one message at a time (state bounded by their windows)."""
 
     def __init__(
         self,
@@ -109,14 +109,12 @@ class SemanticWatcher:
         self.tracker = ThemeTracker(self.scorer, end_marker)
         self.convergence = ConvergenceWatcher(convergence)
         self.attractor = AttractorWatcher(self.scorer.themes, attractor)
-        self.vectors: list[np.ndarray] = []
 
     def observe(
         self, speaker: str, content: str, vector: np.ndarray | None = None
     ) -> list[ConvergenceEvent | AttractorEvent]:
         if vector is None:
             vector = self.embedder.embed([content])[0]
-        self.vectors.append(vector)
         mt = self.tracker.observe(speaker, content, vector)
         events: list[ConvergenceEvent | AttractorEvent] = []
         events += self.convergence.observe(vector)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.params import detection_params
 from ..records import Message
 from ..stopping import StopReason, WatchEvent
 from . import Detector
@@ -20,9 +19,10 @@ class SemanticRule:
     def __init__(self, spec) -> None:
         from ..analysis.semantic import SemanticWatcher
 
-        _, convergence, attractor = detection_params(spec.detection.model_dump())
         self.on = {"convergence": spec.on_convergence, "attractor": spec.on_attractor}
-        self.watcher = SemanticWatcher(convergence, attractor, end_marker=spec.end_marker or None)
+        self.watcher = SemanticWatcher(
+            spec.detection.convergence, spec.detection.attractor, end_marker=spec.end_marker or None
+        )
         self.vectors: dict[int, np.ndarray] = {}  # by message index
 
     def observe(self, message: Message):
@@ -30,8 +30,9 @@ class SemanticRule:
 
         from ..analysis.convergence import ConvergenceEvent
 
-        found = self.watcher.observe(message.speaker, message.content)
-        self.vectors[message.index] = self.watcher.vectors[-1]
+        vector = self.watcher.embedder.embed([message.content])[0]
+        self.vectors[message.index] = vector
+        found = self.watcher.observe(message.speaker, message.content, vector)
         events = []
         for ev in found:
             kind = "convergence" if isinstance(ev, ConvergenceEvent) else "attractor"

@@ -203,9 +203,11 @@ class Viewer:
         with self._plot_lock:  # the four images of a page arrive together; draw them once
             if not (folder / f"plot-{name}.png").exists():
                 from ..analysis import write_plots
-                from ..api import analyze_run
+                from ..api import analyze_run, run_vectors
 
-                write_plots(analyze_run(run), [m.content for m in run.messages], folder, "plot")
+                with self.store() as store:  # the embeddings stored with the messages, not computed again
+                    vectors, _ = run_vectors(store, run)
+                write_plots(analyze_run(run, vectors=vectors), [m.content for m in run.messages], folder, "plot")
         return FileResponse(folder / f"plot-{name}.png", media_type="image/png")
 
     async def events(self, request: Request) -> Response:
