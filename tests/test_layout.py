@@ -199,3 +199,18 @@ def test_no_module_is_longer_than_500_lines():
     assert lengths, "no modules found"
     too_long = {name: n for name, n in sorted(lengths.items()) if n > MAX_LINES}
     assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
+
+
+def test_sql_only_in_the_store():
+    """The store owns all SQL: no other module runs a query or spells a statement."""
+    import re
+
+    sql = re.compile(r"\.execute(many|script)?\(|\bSELECT\b|\bINSERT\b|\bUPDATE \w+ SET\b|\bCREATE TABLE\b")
+    offenders = []
+    for name, path in modules().items():
+        if name.startswith("duologue.store"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if sql.search(line):
+                offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
+    assert offenders == []
