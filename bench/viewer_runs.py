@@ -18,6 +18,8 @@ import random
 import socket
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,6 +45,14 @@ PAGES = [
     ("sort: participants", "/?sort=participants&dir=asc"),
     ("deep page (?page=150)", "/?page=150"),
     ("filter + sort + page", "/?looped=no&sort=messages&dir=asc&page=20"),
+    ("search: resting silent", "/?q=resting+silent"),
+]
+SEARCH = "resting silent"
+# Endings some conversations drift into, so the search has messages to find across runs.
+SILENT_ENDINGS = [
+    "we are resting silent now, nothing more to say",
+    "resting, silent, grateful",
+    "silent and resting together in the quiet",
 ]
 NAMES = ["alice", "bob", "carol", "dave"]
 MODELS = [
@@ -67,6 +77,11 @@ def conversation(rng: random.Random, n: int, loop_at: int | None) -> list[str]:
     return out
 
 
+def conversation_ending_silent(rng: random.Random, n: int) -> list[str]:
+    out = conversation(rng, n - 4, None)
+    return out + [rng.choice(SILENT_ENDINGS) for _ in range(4)]
+
+
 def fill(db: Path, runs: int) -> None:
     rng = random.Random(7)
     # A few conversations analysed once and reused: the analysis is what makes rows big, not what varies.
@@ -76,6 +91,8 @@ def fill(db: Path, runs: int) -> None:
         speakers = ["a", "b"] * (n // 2)
         analysis = analyze(speakers, contents, participants=["a", "b"])
         shapes.append((contents, analysis))
+    contents = conversation_ending_silent(rng, 20)  # one run in seven ends resting silent
+    shapes.append((contents, analyze(["a", "b"] * 10, contents, participants=["a", "b"])))
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     with Store(db) as store:
         store.conn.execute(
@@ -156,6 +173,29 @@ def naive_seconds(db: Path) -> float:
     return seconds
 
 
+def search_row(db: Path) -> None:
+    """`duologue search "resting silent"`: the store's query, and the whole command with Python's start-up."""
+    with Store(db) as store:
+        result = store.search_messages(SEARCH)
+        query = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            store.search_messages(SEARCH)
+            query.append(time.perf_counter() - start)
+    command = [sys.executable, "-m", "duologue", "search", SEARCH, "--db", str(db)]
+    whole = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        whole.append(time.perf_counter() - start)
+    print(
+        f"\nsearch {SEARCH!r}: {result.total} messages in {result.runs} runs; "
+        f"store query (matches, count, best 20 with snippets) median {statistics.median(query) * 1000:.1f} ms, "
+        f"max {max(query) * 1000:.1f} ms; whole `duologue search` command median {statistics.median(whole):.2f} s "
+        f"(Python start-up and imports included)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
@@ -184,6 +224,8 @@ def main() -> None:
                 f"\nslowest median: {max(medians):.3f} s; every page under one second: "
                 f"{'yes' if max(medians) < 1 else 'NO'}"
             )
+
+        search_row(db)
 
         naive = statistics.median(naive_seconds(db) for _ in range(3))
         with sqlite3.connect(db) as conn:

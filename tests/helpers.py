@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from duologue.records import Message, Run
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -60,4 +63,20 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(),
+    )
+
+
+def make_run(run_id: str, contents: list[str], *, minutes: int = 0, experiment: str | None = None) -> Run:
+    """A finished run of ada ↔ bo saying `contents` in turn, started `minutes` after a fixed time."""
+    names = ["ada", "bo"]
+    started = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    return Run(
+        id=run_id,
+        participants=names,
+        started_at=started,
+        spec={"participants": [{"name": n, "model": "scripted/x"} for n in names]},
+        status="finished",
+        stop_reason="max_messages",
+        experiment_id=experiment,
+        messages=[Message(index=k, speaker=names[(k - 1) % 2], content=c) for k, c in enumerate(contents, 1)],
     )

@@ -195,3 +195,24 @@ def test_a_running_run_whose_process_is_gone_shows_and_filters_as_killed(client,
         store.conn.commit()
     assert run_ids(client.get("/?stop=running").text) == [LIVE_RUN]
     assert run_ids(client.get("/?stop=killed").text) == []
+
+
+def test_runs_page_searches_message_text(client):
+    r = client.get("/?q=folding+river")
+    assert r.status_code == 200
+    ids = set(run_ids(r.text))
+    assert LOOP_RUN in ids and HOSTILE_RUN not in ids
+    hits = r.text.split('id="search-hits"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/runs/{LOOP_RUN}#m4"' in hits  # the message's anchor on its run page
+    assert "A <mark>river</mark> that keeps <mark>folding</mark> back" in hits
+    assert 'value="folding river"' in r.text  # the box keeps what was asked
+    assert "q=folding+river" in client.get("/?q=folding+river&sort=messages&dir=desc").text  # sorting keeps it
+    nothing = client.get("/?q=zebra+unicorn")
+    assert "0 runs" in nothing.text and run_ids(nothing.text) == []
+
+
+def test_search_snippets_are_escaped(client):
+    hits = client.get("/?q=onerror").text.split('id="search-hits"', 1)[1].split("</section>", 1)[0]
+    assert HOSTILE_RUN in hits
+    assert "<img" not in hits and "&lt;img" in hits
+    assert client.get("/?q=%22%28%2A").status_code == 200  # FTS5 syntax typed by a user is only words

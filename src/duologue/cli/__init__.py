@@ -1,7 +1,7 @@
 """The command line: parses, calls the Python API, prints.
 
 One module per group of commands (runs.py: run, fork, resume, ls; show.py: show; files.py: export, import;
-analysis.py: analyze, batch, report, themes, models; serve.py: serve); options.py builds a
+analysis.py: analyze, batch, report, themes, models; search.py: search; serve.py: serve); options.py builds a
 conversation's spec from a TOML file and flags. This module is the `duologue` group itself: it
 turns every DuologueError into one line, and adds the commands.
 """
@@ -20,6 +20,7 @@ from .analysis import analyze, batch, models, report, themes
 from .files import export, import_cmd
 from .options import SPEC_OPTIONS, build_spec, spec_options, spec_with_flags
 from .runs import fork, ls_cmd, resume, run
+from .search import search
 from .serve import serve
 from .show import show
 
@@ -50,7 +51,22 @@ def cli() -> None:
     load_dotenv(Path(".env"), override=False)
 
 
-for command in (run, fork, resume, ls_cmd, show, export, import_cmd, models, analyze, batch, report, themes, serve):
+for command in (
+    run,
+    fork,
+    resume,
+    ls_cmd,
+    show,
+    export,
+    import_cmd,
+    models,
+    analyze,
+    batch,
+    report,
+    themes,
+    search,
+    serve,
+):
     cli.add_command(command)
 
 

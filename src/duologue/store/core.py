@@ -29,6 +29,7 @@ from .experiments import LOOP_COLUMNS, SEMANTIC_COLUMNS, Experiments, loop_value
 from .listing import RunLists
 from .rows import LoopSummary, MessageTheme, SemanticSummary
 from .schema import apply_migrations
+from .search import MessageSearch
 from .status import shown_status
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def _dt(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
 
 
-class Store(RunLists, Experiments):
+class Store(RunLists, Experiments, MessageSearch):
     """A duologue database. Open with `Store(path)`; close with `close()` or `with`."""
 
     def __init__(self, path: str | Path = DEFAULT_DB, *, create: bool = True):

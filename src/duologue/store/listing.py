@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .rows import PER_PAGE, FilterChoices, RunPage, RunProgress, RunRow
+from .search import fts_query
 from .status import process_alive, shown_status
 
 # Sort keys the viewer offers -> the column they sort by. Nothing else reaches ORDER BY.
@@ -42,6 +43,7 @@ class RunFilter:
     stop: str = ""  # a stop reason, RUNNING or KILLED
     looped: str = ""  # "yes", "no" or "" for either
     experiment: str = ""
+    text: str = ""  # words the run's messages contain (full-text search; see store/search.py)
     sort: str = "started"  # a key of SORTS
     desc: bool = True
     page: int = 1
@@ -71,6 +73,9 @@ def _where(q: RunFilter, alive: set[int] | None) -> tuple[str, list[Any]]:
     if q.experiment:
         clauses.append("experiment_id = ?")
         args.append(q.experiment)
+    if q.text.strip(' *"'):
+        clauses.append("id IN (SELECT run_id FROM messages_fts WHERE messages_fts MATCH ?)")
+        args.append(fts_query(q.text))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 

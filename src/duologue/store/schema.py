@@ -204,6 +204,32 @@ def _m006_semantic(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m007_message_search(conn: sqlite3.Connection) -> None:
+    # Full-text search over message text (`duologue search`, the viewer's runs page): an FTS5
+    # index holding its own copy of each message's text with the message's key beside it.
+    # (Not an external-content index over messages' rowid: VACUUM may renumber the rowids of
+    # a table without an INTEGER PRIMARY KEY, and the index would point at the wrong messages.)
+    # Triggers keep it in step; it is filled from the messages already stored.
+    run_script(
+        conn,
+        """
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, run_id UNINDEXED, idx UNINDEXED, tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(content, run_id, idx) VALUES (NEW.content, NEW.run_id, NEW.idx);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            DELETE FROM messages_fts WHERE run_id = OLD.run_id AND idx = OLD.idx;
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+            UPDATE messages_fts SET content = NEW.content WHERE run_id = OLD.run_id AND idx = OLD.idx;
+        END;
+        INSERT INTO messages_fts(content, run_id, idx) SELECT content, run_id, idx FROM messages;
+        """,
+    )
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
     _m001_initial,
@@ -212,6 +238,7 @@ MIGRATIONS: list[Migration] = [
     _m004_fork_lineage,
     _m005_typed_loop_columns,
     _m006_semantic,
+    _m007_message_search,
 ]
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -106,6 +107,9 @@ def number(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
 
+SEARCH_HITS = 10  # message matches listed above the runs page when it is searched
+
+
 @dataclass
 class Viewer:
     """The app's state: where the store is, the templates, and a cache of rendered plots."""
@@ -137,7 +141,12 @@ class Viewer:
         with self.store() as store:
             result = store.query_runs(q)
             choices = store.filter_choices()
-        return self.page(request, "runs.html", q=q, result=result, choices=choices, base="/", running=RUNNING)
+            matches = None
+            if q.text.strip(' *"') and q.page == 1:  # the best matching messages, above the runs that hold them
+                matches = store.search_messages(q.text, experiment_id=q.experiment or None, limit=SEARCH_HITS)
+        return self.page(
+            request, "runs.html", q=q, result=result, choices=choices, base="/", running=RUNNING, matches=matches
+        )
 
     def run(self, request: Request) -> Response:
         with self.store() as store:
@@ -317,6 +326,13 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def marked_snippet(snippet: str) -> Markup:
+    """A search snippet escaped, its matched words in <mark> (the marks are control characters, never HTML)."""
+    from ..search import MARK_END, MARK_START
+
+    return Markup(str(escape(snippet)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>"))
+
+
 def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "run"
 
@@ -332,6 +348,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["local_time"] = local_time
     env.filters["number"] = number
     env.filters["path"] = lambda value: quote(str(value), safe="")  # ids inside URL paths
+    env.filters["marked"] = marked_snippet
     env.globals.update(local_time=local_time, number=number, sorts=SORTS)
     return Jinja2Templates(env=env)
 

@@ -33,6 +33,7 @@ class RunQuery(RunFilter):
             stop=params.get("stop", "").strip(),
             looped=params.get("looped", "") if params.get("looped") in ("yes", "no") else "",
             experiment=params.get("experiment", "").strip(),
+            text=params.get("q", "").strip(),
             sort=sort if sort in SORTS else "started",
             desc=params.get("dir", "desc" if sort == "started" else "asc") == "desc",
             page=page,
@@ -41,7 +42,7 @@ class RunQuery(RunFilter):
 
     @property
     def filtered(self) -> bool:
-        return any((self.participant, self.model, self.stop, self.looped, self.experiment))
+        return any((self.participant, self.model, self.stop, self.looped, self.experiment, self.text))
 
     def params(self, **changes: Any) -> dict[str, str]:
         """The query string of this query with some fields changed; defaults are left out."""
@@ -52,6 +53,7 @@ class RunQuery(RunFilter):
             "stop": q.stop,
             "looped": q.looped,
             "experiment": q.experiment,
+            "q": q.text,
         }
         if q.sort != "started" or not q.desc:
             out["sort"], out["dir"] = q.sort, "desc" if q.desc else "asc"
