@@ -1,39 +1,90 @@
-"""duologue: let language models talk to each other, keep every word, and see when they loop."""
+"""duologue: let language models talk to each other, keep every word, and see when they loop.
 
-from .api import (
-    afork_run,
-    aresume_run,
-    arun_conversation,
-    export_run,
-    fork_base,
-    fork_run,
-    import_transcript,
-    list_runs,
-    load_run,
-    resume_run,
-    run_conversation,
-    run_totals,
-)
-from .errors import DuologueError
-from .records import Message, Run
-from .spec import ConversationSpec, Participant, default_spec, load_conversation_spec
-from .store import Store
-from .version import __version__
+The names below are imported on first use (PEP 562), so `import duologue.store` or the
+`duologue` command does not load the engine, the analysis and numpy it does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import (
+        afork_run,
+        aresume_run,
+        arun_conversation,
+        export_run,
+        fork_base,
+        fork_run,
+        import_transcript,
+        list_runs,
+        load_run,
+        resume_run,
+        run_conversation,
+        run_totals,
+    )
+    from .errors import DuologueError
+    from .records import Message, Run
+    from .spec import ConversationSpec, Participant, default_spec, load_conversation_spec
+    from .store import Store
+    from .version import __version__
+
+# name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "afork_run",
+            "aresume_run",
+            "arun_conversation",
+            "export_run",
+            "fork_base",
+            "fork_run",
+            "import_transcript",
+            "list_runs",
+            "load_run",
+            "resume_run",
+            "run_conversation",
+            "run_totals",
+        ),
+        ".api",
+    ),
+    "DuologueError": ".errors",
+    "Message": ".records",
+    "Run": ".records",
+    **dict.fromkeys(("ConversationSpec", "Participant", "default_spec", "load_conversation_spec"), ".spec"),
+    "Store": ".store",
+    "__version__": ".version",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "__version__",
-    "arun_conversation",
+    "afork_run",
     "aresume_run",
+    "arun_conversation",
     "export_run",
+    "fork_base",
+    "fork_run",
     "import_transcript",
     "list_runs",
     "load_run",
     "resume_run",
     "run_conversation",
     "run_totals",
-    "afork_run",
-    "fork_base",
-    "fork_run",
     "DuologueError",
     "Message",
     "Run",

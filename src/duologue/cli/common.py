@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
@@ -10,11 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from ..store import DEFAULT_DB
 
-err_console = Console(stderr=True, highlight=False)
+
+class _ErrConsole:
+    """rich's Console on stderr, made when first used: a quick command (search, completion) imports no rich."""
+
+    _console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if _ErrConsole._console is None:
+            from rich.console import Console
+
+            _ErrConsole._console = Console(stderr=True, highlight=False)
+        return getattr(_ErrConsole._console, name)
+
+
+err_console = _ErrConsole()
 
 db_option = click.option(
     "--db",
@@ -28,6 +40,7 @@ db_option = click.option(
 
 def run_async(coro_factory) -> Any:
     """Run a coroutine; Ctrl-C and SIGTERM cancel it so the run is stored as interrupted."""
+    import asyncio
 
     async def main():
         task = asyncio.current_task()

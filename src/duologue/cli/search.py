@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from .common import db_option, print_json
 from .completion import complete_run_id
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 @click.command()
@@ -60,13 +63,20 @@ def search(query, run_ref, experiment, speaker, limit, raw, as_json, db) -> None
             }
         )
         return
-    console = Console(highlight=False, soft_wrap=True)
     if not result.hits:
-        console.print(Text(f"no message matches {query!r}"))
+        click.echo(f"no message matches {query!r}")
         return
     shown = f" (the best {len(result.hits)})" if len(result.hits) < result.total else ""
     plural = "message" if result.total == 1 else "messages"
-    console.print(Text(f"{result.total} {plural} in {result.runs} run(s) match {query!r}{shown}"))
+    click.echo(f"{result.total} {plural} in {result.runs} run(s) match {query!r}{shown}")
+    if not sys.stdout.isatty():  # one plain line per match: for grep, cut and files
+        for h in result.hits:
+            click.echo(f"{h.run_id}  #{h.index}  {h.speaker}: {' '.join(h.plain_snippet().split())}")
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
     for h in result.hits:
         line = Text(f"{h.run_id}  #{h.index}  {h.speaker}: ", style="dim")
         line.append_text(_marked(" ".join(h.snippet.split()), MARK_START, MARK_END))
@@ -75,6 +85,8 @@ def search(query, run_ref, experiment, speaker, limit, raw, as_json, db) -> None
 
 def _marked(snippet: str, start: str, end: str) -> Text:
     """The snippet as text with its matched words in bold; nothing in it is read as markup."""
+    from rich.text import Text
+
     out = Text()
     for i, piece in enumerate(snippet.replace(end, start).split(start)):
         out.append(piece, style="bold" if i % 2 else "")

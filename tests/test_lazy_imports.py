@@ -1,0 +1,44 @@
+"""Quick commands stay quick: the package and the CLI import a command's module only when it is used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duologue
+from duologue.store import Store
+from helpers import make_run
+
+PROBE = """
+import sys
+from duologue.cli import cli
+cli.main({args!r}, prog_name="duologue", standalone_mode=False)
+heavy = sorted(m for m in ("numpy", "duologue.engine", "duologue.analysis", "duologue.api", "pydantic", "rich")
+               if m in sys.modules)
+print("HEAVY", ",".join(heavy))
+"""
+
+
+def heavy_modules(*args: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", PROBE.format(args=list(args))], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if line.startswith("HEAVY"))
+    return [m for m in line.split(" ", 1)[1].split(",") if m]
+
+
+def test_search_and_version_load_no_engine_analysis_or_rich(tmp_path):
+    db = tmp_path / "d.db"
+    with Store(db) as store:
+        store.create_run(make_run("r1", ["resting silent"]))
+    assert heavy_modules("search", "resting", "--db", str(db)) == []
+    assert heavy_modules("--version") == []
+
+
+def test_a_command_that_needs_them_still_gets_them(tmp_path):
+    assert "duologue.api" in heavy_modules("ls", "--db", str(tmp_path / "none.db"))
+
+
+def test_every_public_name_resolves():
+    for name in duologue.__all__:
+        assert getattr(duologue, name) is not None, name
+    assert set(dir(duologue)) >= set(duologue.__all__)
