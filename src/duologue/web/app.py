@@ -316,8 +316,11 @@ def _history(db: Path, run: Run, events: list[EventDescription]) -> dict[str, An
     from ..api import run_lineage
 
     kinds: dict[str, int] = {}
-    for e in events:
+    marks: dict[int, list[tuple[int, str]]] = {}  # message index -> (event number in the timeline, kind)
+    for number, e in enumerate(events, start=1):
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        if e.message_index is not None:
+            marks.setdefault(e.message_index, []).append((number, e.kind))
     changes = []
     for ch in run.spec.get("changes") or []:
         settings = [(k, format_value(v)) for k, v in ch.items() if k not in ("at", "participant") and v is not None]
@@ -325,6 +328,7 @@ def _history(db: Path, run: Run, events: list[EventDescription]) -> dict[str, An
     return {
         "events": events,
         "event_kinds": sorted(kinds.items()),
+        "event_marks": marks,
         "lineage": run_lineage(run.id, db=db),
         "changes": changes,
     }
