@@ -53,6 +53,7 @@ def renderer() -> MarkdownIt:
     return md
 
 
+@lru_cache(maxsize=4096)  # a looped run says the same few things hundreds of times
 def markdown(text: str | None) -> Markup:
     """A message's text as HTML: Markdown rendered, every tag in the text escaped."""
     return Markup(renderer().render(text or ""))
