@@ -55,6 +55,7 @@ def add_run(
     experiment_id: str | None = None,
     reasoning: dict[int, str] | None = None,
     analyse: bool = True,
+    extra_spec: dict | None = None,
 ) -> Run:
     """A run as the engine would leave it: message 1 is the injected opener, then turns with timings."""
     messages = []
@@ -82,7 +83,7 @@ def add_run(
         )
     run = Run(
         id=run_id,
-        spec=spec(names, models),
+        spec={**spec(names, models), **(extra_spec or {})},
         participants=names,
         started_at=started,
         ended_at=None if status == "running" else started + timedelta(seconds=2 * len(contents) + 2),

@@ -97,8 +97,10 @@ def test_hostile_messages_are_text_and_run_nothing(page_without_csp, viewer_url)
 
     assert page.evaluate("window.__pwned") is None
     assert page.title() == "mallory ↔ bob · duologue" and not dialogs
+    # Shown as Markdown (each a paragraph of text), and, exactly, as the raw text.
     texts = page.locator("#chat .msg > .text").all_text_contents()
-    assert texts == [" ", *HOSTILE]
+    assert [t.strip() for t in texts] == ["", *HOSTILE]
+    assert page.locator("#chat .msg > .raw").all_text_contents() == [" ", *HOSTILE]
     for i in range(2, len(HOSTILE) + 2):
         expect(page.locator(f"#m{i} > .text")).to_be_visible()
     expect(page.locator("details.reasoning .text")).to_have_text('<script>document.title = "pwned"</script>thinking')
@@ -187,3 +189,96 @@ def test_theme_strip_and_attractor_map(page, page_without_csp, theme_url):
     assert HOSTILE_LABEL in hostile.locator("#theme-legend").inner_text()
     assert hostile.evaluate("window.__pwned") is None and "pwned" not in hostile.title()
     assert hostile.locator("#themes script, #themes b, #chat script, #semantic-summary b").count() == 0
+
+
+@pytest.fixture
+def history_url(tmp_path: Path):
+    from .conftest import running_viewer
+    from .history_sample import build_history_store
+
+    with running_viewer(build_history_store(tmp_path / "runs" / "duologue.db")) as url:
+        yield url
+
+
+def test_markdown_raw_text_events_and_lineage(page, history_url):
+    from .history_sample import FORK_RUN, MARKDOWN, MARKDOWN_RUN, SUMMARY
+
+    page.goto(f"{history_url}/runs/{MARKDOWN_RUN}")
+    # Markdown as elements: a list, emphasis, a code block, a table, a safe link.
+    items = page.locator("#m3 > .text ul > li")
+    expect(items).to_have_count(3)
+    expect(items.first.locator("strong")).to_have_text("tomatoes")
+    expect(page.locator("#m2 > .text em")).to_have_text("small")
+    expect(page.locator("#m3 > .text pre > code")).to_have_text("if soil.dry():\n    water(litres=2)\n")
+    expect(page.locator("#m4 > .text table td").first).to_have_text("tomatoes")
+    expect(page.locator("#m4 > .text a")).to_have_attribute("href", "https://example.org/almanac")
+    expect(page.locator("#m3 > .raw")).to_be_hidden()
+
+    # Raw text on demand: the exact characters, for every message; and back.
+    toggle = page.locator("#toggle-raw")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#m3 > .raw")).to_be_visible()
+    expect(page.locator("#m3 > .text")).to_be_hidden()
+    assert page.locator("#m3 > .raw").text_content() == MARKDOWN[2]
+    assert page.locator("#m3 > .raw ul, #m3 > .raw em").count() == 0
+    toggle.click()
+    expect(page.locator("#m3 > .text ul")).to_be_visible()
+    expect(page.locator("#m3 > .raw")).to_be_hidden()
+
+    # The events, folded until asked for; the link opens them.
+    events = page.locator("#events")
+    expect(events.locator("ol.timeline")).to_be_hidden()
+    page.click("#events-link")
+    expect(events.locator("ol.timeline")).to_be_visible()
+    expect(events.locator("li.event")).to_have_count(6)
+    context = events.locator("li.event[data-kind=context]")
+    expect(context.locator(".summary-text")).to_have_text(SUMMARY)  # markup in a summary is text
+    expect(context.locator(".where")).to_have_text("before message 4")
+    change = 'from message 5, bob: temperature 1.3, system "You are <b>terse</b>."'
+    expect(page.locator("#changes")).to_contain_text(change)
+    expect(events.locator("summary")).to_be_in_viewport()  # not under the sticky theme strip
+    page.evaluate("window.scrollTo(0, 0)")  # the strip where it starts, for the screenshot
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "run-markdown-events.png"), full_page=True)
+
+    # From a message to its event in the timeline.
+    page.goto(f"{history_url}/runs/{MARKDOWN_RUN}")
+    page.locator("#m4 a.event-mark").click()
+    page.wait_for_url("**#event-2")
+    expect(context).to_be_in_viewport()
+
+    # Lineage: to a fork, and from it back to its parent at the fork point.
+    page.locator("#lineage-forks a.fork").click()
+    page.wait_for_url(f"**/runs/{FORK_RUN}")
+    expect(page.locator("#lineage-parent")).to_contain_text(f"forked from {MARKDOWN_RUN} at message 4")
+    page.locator("#lineage-parent a").click()
+    page.wait_for_url(f"**/runs/{MARKDOWN_RUN}#m4")
+    expect(page.locator("#m4")).to_be_in_viewport()
+
+
+def test_hostile_markdown_is_inert(page_without_csp, history_url):
+    from .history_sample import HOSTILE_MD, HOSTILE_MD_RUN
+
+    page = page_without_csp
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{history_url}/runs/{HOSTILE_MD_RUN}")
+    # Markdown around the payloads still renders...
+    expect(page.locator("#m2 > .text em")).to_have_text("emphasis")
+    expect(page.locator("#m3 > .text strong")).to_have_text("bold")
+    expect(page.locator("#m4 > .text li")).to_have_count(2)
+    expect(page.locator("#m6 > .text pre code")).to_have_text("<script>alert(1)</script>\n")
+    # ...and the payloads are text: visible, clickable, running nothing.
+    expect(page.locator("#m2 > .text")).to_contain_text("[click for a prize](javascript:alert(1))")
+    expect(page.locator("#m3 > .text")).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(page.locator("#m4 > .text li").first).to_have_text("a list item <script>alert(1)</script>")
+    expect(page.locator("#m5 > .text")).to_contain_text("<a href='javascript:alert(1)'>a tag</a>")
+    for i in range(2, 2 + len(HOSTILE_MD)):
+        page.locator(f"#m{i} > .text").click()
+    page.click("#toggle-raw")
+    assert page.locator("#chat .msg > .raw").all_text_contents() == [" ", *HOSTILE_MD]
+    assert not dialogs
+    assert page.locator("#chat img, #chat script, #chat svg, #chat iframe").count() == 0
+    hrefs = page.eval_on_selector_all("#chat a[href]", "as => as.map(a => a.getAttribute('href'))")
+    assert all(h.startswith(("#m", "https:", "http:", "mailto:")) for h in hrefs), hrefs

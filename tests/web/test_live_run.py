@@ -80,4 +80,4 @@ def test_follow_a_run_while_it_is_generated(page, tmp_path):
             stored = [m.content for m in store.get_messages(run_id)]
         assert len(stored) == 12
         expect(page.locator("#message-count")).to_have_text("12")
-        assert page.locator("#chat .msg > .text").all_text_contents() == stored
+        assert page.locator("#chat .msg > .raw").all_text_contents() == stored

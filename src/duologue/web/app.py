@@ -1,7 +1,8 @@
 """The viewer: a Starlette app over one store.
 
 Pages are rendered on the server from Jinja2 templates with autoescaping on:
-model output is untrusted and is only ever shown as escaped text. A Content
+model output is untrusted and is only ever shown as escaped text, or as Markdown
+rendered with every tag in it escaped and only http(s)/mailto links (markdown.py). A Content
 Security Policy that allows the viewer's own script and nothing inline is a
 second line of defence. The store is written by other processes (`duologue
 run`, batches); the viewer only reads it, one connection per request, and
@@ -39,9 +40,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
+from ..events import EventDescription, describe_events, format_value
 from ..records import Run
 from ..store import LoopSummary, MessageTheme, SemanticSummary, Store
 from .chat import chat_blocks, seat
+from .markdown import markdown
 from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
 from .themes import run_theme_labels, theme_view
@@ -155,6 +158,7 @@ class Viewer:
             semantic = store.run_semantic(run.id)
             message_themes = store.message_themes(run.id) if semantic else []
             experiment = store.get_experiment(run.experiment_id) if run.experiment_id else None
+            events = describe_events(store.get_events(run.id))
         live = run.status == "running"
         labels, order = run_theme_labels(run.spec)
         if loops is None and not live and run.messages:
@@ -178,6 +182,7 @@ class Viewer:
             spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment,
             plots=PLOTS if run.messages and not live else (),
+            **_history(self.db, run, events),
         )
 
     def download(self, request: Request) -> Response:
@@ -315,6 +320,29 @@ def _analyse(run: Run) -> tuple[LoopSummary, SemanticSummary, list[MessageTheme]
     return LoopSummary.of(a), SemanticSummary.of(a), themes, dict(a.theme_labels or {})
 
 
+def _history(db: Path, run: Run, events: list[EventDescription]) -> dict[str, Any]:
+    """What the run page shows besides the chat: its events, its lineage and its spec's changes."""
+    from ..api import run_lineage
+
+    kinds: dict[str, int] = {}
+    marks: dict[int, list[tuple[int, str]]] = {}  # message index -> (event number in the timeline, kind)
+    for number, e in enumerate(events, start=1):
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        if e.message_index is not None:
+            marks.setdefault(e.message_index, []).append((number, e.kind))
+    changes = []
+    for ch in run.spec.get("changes") or []:
+        settings = [(k, format_value(v)) for k, v in ch.items() if k not in ("at", "participant") and v is not None]
+        changes.append({"at": ch.get("at"), "participant": ch.get("participant"), "settings": settings})
+    return {
+        "events": events,
+        "event_kinds": sorted(kinds.items()),
+        "event_marks": marks,
+        "lineage": run_lineage(run.id, db=db),
+        "changes": changes,
+    }
+
+
 def _models(run: Run) -> dict[str, str]:
     return {p.get("name"): p.get("model") for p in run.spec.get("participants", []) if p.get("name")}
 
@@ -346,6 +374,7 @@ def make_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters["local_time"] = local_time
+    env.filters["markdown"] = markdown  # model output: rendered with every tag escaped (web/markdown.py)
     env.filters["number"] = number
     env.filters["path"] = lambda value: quote(str(value), safe="")  # ids inside URL paths
     env.filters["marked"] = marked_snippet

@@ -16,6 +16,29 @@
     });
   }
 
+  // Messages as Markdown (the default) or as their exact text; messages that arrive live follow the choice.
+  const raw = document.getElementById("toggle-raw");
+  if (raw && chat) {
+    raw.addEventListener("click", () => {
+      const on = raw.getAttribute("aria-pressed") !== "true";
+      raw.setAttribute("aria-pressed", String(on));
+      raw.textContent = on ? "rendered text" : "raw text";
+      chat.classList.toggle("raw-text", on);
+    });
+  }
+
+  // A link to something folded away (an event, a message in the looped tail) opens what holds it.
+  const reveal = () => {
+    const target = window.location.hash && document.getElementById(decodeURIComponent(window.location.hash.slice(1)));
+    let opened = false;
+    for (let d = target && target.closest("details"); d; d = d.parentElement && d.parentElement.closest("details")) {
+      if (!d.open) opened = d.open = true;
+    }
+    if (opened) target.scrollIntoView();
+  };
+  window.addEventListener("hashchange", reveal);
+  reveal();
+
   // Filters apply as soon as one is picked, with only the ones set in the address.
   document.querySelectorAll("form.filters").forEach((form) => {
     const apply = (event) => {
