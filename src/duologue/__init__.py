@@ -10,25 +10,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import (
-        afork_run,
-        aresume_run,
-        arun_conversation,
-        export_run,
-        fork_base,
-        fork_run,
-        import_transcript,
-        list_runs,
-        load_run,
-        resume_run,
-        run_conversation,
-        run_totals,
-    )
-    from .errors import DuologueError
-    from .records import Message, Run
-    from .spec import ConversationSpec, Participant, default_spec, load_conversation_spec
-    from .store import Store
-    from .version import __version__
+    from .api import afork_run as afork_run
+    from .api import aresume_run as aresume_run
+    from .api import arun_conversation as arun_conversation
+    from .api import export_run as export_run
+    from .api import fork_base as fork_base
+    from .api import fork_run as fork_run
+    from .api import import_transcript as import_transcript
+    from .api import list_runs as list_runs
+    from .api import load_run as load_run
+    from .api import resume_run as resume_run
+    from .api import run_conversation as run_conversation
+    from .api import run_totals as run_totals
+    from .errors import DuologueError as DuologueError
+    from .records import Message as Message
+    from .records import Run as Run
+    from .spec import ConversationSpec as ConversationSpec
+    from .spec import Participant as Participant
+    from .spec import default_spec as default_spec
+    from .spec import load_conversation_spec as load_conversation_spec
+    from .store import Store as Store
+    from .version import __version__ as __version__
 
 # name -> the module that defines it
 _EXPORTS = {
@@ -71,26 +73,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
 
 
-__all__ = [
-    "__version__",
-    "afork_run",
-    "aresume_run",
-    "arun_conversation",
-    "export_run",
-    "fork_base",
-    "fork_run",
-    "import_transcript",
-    "list_runs",
-    "load_run",
-    "resume_run",
-    "run_conversation",
-    "run_totals",
-    "DuologueError",
-    "Message",
-    "Run",
-    "ConversationSpec",
-    "Participant",
-    "default_spec",
-    "load_conversation_spec",
-    "Store",
-]
+__all__ = sorted(_EXPORTS)
