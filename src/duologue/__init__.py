@@ -14,6 +14,7 @@ from .api import (
     run_conversation,
     run_totals,
 )
+from .api_exports import export_runs_jsonl, export_runs_parquet, iter_run_exports, write_runs_jsonl
 from .errors import DuologueError
 from .records import Message, Run
 from .spec import ConversationSpec, Participant, default_spec, load_conversation_spec
@@ -25,6 +26,10 @@ __all__ = [
     "arun_conversation",
     "aresume_run",
     "export_run",
+    "export_runs_jsonl",
+    "export_runs_parquet",
+    "iter_run_exports",
+    "write_runs_jsonl",
     "import_transcript",
     "list_runs",
     "load_run",
