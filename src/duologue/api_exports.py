@@ -26,6 +26,15 @@ from .records import Run
 from .store import DEFAULT_DB, Store
 from .transcripts.jsonfmt import run_to_dict
 
+# Characters str.splitlines() breaks a line at that JSON leaves raw in strings: escaped, so a JSONL line
+# stays one line for every reader (the object is the same: they can only occur inside strings).
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def jsonl_line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+
+
 # What `status` may be: the statuses `duologue ls` shows ("killed": marked running, process gone).
 STATUSES = ("running", "finished", "interrupted", "error", "killed")
 
@@ -70,7 +79,7 @@ def export_runs_jsonl(
     """Write the matching runs to `out` as JSONL, one run a line; return how many."""
     count = 0
     for obj in iter_run_exports(experiment=experiment, status=status, stop=stop, db=db):
-        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        out.write(jsonl_line(obj))
         count += 1
     return count
 
