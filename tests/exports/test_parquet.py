@@ -99,3 +99,32 @@ def test_datasets_reads_it(store, tmp_path):
 
     ds = load_dataset("parquet", data_files=str(out), split="train")
     assert ds.num_rows == 9 and ds[0]["messages"][0]["role"] in ("system", "assistant")
+
+
+def test_a_changed_participant_and_a_spec_that_does_not_validate():
+    from datetime import UTC, datetime
+
+    from duologue.exports.parquet import view_rows
+    from duologue.records import Message, Run
+
+    spec = {
+        "participants": [
+            {"name": "a", "model": "p/one", "system": "first"},
+            {"name": "b", "model": "p/two", "system": "B"},
+        ],
+        "changes": [{"at": 3, "participant": "a", "model": "p/three", "system": "second"}],
+    }
+    messages = [Message(1, "a", "hi", injected=True), Message(2, "b", "hello"), Message(3, "a", "again")]
+    run = Run(id="r", spec=spec, participants=["a", "b"], started_at=datetime.now(UTC), messages=messages)
+    a, b = view_rows(run)
+    # As a spoke last: with the model and system prompt the change gave it.
+    assert a["model"] == "p/three" and a["messages"][0] == {"role": "system", "content": "second"}
+    assert [m["role"] for m in a["messages"]] == ["system", "assistant", "user", "assistant"]
+    assert b["model"] == "p/two" and [m["role"] for m in b["messages"]] == ["system", "user", "assistant", "user"]
+    # A spec duologue cannot read any more still gives each participant its view, with what it can tell.
+    run.spec = {"participants": [{"name": "a", "system": "S", "colour": "red"}, {"name": "b"}], "odd": 1}
+    a, b = view_rows(run)
+    assert a["messages"][0] == {"role": "system", "content": "S"} and a["model"] is None
+    assert b["messages"][0] == {"role": "user", "content": "hi"}
+    run.spec = {}
+    assert [r["participant"] for r in view_rows(run)] == ["a", "b"]

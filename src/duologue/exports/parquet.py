@@ -55,7 +55,7 @@ def _participants(run: Run) -> tuple[list[Participant], list[str], int]:
     except SpecError:  # an old or hand-written spec: what matters here is each participant's name and prompt
         spec = None
     if spec is not None:
-        people = spec.participants_at(len(run.messages)) if run.messages else list(spec.participants)
+        people = spec.participants_at(run.messages[-1].index) if run.messages else list(spec.participants)
         names = spec.names
     else:
         people = [
@@ -64,7 +64,7 @@ def _participants(run: Run) -> tuple[list[Participant], list[str], int]:
             )
             for p in raw
             if p.get("name")
-        ]
+        ] or [Participant.model_construct(name=name, model="", system="") for name in run.participants]
         names = [p.name for p in people]
     unknown_system = {p.get("name") for p in raw if "system" not in p}
     people = [p.model_copy(update={"system": ""}) if p.name in unknown_system else p for p in people]
@@ -84,7 +84,7 @@ def view_rows(run: Run) -> list[dict[str, Any]]:
             {
                 "run_id": run.id,
                 "participant": p.name,
-                "model": p.model,
+                "model": p.model or None,
                 "messages": [{"role": m.role, "content": m.content} for m in view],
                 "experiment_id": run.experiment_id,
                 "status": run.status,
