@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from duologue import api, export_runs_parquet
+from helpers import cli_env
 
 from .sample import EXPERIMENT, FAILED_RUN, build_store, invoke
 
@@ -128,3 +130,15 @@ def test_a_changed_participant_and_a_spec_that_does_not_validate():
     assert b["messages"][0] == {"role": "user", "content": "hi"}
     run.spec = {}
     assert [r["participant"] for r in view_rows(run)] == ["a", "b"]
+
+
+def test_parquet_is_not_written_to_a_terminal(store):
+    import pexpect
+
+    (db, ids), _ = store
+    args = ["-m", "duologue", "export", ids[1], "--format", "parquet", "--db", str(db)]
+    child = pexpect.spawn(sys.executable, args, env=cli_env(), encoding="utf-8", timeout=120, dimensions=(50, 200))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert child.before.strip() == "duologue: error: Parquet is binary: give -o FILE (or redirect stdout to a file)"
