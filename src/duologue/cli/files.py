@@ -75,7 +75,8 @@ def export(target, fmt, output, list_formats, all_runs, experiment, status, stop
         export_run_parquet(target, output, db)
         return
     if fmt == "csv":
-        raise DuologueError(f"a run exports as {', '.join(run_formats())}, not {fmt} (tables are for experiments)")
+        formats = ", ".join([*run_formats(), "parquet"])
+        raise DuologueError(f"a run exports as {formats}, not {fmt} (tables are for experiments)")
     run_format(fmt)  # an unknown format is an error before the store is opened
     text = api.export_run(target, fmt, db=db)
     if output:
