@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from .api import resume_run as resume_run
     from .api import run_conversation as run_conversation
     from .api import run_totals as run_totals
+    from .api_exports import export_runs_jsonl as export_runs_jsonl
+    from .api_exports import export_runs_parquet as export_runs_parquet
+    from .api_exports import iter_run_exports as iter_run_exports
+    from .api_exports import write_runs_jsonl as write_runs_jsonl
     from .errors import DuologueError as DuologueError
     from .records import Message as Message
     from .records import Run as Run
@@ -50,6 +54,9 @@ _EXPORTS = {
             "run_totals",
         ),
         ".api",
+    ),
+    **dict.fromkeys(
+        ("export_runs_jsonl", "export_runs_parquet", "iter_run_exports", "write_runs_jsonl"), ".api_exports"
     ),
     "DuologueError": ".errors",
     "Message": ".records",

@@ -20,28 +20,48 @@ from .completion import complete_run_id
     "--format",
     "fmt",
     default=None,
-    help="A run: md (default), json, or any other run format (`duologue export --formats` lists "
-    "them). An experiment: csv (default), parquet or jsonl tables.",
+    help="A run: md (default), json, html, parquet, or any other run format (`duologue export --formats` "
+    "lists them). --all: jsonl (default) or parquet. An experiment: csv (default), parquet or jsonl tables.",
 )
 @click.option("--formats", "list_formats", is_flag=True, help="List the run export formats and exit.")
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="A run: write this file instead of stdout. An experiment: the folder for its tables.",
+    help="A run or --all: write this file instead of stdout. An experiment: the folder for its tables.",
 )
+@click.option(
+    "--all",
+    "all_runs",
+    is_flag=True,
+    help="Every run of the store, oldest first: JSONL (one `--format json` object a line) or parquet.",
+)
+@click.option("--experiment", metavar="NAME", help="With --all: only the runs of this experiment.")
+@click.option("--status", metavar="S", help="With --all: only runs with this status (finished, error, …).")
+@click.option("--stop", metavar="REASON", help="With --all: only runs that stopped for this reason (loop, …).")
 @db_option
-def export(target, fmt, output, list_formats, db) -> None:
-    """Export a run (Markdown transcript, JSON with everything, …), or an experiment's runs, messages and
-    metrics as tables."""
+def export(target, fmt, output, list_formats, all_runs, experiment, status, stop, db) -> None:
+    """Export a run (Markdown transcript, JSON with everything, a self-contained HTML page, Parquet of each
+    participant's view), many runs (--all: JSONL or Parquet), or an experiment's runs, messages and metrics
+    as tables."""
     from ..exports import run_format, run_formats
+    from .exporting import export_many, export_run_parquet
 
     if list_formats:
         for f in run_formats().values():
             click.echo(f"{f.name:10} {f.description}")
+        click.echo(f"{'parquet':10} each participant's view as chat messages (Hugging Face datasets)")
+        click.echo(f"{'jsonl':10} with --all: many runs, one JSON export a line")
         return
+    if all_runs:
+        if target is not None:
+            raise DuologueError(f"give a run id or --all, not both ({target} and --all)")
+        export_many(fmt, output, experiment, status, stop, db)
+        return
+    if experiment or status or stop:
+        raise DuologueError("--experiment, --status and --stop choose runs for --all; add --all")
     if target is None:
-        raise click.UsageError("give a run id or an experiment name (or --formats)")
+        raise click.UsageError("give a run id or an experiment name, or --all (or --formats)")
     if api.find_experiment(target, db=db) is not None:
         fmt = fmt or "csv"
         if fmt not in ("csv", "parquet", "jsonl"):
@@ -51,8 +71,12 @@ def export(target, fmt, output, list_formats, db) -> None:
             click.echo(f"wrote {path}")
         return
     fmt = fmt or "md"
-    if fmt in ("csv", "parquet"):
-        raise DuologueError(f"a run exports as {', '.join(run_formats())}, not {fmt} (tables are for experiments)")
+    if fmt == "parquet":
+        export_run_parquet(target, output, db)
+        return
+    if fmt == "csv":
+        formats = ", ".join([*run_formats(), "parquet"])
+        raise DuologueError(f"a run exports as {formats}, not {fmt} (tables are for experiments)")
     run_format(fmt)  # an unknown format is an error before the store is opened
     text = api.export_run(target, fmt, db=db)
     if output:

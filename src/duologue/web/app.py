@@ -152,6 +152,8 @@ class Viewer:
         )
 
     def run(self, request: Request) -> Response:
+        from ..api import run_lineage
+
         with self.store() as store:
             run = store.get_run(request.path_params["run_id"])
             loops = store.run_loops(run.id)
@@ -182,7 +184,7 @@ class Viewer:
             spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment,
             plots=PLOTS if run.messages and not live else (),
-            **_history(self.db, run, events),
+            **history_context(run, events, run_lineage(run.id, db=self.db)),
         )
 
     def download(self, request: Request) -> Response:
@@ -320,10 +322,9 @@ def _analyse(run: Run) -> tuple[LoopSummary, SemanticSummary, list[MessageTheme]
     return LoopSummary.of(a), SemanticSummary.of(a), themes, dict(a.theme_labels or {})
 
 
-def _history(db: Path, run: Run, events: list[EventDescription]) -> dict[str, Any]:
-    """What the run page shows besides the chat: its events, its lineage and its spec's changes."""
-    from ..api import run_lineage
-
+def history_context(run: Run, events: list[EventDescription], lineage: Any) -> dict[str, Any]:
+    """What the run page shows besides the chat: its events, its lineage and its spec's changes
+    (also what the HTML export passes, without the lineage: a file has no other runs to link to)."""
     kinds: dict[str, int] = {}
     marks: dict[int, list[tuple[int, str]]] = {}  # message index -> (event number in the timeline, kind)
     for number, e in enumerate(events, start=1):
@@ -338,7 +339,7 @@ def _history(db: Path, run: Run, events: list[EventDescription]) -> dict[str, An
         "events": events,
         "event_kinds": sorted(kinds.items()),
         "event_marks": marks,
-        "lineage": run_lineage(run.id, db=db),
+        "lineage": lineage,
         "changes": changes,
     }
 
