@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pyarrow as pa
@@ -92,15 +91,17 @@ def test_one_run_and_filters(store, tmp_path):
     assert empty.num_rows == 0 and empty.schema.names[:4] == ["run_id", "participant", "model", "messages"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="Hugging Face datasets is not installed")
-def test_datasets_reads_it(store, tmp_path):
+def test_datasets_reads_it(store, tmp_path, monkeypatch):
     (db, ids), _ = store
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # a local file: nothing to fetch
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     out = tmp_path / "views.parquet"
     export_runs_parquet(out, db=db)
     from datasets import load_dataset
 
     ds = load_dataset("parquet", data_files=str(out), split="train")
     assert ds.num_rows == 9 and ds[0]["messages"][0]["role"] in ("system", "assistant")
+    assert set(ds.features["messages"].feature) == {"role", "content"}  # what chat templates and fine-tuning read
 
 
 def test_a_changed_participant_and_a_spec_that_does_not_validate():
