@@ -56,7 +56,7 @@ def store(tmp_path_factory):
         db = str(root / "runs" / "duologue.db")
         models.reply = lambda n, view: LONG if n % 2 else f"a shorter reply number {n}"
         model_a = "scripted/a-model-with-a-rather-long-name-indeed"
-        invoke("run", "--a", model_a, "--b", "scripted/b", "--max-messages", "6", "--db", db, "-q")
+        ran = invoke("run", "--a", model_a, "--b", "scripted/b", "--max-messages", "6", "--db", db, "-q").stdout
         (parent,) = json.loads(invoke("ls", "--json", "--db", db).stdout)
         invoke("fork", parent["id"], "--at", "3", "--db", db, "-q")
         models.reply = lambda n, view: "the same words every time"
@@ -75,7 +75,16 @@ def store(tmp_path_factory):
     runs = json.loads(invoke("ls", "--json", "--db", db).stdout)
     # A folder for plots whose paths are longer than 80 columns.
     plots = root / ("plots-" + "deep" * 12)
-    return {"root": root, "db": db, "runs": runs, "parent": parent["id"], "exp": exp, "batch": batch, "plots": plots}
+    return {
+        "root": root,
+        "db": db,
+        "ran": ran,
+        "runs": runs,
+        "parent": parent["id"],
+        "exp": exp,
+        "batch": batch,
+        "plots": plots,
+    }
 
 
 def assert_fits(text: str, mode: str) -> None:
@@ -182,9 +191,9 @@ def test_the_live_progress_bar_and_its_counts_fit_on_a_line(width):
         console.print(Group(*display.progress.get_renderables()))
     lines = captured.get().splitlines()
     assert all(cell_len(line) <= width for line in lines), lines
-    first = lines[0]
-    assert first.startswith("an-experiment ") and "64/120" in first
-    assert "finished 40 · stopped early 15 · errored 5" in first
+    assert lines[0].startswith("an-experiment")  # beside the bar, or above it when it leaves the bar no room
+    (bar,) = [line for line in lines if "64/120" in line]
+    assert "━" in bar and "finished 40 · stopped early 15 · errored 5" in bar
     assert any("loop 12 · near loop 0" in line for line in lines[1:])
 
 
@@ -219,3 +228,8 @@ def test_a_bad_width_is_one_line(store):
 def test_plot_folder_paths_are_long_enough_to_wrap(store):
     """The piped checks above would pass on a wrapping console only if the paths were short."""
     assert all(len(f"plot: {p}") > 80 for p in Path(store["plots"]).glob("*/*.png"))
+
+
+def test_the_run_summary_keeps_the_transcript_path_on_one_line_when_piped(store):
+    path = Path(store["db"]).parent / f"{store['parent']}.md"
+    assert len(f"transcript: {path}") > 80 and f"transcript: {path}" in store["ran"].splitlines()

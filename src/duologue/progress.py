@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from rich.text import Text
 
 from .engine import RunListener
@@ -88,7 +90,11 @@ class _Counter(RunListener):
 class _Lines(Progress):
     """A progress bar with the counts that do not fit beside it on lines of their own."""
 
+    heading: str | None = None  # the experiment's name, on a line of its own when it leaves the bar no room
+
     def get_renderables(self):
+        if self.heading:
+            yield Text(self.heading, style="bold", overflow="fold")
         yield self.make_tasks_table(self.tasks)
         for task in self.tasks:
             for line in task.fields.get("below", ()):
@@ -105,9 +111,15 @@ class BatchProgressDisplay:
         self.name = name
         self.console = console or Console(stderr=True, highlight=False)
         self.live = self.console.is_terminal
+        # The name beside the bar while it leaves the bar (10), the counts (up to 9999 conversations), the
+        # elapsed time and the spaces between room; else on a line above.
+        beside = cell_len(name) + 1 + 10 + len(" 9999/9999 finished 999 · stopped early 999 · errored 999 0:00:00")
+        name_column = (
+            [TextColumn("{task.description}", style="bold", markup=False)] if beside <= self.console.width else []
+        )
         self.progress = _Lines(
-            TextColumn("{task.description}", style="bold", markup=False),
-            BarColumn(bar_width=None),
+            *name_column,
+            BarColumn(bar_width=None, table_column=Column(ratio=1)),
             MofNCompleteColumn(),
             TextColumn("{task.fields[ended]}", markup=False),
             TimeElapsedColumn(),
@@ -115,6 +127,7 @@ class BatchProgressDisplay:
             refresh_per_second=10,
             expand=True,
         )
+        self.progress.heading = None if name_column else name
         self.task = self.progress.add_task(name, total=None, ended="", below=())
         self._last = 0.0
         self._printed = -1  # how many conversations were over at the last plain line

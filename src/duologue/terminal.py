@@ -37,7 +37,10 @@ class TerminalRenderer(RunListener):
     strips control codes, so a model cannot move the cursor or change the terminal."""
 
     def __init__(self, console: Console | None = None, *, show_meta: bool = False):
-        self.console = console or PipeConsole(highlight=False)
+        if console is None:
+            console = PipeConsole(highlight=False)
+            console.soft_wrap = not console.is_terminal  # piped: no line is wrapped
+        self.console = console
         self.show_meta = show_meta
         self._streamed = False
         self.output_closed = False  # the reader went away (a closed pipe): nothing more is written

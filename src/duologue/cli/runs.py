@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.text import Text
 
 from .. import api
@@ -154,7 +153,7 @@ def _end(run, db: Path) -> None:
 
 def _print_summary(run, db: Path) -> None:
     totals = api.run_totals(run)
-    c = Console(highlight=False)
+    c = console_for(None)  # piped: the transcript's path on one line
     stop = f"{run.stop_reason}" + (f" ({run.stop_detail})" if run.stop_detail else "")
     c.print(Text("─" * 60, style="dim"))
     c.print(Text.assemble(("run ", "dim"), (run.id, "bold"), ("  ", ""), (run.title, "")))
