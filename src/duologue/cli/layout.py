@@ -70,6 +70,10 @@ def _natural(cells: Sequence[str | Text], header: str) -> int:
     return max(cell_len(line) for line in lines)
 
 
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
 def fit_columns(cols: Sequence[Col], rows: Sequence[Sequence[Cell]], width: int | None) -> dict[int, int]:
     """Column index -> its width, for the columns shown in `width` columns (all of them, at their natural
     width, when `width` is None)."""
@@ -80,6 +84,8 @@ def fit_columns(cols: Sequence[Col], rows: Sequence[Sequence[Cell]], width: int 
     order = sorted(range(len(cols)), key=lambda i: (cols[i].priority, i))
     shown: list[int] = []
     for i in order:
+        if cols[i].priority and not any(_plain(r[i]) for r in rows):
+            continue  # an optional column with nothing in it is not worth its width
         if cols[i].priority == 0 or sum(need[j] + PAD for j in [*shown, i]) <= width:
             shown.append(i)
     shown.sort()
@@ -130,7 +136,7 @@ def print_table(
     for r in rows:
         table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for i, cell in enumerate(r) if i in widths))
     print_trimmed(console, table)
-    hidden = [c.header for i, c in enumerate(cols) if i not in widths]
+    hidden = [c.header for i, c in enumerate(cols) if i not in widths and any(_plain(r[i]) for r in rows)]
     if hidden and hint:
         every = sum(w + PAD for w in natural.values())
         note = f"left out at {console.width} columns: {', '.join(hidden)} (--width {every} shows them; {hint})"
