@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import pty
+import re
 import sqlite3
 import sys
 import threading
@@ -254,3 +256,71 @@ def test_a_resumed_run_can_be_interactive_too(tmp_path, scripted_models):
     assert run.messages[2].content == "Speak of rivers."
     alice = scripted_models.made_for("alice")[-1]
     assert alice.requests[0].pairs[-1] == ("user", "moderator: Speak of rivers.")
+
+
+def test_the_pause_notice_waits_for_the_message_and_an_injection_is_shown_once(tmp_path, scripted_models):
+    """Enter pressed while bob is answering: the notice comes after bob's message, on a line of its own;
+    what the person says is printed once, as the injected message (not again as an event line)."""
+    hold_bob = scripted_models.gates["bob"] = threading.Event()
+    spec = spec_from_dict(
+        {"participants": [{"name": "alice"}, {"name": "bob"}], "opener": "Hello.", "max_messages": 4, "seed": 5}
+    )
+    interjectors: list[TerminalInterjector] = []
+
+    def converse(console, fd):
+        renderer = TerminalRenderer(console)
+        interjectors.append(TerminalInterjector(console, fd=fd, renderer=renderer))
+        return api.arun_conversation(
+            spec,
+            db=tmp_path / "d.db",
+            make_backend=scripted_models.make,
+            listeners=[renderer],
+            interjector=interjectors[0],
+        )
+
+    seen = io.StringIO()
+    with at_a_terminal(converse, hold_bob) as (term, done):
+        term.logfile_read = seen
+        term.expect("press Enter to pause")
+        term.expect("### bob")
+        term.sendline("")  # while bob is still answering
+        for _ in range(300):  # the pause is asked for (read by the run's loop) before bob may answer
+            if interjectors[0]._pause_asked:
+                break
+            threading.Event().wait(0.01)
+        hold_bob.set()
+        term.expect("pausing after this message")
+        term.expect("as> ")
+        term.sendline("moderator")
+        term.expect("moderator> ")
+        term.sendline("Mind the tide.")
+        term.expect("as> ")
+        term.sendline("")
+        term.expect("resuming")
+        term.expect(r"### alice +#4")  # the run goes on after the injected message
+    (run,) = done
+    assert not isinstance(run, BaseException), run
+    out = seen.getvalue().replace("\r\n", "\n")
+    bob_said = run.messages[1].content
+    assert out.index(bob_said) < out.index("⏸ pausing after this message…")
+    assert "\n⏸ pausing after this message…\n" in out  # a line of its own
+    after = out[out.index("resuming") :]
+    assert after.count("Mind the tide.") == 1 and re.search(r"### moderator +#3  injected \(typed in\)", after)
+
+
+def test_a_spec_injection_is_printed_once(tmp_path, scripted_models):
+    spec = spec_from_dict(
+        {
+            "participants": [{"name": "alice"}, {"name": "bob"}],
+            "max_messages": 4,
+            "injections": [{"at": 3, "as": "moderator", "text": "Talk about deltas now."}],
+        }
+    )
+    out = io.StringIO()
+    renderer = TerminalRenderer(Console(file=out, width=200, highlight=False))
+    asyncio.run(
+        api.arun_conversation(spec, db=tmp_path / "d.db", make_backend=scripted_models.make, listeners=[renderer])
+    )
+    text = out.getvalue()
+    assert text.count("Talk about deltas now.") == 1
+    assert re.search(r"### moderator +#3  injected \(from the spec\)", text)

@@ -433,10 +433,11 @@ def run_lineage(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Lineage:
         return Lineage(ancestors, store.list_forks(run.id))
 
 
-def list_runs(*, db: str | Path = DEFAULT_DB, limit: int | None = None) -> list[dict]:
-    """Runs newest first, each a dict (id, title, participants, models, status, stop_reason, messages, …)."""
+def list_runs(*, db: str | Path = DEFAULT_DB, limit: int | None = None, **filters) -> list[dict]:
+    """Runs newest first, each a dict (id, title, participants, models, status, stop_reason, messages, …); filters
+    (Store.list_runs): experiment_id, status, model (a part of a model string), looped (True or False)."""
     with Store(db, create=False) as store:
-        return [r.as_dict() for r in store.list_runs(limit=limit)]
+        return [r.as_dict() for r in store.list_runs(limit=limit, **filters)]
 
 
 def export_run(run_ref: str, fmt: str = "md", *, db: str | Path = DEFAULT_DB) -> str:

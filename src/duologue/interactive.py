@@ -33,7 +33,10 @@ from .records import Run
 class TerminalInterjector:
     """The engine's Interjector for a person at a terminal (or anything that writes lines to `fd`)."""
 
-    def __init__(self, console: Console | None = None, *, fd: int | None = None):
+    def __init__(self, console: Console | None = None, *, fd: int | None = None, renderer=None):
+        """`renderer`: the TerminalRenderer showing the run, if any; a pause asked for while it writes a
+        message is acknowledged once that message has ended, on a line of its own."""
+        self.renderer = renderer
         self._own_output = None
         if console is None:
             self._own_output = _own_stdout()
@@ -79,7 +82,14 @@ class TerminalInterjector:
             self._typed = bytearray(rest)
             self._pause_asked = True
             self._unwatch()
-            self._say("⏸ pausing after this message…", "bold yellow", newline_before=True)
+            if self.renderer is not None:
+                self.renderer.after_message(self._pausing)
+            else:
+                self._pausing()
+
+    def _pausing(self) -> None:
+        if self._pause_asked:  # (not yet paused: a notice deferred past the pause would come too late)
+            self._say("⏸ pausing after this message…", "bold yellow")
 
     def _read_some(self) -> bool:
         try:
@@ -180,6 +190,11 @@ class TerminalInterjector:
         return line.decode("utf-8", errors="replace").rstrip("\r")
 
     def _say(self, text: str, style: str, *, newline_before: bool = False) -> None:
+        if sys.stdout is not None and self.console.file is not sys.stdout:
+            try:  # the run's text, written to sys.stdout, comes first
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
         if newline_before:
             self.console.print()
         self.console.print(Text(text, style=style))

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
+from rich.text import Text
 
 from .engine import RunListener
 from .records import Message, Run
@@ -83,51 +87,81 @@ class _Counter(RunListener):
             self.totals.stopped_early += 1
 
 
+class _Lines(Progress):
+    """A progress bar with the counts that do not fit beside it on lines of their own."""
+
+    heading: str | None = None  # the experiment's name, on a line of its own when it leaves the bar no room
+
+    def get_renderables(self):
+        if self.heading:
+            yield Text(self.heading, style="bold", overflow="fold")
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            for line in task.fields.get("below", ()):
+                yield Text(line, style="dim", overflow="fold")
+
+
 class BatchProgressDisplay:
-    """A rich progress bar fed by `arun_experiment(on_progress=...)`; redrawn at most 10 times a second."""
+    """The progress of `arun_experiment(on_progress=...)`. On a terminal: a bar with how many conversations
+    finished, stopped early and errored (one line at 80 columns), and below it what is running, the messages,
+    tokens/s, the ETA and the detections; redrawn at most 10 times a second. Not on a terminal (stderr
+    redirected): a plain line each time a conversation ends, no control codes."""
 
     def __init__(self, name: str, console: Console | None = None):
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("running {task.fields[running]}"),
-            TextColumn("msgs {task.fields[messages]}"),
-            TextColumn("{task.fields[tps]:.1f} tok/s"),
-            TextColumn("{task.fields[ended]}"),
-            TextColumn("{task.fields[detected]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console or Console(stderr=True),
-            refresh_per_second=10,
+        self.name = name
+        self.console = console or Console(stderr=True, highlight=False)
+        self.live = self.console.is_terminal
+        # The name beside the bar while it leaves the bar (10), the counts (up to 9999 conversations), the
+        # elapsed time and the spaces between room; else on a line above.
+        beside = cell_len(name) + 1 + 10 + len(" 9999/9999 finished 999 · stopped early 999 · errored 999 0:00:00")
+        name_column = (
+            [TextColumn("{task.description}", style="bold", markup=False)] if beside <= self.console.width else []
         )
-        self.task = self.progress.add_task(name, total=None, running=0, messages=0, tps=0.0, ended="", detected="")
+        self.progress = _Lines(
+            *name_column,
+            BarColumn(bar_width=None, table_column=Column(ratio=1)),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[ended]}", markup=False),
+            TimeElapsedColumn(),
+            console=self.console,
+            refresh_per_second=10,
+            expand=True,
+        )
+        self.progress.heading = None if name_column else name
+        self.task = self.progress.add_task(name, total=None, ended="", below=())
         self._last = 0.0
+        self._printed = -1  # how many conversations were over at the last plain line
 
     def __enter__(self) -> BatchProgressDisplay:
-        self.progress.start()
+        if self.live:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
 
     def update(self, totals: BatchTotals) -> None:
-        now = time.monotonic()
         finished = totals.skipped + totals.done
+        if not self.live:
+            if finished != self._printed:
+                self._printed = finished
+                self.console.print(
+                    Text(f"{self.name}: {finished}/{totals.total} {ended_counts(totals)}"), soft_wrap=True
+                )
+            return
+        now = time.monotonic()
         if now - self._last < 0.1 and finished < totals.total:
             return  # per message is often; the display need not be
         self._last = now
-        self.progress.update(
-            self.task,
-            total=totals.total,
-            completed=finished,
-            running=totals.running,
-            messages=totals.messages,
-            tps=totals.tokens_per_second,
-            ended=ended_counts(totals),
-            detected=detection_counts(totals),
+        self.progress.update(self.task, total=totals.total, completed=finished, ended=ended_counts(totals))
+        task = self.progress.tasks[0]
+        eta = "-" if task.time_remaining is None else str(timedelta(seconds=round(task.time_remaining)))
+        below = (
+            f"running {totals.running} · msgs {totals.messages} · {totals.tokens_per_second:.1f} tok/s · eta {eta}",
+            f"with a detection: {detection_counts(totals)}",
         )
+        self.progress.update(self.task, below=below)
 
 
 def ended_counts(totals: BatchTotals) -> str:

@@ -8,6 +8,8 @@ instead of the process dying in the middle of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -35,12 +37,18 @@ class TerminalRenderer(RunListener):
     strips control codes, so a model cannot move the cursor or change the terminal."""
 
     def __init__(self, console: Console | None = None, *, show_meta: bool = False):
-        self.console = console or PipeConsole(highlight=False)
+        if console is None:
+            console = PipeConsole(highlight=False)
+            console.soft_wrap = not console.is_terminal  # piped: no line is wrapped
+        self.console = console
         self.show_meta = show_meta
         self._streamed = False
         self.output_closed = False  # the reader went away (a closed pipe): nothing more is written
         self._task: asyncio.Task | None = None  # the task running the conversation, cancelled then
         self._ended = False
+        self.mid_message = False  # between a message's header and its end
+        self._after_message: list[Callable[[], None]] = []  # said once the message being written ends
+        self._injections: dict[int, str] = {}  # message index -> where its injection came from
 
     def _print(self, *objects: Any, **kwargs: Any) -> None:
         if self.output_closed:
@@ -75,10 +83,22 @@ class TerminalRenderer(RunListener):
 
     def message_started(self, run: Run, index: int, speaker: str) -> None:
         self._print()
+        source = self._injections.pop(index, None)
+        mark = f"  injected ({'typed in' if source == 'interactive' else 'from the spec'})" if source else ""
         self._print(
-            Text(f"### {speaker}", style=self._style(run, speaker, SPEAKER_STYLES)), Text(f"  #{index}", style="dim")
+            Text(f"### {speaker}", style=self._style(run, speaker, SPEAKER_STYLES)),
+            Text(f"  #{index}{mark}", style="dim"),
         )
         self._streamed = False
+        self.mid_message = True
+
+    def after_message(self, say: Callable[[], None]) -> None:
+        """Call `say` once the message being written has ended (at once when none is): a notice then gets
+        a line of its own instead of cutting into the streamed text."""
+        if self.mid_message and not self._ended:
+            self._after_message.append(say)
+        else:
+            say()
 
     def text(self, run: Run, index: int, speaker: str, delta: str) -> None:
         self._print(Text(delta, style=self._style(run, speaker, TEXT_STYLES)), end="", soft_wrap=True)
@@ -96,9 +116,22 @@ class TerminalRenderer(RunListener):
         self._print()
         if self.show_meta and message.completion_tokens is not None:
             self._print(Text(format_message_meta(message), style="dim"))
+        self.mid_message = False
+        self._flush_after_message()
+
+    def _flush_after_message(self) -> None:
+        said, self._after_message = self._after_message, []
+        if said and not self.output_closed:
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                self.console.file.flush()  # what was printed comes before the notice (it may write elsewhere)
+        for say in said:
+            say()
 
     def event(self, run: Run, event: WatchEvent) -> None:
-        if event.kind in ("injection", "change", "context", "window"):  # perturbations and context trims: a note
+        if event.kind == "injection":  # the message itself follows, marked injected: its text is shown once
+            self._injections[event.message_index] = (event.data or {}).get("source", "spec")
+            return
+        if event.kind in ("change", "context", "window"):  # perturbations and context trims: a note
             self._print()
             self._print(Text(f"▸ {event.kind}: {event.detail}", style="dim yellow"))
             return
@@ -108,6 +141,8 @@ class TerminalRenderer(RunListener):
 
     def run_ended(self, run: Run) -> None:
         self._ended = True
+        self.mid_message = False
+        self._flush_after_message()
         self._print()
 
 

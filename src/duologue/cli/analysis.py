@@ -15,6 +15,7 @@ from rich.text import Text
 from .. import api
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id_or_file
+from .layout import Cell, Col, console_for, print_table, width_option
 
 
 def _key_state(p) -> str:
@@ -61,38 +62,42 @@ def _models_json() -> dict:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the providers and embedded models as one JSON object.")
-def models(as_json) -> None:
-    """List the providers (base URL, key variable, whether it is set) and the embedded models."""
+@width_option
+def models(as_json, width) -> None:
+    """List the providers (key variable, whether it is set, base URL) and the embedded models."""
     from ..backends.embedded.catalogue import EMBEDDED_MODELS, INSTALL_LOCAL, embedded_model_path, engine_installed
     from ..backends.registry import PROVIDERS
 
     if as_json:
         print_json(_models_json())
         return
-    c = Console(highlight=False)
-    if not c.is_terminal:  # piped: whole lines, for grep
-        c = Console(highlight=False, width=200)
-    table = Table(box=None, header_style="bold")
-    for col in ("model string", "key variable", "key", "base URL", "what"):
-        table.add_column(col, no_wrap=col != "what")
+    c = console_for(width)
+    cols = (
+        Col("model string"),
+        Col("key variable"),
+        Col("key"),  # whether a key is set, never its value
+        Col("base URL", priority=2),
+        Col("what", priority=1, wrap=True, min_width=24),
+    )
+    rows: list[list[Cell]] = []
     for p in PROVIDERS.values():
         if p.api == "local":
             continue
-        key = _key_state(p)  # whether a key is set, never its value
+        key = _key_state(p)
         state = Text(key, style={"set": "green", "not set": "red"}.get(key, "dim"))
         where = p.base_url or ("(give --base-url-a/-b)" if p.api in ("openai", "anthropic") else "")
-        table.add_row(f"{p.name}/<model>", p.key_env or "", state, where, Text(p.description))
-    c.print(table)
+        rows.append([f"{p.name}/<model>", p.key_env or "", state, where, Text(p.description)])
+    print_table(c, cols, rows, hint="or --json")
     c.print()
     c.print(Text("embedded (local/…, run in-process, offline)", style="bold"))
     engine = engine_installed()
     for name, (_, _, description) in EMBEDDED_MODELS.items():
         path = embedded_model_path(name) if engine else None
-        where = str(path) if path else f"not installed: {INSTALL_LOCAL}"
-        c.print(Text(f"  local/{name}  {description}: {where}"))
+        c.print(Text(f"  local/{name}  {description}"))
+        c.print(Text(f"    {path}" if path else f"    not installed: {INSTALL_LOCAL}", style="dim"))
     c.print(Text("  local/path/to/any.gguf  any GGUF file", style="dim"))
     c.print()
-    c.print(Text("A base URL can be overridden per participant (--base-url-a/-b, or base_url in TOML).", style="dim"))
+    c.print(Text("Override a base URL per participant: --base-url-a/-b, or base_url in TOML.", style="dim"))
 
 
 @click.command()
@@ -111,8 +116,9 @@ def models(as_json) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A theme file (TOML) instead of the built-in themes; `duologue themes --toml` prints those.",
 )
+@width_option
 @db_option
-def analyze(target, as_json, plots_dir, no_plots, themes_file, db) -> None:
+def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> None:
     """Find loops, convergence and attractor themes in a run id, a Markdown transcript or a JSON export.
 
     Prints a summary (participants, words per speaker, exact loop, near loop,
@@ -139,7 +145,7 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, db) -> None:
     if as_json:
         sys.stdout.write(jsonlib.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
-    c = Console(highlight=False)
+    c = console_for(width)
     c.print(Text(format_summary(analysis)))
     for path in written:
         c.print(Text(f"plot: {path}", style="dim"))
@@ -154,8 +160,9 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, db) -> None:
     is_flag=True,
     help="Print the outcome (or with --dry-run the matrix) as one JSON object; no progress bar.",
 )
+@width_option
 @db_option
-def batch(experiment_file, dry_run, as_json, db) -> None:
+def batch(experiment_file, dry_run, as_json, width, db) -> None:
     """Run an experiment: every conversation of its matrix, concurrently.
 
     Re-running the same command resumes it: finished conversations are
@@ -180,25 +187,31 @@ def batch(experiment_file, dry_run, as_json, db) -> None:
         )
         return
     if dry_run:
-        table = Table(title=f"{exp.name}: {len(plans)} conversations", box=None, header_style="bold")
-        for col in ("pairing", "models", "opener", "system", "temperature", "repeats"):
-            table.add_column(col)
-        for row in batchmod.describe_plan(plans):
-            opener = exp.openers[row["opener"]]
-            table.add_row(
+        cols = (
+            Col("pairing", wrap=True),
+            Col("models", priority=3, wrap=True, min_width=16),
+            Col("opener", priority=1, wrap=True, min_width=16),
+            Col("system", priority=2, wrap=True),
+            Col("temperature", priority=2),
+            Col("repeats", justify="right"),
+        )
+        rows: list[list[Cell]] = [
+            [
                 Text(row["pairing"]),
                 Text(row["models"]),
-                Text(repr(opener[:40])),
+                Text(repr(exp.openers[row["opener"]][:40])),
                 Text(str(row["system"] or "(own)")),
                 str(row["temperature"] or "(own)"),
                 str(row["repeats"]),
-            )
-        Console(highlight=False).print(table)
+            ]
+            for row in batchmod.describe_plan(plans)
+        ]
+        print_table(console_for(width), cols, rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json")
         click.echo(f"{len(plans)} conversations, up to {len(plans) * exp.max_messages} messages")
         return
     from ..progress import BatchProgressDisplay
 
-    display = None if as_json else BatchProgressDisplay(exp.name)
+    display = None if as_json else BatchProgressDisplay(exp.name, console_for(width, stderr=True))
     try:
         with display or contextlib.nullcontext():
             on_progress = display.update if display else None
@@ -209,7 +222,7 @@ def batch(experiment_file, dry_run, as_json, db) -> None:
     if as_json:
         _print_batch_json(result)
     else:
-        _print_batch(result, experiment_file)
+        _print_batch(result, experiment_file, console_for(width))
     if result.errors:
         n = len(result.errors)
         click.echo(
@@ -238,22 +251,23 @@ def _print_batch_json(result) -> None:
     )
 
 
-def _print_batch(result, experiment_file: Path) -> None:
+def _print_batch(result, experiment_file: Path, c: Console) -> None:
     exp_name = result.experiment
     t = result.totals
     from ..progress import detection_counts, ended_counts
 
     ran = result.planned - result.skipped
-    click.echo(
+    lines = [
         f"{exp_name}: {ran} of {result.planned} conversations run ({result.skipped} already done): "
-        f"{ended_counts(t)}; {t.messages} new messages"
-    )
-    click.echo(f"conversations with a detection: {detection_counts(t)}")
-    for run_id, detail in result.errors:
-        click.echo(f"  error in run {run_id}: {detail}")
+        f"{ended_counts(t)}; {t.messages} new messages",
+        f"conversations with a detection: {detection_counts(t)}",
+        *(f"  error in run {run_id}: {detail}" for run_id, detail in result.errors),
+    ]
     if result.errors:
-        click.echo(f"re-run `duologue batch {experiment_file}` to resume the runs that failed")
-    click.echo(f"report: duologue report {exp_name}")
+        lines.append(f"re-run `duologue batch {experiment_file}` to resume the runs that failed")
+    lines.append(f"report: duologue report {exp_name}")
+    for line in lines:
+        c.print(Text(line))
 
 
 @click.command()
@@ -266,8 +280,9 @@ def _print_batch(result, experiment_file: Path) -> None:
     "runs/reports/EXPERIMENT).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (what EXPERIMENT-report.json holds).")
+@width_option
 @db_option
-def report(experiment, output, as_json, db) -> None:
+def report(experiment, output, as_json, width, db) -> None:
     """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots.
 
     Writes EXPERIMENT-report.json (the report as JSON) and the plots (PNG,
@@ -278,51 +293,62 @@ def report(experiment, output, as_json, db) -> None:
     if as_json:
         print_json(rep)
         return
-    _print_report(rep)
+    _print_report(rep, console_for(width))
 
 
 def _fmt_q(q) -> str:
     return "-" if q is None else f"{q[1]:g} [{q[0]:g}–{q[2]:g}]"
 
 
-def _print_report(rep: dict) -> None:
-    c = Console(highlight=False)
+GROUPINGS = (
+    ("by_pairing", "pairing"),
+    ("by_opener", "opener"),
+    ("by_system", "system prompt"),
+    ("by_temperature", "temperature"),
+)
+REPORT_COLUMNS = (
+    Col("group", wrap=True, min_width=12),
+    Col("runs", justify="right"),
+    Col("loop or\nnear loop"),
+    Col("onset\nmedian [IQR]", priority=1),
+    Col("stop\nreasons", priority=2, wrap=True),
+    Col("tokens", priority=3, justify="right"),
+    Col("seconds", priority=5, justify="right"),
+    Col("tokens\nin loops", priority=4, justify="right"),
+    Col("saved\n(est.)", priority=4, justify="right"),
+)
+MAP_COLUMNS = (
+    Col("group", wrap=True, min_width=12),
+    Col("runs", justify="right"),
+    Col("end states\n(share of runs)", wrap=True, min_width=16),
+    Col("entered", priority=1, justify="right"),
+    Col("median\nentry", priority=2, wrap=True),
+    Col("topics", priority=3, wrap=True, min_width=16),
+)
+
+
+def _print_report(rep: dict, c: Console) -> None:
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
-    for key, label in (
-        ("by_pairing", "pairing"),
-        ("by_opener", "opener"),
-        ("by_system", "system prompt"),
-        ("by_temperature", "temperature"),
-    ):
+    for key, label in GROUPINGS:
         if key not in rep:
             continue
-        table = Table(box=None, header_style="bold", title=f"by {label}", title_justify="left")
-        for col in (
-            "group",
-            "runs",
-            "loop or near loop",
-            "onset median [IQR]",
-            "stop reasons",
-            "tokens",
-            "seconds",
-            "tokens in loops",
-            "saved (est.)",
-        ):
-            table.add_column(col)
+        rows: list[list[Cell]] = []
         for g in rep[key]:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
-            table.add_row(
-                Text(g["group"]),
-                str(g["runs"]),
-                f"{g['looped']} ({g['loop_share']:.0%})",
-                _fmt_q(g["onset_quartiles"]),
-                reasons,
-                str(g["prompt_tokens"] + g["completion_tokens"]),
-                f"{g['seconds']:.1f}",
-                str(g["tokens_in_loops"]),
-                f"{g['tokens_saved']:.0f}",
+            rows.append(
+                [
+                    Text(g["group"]),
+                    str(g["runs"]),
+                    f"{g['looped']} ({g['loop_share']:.0%})",
+                    _fmt_q(g["onset_quartiles"]),
+                    reasons,
+                    str(g["prompt_tokens"] + g["completion_tokens"]),
+                    f"{g['seconds']:.1f}",
+                    str(g["tokens_in_loops"]),
+                    f"{g['tokens_saved']:.0f}",
+                ]
             )
-        c.print(table)
+        print_table(c, REPORT_COLUMNS, rows, title=f"by {label}", hint="or --json")
     _print_attractor_map(c, rep.get("attractors") or {})
     for path in rep["plots"]:
         c.print(Text(f"plot: {path}", style="dim"))
@@ -335,23 +361,16 @@ def _print_attractor_map(c: Console, att: dict) -> None:
     def name(key: str) -> str:
         return labels.get(key, key)
 
-    for key, label in (
-        ("by_pairing", "pairing"),
-        ("by_opener", "opener"),
-        ("by_system", "system prompt"),
-        ("by_temperature", "temperature"),
-    ):
+    for key, label in GROUPINGS:
         if key not in att:
             continue
-        table = Table(box=None, header_style="bold", title=f"attractor map by {label}", title_justify="left")
-        for col in ("group", "runs", "end states (share of runs)", "entered", "median entry", "topics"):
-            table.add_column(col, overflow="fold")
+        rows: list[list[Cell]] = []
         for g in att[key]:
             ends = ", ".join(f"{name(k)} {v:.0%}" for k, v in g["end_states"].items())
             entry = ", ".join(f"{name(k)} {v:g}" for k, v in g["median_entry"].items()) or "-"
             topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"
-            table.add_row(Text(g["group"]), str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics))
-        c.print(table)
+            rows.append([Text(g["group"]), str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics)])
+        print_table(c, MAP_COLUMNS, rows, title=f"attractor map by {label}", hint="or --json")
 
 
 @click.command()

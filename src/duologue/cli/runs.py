@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from .. import api
+from ..errors import DuologueError
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id
+from .layout import Col, console_for, print_table, width_option
 from .options import TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
 
 
@@ -39,7 +39,7 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     spec = build_spec(config, flags)
     current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
-    interjector = _interjector() if interactive else None
+    interjector = _interjector(renderer) if interactive else None
     _run_to_end(
         lambda: api.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector), current, renderer, db
     )
@@ -74,7 +74,7 @@ def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) ->
     spec = spec_with_flags(base, flags, source=f"fork of {parent.id}")
     current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
-    interjector = _interjector() if interactive else None
+    interjector = _interjector(renderer) if interactive else None
     _run_to_end(
         lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners, interjector=interjector),
         current,
@@ -83,10 +83,10 @@ def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) ->
     )
 
 
-def _interjector():
+def _interjector(renderer):
     from ..interactive import TerminalInterjector
 
-    return TerminalInterjector()
+    return TerminalInterjector(renderer=renderer)
 
 
 def _renderer(meta: bool):
@@ -153,7 +153,7 @@ def _end(run, db: Path) -> None:
 
 def _print_summary(run, db: Path) -> None:
     totals = api.run_totals(run)
-    c = Console(highlight=False)
+    c = console_for(None)  # piped: the transcript's path on one line
     stop = f"{run.stop_reason}" + (f" ({run.stop_detail})" if run.stop_detail else "")
     c.print(Text("─" * 60, style="dim"))
     c.print(Text.assemble(("run ", "dim"), (run.id, "bold"), ("  ", ""), (run.title, "")))
@@ -207,7 +207,7 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messa
     """
     current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
-    interjector = _interjector() if interactive else None
+    interjector = _interjector(renderer) if interactive else None
     limits = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
     _run_to_end(
         lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits),
@@ -223,34 +223,72 @@ LS_KEYS = (
 )
 
 
+STATUSES = ("running", "finished", "interrupted", "error", "killed")
+
+
 @click.command(name="ls")
 @click.option("-n", "--limit", type=int, default=50, show_default=True, help="How many runs (newest first).")
+@click.option("--experiment", metavar="NAME", help="Only the runs of this experiment (`duologue batch`).")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option("--model", metavar="TEXT", help="Only runs with a model string containing TEXT (any case).")
+@click.option(
+    "--loop/--no-loop",
+    "looped",
+    default=None,
+    help="Only runs that looped (an exact or near loop found, or stopped on one), or only those that did not.",
+)
 @click.option("--json", "as_json", is_flag=True, help=f"Print the runs as one JSON list ({LS_KEYS}).")
+@width_option
 @db_option
-def ls_cmd(limit, as_json, db) -> None:
-    """List runs, newest first."""
-    rows = api.list_runs(db=db, limit=limit) if Path(db).exists() else []
+def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None:
+    """List runs, newest first, with their experiment, status and stop reason.
+
+    At a narrow width the least needed columns (started, parent, experiment,
+    title) are left out, and named below the table; ids, statuses and stop
+    reasons are always shown whole.
+    """
+    filters = {"experiment_id": experiment, "status": status, "model": model, "looped": looped}
+    if experiment and Path(db).exists() and api.find_experiment(experiment, db=db) is None:
+        raise DuologueError(
+            f"no experiment '{experiment}' in {db} (`duologue ls` lists the runs and their experiments)"
+        )
+    rows = api.list_runs(db=db, limit=limit, **filters) if Path(db).exists() else []
     if as_json:
         print_json(rows)
         return
     if not rows:
-        click.echo(f"no runs yet in {db}: start one with `duologue run` (two embedded models, offline)")
+        if any(v is not None for v in filters.values()):
+            click.echo(f"no runs in {db} match")
+        else:
+            click.echo(f"no runs yet in {db}: start one with `duologue run` (two embedded models, offline)")
         return
-    table = Table(box=None, header_style="bold")
-    for col in ("run", "title", "msgs", "status", "stop", "started", "parent"):
-        table.add_column(col, no_wrap=col in ("run", "started", "parent"))
-    for r in rows:
-        parent = f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else ""
-        table.add_row(
+    cols = (
+        Col("run"),
+        Col("title", priority=1, wrap=True, min_width=12),
+        Col("msgs", justify="right"),
+        Col("status"),
+        Col("stop"),
+        Col("experiment", priority=2, wrap=True),
+        Col("started", priority=3),
+        Col("parent", priority=4),
+    )
+    table = [
+        [
             r["id"],
             Text(r["title"]),
             str(r["messages"]),
             r["status"],
             r["stop_reason"] or "",
+            Text(r["experiment_id"] or ""),
             _local(r["started_at"]),
-            parent,
-        )
-    Console(highlight=False).print(table)
+            f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else "",
+        ]
+        for r in rows
+    ]
+    c = console_for(width)
+    print_table(c, cols, table, hint="or --json")
+    if len(rows) == limit:
+        c.print(Text(f"the newest {limit} shown: -n N shows more", style="dim"))
 
 
 def _local(iso: str | None) -> str:

@@ -12,6 +12,7 @@ from rich.text import Text
 from .. import api
 from .common import db_option, print_json
 from .completion import complete_run_id
+from .layout import console_for, width_option
 from .runs import _local
 
 # Shown on the participant's first line, in this order; every other setting follows on its own line.
@@ -34,12 +35,14 @@ DETECTION_KINDS = ("loop", "near_loop", "convergence", "attractor")
     is_flag=True,
     help="Print the run as JSON: the JSON export (spec, messages, analysis, events) and its lineage.",
 )
+@width_option
 @db_option
-def show(run_id, as_json, db) -> None:
+def show(run_id, as_json, width, db) -> None:
     """Show a run: its whole spec, stop reason, lineage, and messages with their timings and events.
 
     Events (context trims with their summaries, injections, changes, detections
-    and new limits) are printed where they happened.
+    and new limits) are printed where they happened. Piped, each message is one
+    line: nothing is wrapped.
     """
     run = api.load_run(run_id, db=db)
     if as_json:
@@ -51,7 +54,7 @@ def show(run_id, as_json, db) -> None:
         }
         print_json(doc)
         return
-    c = Console(highlight=False, soft_wrap=True)
+    c = console_for(width)
     _print_header(c, run, db)
     _print_spec(c, run.spec)
     _print_messages(c, run, api.run_events(run.id, db=db))

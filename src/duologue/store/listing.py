@@ -44,6 +44,9 @@ class RunFilter:
     looped: str = ""  # "yes", "no" or "" for either
     experiment: str = ""
     text: str = ""  # words the run's messages contain (full-text search; see store/search.py)
+    status: str = ""  # a run status as shown (running, finished, interrupted, error, killed)
+    model_part: str = ""  # a part of a participant's model string (any case)
+    any_loop: str = ""  # "yes": an exact or near loop was found, or the run stopped on one; "no"; "" for either
     sort: str = "started"  # a key of SORTS
     desc: bool = True
     page: int = 1
@@ -60,11 +63,8 @@ def _where(q: RunFilter, alive: set[int] | None) -> tuple[str, list[Any]]:
         clauses.append("EXISTS (SELECT 1 FROM json_each(runs.models) WHERE value = ?)")
         args.append(q.model)
     if q.stop in (RUNNING, KILLED):
-        pids = sorted(alive or ())
-        within = f"pid IN ({', '.join('?' * len(pids))})" if pids else "0"
-        gone = f"NOT COALESCE({within}, 0)"  # a NULL pid counts as gone
-        clauses.append("status = 'running' AND " + (within if q.stop == RUNNING else gone))
-        args.extend(pids)
+        clauses.append(_running_clause(q.stop, alive))
+        args.extend(sorted(alive or ()))
     elif q.stop:
         clauses.append("stop_reason = ?")
         args.append(q.stop)
@@ -76,7 +76,35 @@ def _where(q: RunFilter, alive: set[int] | None) -> tuple[str, list[Any]]:
     if q.text.strip(' *"'):
         clauses.append("id IN (SELECT run_id FROM messages_fts WHERE messages_fts MATCH ?)")
         args.append(fts_query(q.text))
+    if q.status in (RUNNING, KILLED):  # as shown: a running run whose process is gone is killed
+        clauses.append(_running_clause(q.status, alive))
+        args.extend(sorted(alive or ()))
+    elif q.status:
+        clauses.append("status = ?")
+        args.append(q.status)
+    if q.model_part:
+        escaped = q.model_part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.models) WHERE value LIKE ? ESCAPE '\\')")
+        args.append(f"%{escaped}%")
+    if q.any_loop:
+        looped = "(loop_period IS NOT NULL OR near_loop_onset IS NOT NULL OR stop_reason IN ('loop', 'near_loop'))"
+        clauses.append(looped if q.any_loop == "yes" else f"NOT {looped}")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _running_clause(which: str, alive: set[int] | None) -> str:
+    """Running runs whose process is alive (RUNNING) or gone (KILLED); its arguments: sorted(alive)."""
+    pids = sorted(alive or ())
+    within = f"pid IN ({', '.join('?' * len(pids))})" if pids else "0"
+    gone = f"NOT COALESCE({within}, 0)"  # a NULL pid counts as gone
+    return "status = 'running' AND " + (within if which == RUNNING else gone)
+
+
+def _alive_pids(conn: sqlite3.Connection) -> set[int]:
+    """Which "running" runs still have a process: few, so asked one by one."""
+    return {
+        pid for (pid,) in conn.execute("SELECT DISTINCT pid FROM runs WHERE status = 'running'") if process_alive(pid)
+    }
 
 
 _ROW_COLUMNS = (
@@ -117,13 +145,7 @@ class RunLists:
     def query_runs(self, q: RunFilter, per_page: int = PER_PAGE) -> RunPage:
         """One page of the runs `q` asks for, with how many there are in all."""
         conn = self.conn
-        alive = None
-        if q.stop in (RUNNING, KILLED):  # which "running" runs still have a process: few, so asked one by one
-            alive = {
-                pid
-                for (pid,) in conn.execute("SELECT DISTINCT pid FROM runs WHERE status = 'running'")
-                if process_alive(pid)
-            }
+        alive = _alive_pids(conn) if RUNNING in (q.stop, q.status) or KILLED in (q.stop, q.status) else None
         where, args = _where(q, alive)
         total = conn.execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0]
         pages = max(1, -(-total // per_page))
@@ -152,14 +174,27 @@ class RunLists:
         experiments = {r[0]: r[1] for r in conn.execute("SELECT id, name FROM experiments ORDER BY created_at DESC")}
         return FilterChoices(distinct_json("participants"), distinct_json("models"), sorted(stops), experiments)
 
-    def list_runs(self, *, limit: int | None = None, experiment_id: str | None = None) -> list[RunRow]:
-        """Runs newest first (no message bodies)."""
-        sql = f"SELECT {_ROW_COLUMNS} FROM runs"
-        args: list[Any] = []
-        if experiment_id:
-            sql += " WHERE experiment_id = ?"
-            args.append(experiment_id)
-        sql += " ORDER BY started_at DESC, id"
+    def list_runs(
+        self,
+        *,
+        limit: int | None = None,
+        experiment_id: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
+        looped: bool | None = None,
+    ) -> list[RunRow]:
+        """Runs newest first (no message bodies): of one experiment, with one status (as shown: killed for a
+        running run whose process is gone), with a model string containing `model` (any case), that looped
+        (an exact or near loop found, or stopped on one) or did not."""
+        q = RunFilter(
+            experiment=experiment_id or "",
+            status=status or "",
+            model_part=model or "",
+            any_loop="" if looped is None else ("yes" if looped else "no"),
+        )
+        alive = _alive_pids(self.conn) if q.status in (RUNNING, KILLED) else None
+        where, args = _where(q, alive)
+        sql = f"SELECT {_ROW_COLUMNS} FROM runs{where} ORDER BY started_at DESC, id"
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
