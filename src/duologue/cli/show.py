@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import api
+from ..events import format_value
 from .common import db_option, print_json
 from .completion import complete_run_id
 from .layout import console_for, width_option
@@ -21,10 +22,6 @@ FIRST_LINE = ("temperature", "seed")
 APART = ("name", "model", "system")
 LIMITS = ("max_messages", "token_budget", "time_limit", "end_marker", "end_on")
 ACTIONS = ("on_loop", "on_near_loop", "on_convergence", "on_attractor")
-# Events that happen before their message; the others (detections, limits) after it.
-BEFORE = ("injection", "change", "context")
-# The detections' data worth a line (the detail says the rest).
-DETECTION_KINDS = ("loop", "near_loop", "convergence", "attractor")
 
 
 @click.command()
@@ -84,18 +81,6 @@ def _print_header(c: Console, run, db) -> None:
         c.print(f"imported from {run.source}")
 
 
-def _value(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False) if (not v or v != v.strip() or " " in v) else v
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
-    return str(v).lower() if isinstance(v, bool) else str(v)
-
-
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """A nested table as dotted keys (context.summarizer.model), empty tables and unset (None) values left out."""
     out: list[tuple[str, Any]] = []
@@ -108,7 +93,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _settings(pairs) -> str:
-    return "  ".join(f"{k} {_value(v)}" for k, v in pairs)
+    return "  ".join(f"{k} {format_value(v)}" for k, v in pairs)
 
 
 def _print_spec(c: Console, spec: dict[str, Any]) -> None:
@@ -145,26 +130,16 @@ def _print_spec(c: Console, spec: dict[str, Any]) -> None:
         c.print(Text(f"change at {ch.get('at')} for {ch.get('participant')}: {settings}"))
 
 
-def _event_lines(ev: dict[str, Any]) -> list[str]:
-    """An event as printed: its kind and detail, then what it carries that the detail does not say."""
-    lines = [f"▸ {ev['kind']}: {ev['detail']}"]
-    data = ev.get("data") or {}
-    if ev["kind"] == "context" and data.get("summary"):
-        lines.append(f"  summary: {data['summary']}")
-    elif ev["kind"] in DETECTION_KINDS:
-        extra = [(k, v) for k, v in data.items() if not isinstance(v, (dict, list)) and v is not None]
-        if extra:
-            lines.append("  " + _settings(extra))
-    return lines
-
-
 def _print_messages(c: Console, run, events: list[dict[str, Any]]) -> None:
+    from ..events import describe_events
     from ..terminal import TEXT_STYLES, format_message_meta
 
+    described = describe_events(events)
+
     def print_events(index: int | None, kinds_before: bool) -> None:
-        for ev in events:
-            if ev["message_index"] == index and (ev["kind"] in BEFORE) == kinds_before:
-                for line in _event_lines(ev):
+        for ev in described:
+            if ev.message_index == index and ev.before == kinds_before:
+                for line in ev.lines():
                     c.print(Text(line, style="dim yellow"))
 
     indexes = {m.index for m in run.messages}
@@ -184,9 +159,9 @@ def _print_messages(c: Console, run, events: list[dict[str, Any]]) -> None:
             c.print(Text(meta, style="dim"))
         print_events(m.index, False)
     # Events of no message shown (a limit raised before the next message, a trim that stopped the run).
-    rest = [ev for ev in events if ev["message_index"] not in indexes]
+    rest = [ev for ev in described if ev.message_index not in indexes]
     if rest:
         c.print()
         for ev in rest:
-            for line in _event_lines(ev):
+            for line in ev.lines():
                 c.print(Text(line, style="dim yellow"))
