@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -118,8 +119,9 @@ class ScriptedModels:
         return [r for b in self.made_for(name) for r in b.requests]
 
 
-@pytest.fixture
-def scripted_models():
+@contextmanager
+def scripted_provider() -> Iterator[ScriptedModels]:
+    """The `scripted` provider registered while the block runs (for fixtures of any scope)."""
     models = ScriptedModels()
     registry.register_provider(
         Provider(
@@ -134,6 +136,12 @@ def scripted_models():
         yield models
     finally:
         registry.unregister_provider("scripted")
+
+
+@pytest.fixture
+def scripted_models():
+    with scripted_provider() as models:
+        yield models
 
 
 class Measured:

@@ -17,11 +17,9 @@ from click.testing import CliRunner
 from rich.cells import cell_len
 from rich.console import Console, Group
 
-from duologue.backends import registry
-from duologue.backends.provider import Provider
 from duologue.cli import cli
 from duologue.progress import BatchProgressDisplay, BatchTotals
-from scripted import ScriptedModels
+from scripted import scripted_provider
 
 LONG = " ".join(f"word{i}" for i in range(60))  # a message far wider than 200 columns
 MODES = ("80", "200", "piped")
@@ -42,17 +40,7 @@ def width_args(mode: str) -> list[str]:
 def store(tmp_path_factory):
     """A store with a run that says long things, a fork of it, and a two-conversation experiment."""
     root = tmp_path_factory.mktemp("rendering")
-    models = ScriptedModels()
-    registry.register_provider(
-        Provider(
-            "scripted",
-            "scripted",
-            description="tests: answers from a script",
-            make=lambda p, provider, name: models.make(p),
-            check=lambda p, provider, name: None,
-        )
-    )
-    try:
+    with scripted_provider() as models:
         db = str(root / "runs" / "duologue.db")
         models.reply = lambda n, view: LONG if n % 2 else f"a shorter reply number {n}"
         model_a = "scripted/a-model-with-a-rather-long-name-indeed"
@@ -70,8 +58,6 @@ def store(tmp_path_factory):
         batch["piped"] = invoke("batch", str(exp), "--db", db)  # runs them; the others find them done
         for mode in ("80", "200"):
             batch[mode] = invoke("batch", str(exp), "--db", db, *width_args(mode))
-    finally:
-        registry.unregister_provider("scripted")
     runs = json.loads(invoke("ls", "--json", "--db", db).stdout)
     # A folder for plots whose paths are longer than 80 columns.
     plots = root / ("plots-" + "deep" * 12)
