@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -338,32 +338,31 @@ def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwar
     return run_sync(afork_run(run_ref, at, spec, **kwargs))
 
 
-def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
-    """Read a Markdown transcript (or a JSON export) and store it as a run."""
-    from .engine import new_run_id
+def import_runs(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    db: str | Path = DEFAULT_DB,
+    conversation: str | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Run]:
+    """Read every conversation of a file (the format named, or the one detected: `importers`) and
+    store each as a run, all in one transaction: a bad file or a run already in the store leaves
+    the store as it was."""
+    from .importers import ImportOptions, read_runs
 
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DuologueError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise TranscriptFormatError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise DuologueError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        if path.suffix.lower() in (".json", ".jsonl"):
-            run = parse_json(text)
-            run.source = str(path)
-        else:
-            run = run_from_transcript(parse_markdown_with_voices(text), new_run_id(), source=str(path))
-    except TranscriptFormatError as err:
-        raise TranscriptFormatError(f"{path}: {err}") from None
+    options = ImportOptions(conversation=conversation, names=tuple(names) if names is not None else None)
+    runs = read_runs(path, fmt, options)
     with Store(db) as store:
-        if store.has_run(run.id):
-            raise DuologueError(f"run {run.id} is already in {db}")
-        store.create_run(run)  # the run and all its messages in one transaction: a kill -9 leaves none or all
-    return run
+        store.create_runs(runs)
+    return runs
+
+
+def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
+    """Read a Markdown transcript (or a JSON export, or any one-conversation file `import_runs`
+    reads) and store it as a run."""
+    runs = import_runs(path, db=db)
+    return runs[0]
 
 
 def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
