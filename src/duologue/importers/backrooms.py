@@ -56,18 +56,22 @@ def _turns(text: str, style: re.Pattern[str]) -> list[tuple[str, int, int]]:
     candidates = [m for m in candidates if m.start() == 1 or text[m.start() - 2] == "\n"]
     if not candidates or candidates[0].start() != 1:
         raise TranscriptFormatError("line 2: expected the first speaker's heading")
-    # The cycle of actors: every name until the first one comes round again.
-    cycle: list[str] = []
-    for m in candidates:
-        if m.group(1) in cycle:
-            break
-        cycle.append(m.group(1))
-    turns: list[tuple[str, int, int]] = []
-    for m in candidates:
-        expected = cycle[len(turns) % len(cycle)]
-        if m.group(1) == expected:
-            turns.append((expected, m.start(), m.end()))
-    return turns
+    # The actors speak in a fixed cycle. Of the cycles made of the first names to appear, the one
+    # that explains the most headings wins: a heading-like line inside a response breaks the turn
+    # order of any cycle that counts it, so it is left in the response. backrooms.py numbers its
+    # actors by position ("Claude 1", "GPT4o 2"), so a cycle numbered so wins over one that is not.
+    names = list(dict.fromkeys(m.group(1) for m in candidates))
+    best: list[tuple[str, int, int]] = []
+    best_key = (False, 0)
+    for n in range(1, min(len(names), 16) + 1):
+        cycle, turns = names[:n], []
+        for m in candidates:
+            if m.group(1) == cycle[len(turns) % n]:
+                turns.append((m.group(1), m.start(), m.end()))
+        key = (all(name.endswith(f" {k}") for k, name in enumerate(cycle, 1)), len(turns))
+        if key > best_key:
+            best, best_key = turns, key
+    return best
 
 
 def _parse(text: str) -> tuple[list[str], list[tuple[str, str, str | None]], str | None, str | None]:
