@@ -64,7 +64,8 @@ def _turns(text: str, style: re.Pattern[str]) -> list[tuple[str, int, int]]:
     best: list[tuple[str, int, int]] = []
     best_key = (False, 0)
     for n in range(1, min(len(names), 16) + 1):
-        cycle, turns = names[:n], []
+        cycle = names[:n]
+        turns: list[tuple[str, int, int]] = []
         for m in candidates:
             if m.group(1) == cycle[len(turns) % n]:
                 turns.append((m.group(1), m.start(), m.end()))
