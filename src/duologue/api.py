@@ -366,11 +366,20 @@ def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
 
 
 def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
-    """A run to analyse: a Markdown transcript or JSON export on disk, else a run id in the store.
+    """A run to analyse: a Markdown transcript or JSON export on disk (or another tool's file of one
+    conversation, `importers`), else a run id in the store.
 
     Returns the run and a short name for files written about it.
     """
+    from .importers import detect_format, read_runs
+
     path = Path(target)
+    fmt = detect_format(path) if path.is_file() else None
+    if fmt is not None and fmt.name not in ("md", "json"):  # another tool's file, or duologue JSONL
+        runs = read_runs(path)
+        if len(runs) != 1:
+            raise DuologueError(f"{path} holds {len(runs)} conversations: `duologue import` it, then analyze a run")
+        return runs[0], path.stem
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from duologue import api
 from duologue.cli import cli
+from duologue.errors import DuologueError
 from duologue.importers import detect_format, import_formats
 from duologue.store import Store
 from helpers import EXAMPLE_MD, FIXTURES, run_cli
@@ -138,3 +139,14 @@ def test_openai_names_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     run_id = result.output.split(" as run ")[1].split()[0]
     assert api.load_run(run_id, db=tmp_path / "d.db").participants == ["Ann", "Bot"]
+
+
+def test_analyze_reads_another_tools_file_of_one_conversation(tmp_path):
+    run, name = api.load_target(
+        str(FIXTURES / "importers" / "opus_sonnet_cli_20241018_131801.txt"), db=tmp_path / "d.db"
+    )
+    assert name == "opus_sonnet_cli_20241018_131801" and len(run.messages) == 5
+    assert not (tmp_path / "d.db").exists()  # nothing stored
+    runs, db = two_runs(tmp_path)
+    with pytest.raises(DuologueError, match="holds 2 conversations"):
+        api.load_target(str(write_jsonl(tmp_path, runs, db)), db=db)

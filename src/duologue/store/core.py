@@ -116,19 +116,20 @@ class Store(RunLists, Experiments):
     def create_run(self, run: Run, *, copy_messages: bool = True) -> None:
         """Insert a run (and, for imports and forks, the messages it starts with) in one transaction."""
         with self._write():
-            self._insert_run(run, copy_messages)
+            self._insert_run(run, copy_messages, os.getpid() if run.status == "running" else None)
 
     def create_runs(self, runs: list[Run]) -> None:
         """Insert runs with their messages (an import of a file), all in one transaction or none.
 
-        A run whose id is already in the store is an error, and none of the runs is inserted."""
+        A run whose id is already in the store is an error, and none of the runs is inserted. No
+        process of this machine writes an imported run: one recorded as running shows as killed."""
         with self._write():
             for run in runs:
                 if self.has_run(run.id):
                     raise DuologueError(f"run {run.id} is already in {self.path}")
-                self._insert_run(run, True)
+                self._insert_run(run, True, None)
 
-    def _insert_run(self, run: Run, copy_messages: bool) -> None:
+    def _insert_run(self, run: Run, copy_messages: bool, pid: int | None) -> None:
         models = [p.get("model") for p in run.spec.get("participants", [])]
         self.conn.execute(
             """INSERT INTO runs (id, title, participants, models, spec, started_at, ended_at,
@@ -151,7 +152,7 @@ class Store(RunLists, Experiments):
                 run.fork_at,
                 run.experiment_id,
                 run.source,
-                os.getpid() if run.status == "running" else None,
+                pid,
                 cell_key(run.experiment_cell),
             ),
         )
