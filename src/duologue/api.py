@@ -346,40 +346,31 @@ def import_runs(
     conversation: str | None = None,
     names: Sequence[str] | None = None,
 ) -> list[Run]:
-    """Read every conversation of a file (the format named, or the one detected: `importers`) and
-    store each as a run, all in one transaction: a bad file or a run already in the store leaves
-    the store as it was."""
+    """Store every conversation of a file (format `fmt`, or detected: duologue.importers) as a run, all in
+    one transaction: a bad file, or a run already in the store, leaves the store as it was."""
     from .importers import ImportOptions, read_runs
 
-    options = ImportOptions(conversation=conversation, names=tuple(names) if names is not None else None)
-    runs = read_runs(path, fmt, options)
+    runs = read_runs(path, fmt, ImportOptions(conversation, tuple(names) if names is not None else None))
     with Store(db) as store:
         store.create_runs(runs)
     return runs
 
 
 def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
-    """Read a Markdown transcript (or a JSON export, or any one-conversation file `import_runs`
-    reads) and store it as a run."""
-    runs = import_runs(path, db=db)
-    return runs[0]
+    """Store a Markdown transcript, a JSON export or another file of one conversation as a run."""
+    return import_runs(path, db=db)[0]
 
 
 def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
-    """A run to analyse: a Markdown transcript or JSON export on disk (or another tool's file of one
-    conversation, `importers`), else a run id in the store.
+    """A run to analyse: a file of one conversation (any import format) on disk, else a run id in the store.
 
     Returns the run and a short name for files written about it.
     """
-    from .importers import detect_format, read_runs
+    from .importers import single_run
 
     path = Path(target)
-    fmt = detect_format(path) if path.is_file() else None
-    if fmt is not None and fmt.name not in ("md", "json"):  # another tool's file, or duologue JSONL
-        runs = read_runs(path)
-        if len(runs) != 1:
-            raise DuologueError(f"{path} holds {len(runs)} conversations: `duologue import` it, then analyze a run")
-        return runs[0], path.stem
+    if path.is_file() and (run := single_run(path)) is not None:
+        return run, path.stem
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")

@@ -118,6 +118,18 @@ def read_runs(path: str | Path, fmt: str | None = None, options: ImportOptions |
     return runs
 
 
+def single_run(path: Path) -> Run | None:
+    """The one conversation of a file in a format other than duologue's md and json (for `analyze
+    FILE`, which reads those itself), or None for those; a file of several is an error."""
+    fmt = detect_format(path)
+    if fmt is None or fmt.name in ("md", "json"):
+        return None
+    runs = read_runs(path, fmt.name)
+    if len(runs) != 1:
+        raise DuologueError(f"{path} holds {len(runs)} conversations: `duologue import` it, then analyze a run")
+    return runs[0]
+
+
 __all__ = [
     "ImportFormat",
     "ImportOptions",
@@ -126,5 +138,6 @@ __all__ = [
     "import_formats",
     "read_runs",
     "register_import_format",
+    "single_run",
     "unregister_import_format",
 ]
