@@ -49,6 +49,20 @@ def detect(path: Path) -> bool:
     return _heading_style(head_text(path, 1024).replace("\r\n", "\n")) is not None
 
 
+def _cycles(candidates: list[re.Match[str]]) -> list[list[str]]:
+    """The cycles to try: every order of up to 4 of the first 8 names that starts with the first
+    speaker, and the first n names in order of appearance for any n up to 16."""
+    names = list(dict.fromkeys(m.group(1) for m in candidates))
+    cycles = [names[:n] for n in range(1, min(len(names), 16) + 1)]
+    stack = [[names[0]]]
+    while stack:
+        cycle = stack.pop()
+        cycles.append(cycle)
+        if len(cycle) < 4:
+            stack.extend(cycle + [name] for name in names[:8] if name not in cycle)
+    return cycles
+
+
 def _turns(text: str, style: re.Pattern[str]) -> list[tuple[str, int, int]]:
     """(actor, start of the heading line, end of it) for every real heading, in order."""
     # A heading line follows an empty line: the log's first line, or the "\n" ending a response.
@@ -56,18 +70,16 @@ def _turns(text: str, style: re.Pattern[str]) -> list[tuple[str, int, int]]:
     candidates = [m for m in candidates if m.start() == 1 or text[m.start() - 2] == "\n"]
     if not candidates or candidates[0].start() != 1:
         raise TranscriptFormatError("line 2: expected the first speaker's heading")
-    # The actors speak in a fixed cycle. Of the cycles made of the first names to appear, the one
-    # that explains the most headings wins: a heading-like line inside a response breaks the turn
-    # order of any cycle that counts it, so it is left in the response. backrooms.py numbers its
-    # actors by position ("Claude 1", "GPT4o 2"), so a cycle numbered so wins over one that is not.
-    names = list(dict.fromkeys(m.group(1) for m in candidates))
+    # The actors speak in a fixed cycle. Of the possible cycles (the first name, then other names
+    # seen), the one that explains the most headings wins: a heading-like line inside a response
+    # breaks the turn order of a cycle that counts it, so it is left in the response. backrooms.py
+    # numbers its actors by position ("Claude 1", "GPT4o 2"), so a cycle numbered so wins first.
     best: list[tuple[str, int, int]] = []
     best_key = (False, 0)
-    for n in range(1, min(len(names), 16) + 1):
-        cycle = names[:n]
+    for cycle in _cycles(candidates):
         turns: list[tuple[str, int, int]] = []
         for m in candidates:
-            if m.group(1) == cycle[len(turns) % n]:
+            if m.group(1) == cycle[len(turns) % len(cycle)]:
                 turns.append((m.group(1), m.start(), m.end()))
         key = (all(name.endswith(f" {k}") for k, name in enumerate(cycle, 1)), len(turns))
         if key > best_key:
