@@ -200,3 +200,10 @@ def test_foreign_runs_store_and_export(tmp_path):
         # The Markdown export of an imported run reads back as the same conversation.
         md = api.export_run(run.id, "md", db=db)
         assert md.count("\n### ") >= len(run.messages)
+
+
+def test_backrooms_log_with_windows_line_endings_and_a_bom(tmp_path):
+    log = tmp_path / NEW_LOG.name
+    log.write_bytes(b"\xef\xbb\xbf" + NEW_LOG.read_bytes().replace(b"\n", b"\r\n"))
+    assert detect_format(log).name == "backrooms"
+    assert said(read_runs(log)[0]) == said(read_runs(NEW_LOG)[0])

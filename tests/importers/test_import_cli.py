@@ -150,3 +150,13 @@ def test_analyze_reads_another_tools_file_of_one_conversation(tmp_path):
     runs, db = two_runs(tmp_path)
     with pytest.raises(DuologueError, match="holds 2 conversations"):
         api.load_target(str(write_jsonl(tmp_path, runs, db)), db=db)
+
+
+def test_an_imported_running_run_has_no_writer_here(tmp_path):
+    runs, db = two_runs(tmp_path)
+    data = json.loads(api.export_run(runs[0].id, "json", db=db))
+    data["status"], data["ended_at"] = "running", None
+    (tmp_path / "running.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    (run,) = api.import_runs(tmp_path / "running.json", db=tmp_path / "other.db")
+    with Store(tmp_path / "other.db") as store:
+        assert store.run_pid(run.id) is None  # no process here writes it: `ls` shows it as killed
