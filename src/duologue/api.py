@@ -339,18 +339,19 @@ def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwar
 
 
 def import_runs(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     fmt: str | None = None,
     db: str | Path = DEFAULT_DB,
     conversation: str | None = None,
     names: Sequence[str] | None = None,
 ) -> list[Run]:
-    """Store every conversation of a file (format `fmt`, or detected: duologue.importers) as a run, all in
-    one transaction: a bad file, or a run already in the store, leaves the store as it was."""
+    """Store every conversation of a file, or of several (format `fmt`, or detected: duologue.importers) as
+    a run, all in one transaction: a bad file, or a run already in the store, leaves the store as it was."""
     from .importers import ImportOptions, read_runs
 
-    runs = read_runs(path, fmt, ImportOptions(conversation, tuple(names) if names is not None else None))
+    options = ImportOptions(conversation, tuple(names) if names is not None else None)
+    runs = [r for p in ([path] if isinstance(path, (str, Path)) else path) for r in read_runs(p, fmt, options)]
     with Store(db) as store:
         store.create_runs(runs)
     return runs

@@ -160,3 +160,20 @@ def test_an_imported_running_run_has_no_writer_here(tmp_path):
     (run,) = api.import_runs(tmp_path / "running.json", db=tmp_path / "other.db")
     with Store(tmp_path / "other.db") as store:
         assert store.run_pid(run.id) is None  # no process here writes it: `ls` shows it as killed
+
+
+def test_several_files_in_one_transaction(tmp_path):
+    here = FIXTURES / "importers"
+    files = [here / "opus_sonnet_cli_20241018_131801.txt", here / "openai-chat.json", EXAMPLE_MD]
+    out = run_cli("import", *map(str, files), "--db", "d.db", cwd=tmp_path, check=True).stdout.splitlines()
+    assert [line.split(" as run ")[0] for line in out] == [f"imported {f}" for f in files]
+    (tmp_path / "bad.md").write_text("not a transcript\n")
+    proc = run_cli("import", *map(str, files), "bad.md", "--db", "other.db", cwd=tmp_path)
+    assert_one_line_error(proc, "bad.md", "not a valid md file", "line 1")
+    assert not (tmp_path / "other.db").exists()
+    runs, db = two_runs(tmp_path)
+    (tmp_path / "one.json").write_text(api.export_run(runs[0].id, "json", db=db), encoding="utf-8")
+    proc = run_cli("import", "one.json", "one.json", "--db", "third.db", cwd=tmp_path)
+    assert_one_line_error(proc, f"run {runs[0].id} comes twice")
+    with Store(tmp_path / "third.db") as store:
+        assert store.list_runs() == []

@@ -63,7 +63,7 @@ def export(target, fmt, output, list_formats, db) -> None:
 
 
 @click.command(name="import")
-@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-f",
     "--format",
@@ -79,20 +79,21 @@ def export(target, fmt, output, list_formats, db) -> None:
     help="Another tool's file: the participants' names, comma-separated, in the order they first speak.",
 )
 @db_option
-def import_cmd(path, fmt, list_formats, conversation, names, db) -> None:
-    """Import a file of conversations as runs: duologue's Markdown, JSON or JSONL, a UniversalBackrooms
-    log, a resonant-chat-arena page, OpenAI-style messages JSON, or simonw/llm's logs.db."""
+def import_cmd(paths, fmt, list_formats, conversation, names, db) -> None:
+    """Import files of conversations as runs: duologue's Markdown, JSON or JSONL, UniversalBackrooms
+    logs, resonant-chat-arena pages, OpenAI-style messages JSON, or simonw/llm's logs.db. Every run of
+    the files is stored in one transaction: a bad file stores nothing."""
     from ..importers import import_format, import_formats
 
     if list_formats:
         for f in import_formats().values():
             click.echo(f"{f.name:10} {f.description}")
         return
-    if path is None:
+    if not paths:
         raise click.UsageError("give a file to import (or --formats)")
     if fmt is not None:
         import_format(fmt)  # an unknown format is an error before the file is read
     name_list = [n.strip() for n in names.split(",")] if names is not None else None
-    runs = api.import_runs(path, fmt=fmt, db=db, conversation=conversation, names=name_list)
+    runs = api.import_runs(paths, fmt=fmt, db=db, conversation=conversation, names=name_list)
     for run in runs:
-        click.echo(f"imported {path} as run {run.id} ({len(run.messages)} messages)")
+        click.echo(f"imported {run.source} as run {run.id} ({len(run.messages)} messages)")

@@ -124,7 +124,9 @@ class Store(RunLists, Experiments):
         A run whose id is already in the store is an error, and none of the runs is inserted. No
         process of this machine writes an imported run: one recorded as running shows as killed."""
         with self._write():
-            for run in runs:
+            for k, run in enumerate(runs):
+                if any(other.id == run.id for other in runs[:k]):
+                    raise DuologueError(f"run {run.id} comes twice in what is imported")
                 if self.has_run(run.id):
                     raise DuologueError(f"run {run.id} is already in {self.path}")
                 self._insert_run(run, True, None)
