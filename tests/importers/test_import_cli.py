@@ -177,3 +177,27 @@ def test_several_files_in_one_transaction(tmp_path):
     assert_one_line_error(proc, f"run {runs[0].id} comes twice")
     with Store(tmp_path / "third.db") as store:
         assert store.list_runs() == []
+
+
+def test_a_program_adds_a_format(tmp_path):
+    from duologue.importers import ImportFormat, register_import_format, unregister_import_format
+    from duologue.importers.common import file_time, foreign_run, new_ids
+    from duologue.records import Message
+
+    def read(path, options):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        messages = [Message(index=k, speaker=line.split(">", 1)[0], content=line.split(">", 1)[1]) for k, line in
+                    enumerate(lines, 1)]  # fmt: skip
+        speakers = list(dict.fromkeys(m.speaker for m in messages))
+        return [foreign_run(new_ids(1)[0], path, speakers, messages, started_at=file_time(path))]
+
+    fmt = ImportFormat("arrows", "a>b lines", (".arrows",), lambda p: p.read_bytes().startswith(b"a>"), read)
+    register_import_format(fmt)
+    try:
+        (tmp_path / "chat.log").write_text("a>hi\nb>hello\na>bye\n", encoding="utf-8")
+        assert detect_format(tmp_path / "chat.log") is fmt
+        (run,) = api.import_runs(tmp_path / "chat.log", db=tmp_path / "d.db")
+        assert [(m.speaker, m.content) for m in run.messages] == [("a", "hi"), ("b", "hello"), ("a", "bye")]
+    finally:
+        unregister_import_format("arrows")
+    assert "arrows" not in import_formats()
