@@ -207,3 +207,11 @@ def test_backrooms_log_with_windows_line_endings_and_a_bom(tmp_path):
     log.write_bytes(b"\xef\xbb\xbf" + NEW_LOG.read_bytes().replace(b"\n", b"\r\n"))
     assert detect_format(log).name == "backrooms"
     assert said(read_runs(log)[0]) == said(read_runs(NEW_LOG)[0])
+
+
+def test_openai_messages_with_the_role_after_a_long_content(tmp_path):
+    messages = [{"content": "x" * 2000, "role": "user"}, {"content": "ok", "role": "assistant"}]
+    (tmp_path / "m.json").write_text(json.dumps(messages))
+    assert detect_format(tmp_path / "m.json").name == "openai"
+    (tmp_path / "other.json").write_text(json.dumps([{"name": "not a message"}]))
+    assert detect_format(tmp_path / "other.json").name == "json"  # by its suffix: nothing recognises it

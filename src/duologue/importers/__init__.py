@@ -2,7 +2,7 @@
 
 Each module here defines `FORMAT = ImportFormat(...)`: a name (what `duologue import --format`
 takes), one line of description, the file suffixes it usually has, a cheap `detect(path) -> bool`
-(sniffing the first bytes, never reading a whole large file) and `read(path, options) -> list[Run]`.
+(sniffing the first bytes; a whole file only when it is small) and `read(path, options) -> list[Run]`.
 `duologue import PATH` tries every format's `detect` and reads the file with the one that
 recognises it. Third-party packages add formats through the entry-point group `duologue.importers`
 (an entry point naming an ImportFormat); a program can call `register_import_format`.

@@ -13,6 +13,7 @@ the order they first speak. The file records no times: the run's start is its mo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +28,22 @@ _SYSTEM = ("system", "developer")
 
 def detect(path: Path) -> bool:
     start = head_text(path, 512).lstrip()
-    if start.startswith("["):
-        return start[1:].lstrip().startswith("{") and '"role"' in start
-    if start.startswith("{"):
-        # An object whose messages come first, or one small enough to look at whole.
-        if '"format"' in start[:200]:
-            return False  # a duologue run export
-        if start[1:].lstrip().startswith('"messages"'):
-            return True
-        if path.stat().st_size <= 1_000_000:
-            try:
-                data = json.loads(read_text(path))
-            except ValueError:
-                return False
-            return isinstance(data, dict) and isinstance(data.get("messages"), list) and "format" not in data
-    return False
+    if not start.startswith(("[", "{")) or re.match(r'\{\s*"format"', start):  # a duologue run export
+        return False
+    if path.stat().st_size <= 5_000_000:  # small enough to look at whole
+        try:
+            data = json.loads(read_text(path))
+        except ValueError:
+            return False
+        if isinstance(data, dict) and "format" not in data:
+            data = data.get("messages")
+        return (
+            isinstance(data, list)
+            and bool(data)
+            and all(isinstance(m, dict) and m.get("role") in (*_SIDES, *_SYSTEM, "tool", "function") for m in data)
+        )
+    # A large file: messages first, or a list whose first object has a role.
+    return start.startswith("[") and '"role"' in start or re.match(r'\{\s*"messages"', start) is not None
 
 
 def _content(value: Any, where: str) -> str:
