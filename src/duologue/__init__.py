@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .api import export_run as export_run
     from .api import fork_base as fork_base
     from .api import fork_run as fork_run
+    from .api import import_runs as import_runs
     from .api import import_transcript as import_transcript
     from .api import list_runs as list_runs
     from .api import load_run as load_run
@@ -46,6 +47,7 @@ _EXPORTS = {
             "export_run",
             "fork_base",
             "fork_run",
+            "import_runs",
             "import_transcript",
             "list_runs",
             "load_run",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -338,40 +338,40 @@ def fork_run(run_ref: str, at: int, spec: ConversationSpec | None = None, **kwar
     return run_sync(afork_run(run_ref, at, spec, **kwargs))
 
 
-def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
-    """Read a Markdown transcript (or a JSON export) and store it as a run."""
-    from .engine import new_run_id
+def import_runs(
+    path: str | Path | Sequence[str | Path],
+    *,
+    fmt: str | None = None,
+    db: str | Path = DEFAULT_DB,
+    conversation: str | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Run]:
+    """Store every conversation of a file, or of several (format `fmt`, or detected: duologue.importers) as
+    a run, all in one transaction: a bad file, or a run already in the store, leaves the store as it was."""
+    from .importers import ImportOptions, read_runs
 
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DuologueError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise TranscriptFormatError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise DuologueError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        if path.suffix.lower() in (".json", ".jsonl"):
-            run = parse_json(text)
-            run.source = str(path)
-        else:
-            run = run_from_transcript(parse_markdown_with_voices(text), new_run_id(), source=str(path))
-    except TranscriptFormatError as err:
-        raise TranscriptFormatError(f"{path}: {err}") from None
+    options = ImportOptions(conversation, tuple(names) if names is not None else None)
+    runs = [r for p in ([path] if isinstance(path, (str, Path)) else path) for r in read_runs(p, fmt, options)]
     with Store(db) as store:
-        if store.has_run(run.id):
-            raise DuologueError(f"run {run.id} is already in {db}")
-        store.create_run(run)  # the run and all its messages in one transaction: a kill -9 leaves none or all
-    return run
+        store.create_runs(runs)
+    return runs
+
+
+def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:
+    """Store a Markdown transcript, a JSON export or another file of one conversation as a run."""
+    return import_runs(path, db=db)[0]
 
 
 def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
-    """A run to analyse: a Markdown transcript or JSON export on disk, else a run id in the store.
+    """A run to analyse: a file of one conversation (any import format) on disk, else a run id in the store.
 
     Returns the run and a short name for files written about it.
     """
+    from .importers import single_run
+
     path = Path(target)
+    if path.is_file() and (run := single_run(path)) is not None:
+        return run, path.stem
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")

@@ -87,9 +87,37 @@ def export(target, fmt, output, list_formats, all_runs, experiment, status, stop
 
 
 @click.command(name="import")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    default=None,
+    help="The file's format (`duologue import --formats` lists them); by default it is detected.",
+)
+@click.option("--formats", "list_formats", is_flag=True, help="List the import formats and exit.")
+@click.option("--conversation", default=None, help="llm logs.db: import only the conversation with this id.")
+@click.option(
+    "--names",
+    default=None,
+    help="Another tool's file: the participants' names, comma-separated, in the order they first speak.",
+)
 @db_option
-def import_cmd(path, db) -> None:
-    """Import a Markdown transcript (or a JSON export) as a run."""
-    run = api.import_transcript(path, db=db)
-    click.echo(f"imported {path} as run {run.id} ({len(run.messages)} messages)")
+def import_cmd(paths, fmt, list_formats, conversation, names, db) -> None:
+    """Import files of conversations as runs: duologue's Markdown, JSON or JSONL, UniversalBackrooms
+    logs, resonant-chat-arena pages, OpenAI-style messages JSON, or simonw/llm's logs.db. Every run of
+    the files is stored in one transaction: a bad file stores nothing."""
+    from ..importers import import_format, import_formats
+
+    if list_formats:
+        for f in import_formats().values():
+            click.echo(f"{f.name:10} {f.description}")
+        return
+    if not paths:
+        raise click.UsageError("give a file to import (or --formats)")
+    if fmt is not None:
+        import_format(fmt)  # an unknown format is an error before the file is read
+    name_list = [n.strip() for n in names.split(",")] if names is not None else None
+    runs = api.import_runs(paths, fmt=fmt, db=db, conversation=conversation, names=name_list)
+    for run in runs:
+        click.echo(f"imported {run.source} as run {run.id} ({len(run.messages)} messages)")

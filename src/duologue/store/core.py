@@ -116,36 +116,52 @@ class Store(RunLists, Experiments, MessageSearch):
 
     def create_run(self, run: Run, *, copy_messages: bool = True) -> None:
         """Insert a run (and, for imports and forks, the messages it starts with) in one transaction."""
+        with self._write():
+            self._insert_run(run, copy_messages, os.getpid() if run.status == "running" else None)
+
+    def create_runs(self, runs: list[Run]) -> None:
+        """Insert runs with their messages (an import of a file), all in one transaction or none.
+
+        A run whose id is already in the store is an error, and none of the runs is inserted. No
+        process of this machine writes an imported run: one recorded as running shows as killed."""
+        with self._write():
+            for k, run in enumerate(runs):
+                if any(other.id == run.id for other in runs[:k]):
+                    raise DuologueError(f"run {run.id} comes twice in what is imported")
+                if self.has_run(run.id):
+                    raise DuologueError(f"run {run.id} is already in {self.path}")
+                self._insert_run(run, True, None)
+
+    def _insert_run(self, run: Run, copy_messages: bool, pid: int | None) -> None:
         models = [p.get("model") for p in run.spec.get("participants", [])]
-        with self._write() as conn:
-            conn.execute(
-                """INSERT INTO runs (id, title, participants, models, spec, started_at, ended_at,
-                   status, stop_reason, stop_detail, duologue_version, parent_run_id, fork_at,
-                   experiment_id, source, pid, experiment_cell)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    run.id,
-                    run.title,
-                    json.dumps(run.participants, ensure_ascii=False),
-                    json.dumps(models, ensure_ascii=False),
-                    json.dumps(run.spec, ensure_ascii=False),
-                    _iso(run.started_at),
-                    _iso(run.ended_at),
-                    run.status,
-                    run.stop_reason,
-                    run.stop_detail,
-                    run.duologue_version,
-                    run.parent_run_id,
-                    run.fork_at,
-                    run.experiment_id,
-                    run.source,
-                    os.getpid() if run.status == "running" else None,
-                    cell_key(run.experiment_cell),
-                ),
-            )
-            if copy_messages:
-                for m in run.messages:
-                    self._insert_message(run.id, m)
+        self.conn.execute(
+            """INSERT INTO runs (id, title, participants, models, spec, started_at, ended_at,
+               status, stop_reason, stop_detail, duologue_version, parent_run_id, fork_at,
+               experiment_id, source, pid, experiment_cell)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                run.id,
+                run.title,
+                json.dumps(run.participants, ensure_ascii=False),
+                json.dumps(models, ensure_ascii=False),
+                json.dumps(run.spec, ensure_ascii=False),
+                _iso(run.started_at),
+                _iso(run.ended_at),
+                run.status,
+                run.stop_reason,
+                run.stop_detail,
+                run.duologue_version,
+                run.parent_run_id,
+                run.fork_at,
+                run.experiment_id,
+                run.source,
+                pid,
+                cell_key(run.experiment_cell),
+            ),
+        )
+        if copy_messages:
+            for m in run.messages:
+                self._insert_message(run.id, m)
 
     def has_run(self, run_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
