@@ -86,8 +86,8 @@ def test_batch_shows_every_error_one_line_each(tmp_path):
         "duologue: error: exp.toml: name: \"bad name\" is not allowed here: use letters, digits, '.', '_' and '-', "
         "starting with a letter or digit",
         "duologue: error: exp.toml: participants.0.system: expected text, got 3",
-        "duologue: error: exp.toml: openers: needs at least 1 entry, got 0",
         "duologue: error: exp.toml: repeats: must be at least 1, got 0",
+        "duologue: error: exp.toml: openers: needs at least 1 entry, got 0",
         "duologue: error: exp.toml: colour: unknown field",
     ], proc.stderr
     assert "more)" not in proc.stderr

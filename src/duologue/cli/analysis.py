@@ -164,37 +164,24 @@ def batch(experiment_file, dry_run, as_json, db) -> None:
     stderr); re-running resumes them.
     """
     from .. import batch as batchmod
-    from ..spec import load_experiment_spec
+    from ..experiment_spec import load_experiment_spec
 
     exp = load_experiment_spec(experiment_file)
     plans = batchmod.plan_experiment(exp)
+    messages = sum(plan.spec.max_messages for plan in plans)
+    rows = batchmod.describe_plan(exp, plans)
     if dry_run and as_json:
-        cells = [{**row, "opener": exp.openers[row["opener"]]} for row in batchmod.describe_plan(plans)]
-        print_json(
-            {
-                "experiment": exp.name,
-                "conversations": len(plans),
-                "max_messages": len(plans) * exp.max_messages,
-                "cells": cells,
-            }
-        )
+        print_json({"experiment": exp.name, "conversations": len(plans), "max_messages": messages, "cells": rows})
         return
     if dry_run:
         table = Table(title=f"{exp.name}: {len(plans)} conversations", box=None, header_style="bold")
-        for col in ("pairing", "models", "opener", "system", "temperature", "repeats"):
-            table.add_column(col)
-        for row in batchmod.describe_plan(plans):
-            opener = exp.openers[row["opener"]]
-            table.add_row(
-                Text(row["pairing"]),
-                Text(row["models"]),
-                Text(repr(opener[:40])),
-                Text(str(row["system"] or "(own)")),
-                str(row["temperature"] or "(own)"),
-                str(row["repeats"]),
-            )
+        columns = [*exp.settings, "repeats", "models"]
+        for col in columns:
+            table.add_column(col, overflow="fold", max_width=24 if col == "models" else None)
+        for row in rows:  # a long value (an opener, a system prompt) cut short; None: each participant's own
+            table.add_row(*(Text(_short(row.get(col), 30)) for col in columns))
         Console(highlight=False).print(table)
-        click.echo(f"{len(plans)} conversations, up to {len(plans) * exp.max_messages} messages")
+        click.echo(f"{len(plans)} conversations, up to {messages} messages")
         return
     from ..progress import BatchProgressDisplay
 
@@ -216,6 +203,16 @@ def batch(experiment_file, dry_run, as_json, db) -> None:
             f"{n} of {result.planned} conversation{'s' if result.planned != 1 else ''} ended with an error", err=True
         )
         sys.exit(1)
+
+
+def _short(value, limit: int = 40) -> str:
+    if value is None:
+        return "(own)"
+    if not isinstance(value, str):
+        return str(value)
+    if not value.strip():
+        return repr(value)  # a blank opener, visible
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _print_batch_json(result) -> None:
@@ -281,6 +278,11 @@ def report(experiment, output, as_json, db) -> None:
     _print_report(rep)
 
 
+def _settings(rep: dict) -> list[str]:
+    """The settings a report (or its attractor map) is split by: pairing, then each varied path."""
+    return [k.removeprefix("by_") for k in rep if k.startswith("by_")]
+
+
 def _fmt_q(q) -> str:
     return "-" if q is None else f"{q[1]:g} [{q[0]:g}–{q[2]:g}]"
 
@@ -288,12 +290,8 @@ def _fmt_q(q) -> str:
 def _print_report(rep: dict) -> None:
     c = Console(highlight=False)
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
-    for key, label in (
-        ("by_pairing", "pairing"),
-        ("by_opener", "opener"),
-        ("by_system", "system prompt"),
-        ("by_temperature", "temperature"),
-    ):
+    for label in _settings(rep):
+        key = f"by_{label}"
         if key not in rep:
             continue
         table = Table(box=None, header_style="bold", title=f"by {label}", title_justify="left")
@@ -312,7 +310,7 @@ def _print_report(rep: dict) -> None:
         for g in rep[key]:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
             table.add_row(
-                Text(g["group"]),
+                Text(_short(g["group"], 60)),
                 str(g["runs"]),
                 f"{g['looped']} ({g['loop_share']:.0%})",
                 _fmt_q(g["onset_quartiles"]),
@@ -335,12 +333,8 @@ def _print_attractor_map(c: Console, att: dict) -> None:
     def name(key: str) -> str:
         return labels.get(key, key)
 
-    for key, label in (
-        ("by_pairing", "pairing"),
-        ("by_opener", "opener"),
-        ("by_system", "system prompt"),
-        ("by_temperature", "temperature"),
-    ):
+    for label in _settings(att):
+        key = f"by_{label}"
         if key not in att:
             continue
         table = Table(box=None, header_style="bold", title=f"attractor map by {label}", title_justify="left")
@@ -350,7 +344,8 @@ def _print_attractor_map(c: Console, att: dict) -> None:
             ends = ", ".join(f"{name(k)} {v:.0%}" for k, v in g["end_states"].items())
             entry = ", ".join(f"{name(k)} {v:g}" for k, v in g["median_entry"].items()) or "-"
             topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"
-            table.add_row(Text(g["group"]), str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics))
+            group = Text(_short(g["group"], 60))
+            table.add_row(group, str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics))
         c.print(table)
 
 
