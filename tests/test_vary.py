@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -80,6 +81,7 @@ def test_a_and_b_are_the_pairings_first_and_second_speakers_and_injections_vary_
         ({"seed": [1, 2]}, "vary.seed: seeds come from base_seed"),
         ({"opener.text": ["a"]}, "vary.opener.text: 'opener' is one value, not a table"),
         ({"context": ["stop"]}, "vary.context: a table of settings; vary one of its fields"),
+        ({"opener": ["a", "a"]}, "vary.opener: a value is listed twice; use repeats"),
         ({"opener": []}, "vary.opener: give a list of values or a table of named values, got []"),
         ({"opener": "hi"}, 'vary.opener: give a list of values or a table of named values, got "hi"'),
     ],
@@ -236,8 +238,24 @@ def test_a_toml_experiment_varying_context_strategy_and_injections_runs_and_repo
     assert {g["group"] for g in rep["attractors"]["by_injections"]} == {"none", "nudge"}
     text = invoke("report", "cs", "--db", db, "-o", str(tmp_path / "rep")).stdout
     assert "by context.strategy" in text and "by injections" in text
+    _viewer_shows_the_varied_values(db, "cs")
     again = json.loads(invoke("batch", str(toml), "--json", "--db", db).stdout)
     assert (again["skipped"], again["finished"], again["messages"]) == (4, 4, 0)  # nothing ran again
+
+
+def _viewer_shows_the_varied_values(db: str, name: str) -> None:
+    """The viewer's experiment page: a table per varied path, and each run's varied values as columns."""
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from duologue.web import create_app
+
+    with TestClient(create_app(db, poll_seconds=0.05)) as client:
+        page = client.get(f"/experiments/{name}").text
+    assert "<h2>By context.strategy</h2>" in page and "<h2>By injections</h2>" in page
+    head = re.search(r'<table class="summary cells">\s*<thead><tr>(.*?)</tr>', page, re.S)
+    assert head and re.findall(r"<th>(.*?)</th>", head.group(1)) == ["run", "pairing", "context.strategy", "injections"]
+    assert page.count("<td>nudge</td>") == 2 and page.count("<td>truncate</td>") == 2
 
 
 def test_the_example_plans_and_validates():

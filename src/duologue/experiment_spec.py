@@ -141,6 +141,9 @@ def flatten_vary(vary: dict[str, Any], pool: list[str], prefix: str = "") -> dic
             continue
         if not isinstance(values, list | dict) or not values:
             raise ValueError(f"vary.{path}: give a list of values or a table of named values, got {shown(values)}")
+        listed = list(values.values()) if isinstance(values, dict) else values
+        if not isinstance(values, dict) and len({json.dumps(v, sort_keys=True) for v in listed}) < len(listed):
+            raise ValueError(f"vary.{path}: a value is listed twice; use repeats for more conversations of a cell")
         out[path] = values
     return out
 
