@@ -175,6 +175,8 @@ def test_mixing_the_older_lists_with_vary_says_how_to_rewrite():
     (line,) = caught.value.problems
     assert "openers is the older way to vary a setting and does not mix with [vary]" in line
     assert "opener = [...] for openers" in line
+    with pytest.raises(SpecError, match="^v.toml: seed: an experiment's seeds come from base_seed"):
+        experiment(seed=3)
     with pytest.raises(SpecError, match="openers .* or opener .*, not both"):
         experiment(openers=["a"], opener="b")
 

@@ -183,6 +183,8 @@ class ExperimentSpec(BaseModel):
         template = {k: v for k, v in data.items() if k in CONVERSATION_FIELDS}
         # Anything else stays at the top, where it is an unknown field.
         out.update({k: v for k, v in data.items() if k not in out and k not in template})
+        if "seed" in data:
+            raise ValueError("seed: an experiment's seeds come from base_seed and each cell; give base_seed instead")
         old = [k for k in LEGACY_KEYS if k in data]
         if "vary" in data and old:
             raise ValueError(
