@@ -134,6 +134,11 @@ def test_older_files_plan_the_same_cells_and_seeds():
         "repeat": 1,
     }
     assert plan_experiment(plain)[0].spec.opener == "Hello"
+    python = ExperimentSpec(name="p", participants=POOL, opener="Hello", vary=None)
+    assert plan_experiment(python)[0].spec.opener == "Hello"
+    empty = experiment_from_dict({"name": "e", "participants": POOL, "opener": "Hello", "vary": {}})
+    assert [p.cell for p in plan_experiment(empty)] == [{"pairing": "x ↔ y", "repeat": 1}]
+    assert plan_experiment(empty)[0].spec.opener == "Hello"
 
 
 def test_an_older_record_in_the_store_is_the_same_experiment(tmp_path):

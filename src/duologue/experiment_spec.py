@@ -186,12 +186,12 @@ class ExperimentSpec(BaseModel):
         if "seed" in data:
             raise ValueError("seed: an experiment's seeds come from base_seed and each cell; give base_seed instead")
         old = [k for k in LEGACY_KEYS if k in data]
-        if "vary" in data and old:
+        if data.get("vary") is not None and old:
             raise ValueError(
                 f"{old[0]} is the older way to vary a setting and does not mix with [vary]: under [vary], write "
                 "opener = [...] for openers, system = {...} for system_prompts, temperature = [...] for temperatures"
             )
-        if "vary" not in data:
+        if data.get("vary") is None:  # an older file (or one that varies nothing)
             if "openers" in data and "opener" in template:
                 raise ValueError("give openers (a list, one conversation each) or opener (one text), not both")
             if "opener" in template:
