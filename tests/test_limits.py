@@ -151,12 +151,12 @@ def test_an_experiment_stored_before_the_limits_existed_still_runs(tmp_path, scr
     from duologue.store import Store
 
     exp = ExperimentSpec(name="old", participants=[Participant(name="x", model="scripted/x")], pairings="all_with_self")
-    old = {k: v for k, v in exp.model_dump(mode="json").items() if k not in ("token_budget", "time_limit")}
+    old = {k: v for k, v in exp.record().items() if k not in ("token_budget", "time_limit")}
     with Store(tmp_path / "d.db") as store:
         store.create_experiment("old", "old", old)
         _check_experiment_record(store, exp)  # no complaint: the unset new settings are no change
         with pytest.raises(DuologueError, match="other settings"):
-            _check_experiment_record(store, exp.model_copy(update={"token_budget": 10}))
+            _check_experiment_record(store, exp.model_copy(update={"conversation": {"token_budget": 10}}))
 
 
 def invoke(*args: str, code: int = 0):

@@ -157,7 +157,7 @@ def test_batch_and_report_as_json_and_the_error_count(tmp_path, scripted_models)
     assert again["skipped"] == 1 and again["finished"] == 2 and again["errors"] == []
     rep = as_json(invoke("report", "scr", "--json", "--db", db, "-o", str(tmp_path / "rep")))
     assert rep["experiment"] == "scr" and rep["runs"] == 2
-    assert {g["group"] for g in rep["by_opener"]} == {"'hello'", "'fail here'"}
+    assert {g["group"] for g in rep["by_opener"]} == {"hello", "fail here"}
     assert json.loads((tmp_path / "rep" / "scr-report.json").read_text()) == rep
 
 

@@ -86,9 +86,22 @@ def test_batch_shows_every_error_one_line_each(tmp_path):
         "duologue: error: exp.toml: name: \"bad name\" is not allowed here: use letters, digits, '.', '_' and '-', "
         "starting with a letter or digit",
         "duologue: error: exp.toml: participants.0.system: expected text, got 3",
-        "duologue: error: exp.toml: openers: needs at least 1 entry, got 0",
         "duologue: error: exp.toml: repeats: must be at least 1, got 0",
+        "duologue: error: exp.toml: openers: needs at least 1 entry, got 0",
         "duologue: error: exp.toml: colour: unknown field",
     ], proc.stderr
     assert "more)" not in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_control_characters_in_a_key_are_escaped_on_the_one_line(tmp_path):
+    from duologue.errors import SpecError
+    from duologue.spec import load_conversation_spec
+
+    path = tmp_path / "c.toml"
+    path.write_text('"odd\\u001ekey" = 1\n"tab\\there" = 2\n', encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        load_conversation_spec(path)
+    assert caught.value.problems == str(caught.value).splitlines()
+    assert any("odd\\x1ekey" in p for p in caught.value.problems)
+    assert any("tab\\there" in p for p in caught.value.problems)

@@ -227,7 +227,7 @@ async def aresume_run(
         check_resumable(run, token_budget, time_limit, max_messages)
         if run.status == "running" and _pid_alive(store.run_pid(run.id)):
             raise DuologueError(f"run {run.id} is still running in process {store.run_pid(run.id)}")
-        spec = ConversationSpec.model_validate(run.spec)
+        spec = spec_from_dict(run.spec, source=f"run {run.id}")  # as `run` builds a file's spec
         given = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
         if any(v is not None for v in given.values()):
             spec = _new_limits(store, run, spec, given)
@@ -267,10 +267,7 @@ def fork_base(parent: Run, at: int) -> dict:
     what the fork is given overrides them instead of being overridden by them;
     later changes stay scheduled.
     """
-    try:
-        spec = ConversationSpec.model_validate(parent.spec)
-    except ValueError as err:
-        raise DuologueError(f"run {parent.id}: its stored spec cannot be read ({err})") from None
+    spec = spec_from_dict(parent.spec, source=f"run {parent.id}: its stored spec")  # as `run` builds a file's spec
     data = spec.model_dump(mode="json")
     data["participants"] = [p.model_dump(mode="json") for p in spec.participants_at(at)]
     data["changes"] = [ch.model_dump(mode="json") for ch in spec.changes if ch.at > at]
@@ -303,7 +300,7 @@ async def afork_run(
         if not 1 <= at <= count:
             raise DuologueError(f"run {parent.id} has {count} messages; fork at one of 1..{count}")
         if spec is None:
-            spec = ConversationSpec.model_validate(fork_base(parent, at))
+            spec = spec_from_dict(fork_base(parent, at), source=f"fork of {parent.id}")
         imported = [p.name for p in spec.participants if p.model == "imported"]
         if imported:
             raise DuologueError(

@@ -12,8 +12,6 @@ makes a duplicate impossible.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import os
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
@@ -21,14 +19,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
 from .backends.embedded.pool import EmbeddedPool, conversation_scope, embedded_streams, shards_for
-from .backends.registry import BackendFactory, check_participant, parse_model_string
+from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, RunListener
 from .errors import DuologueError
+from .experiment_spec import (
+    ExperimentSpec,
+    PlannedConversation,
+    derive_seed,
+    load_experiment_spec,
+    pairings,
+    plan_experiment,
+)
 from .progress import BatchTotals, _Counter
-from .spec import ConversationSpec, ExperimentSpec, Participant
 from .store import DEFAULT_DB, ExperimentRow, MessageRow, Store, cell_key
+
+__all__ = [
+    "BatchResult",
+    "ExperimentSpec",
+    "PlannedConversation",
+    "arun_experiment",
+    "derive_seed",
+    "experiment_report",
+    "experiment_tables",
+    "load_experiment_spec",
+    "pairings",
+    "plan_experiment",
+    "run_experiment",
+]
 from .sync import run_sync
 
 # Seconds between rewrites of a running conversation's transcript file in a batch
@@ -38,81 +59,6 @@ TRANSCRIPT_INTERVAL = 5.0
 # Conversations in flight per provider when the experiment file does not say. Embedded ones
 # share one engine that decodes their next tokens together (bench/concurrency.py).
 DEFAULT_CONCURRENCY = {"local": 8, "default": 8}
-
-
-@dataclass(frozen=True)
-class PlannedConversation:
-    cell: dict[str, Any]  # pairing, opener, system, temperature, repeat
-    spec: ConversationSpec
-
-    @property
-    def key(self) -> str:
-        return cell_key(self.cell)
-
-    @property
-    def providers(self) -> list[str]:
-        return sorted({parse_model_string(p.model)[0].name for p in self.spec.participants})
-
-
-def derive_seed(base_seed: int, key: str) -> int:
-    """A stable seed per cell: the same plan gives the same seeds on every machine and run."""
-    digest = hashlib.sha256(f"{base_seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % (2**31 - 1)
-
-
-def pairings(exp: ExperimentSpec) -> list[tuple[Participant, Participant]]:
-    pool = {p.name: p for p in exp.participants}
-    if exp.pairings == "all":
-        pairs = list(itertools.combinations(pool, 2))
-    elif exp.pairings == "all_with_self":
-        pairs = list(itertools.combinations_with_replacement(pool, 2))
-    else:
-        pairs = [(a, b) for a, b in exp.pairings]
-    return [(pool[a], pool[b]) for a, b in pairs]
-
-
-def plan_experiment(exp: ExperimentSpec) -> list[PlannedConversation]:
-    systems: list[tuple[str | None, str | None]] = list(exp.system_prompts.items()) or [(None, None)]
-    temperatures: list[float | None] = list(exp.temperatures) or [None]
-    plans = []
-    for (a, b), (opener_i, opener), (sys_name, sys_text), temperature, repeat in itertools.product(
-        pairings(exp), enumerate(exp.openers), systems, temperatures, range(1, exp.repeats + 1)
-    ):
-        cell = {
-            "pairing": f"{a.name} ↔ {b.name}",
-            "opener": opener_i,
-            "system": sys_name,
-            "temperature": temperature,
-            "repeat": repeat,
-        }
-        seed = derive_seed(exp.base_seed, cell_key(cell))
-        # A participant talking to itself needs two names to tell its sides apart.
-        names = (f"{a.name}-1", f"{b.name}-2") if a.name == b.name else (a.name, b.name)
-        participants = []
-        for i, (p, name) in enumerate(zip((a, b), names, strict=True)):
-            changes: dict[str, Any] = {"name": name, "seed": seed + i}
-            if sys_text is not None:
-                changes["system"] = sys_text
-            if temperature is not None:
-                changes["temperature"] = temperature
-            participants.append(p.model_copy(update=changes))
-        spec = ConversationSpec(
-            participants=participants,
-            opener=opener,
-            max_messages=exp.max_messages,
-            token_budget=exp.token_budget,
-            time_limit=exp.time_limit,
-            end_marker=exp.end_marker,
-            end_on=exp.end_on,
-            seed=seed,
-            on_loop=exp.on_loop,
-            on_near_loop=exp.on_near_loop,
-            on_convergence=exp.on_convergence,
-            on_attractor=exp.on_attractor,
-            detection=exp.detection,
-        )
-        plans.append(PlannedConversation(cell, spec))
-    return plans
 
 
 @dataclass
@@ -126,18 +72,27 @@ class BatchResult:
 
 
 def _check_experiment_record(store: Store, exp: ExperimentSpec) -> None:
-    data = exp.model_dump(mode="json")
+    data = exp.record()
     existing = store.get_experiment(exp.name)
     if existing is None:
         store.create_experiment(exp.name, exp.name, data)
-    elif existing.spec != data and existing.spec != {
-        k: v for k, v in data.items() if k in existing.spec or v is not None
-    }:
-        # (a setting added to duologue since the experiment was stored, left unset, is no change)
+        return
+    # The stored record read by today's model, so a setting added to duologue since, left unset, is no
+    # change, and an older duologue's record of the same file is the same record.
+    stored = stored_experiment(existing.spec)
+    if (stored.record() if stored else existing.spec) != data:
         raise DuologueError(
             f"experiment '{exp.name}' is already in {store.path} with other settings; "
             "give the changed experiment another name"
         )
+
+
+def stored_experiment(spec: dict[str, Any]) -> ExperimentSpec | None:
+    """The experiment a stored record describes; None when today's duologue cannot read it."""
+    try:
+        return ExperimentSpec.model_validate(spec)
+    except ValidationError:
+        return None
 
 
 async def arun_experiment(
@@ -228,14 +183,15 @@ def run_experiment(exp: ExperimentSpec, **kwargs) -> BatchResult:
     return run_sync(arun_experiment(exp, **kwargs))
 
 
-def describe_plan(plans: list[PlannedConversation]) -> list[dict[str, Any]]:
-    """One row per cell (repeats folded), for --dry-run."""
+def describe_plan(exp: ExperimentSpec, plans: list[PlannedConversation]) -> list[dict[str, Any]]:
+    """One row per cell (repeats folded), its varied values as shown (openers as text), for --dry-run."""
     rows: dict[str, dict[str, Any]] = {}
     for plan in plans:
         cell = {k: v for k, v in plan.cell.items() if k != "repeat"}
         key = cell_key(cell)
         row = rows.setdefault(
-            key, {**cell, "models": " ↔ ".join(p.model for p in plan.spec.participants), "repeats": 0}
+            key,
+            {**exp.shown_cell(cell), "models": " ↔ ".join(p.model for p in plan.spec.participants), "repeats": 0},
         )
         row["repeats"] += 1
     return list(rows.values())
@@ -309,7 +265,15 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
     return stats
 
 
+# What a report splits an older experiment by (one whose record today's duologue cannot read).
 REPORT_SETTINGS = ("pairing", "opener", "system", "temperature")
+
+
+def report_settings(exp_spec: dict[str, Any]) -> tuple[ExperimentSpec | None, list[str]]:
+    """The stored experiment, and the settings its report splits the runs by: the pairing, then every
+    varied path."""
+    stored = stored_experiment(exp_spec)
+    return stored, (stored.settings if stored else list(REPORT_SETTINGS))
 
 
 def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
@@ -323,15 +287,16 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     ends: list = []
     stats = load_experiment_stats(store, name, ends)
     exp_spec = require_experiment(store, name).spec
-    openers = exp_spec.get("openers", [])
-    for r in [*stats, *ends]:  # show an opener by its text, not by its position in the list
-        i = r.cell.get("opener")
-        if isinstance(i, int) and i < len(openers):
-            r.cell = {**r.cell, "opener": repr(openers[i][:40])}
+    stored, settings = report_settings(exp_spec)
+    if stored is not None:
+        for r in [*stats, *ends]:  # each varied value as shown: an opener by its text, not its position
+            r.cell = stored.shown_cell(r.cell)
     report: dict[str, Any] = {"experiment": name, "runs": len(stats), "overall": asdict(group_stats("all", stats))}
-    for setting in REPORT_SETTINGS:
+    report["settings"] = []
+    for setting in settings:
         groups = grouped(stats, setting)
         if len(groups) > 1 or setting == "pairing":
+            report["settings"].append(setting)
             report[f"by_{setting}"] = [asdict(group_stats(g, runs)) for g, runs in groups.items()]
     report["survival"] = {g: survival_curve(runs) for g, runs in grouped(stats, "pairing").items()}
     # The attractor map: where the conversations end up, per pairing and per varied setting.
@@ -342,7 +307,7 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     except DuologueError:
         labels = {}
     attractors: dict[str, Any] = {"labels": labels, "overall": asdict(attractor_group("all", ends))}
-    for setting in REPORT_SETTINGS:
+    for setting in settings:
         end_groups = grouped_ends(ends, setting)
         if len(end_groups) > 1 or setting == "pairing":
             attractors[f"by_{setting}"] = [asdict(attractor_group(g, group)) for g, group in end_groups.items()]
@@ -417,8 +382,10 @@ def experiment_tables(store: Store, name: str):
         columns=RUN_COLUMNS,
         coerce_float=True,
     )
-    cells = [r.cell or {} for r in records]
-    for key in ("pairing", "opener", "system", "temperature", "repeat"):
+    # One column per varied path (an opener as its text), after the pairing; then the repeat.
+    stored, settings = report_settings(require_experiment(store, name).spec)
+    cells = [(stored.shown_cell(r.cell) if stored else r.cell) if r.cell else {} for r in records]
+    for key in (*settings, "repeat"):
         runs[key] = [c.get(key) for c in cells]
     runs["loop_period"] = [r.loops.exact.period if r.loops.exact else None for r in records]
     runs["loop_onset"] = [r.loops.exact.onset if r.loops.exact else None for r in records]

@@ -7,12 +7,14 @@ keys are read from the environment by the backends at run time.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .analysis.convergence import ConvergenceParams
+from .analysis.loops import LoopParams
 from .analysis.themes import AttractorParams
 from .errors import SpecError
 from .spec_errors import problems
@@ -88,15 +90,17 @@ class Detection(BaseModel):
     # extra keys are the [detection.<name>] tables of detector plugins (duologue.detectors), checked below
     model_config = ConfigDict(extra="allow")
 
-    max_period: int = Field(8, ge=1)
-    min_cycles: int = Field(3, ge=2)
-    near_window: int = Field(6, ge=1)
-    near_threshold: float = Field(0.5, gt=0, le=1)
-    ngram: int = Field(5, ge=1)
-    onset_run: int = Field(6, ge=1)
-    onset_min: int = Field(5, ge=1)
-    tail_share: float = Field(0.8, gt=0, le=1)
-    near_size_ratio: float = Field(0.5, ge=0, le=1)
+    # The loop detectors' thresholds: analysis.loops.LoopParams's fields, its defaults (the bounds are
+    # declared here too, so a bad value is named by its field; `loop` builds the LoopParams).
+    max_period: int = Field(LoopParams.max_period, ge=1)
+    min_cycles: int = Field(LoopParams.min_cycles, ge=2)
+    near_window: int = Field(LoopParams.near_window, ge=1)
+    near_threshold: float = Field(LoopParams.near_threshold, gt=0, le=1)
+    ngram: int = Field(LoopParams.ngram, ge=1)
+    onset_run: int = Field(LoopParams.onset_run, ge=1)
+    onset_min: int = Field(LoopParams.onset_min, ge=1)
+    tail_share: float = Field(LoopParams.tail_share, gt=0, le=1)
+    near_size_ratio: float = Field(LoopParams.near_size_ratio, ge=0, le=1)
     # The semantic detectors' thresholds ([detection.convergence], [detection.attractor]); their
     # fields and defaults are declared once, by the detectors (analysis/convergence.py, themes.py).
     convergence: ConvergenceParams = Field(default_factory=ConvergenceParams)
@@ -115,6 +119,11 @@ class Detection(BaseModel):
         if self.onset_min > self.onset_run:
             raise ValueError("onset_min cannot exceed onset_run")
         return self
+
+    @property
+    def loop(self) -> LoopParams:
+        """The loop detectors' thresholds as the detectors take them."""
+        return LoopParams(**{f.name: getattr(self, f.name) for f in fields(LoopParams)})
 
 
 SUMMARY_PROMPT = (
@@ -358,85 +367,10 @@ def load_conversation_spec(path: str | Path) -> ConversationSpec:
     return spec_from_dict(load_toml(path), source=str(path))
 
 
-class ExperimentSpec(BaseModel):
-    """A matrix of conversations: pairings × openers × system prompts × temperatures × repeats."""
+def __getattr__(name: str) -> Any:
+    # ExperimentSpec and load_experiment_spec live in experiment_spec.py (which imports this module).
+    if name in ("ExperimentSpec", "load_experiment_spec"):
+        from . import experiment_spec
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    description: str = ""
-    participants: list[Participant] = Field(min_length=1)  # the pool
-    # "all": every unordered pair of distinct participants; "all_with_self": and each with itself;
-    # or an explicit list of [first speaker, second speaker] names.
-    pairings: Literal["all", "all_with_self"] | list[tuple[str, str]] = "all"
-    openers: list[str] = Field(default_factory=lambda: [" "], min_length=1)
-    # Variants of the system prompt, given to both sides; empty keeps each participant's own.
-    system_prompts: dict[str, str] = Field(default_factory=dict)
-    # Temperatures to sweep, given to both sides; empty keeps each participant's own.
-    temperatures: list[float] = Field(default_factory=list)
-    repeats: int = Field(1, ge=1)
-    base_seed: int = 0
-    max_messages: int = Field(20, ge=1)
-    token_budget: int | None = Field(None, ge=1)  # per conversation, as in ConversationSpec
-    time_limit: float | None = Field(None, gt=0)  # per conversation, as in ConversationSpec
-    end_marker: str = "[END]"
-    end_on: Literal["never", "any", "both"] = "never"
-    on_loop: OnDetect = "stop"
-    on_near_loop: OnDetect = "flag"
-    on_convergence: OnDetect = "flag"
-    on_attractor: OnDetect = "flag"
-    detection: Detection = Field(default_factory=Detection)
-    # Conversations in flight per provider ("local", "openrouter", …); "default" for the rest.
-    concurrency: dict[str, int] = Field(default_factory=dict)
-
-    @field_validator("pairings", mode="before")
-    @classmethod
-    def _pairings_shape(cls, v: Any) -> Any:
-        # Checked here, not left to the union, so a bad value is one problem in plain words.
-        if isinstance(v, str) and v not in ("all", "all_with_self"):
-            raise ValueError(f"expected 'all', 'all_with_self' or a list of [first, second] name pairs, got {v!r}")
-        if isinstance(v, list):
-            for pair in v:
-                if not (isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(n, str) for n in pair)):
-                    raise ValueError(f"each pairing is a list of two participant names, got {pair!r}")
-        return v
-
-    @field_validator("temperatures")
-    @classmethod
-    def _temperatures_in_range(cls, v: list[float]) -> list[float]:
-        for t in v:
-            if not 0 <= t <= 5:
-                raise ValueError(f"temperature {t} is outside 0..5")
-        return v
-
-    @field_validator("concurrency")
-    @classmethod
-    def _positive_limits(cls, v: dict[str, int]) -> dict[str, int]:
-        for k, n in v.items():
-            if n < 1:
-                raise ValueError(f"concurrency for {k} must be at least 1")
-        return v
-
-    @model_validator(mode="after")
-    def _known_pairings(self) -> ExperimentSpec:
-        names = [p.name for p in self.participants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"participant names must differ, got {names}")
-        if isinstance(self.pairings, list):
-            for a, b in self.pairings:
-                for n in (a, b):
-                    if n not in names:
-                        raise ValueError(f"pairing [{a}, {b}] names '{n}', which is not a participant")
-        elif self.pairings == "all" and len(names) < 2:
-            raise ValueError("pairings = 'all' needs two participants; use 'all_with_self' for self-talk")
-        return self
-
-
-def load_experiment_spec(path: str | Path) -> ExperimentSpec:
-    """Read an experiment TOML file; the name defaults to the file's stem."""
-    data = load_toml(path)
-    data.setdefault("name", Path(path).stem)
-    try:
-        return ExperimentSpec.model_validate(data)
-    except ValidationError as err:
-        raise SpecError(*problems(err, str(path))) from None
+        return getattr(experiment_spec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -61,6 +61,11 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def printable(text: str) -> str:
+    """Control characters (a key or value may hold any) escaped, so a problem is one line a terminal shows as is."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -109,7 +114,7 @@ def problems(err: ValidationError, source: str | None = None) -> list[str]:
     lines: list[str] = []
     for error in err.errors():
         where = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and _BRANCH.search(p)))
-        line = prefix + (f"{where}: " if where else "") + describe(error)
+        line = printable(prefix + (f"{where}: " if where else "") + describe(error))
         if line not in lines:
             lines.append(line)
     return lines

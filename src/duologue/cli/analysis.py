@@ -171,43 +171,30 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
     stderr); re-running resumes them.
     """
     from .. import batch as batchmod
-    from ..spec import load_experiment_spec
+    from ..experiment_spec import load_experiment_spec
 
     exp = load_experiment_spec(experiment_file)
     plans = batchmod.plan_experiment(exp)
+    messages = sum(plan.spec.max_messages for plan in plans)
+    rows = batchmod.describe_plan(exp, plans)
     if dry_run and as_json:
-        cells = [{**row, "opener": exp.openers[row["opener"]]} for row in batchmod.describe_plan(plans)]
-        print_json(
-            {
-                "experiment": exp.name,
-                "conversations": len(plans),
-                "max_messages": len(plans) * exp.max_messages,
-                "cells": cells,
-            }
-        )
+        print_json({"experiment": exp.name, "conversations": len(plans), "max_messages": messages, "cells": rows})
         return
     if dry_run:
+        settings = list(exp.settings)
         cols = (
-            Col("pairing", wrap=True),
-            Col("models", priority=3, wrap=True, min_width=16),
-            Col("opener", priority=1, wrap=True, min_width=16),
-            Col("system", priority=2, wrap=True),
-            Col("temperature", priority=2),
+            *(Col(k, priority=0 if i == 0 else 1 + min(i, 2), wrap=True, min_width=12) for i, k in enumerate(settings)),
             Col("repeats", justify="right"),
+            Col("models", priority=3, wrap=True, min_width=16),
         )
-        rows: list[list[Cell]] = [
-            [
-                Text(row["pairing"]),
-                Text(row["models"]),
-                Text(repr(exp.openers[row["opener"]][:40])),
-                Text(str(row["system"] or "(own)")),
-                str(row["temperature"] or "(own)"),
-                str(row["repeats"]),
-            ]
-            for row in batchmod.describe_plan(plans)
+        table_rows: list[list[Cell]] = [  # a long value (an opener, a system prompt) cut short; None: each one's own
+            [*(Text(_short(row.get(k), 30)) for k in settings), str(row.get("repeats")), Text(str(row.get("models")))]
+            for row in rows
         ]
-        print_table(console_for(width), cols, rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json")
-        click.echo(f"{len(plans)} conversations, up to {len(plans) * exp.max_messages} messages")
+        print_table(
+            console_for(width), cols, table_rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json"
+        )
+        click.echo(f"{len(plans)} conversations, up to {messages} messages")
         return
     from ..progress import BatchProgressDisplay
 
@@ -229,6 +216,16 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
             f"{n} of {result.planned} conversation{'s' if result.planned != 1 else ''} ended with an error", err=True
         )
         sys.exit(1)
+
+
+def _short(value, limit: int = 40) -> str:
+    if value is None:
+        return "(own)"
+    if not isinstance(value, str):
+        return str(value)
+    if not value.strip():
+        return repr(value)  # a blank opener, visible
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _print_batch_json(result) -> None:
@@ -296,16 +293,15 @@ def report(experiment, output, as_json, width, db) -> None:
     _print_report(rep, console_for(width))
 
 
+def _settings(rep: dict) -> list[str]:
+    """The settings a report (or its attractor map) is split by: pairing, then each varied path."""
+    return [k.removeprefix("by_") for k in rep if k.startswith("by_")]
+
+
 def _fmt_q(q) -> str:
     return "-" if q is None else f"{q[1]:g} [{q[0]:g}–{q[2]:g}]"
 
 
-GROUPINGS = (
-    ("by_pairing", "pairing"),
-    ("by_opener", "opener"),
-    ("by_system", "system prompt"),
-    ("by_temperature", "temperature"),
-)
 REPORT_COLUMNS = (
     Col("group", wrap=True, min_width=12),
     Col("runs", justify="right"),
@@ -329,7 +325,8 @@ MAP_COLUMNS = (
 
 def _print_report(rep: dict, c: Console) -> None:
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
-    for key, label in GROUPINGS:
+    for label in _settings(rep):
+        key = f"by_{label}"
         if key not in rep:
             continue
         rows: list[list[Cell]] = []
@@ -337,7 +334,7 @@ def _print_report(rep: dict, c: Console) -> None:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
             rows.append(
                 [
-                    Text(g["group"]),
+                    Text(_short(g["group"], 60)),
                     str(g["runs"]),
                     f"{g['looped']} ({g['loop_share']:.0%})",
                     _fmt_q(g["onset_quartiles"]),
@@ -361,7 +358,8 @@ def _print_attractor_map(c: Console, att: dict) -> None:
     def name(key: str) -> str:
         return labels.get(key, key)
 
-    for key, label in GROUPINGS:
+    for label in _settings(att):
+        key = f"by_{label}"
         if key not in att:
             continue
         rows: list[list[Cell]] = []
@@ -369,7 +367,8 @@ def _print_attractor_map(c: Console, att: dict) -> None:
             ends = ", ".join(f"{name(k)} {v:.0%}" for k, v in g["end_states"].items())
             entry = ", ".join(f"{name(k)} {v:g}" for k, v in g["median_entry"].items()) or "-"
             topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"
-            rows.append([Text(g["group"]), str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics)])
+            group = Text(_short(g["group"], 60))
+            rows.append([group, str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics)])
         print_table(c, MAP_COLUMNS, rows, title=f"attractor map by {label}", hint="or --json")
 
 

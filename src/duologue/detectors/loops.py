@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..analysis.loops import LoopWatcher
-from ..analysis.params import detection_params
 from ..records import Message
 from ..stopping import StopReason, WatchEvent
 from . import Detector
@@ -19,10 +18,9 @@ class LoopRule:
     def __init__(self, spec) -> None:
         self.on = {"loop": spec.on_loop, "near_loop": spec.on_near_loop}
         self.stop_reason = {"loop": StopReason.LOOP, "near_loop": StopReason.NEAR_LOOP}
-        loop, _, _ = detection_params(spec.detection.model_dump())
         self.watcher = LoopWatcher(
             n_speakers=len(spec.participants),
-            params=loop,
+            params=spec.detection.loop,
             end_marker=spec.end_marker or None,
         )
 

@@ -16,7 +16,7 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
     attractor map: where the runs end up, per pairing and varied setting (PNG as data: URIs)."""
     from ..analysis.attractors import grouped_ends, write_attractor_plots
     from ..analysis.experiment import grouped, write_experiment_plots
-    from ..batch import REPORT_SETTINGS, experiment_stats_by
+    from ..batch import experiment_stats_by
 
     stats, report = experiment_stats_by(store, experiment.id)
     ends = report.pop("_ends", [])  # the runs' RunEnd objects: for the plots only
@@ -28,12 +28,16 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
             paths += write_attractor_plots(grouped_ends(ends, "pairing"), labels, Path(tmp), "experiment")
         # experiment-survival.png -> "survival", experiment-attractor-entry.png -> "attractor-entry"
         images = {p.stem.removeprefix("experiment-"): base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
-    tables = [
-        (key[3:], report[key]) for key in ("by_pairing", "by_opener", "by_system", "by_temperature") if key in report
-    ]
-    attractor_tables = [(s, attractors[f"by_{s}"]) for s in REPORT_SETTINGS if f"by_{s}" in attractors]
+    settings = report.get("settings") or []  # the pairing, then each varied path
+    tables = [(s, report[f"by_{s}"]) for s in settings]
+    attractor_tables = [(k.removeprefix("by_"), v) for k, v in attractors.items() if k.startswith("by_")]
+    # One row per run: its varied values, a column per varied path.
+    varied = [s for s in settings if s != "pairing"]
+    cells = [(r.run_id, [r.cell.get(s) for s in ["pairing", *varied]]) for r in stats]
     html = templates.get_template("_experiment_report.html").render(
         tables=tables,
+        cell_columns=["pairing", *varied],
+        cells=cells,
         images=images,
         attractor_tables=attractor_tables if ends else [],
         overall=attractors.get("overall") if ends else None,
