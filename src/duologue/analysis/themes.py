@@ -51,7 +51,7 @@ import numpy as np
 
 from ..errors import DuologueError
 from .onset import OnsetRule, OnsetTracker, first_onset
-from .text import SILENCE, is_emoji, normalize, words
+from .text import SILENCE, count_emoji, is_emoji, normalize, words
 
 # Staying on task is an end state (the attractor map counts it) but not an attractor.
 NOT_ATTRACTOR_RULES = ("on_task",)
@@ -249,6 +249,9 @@ class ThemeScorer:
         self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
         self._lexicons = [_lexicon_pattern(t.lexicon) for t in self.phrase_themes]
+        # Each lexicon's terms as plain substrings: a text that holds none of them has no hit, and
+        # testing that is far cheaper than the pattern's word-boundary search.
+        self._terms = [tuple(dict.fromkeys(term.casefold() for term in t.lexicon)) for t in self.phrase_themes]
 
     def scores(self, content: str, vector: np.ndarray) -> np.ndarray:
         """One score per phrase theme (in `phrase_themes` order)."""
@@ -262,7 +265,7 @@ class ThemeScorer:
         text = content.casefold()
         w = self.params.lexicon_weight
         for i, pattern in enumerate(self._lexicons):
-            if pattern is not None:
+            if pattern is not None and any(term in text for term in self._terms[i]):
                 hits = sum(1 for _ in pattern.finditer(text))
                 out[i] += w * min(1.0, hits / 3)
         return out
@@ -346,7 +349,7 @@ class ThemeTracker:
         return self.scorer.phrase_themes[top].id
 
     def _emoji_collapse(self, content: str) -> bool:
-        emoji = sum(1 for c in content if is_emoji(c))
+        emoji = count_emoji(content)
         n_words = len(words(content, self.end_marker))
         if not emoji or n_words > 2:
             return False
