@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,17 @@ def attractor_to_dict(at: Attractor) -> dict[str, Any]:
     }
 
 
+_METRIC_FIELDS = tuple(f.name for f in fields(MessageMetrics))
+
+
+def metrics_to_dict(m: MessageMetrics) -> dict[str, Any]:
+    """`dataclasses.asdict(m)`, without its generic deep copy (ten times faster, and a long run has
+    a row per message)."""
+    out = {name: getattr(m, name) for name in _METRIC_FIELDS}
+    out["lexicon_hits"] = dict(m.lexicon_hits)
+    return out
+
+
 def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     """A JSON-safe dict (keys of "exact_loop" match the examples' .expected.json)."""
     return {
@@ -180,7 +191,7 @@ def analysis_to_dict(a: Analysis) -> dict[str, Any]:
         "near_loop": near_loop_to_dict(a.near_loop) if a.near_loop else None,
         "loop_share": a.loop_share,
         "top_lexicon": [{"term": term, "count": count} for term, count in a.top_lexicon],
-        "metrics": [asdict(m) for m in a.metrics],
+        "metrics": [metrics_to_dict(m) for m in a.metrics],
     }
 
 

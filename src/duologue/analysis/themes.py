@@ -247,6 +247,7 @@ class ThemeScorer:
         phrases = [p for t in self.phrase_themes for p in t.phrases]
         bounds = np.cumsum([0] + [len(t.phrases) for t in self.phrase_themes])
         self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._starts = np.asarray(bounds[:-1], dtype=np.intp)
         self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
         self._lexicons = [_lexicon_pattern(t.lexicon) for t in self.phrase_themes]
         # Each lexicon's terms as plain substrings: a text that holds none of them has no hit, and
@@ -260,8 +261,7 @@ class ThemeScorer:
         if not len(self._phrases) or not np.any(vector):
             return out
         sims = self._phrases @ vector.astype(np.float32)
-        for i, rows in enumerate(self._slices):
-            out[i] = float(sims[rows].max())
+        out[:] = np.maximum.reduceat(sims, self._starts)  # each theme's best phrase (every theme has one)
         text = content.casefold()
         w = self.params.lexicon_weight
         for i, pattern in enumerate(self._lexicons):
