@@ -31,7 +31,7 @@ import numpy as np
 from .text import char_ngrams, normalize
 
 DENSE_AT = 24  # an n-gram held by more messages than this is counted by the matrix product
-HEATMAP_CELLS = 1000  # messages per axis of a heatmap at most
+HEATMAP_CELLS = 500  # messages per axis of a heatmap at most (about its pixels)
 
 
 def gram_sets(contents: Sequence[str], ngram: int = 5, end_marker: str | None = "[END]") -> list[frozenset[str]]:

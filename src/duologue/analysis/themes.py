@@ -252,7 +252,11 @@ class ThemeScorer:
         self._lexicons = [_lexicon_pattern(t.lexicon) for t in self.phrase_themes]
         # Each lexicon's terms as plain substrings: a text that holds none of them has no hit, and
         # testing that is far cheaper than the pattern's word-boundary search.
-        self._terms = [tuple(dict.fromkeys(term.casefold() for term in t.lexicon)) for t in self.phrase_themes]
+        self._terms = [
+            (term, i)
+            for i, t in enumerate(self.phrase_themes)
+            for term in dict.fromkeys(term.casefold() for term in t.lexicon)
+        ]
 
     def scores(self, content: str, vector: np.ndarray) -> np.ndarray:
         """One score per phrase theme (in `phrase_themes` order)."""
@@ -264,8 +268,9 @@ class ThemeScorer:
         out[:] = np.maximum.reduceat(sims, self._starts)  # each theme's best phrase (every theme has one)
         text = content.casefold()
         w = self.params.lexicon_weight
+        present = {i for term, i in self._terms if term in text}
         for i, pattern in enumerate(self._lexicons):
-            if pattern is not None and any(term in text for term in self._terms[i]):
+            if pattern is not None and i in present:
                 hits = sum(1 for _ in pattern.finditer(text))
                 out[i] += w * min(1.0, hits / 3)
         return out
