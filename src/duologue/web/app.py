@@ -213,13 +213,17 @@ class Viewer:
         if name not in PLOTS:
             raise HTTPException(404, f"no plot '{name}'")
         with self.store() as store:
-            run = store.get_run(request.path_params["run_id"])
+            run = store.get_run(request.path_params["run_id"], with_messages=False)
+            progress = store.run_progress(run.id)
+        count = progress.message_count if progress else 0
         # Keyed by the message count (a run that grew gets new plots, a finished one keeps its own) and
         # the version (a newer duologue may draw them otherwise); kept across restarts of the viewer.
-        key = hashlib.sha256(f"{run.id}\0{len(run.messages)}\0{__version__}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{run.id}\0{count}\0{__version__}".encode()).hexdigest()[:24]
         folder = self.plot_dir / key
         with self._plot_lock:  # the four images of a page arrive together; draw them once
             if not (folder / f"plot-{name}.png").exists():
+                with self.store() as store:  # the messages only when they are drawn
+                    run.messages = store.get_messages(run.id)[:count]
                 self._draw_plots(run, folder)
         return FileResponse(folder / f"plot-{name}.png", media_type="image/png")
 
