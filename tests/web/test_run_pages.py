@@ -156,3 +156,21 @@ def test_the_default_plot_cache_is_beside_the_store(long_db):
     with TestClient(create_app(long_db)) as client:
         assert client.get(f"/runs/{SHORT}/plots/novelty").status_code == 200
     assert list((long_db.parent / "cache" / "plots").glob("*/plot-novelty.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_in_a_browser_a_strip_cell_opens_its_message_on_its_page(page, long_db):
+    from playwright.sync_api import expect
+
+    from .conftest import running_viewer
+
+    with running_viewer(long_db) as url:
+        page.goto(f"{url}/runs/{LONG}")
+        expect(page.locator("#chat article.msg").first).to_have_id("m1")
+        page.locator('#theme-strip a[data-message="350"]').click()
+        page.wait_for_url(f"**/runs/{LONG}?page=2#m350")
+        expect(page.locator("#m350")).to_be_attached()
+        page.get_by_role("link", name="next ›").first.click()
+        page.wait_for_url(f"**/runs/{LONG}?page=3")
+        expect(page.locator("#chat article.msg").last).to_have_id("m450")
