@@ -11,13 +11,10 @@ follows a live run by polling it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
 import shutil
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -42,9 +39,9 @@ from starlette.types import Message as ASGIMessage
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..records import Run
 from ..store import LoopSummary, MessageTheme, SemanticSummary, Store
-from ..version import __version__
 from .chat import chat_blocks, seat
 from .paging import MessagePages
+from .plots import PLOTS, RunFigures, plot_cache_for
 from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
 from .themes import run_theme_labels, theme_view
@@ -57,8 +54,6 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 POLL_SECONDS = 0.5  # how often a live page's stream looks for new messages
 KEEPALIVE_SECONDS = 15.0
-PLOTS = ("words", "novelty", "lag-similarity", "similarity")  # the PNGs analysis.write_plots writes
-ANALYSES_KEPT = 4  # analyses made on the fly (runs without a stored one) kept in memory, newest used
 
 # Only the viewer's own files; no inline script, so injected markup could not run even if it got through.
 SECURITY_HEADERS = {
@@ -124,9 +119,7 @@ class Viewer:
     poll_seconds: float = POLL_SECONDS
 
     def __post_init__(self) -> None:
-        self._plot_lock = threading.Lock()
-        self._analyses: OrderedDict[tuple[str, int], Analysis] = OrderedDict()
-        self._analysis_lock = threading.Lock()
+        self.figures = RunFigures(self.db, self.plot_dir)  # plots drawn once, analyses made on the fly
         self.closing = threading.Event()  # set when the server stops: live streams end instead of holding it up
 
     @contextmanager
@@ -163,7 +156,7 @@ class Viewer:
         labels, order = run_theme_labels(run.spec)
         if loops is None and not live and run.messages:
             # Imported runs, killed runs: analyse on the fly (once per run and length), store nothing.
-            loops, semantic, message_themes, found = _summaries(self.analysis(run))
+            loops, semantic, message_themes, found = _summaries(self.figures.analysis(run))
             labels = {**labels, **found}
         themes = theme_view(semantic, message_themes, labels, order) if not live else None
         exact = loops.exact if loops else None
@@ -212,55 +205,8 @@ class Viewer:
         name = request.path_params["name"]
         if name not in PLOTS:
             raise HTTPException(404, f"no plot '{name}'")
-        with self.store() as store:
-            run = store.get_run(request.path_params["run_id"], with_messages=False)
-            progress = store.run_progress(run.id)
-        count = progress.message_count if progress else 0
-        # Keyed by the message count (a run that grew gets new plots, a finished one keeps its own) and
-        # the version (a newer duologue may draw them otherwise); kept across restarts of the viewer.
-        key = hashlib.sha256(f"{run.id}\0{count}\0{__version__}".encode()).hexdigest()[:24]
-        folder = self.plot_dir / key
-        with self._plot_lock:  # the four images of a page arrive together; draw them once
-            if not (folder / f"plot-{name}.png").exists():
-                with self.store() as store:  # the messages only when they are drawn
-                    run.messages = store.get_messages(run.id)[:count]
-                self._draw_plots(run, folder)
-        return FileResponse(folder / f"plot-{name}.png", media_type="image/png")
-
-    def _draw_plots(self, run: Run, folder: Path) -> None:
-        """Write a run's plots into `folder` whole or not at all (other viewers may share the cache)."""
-        from ..analysis import write_plots
-
-        self.plot_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".drawing-", dir=self.plot_dir))
-        try:
-            write_plots(self.analysis(run), [m.content for m in run.messages], scratch, "plot")
-            if not folder.exists():
-                os.replace(scratch, folder)
-        except OSError:
-            if not folder.exists():
-                raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def analysis(self, run: Run) -> Analysis:
-        """A run's analysis made now (with the embeddings stored with its messages, when there are),
-        once per run and message count: the run page of an unanalysed run and the plots share it."""
-        key = (run.id, len(run.messages))
-        with self._analysis_lock:
-            if key in self._analyses:
-                self._analyses.move_to_end(key)
-                return self._analyses[key]
-        from ..api import analyze_run, run_vectors
-
-        with self.store() as store:  # the embeddings stored with the messages, not computed again
-            vectors, _ = run_vectors(store, run)
-        analysis = analyze_run(run, vectors=vectors)
-        with self._analysis_lock:
-            self._analyses[key] = analysis
-            while len(self._analyses) > ANALYSES_KEPT:
-                self._analyses.popitem(last=False)
-        return analysis
+        path = self.figures.plot(request.path_params["run_id"], name)
+        return FileResponse(path, media_type="image/png")
 
     async def events(self, request: Request) -> Response:
         """Server-sent events for a live run: each new message as rendered HTML, then `end`."""
@@ -383,17 +329,6 @@ def make_templates() -> Jinja2Templates:
     env.filters["path"] = lambda value: quote(str(value), safe="")  # ids inside URL paths
     env.globals.update(local_time=local_time, number=number, sorts=SORTS)
     return Jinja2Templates(env=env)
-
-
-def plot_cache_for(db: Path) -> Path | None:
-    """Where the viewer keeps the plots it draws: `cache/plots/` beside the store, when it can write
-    there (else None: a temporary folder for this viewer's lifetime)."""
-    folder = db.resolve().parent / "cache" / "plots"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return folder if os.access(folder, os.W_OK) else None
 
 
 def create_app(
