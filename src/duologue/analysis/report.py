@@ -292,8 +292,10 @@ def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -
     folder.mkdir(parents=True, exist_ok=True)
     indices = np.array([m.index for m in a.metrics], dtype=float)
 
-    def new_figure(size: tuple[float, float]) -> Figure:
-        fig = Figure(figsize=size, dpi=PLOT_DPI, layout="constrained")
+    def new_figure(size: tuple[float, float], left: float = 0.08) -> Figure:
+        # Fixed margins for the fixed pixel sizes: a constrained layout costs a third of the drawing.
+        fig = Figure(figsize=size, dpi=PLOT_DPI)
+        fig.subplots_adjust(left=left, right=0.98, bottom=0.12 if size == SERIES_FIGSIZE else 0.08, top=0.92)
         FigureCanvasAgg(fig)
         return fig
 
@@ -334,7 +336,7 @@ def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -
     mark_onsets(ax)
     paths.append(finish(fig, ax, "words", "Message length per speaker", "words"))
 
-    fig = new_figure(HEATMAP_FIGSIZE)
+    fig = new_figure(HEATMAP_FIGSIZE, left=0.1)
     ax = fig.add_subplot()
     # A long run keeps every step-th message (at most HEATMAP_CELLS a side: more than the pixels).
     matrix, step = heatmap_matrix(contents, ngram=5)
@@ -390,7 +392,7 @@ def _theme_strip_plot(a: Analysis, new_figure: Any, folder: Path, stem: str) -> 
 
     labels = a.theme_labels or {}
     themes = a.themes or []
-    fig = new_figure(SERIES_FIGSIZE)
+    fig = new_figure(SERIES_FIGSIZE, left=0.17)  # room for "end-state theme"
     ax = fig.add_subplot()
     keys = list(dict.fromkeys([*(m.label for m in themes), *(m.topic for m in themes)]))
     cmap = matplotlib.colormaps["tab20"]
