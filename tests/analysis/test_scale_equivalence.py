@@ -10,6 +10,7 @@ hypothesis makes up.
 
 from __future__ import annotations
 
+import dataclasses
 from unittest import mock
 
 import numpy as np
@@ -22,6 +23,7 @@ from duologue.analysis import metrics as metrics_module
 from duologue.analysis import themes as themes_module
 from duologue.analysis.loops import LoopParams, detect_near_loop, near_duplicates
 from duologue.analysis.metrics import Lexicon, compute_metrics
+from duologue.analysis.report import metrics_to_dict
 from duologue.analysis.similarity import gram_sets, heatmap_matrix, intersection_counts, overlap_matrix
 from duologue.analysis.text import char_ngrams, char_shares, count_emoji, is_emoji, normalize, overlap
 
@@ -166,7 +168,10 @@ def test_shared_n_gram_sets_change_nothing(contents):
     assert near_duplicates(contents, params, grams=grams) == near_duplicates(contents, params)
     assert detect_near_loop(contents, params, grams=grams) == detect_near_loop(contents, params)
     pairs = [("a", c) for c in contents]
-    assert compute_metrics(pairs, grams=grams) == compute_metrics(pairs)
+    metrics = compute_metrics(pairs, grams=grams)
+    assert metrics == compute_metrics(pairs)
+    # The JSON's rows, without dataclasses.asdict, are what asdict gives.
+    assert [metrics_to_dict(m) for m in metrics] == [dataclasses.asdict(m) for m in metrics]
 
 
 def test_the_reference_can_tell_a_difference():
