@@ -12,7 +12,9 @@ Rows (see each script's docstring for the details of what it compares):
 5. bench/harness_overhead.py  duologue's own CPU cost per message against an instant server;
 6. bench/semantic_cost.py  the semantic detectors' cost per message on the live path (embedding,
    theme scoring, convergence and attractor watchers; the loop detectors beside them), and
-   `duologue report` on a stored experiment of 1,000 runs.
+   `duologue report` on a stored experiment of 1,000 runs;
+7. bench/analyze_scale.py  `duologue analyze` and the viewer's run page on runs of 2,000 and 10,000
+   messages (wall seconds, and the CPU seconds that the wall time would be on an idle machine).
 
     python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import analyze_scale  # noqa: E402
 import concurrency  # noqa: E402
 import semantic_cost  # noqa: E402
 
@@ -108,6 +111,11 @@ def main() -> None:
     t = step("row 6: semantic cost per message, and `duologue report` on a stored experiment")
     sc = in_child("semantic_cost", "measure_all", runs=100 if q else 1000, long=1 if q else 4, passes=1 if q else 3)
     t_sc = time.perf_counter() - t
+
+    t = step("row 7: `duologue analyze` and the run page on long runs")
+    sizes = [300, 1000] if q else [2000, 10000]
+    sca = in_child("analyze_scale", "measure_all", sizes=sizes, repeats=1 if q else 3)
+    t_sca = time.perf_counter() - t
 
     # -- the table ---------------------------------------------------------------------------
     live_wall, floor, naive = tc["wall"], sum(tc["floor"]), sum(tc["naive"])
@@ -209,10 +217,11 @@ def main() -> None:
         ),
     ]
     lines += [("6", what, measured, "", goal) for what, measured, goal in semantic_cost.rows(sc["live"], sc["report"])]
+    lines += [("7", what, measured, "", goal) for what, measured, goal in analyze_scale.rows(sca)]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
         f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
-        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s)\n"
+        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)

@@ -203,7 +203,7 @@ def test_runs_page_searches_message_text(client):
     ids = set(run_ids(r.text))
     assert LOOP_RUN in ids and HOSTILE_RUN not in ids
     hits = r.text.split('id="search-hits"', 1)[1].split("</section>", 1)[0]
-    assert f'href="/runs/{LOOP_RUN}#m4"' in hits  # the message's anchor on its run page
+    assert f'href="/runs/{LOOP_RUN}?message=4"' in hits  # to the message, on whichever page holds it
     assert "A <mark>river</mark> that keeps <mark>folding</mark> back" in hits
     assert 'value="folding river"' in r.text  # the box keeps what was asked
     assert "q=folding+river" in client.get("/?q=folding+river&sort=messages&dir=desc").text  # sorting keeps it

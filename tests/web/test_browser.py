@@ -253,7 +253,7 @@ def test_markdown_raw_text_events_and_lineage(page, history_url):
     page.wait_for_url(f"**/runs/{FORK_RUN}")
     expect(page.locator("#lineage-parent")).to_contain_text(f"forked from {MARKDOWN_RUN} at message 4")
     page.locator("#lineage-parent a").click()
-    page.wait_for_url(f"**/runs/{MARKDOWN_RUN}#m4")
+    page.wait_for_url(f"**/runs/{MARKDOWN_RUN}?page=1#m4")  # ?message=4 goes to the page holding it
     expect(page.locator("#m4")).to_be_in_viewport()
 
 

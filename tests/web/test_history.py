@@ -143,12 +143,12 @@ def test_lineage_parent_fork_point_forks_and_changes(client):
     )
 
     fork = client.get(f"/runs/{FORK_RUN}").text
-    assert f'<a href="/runs/{MARKDOWN_RUN}#m4">{MARKDOWN_RUN}</a> at message 4' in fork
+    assert f'<a href="/runs/{MARKDOWN_RUN}?message=4">{MARKDOWN_RUN}</a> at message 4' in fork
     assert f'<a class="fork" href="/runs/{GRANDCHILD_RUN}">{GRANDCHILD_RUN}</a> at message 5' in fork
     assert 'id="lineage-chain"' not in fork and 'id="changes"' not in fork
 
     grandchild = client.get(f"/runs/{GRANDCHILD_RUN}").text
-    assert f'<a href="/runs/{FORK_RUN}#m5">{FORK_RUN}</a> at message 5' in grandchild
+    assert f'<a href="/runs/{FORK_RUN}?message=5">{FORK_RUN}</a> at message 5' in grandchild
     chain = re.search(r'id="lineage-chain">(.*?)</span>', grandchild, re.S)
     assert chain and re.findall(r'href="/runs/([^"]+)"', chain.group(1)) == [MARKDOWN_RUN, FORK_RUN]
     assert "@4 → " in chain.group(1) and "@5 → this run" in chain.group(1)

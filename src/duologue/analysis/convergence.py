@@ -25,6 +25,7 @@ window's statistics with `window_stats`, so they agree at every prefix.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,17 @@ class ConvergenceParams:
         return OnsetRule(self.onset_run, self.onset_min, self.tail_share)
 
 
+@functools.cache
+def _pairs(k: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (i < j) of a window of k messages that are a multiple of `step` apart, row by row."""
+    i, j = np.triu_indices(k, 1)
+    keep = (j - i) % step == 0
+    i, j = i[keep], j[keep]
+    i.setflags(write=False)  # shared by every call
+    j.setflags(write=False)
+    return i, j
+
+
 def window_stats(vectors: np.ndarray, window_similarity: float = 1.0) -> tuple[float, float, int]:
     """(windowed, consecutive) similarity of a window's vectors (rows of unit length or zero), and
     how many of its first messages stand apart.
@@ -73,9 +85,8 @@ def window_stats(vectors: np.ndarray, window_similarity: float = 1.0) -> tuple[f
     for step in (1, 2):
         if k <= step:
             continue
-        i, j = np.triu_indices(k, 1)
-        keep = (j - i) % step == 0
-        windowed = float(gram[i[keep], j[keep]].mean())
+        i, j = _pairs(k, step)
+        windowed = float(gram[i, j].mean())
         consecutive = float(np.diagonal(gram, step).mean())
         if best is None or min(windowed, consecutive) > min(best[0], best[1]):
             lead = 0

@@ -237,15 +237,22 @@ def _near_loop_from(flags: Sequence[int], lags: Sequence[int], params: LoopParam
 
 
 def near_duplicates(
-    contents: Sequence[str], params: LoopParams = LoopParams(), end_marker: str | None = "[END]"
+    contents: Sequence[str],
+    params: LoopParams = LoopParams(),
+    end_marker: str | None = "[END]",
+    *,
+    grams: Sequence[frozenset[str]] | None = None,
 ) -> tuple[list[bool], list[int]]:
-    """Per message: is it a near duplicate, and at which lag was its best match (0 if none)."""
+    """Per message: is it a near duplicate, and at which lag was its best match (0 if none).
+
+    `grams`: the messages' character n-gram sets (of `params.ngram`) when already known."""
     earlier: deque[frozenset[str]] = deque(maxlen=params.near_window)
     flags, lags = [], []
-    for content in contents:
-        grams = char_ngrams(normalize(content, end_marker), params.ngram)
-        best, lag = _best_match(grams, earlier, params.near_size_ratio)
-        earlier.append(grams)
+    if grams is None:
+        grams = [char_ngrams(normalize(content, end_marker), params.ngram) for content in contents]
+    for g in grams:
+        best, lag = _best_match(g, earlier, params.near_size_ratio)
+        earlier.append(g)
         is_dup = best >= params.near_threshold
         flags.append(is_dup)
         lags.append(lag if is_dup else 0)
@@ -253,10 +260,14 @@ def near_duplicates(
 
 
 def detect_near_loop(
-    contents: Sequence[str], params: LoopParams = LoopParams(), end_marker: str | None = "[END]"
+    contents: Sequence[str],
+    params: LoopParams = LoopParams(),
+    end_marker: str | None = "[END]",
+    *,
+    grams: Sequence[frozenset[str]] | None = None,
 ) -> NearLoop | None:
     """The near loop of a transcript, or None (see the module docstring for the rule)."""
-    flags, lags = near_duplicates(contents, params, end_marker)
+    flags, lags = near_duplicates(contents, params, end_marker, grams=grams)
     return _near_loop_from(flags, lags, params)
 
 

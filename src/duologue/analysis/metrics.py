@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .text import char_ngrams, clean, is_emoji, normalize, overlap, word_ngrams, words
+from .text import char_ngrams, char_shares, clean, normalize, overlap, word_ngrams, words
 
 # Words and emoji of the "spiritual bliss attractor" and its relatives.
 DEFAULT_LEXICON: tuple[str, ...] = (
@@ -80,6 +80,8 @@ class Lexicon:
         """Hits per term in a text already passed through `text.clean`."""
         hits = {}
         for term, pattern in self._patterns:
+            if term not in cleaned:  # a substring test first: most terms are in no message
+                continue
             n = len(pattern.findall(cleaned)) if pattern else cleaned.count(term)
             if n:
                 hits[term] = n
@@ -116,7 +118,9 @@ class MetricsTracker:
         self._previous_grams: deque[frozenset[str]] = deque(maxlen=2)
         self._recent_text = b""
 
-    def observe(self, speaker: str, content: str) -> MessageMetrics:
+    def observe(self, speaker: str, content: str, grams: frozenset[str] | None = None) -> MessageMetrics:
+        """The metrics of the next message. `grams`: its character n-gram set when already known
+        (`char_ngrams(normalize(content, end_marker), char_ngram)`), else computed here."""
         self._count += 1
         cleaned = clean(content, self.end_marker)
 
@@ -125,7 +129,8 @@ class MetricsTracker:
         novelty = len(ngrams - self._seen_ngrams) / len(ngrams) if ngrams else None
         self._seen_ngrams |= ngrams
 
-        grams = char_ngrams(normalize(content, self.end_marker), self.char_ngram)
+        if grams is None:
+            grams = char_ngrams(normalize(content, self.end_marker), self.char_ngram)
         previous = self._previous_grams
         lag1 = overlap(grams, previous[-1]) if len(previous) >= 1 else None
         lag2 = overlap(grams, previous[-2]) if len(previous) >= 2 else None
@@ -137,9 +142,8 @@ class MetricsTracker:
         self._recent_text = joined[-self.compression_window :]
         compression = len(self._recent_text) / len(zlib.compress(self._recent_text, 9))
 
-        visible = [ch for ch in cleaned if not ch.isspace() and ch != "\ufe0f"]
-        non_alnum = sum(1 for ch in visible if not ch.isalnum())
-        emoji = sum(1 for ch in visible if is_emoji(ch))
+        # Characters other than whitespace and U+FE0F; of those, not letters or digits; emoji.
+        visible, non_alnum, emoji = char_shares(cleaned)
 
         return MessageMetrics(
             index=self._count,
@@ -150,8 +154,8 @@ class MetricsTracker:
             lag1_similarity=lag1,
             lag2_similarity=lag2,
             compression_ratio=compression,
-            non_alnum_share=non_alnum / len(visible) if visible else 0.0,
-            emoji_share=emoji / len(visible) if visible else 0.0,
+            non_alnum_share=non_alnum / visible if visible else 0.0,
+            emoji_share=emoji / visible if visible else 0.0,
             lexicon_hits=self.lexicon.count(cleaned),
         )
 
@@ -163,7 +167,12 @@ def compute_metrics(
     char_ngram: int = 5,
     word_ngram: int = 3,
     compression_window: int = 2048,
+    *,
+    grams: Sequence[frozenset[str]] | None = None,
 ) -> list[MessageMetrics]:
-    """Metrics for every (speaker, content) message of a transcript, in order."""
+    """Metrics for every (speaker, content) message of a transcript, in order. `grams`: the
+    messages' character n-gram sets when already known (see `MetricsTracker.observe`)."""
     tracker = MetricsTracker(lexicon, end_marker, char_ngram, word_ngram, compression_window)
-    return [tracker.observe(speaker, content) for speaker, content in messages]
+    if grams is None:
+        return [tracker.observe(speaker, content) for speaker, content in messages]
+    return [tracker.observe(s, c, g) for (s, c), g in zip(messages, grams, strict=True)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from .convergence import Convergence, ConvergenceParams
 from .loops import ExactLoop, LoopParams, NearLoop, detect_exact_loop, detect_near_loop
 from .metrics import DEFAULT_LEXICON, MessageMetrics, compute_metrics
 from .semantic import SemanticResult, semantic_analysis
-from .text import char_ngrams, normalize, overlap
+from .similarity import gram_sets, heatmap_matrix, overlap_matrix
 from .themes import Attractor, AttractorParams, MessageThemes
 
 PLOT_DPI = 100
@@ -81,8 +81,11 @@ def analyze(
     participants = list(participants)
 
     exact = detect_exact_loop(contents, max(len(participants), 1), params, end_marker)
-    near = detect_near_loop(contents, params, end_marker)
-    metrics = compute_metrics(list(zip(speakers, contents, strict=True)), lexicon, end_marker, char_ngram=params.ngram)
+    grams = gram_sets(contents, params.ngram, end_marker)  # once, for the near loops and the metrics
+    near = detect_near_loop(contents, params, end_marker, grams=grams)
+    metrics = compute_metrics(
+        list(zip(speakers, contents, strict=True)), lexicon, end_marker, char_ngram=params.ngram, grams=grams
+    )
 
     words_per_speaker = dict.fromkeys(participants, 0)
     lexicon_totals: Counter[str] = Counter()
@@ -160,6 +163,17 @@ def attractor_to_dict(at: Attractor) -> dict[str, Any]:
     }
 
 
+_METRIC_FIELDS = tuple(f.name for f in fields(MessageMetrics))
+
+
+def metrics_to_dict(m: MessageMetrics) -> dict[str, Any]:
+    """`dataclasses.asdict(m)`, without its generic deep copy (ten times faster, and a long run has
+    a row per message)."""
+    out = {name: getattr(m, name) for name in _METRIC_FIELDS}
+    out["lexicon_hits"] = dict(m.lexicon_hits)
+    return out
+
+
 def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     """A JSON-safe dict (keys of "exact_loop" match the examples' .expected.json)."""
     return {
@@ -177,7 +191,7 @@ def analysis_to_dict(a: Analysis) -> dict[str, Any]:
         "near_loop": near_loop_to_dict(a.near_loop) if a.near_loop else None,
         "loop_share": a.loop_share,
         "top_lexicon": [{"term": term, "count": count} for term, count in a.top_lexicon],
-        "metrics": [asdict(m) for m in a.metrics],
+        "metrics": [metrics_to_dict(m) for m in a.metrics],
     }
 
 
@@ -255,15 +269,8 @@ def theme_strip(a: Analysis, width: int = 60) -> str:
 
 
 def similarity_matrix(contents: Sequence[str], ngram: int = 5, end_marker: str | None = "[END]") -> np.ndarray:
-    """Message × message overlap of character n-gram sets (symmetric, n × n)."""
-    grams = [char_ngrams(normalize(c, end_marker), ngram) for c in contents]
-    n = len(grams)
-    matrix = np.zeros((n, n), dtype=float)
-    for i in range(n):
-        matrix[i, i] = 1.0 if grams[i] else 0.0
-        for j in range(i):
-            matrix[i, j] = matrix[j, i] = overlap(grams[i], grams[j])
-    return matrix
+    """Message × message overlap of character n-gram sets (symmetric, n × n; see similarity.py)."""
+    return overlap_matrix(gram_sets(contents, ngram, end_marker))
 
 
 def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -> list[Path]:
@@ -285,8 +292,10 @@ def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -
     folder.mkdir(parents=True, exist_ok=True)
     indices = np.array([m.index for m in a.metrics], dtype=float)
 
-    def new_figure(size: tuple[float, float]) -> Figure:
-        fig = Figure(figsize=size, dpi=PLOT_DPI, layout="constrained")
+    def new_figure(size: tuple[float, float], left: float = 0.08) -> Figure:
+        # Fixed margins for the fixed pixel sizes: a constrained layout costs a third of the drawing.
+        fig = Figure(figsize=size, dpi=PLOT_DPI)
+        fig.subplots_adjust(left=left, right=0.98, bottom=0.12 if size == SERIES_FIGSIZE else 0.08, top=0.92)
         FigureCanvasAgg(fig)
         return fig
 
@@ -327,15 +336,16 @@ def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -
     mark_onsets(ax)
     paths.append(finish(fig, ax, "words", "Message length per speaker", "words"))
 
-    fig = new_figure(HEATMAP_FIGSIZE)
+    fig = new_figure(HEATMAP_FIGSIZE, left=0.1)
     ax = fig.add_subplot()
-    matrix = similarity_matrix(contents, ngram=5)
-    n = len(matrix)
+    # A long run keeps every step-th message (at most HEATMAP_CELLS a side: more than the pixels).
+    matrix, step = heatmap_matrix(contents, ngram=5)
+    n = len(contents)
     if n:
         image = ax.imshow(
             matrix,
             origin="lower",
-            extent=(0.5, n + 0.5, 0.5, n + 0.5),
+            extent=(0.5, step * len(matrix) + 0.5, 0.5, step * len(matrix) + 0.5),
             vmin=0.0,
             vmax=1.0,
             cmap="viridis",
@@ -347,7 +357,11 @@ def write_plots(a: Analysis, contents: Sequence[str], folder: Path, stem: str) -
     if a.exact_loop:
         ax.axhline(a.exact_loop.onset - 0.5, color="crimson", linestyle="--")
     ax.set_ylabel("message")
-    paths.append(finish(fig, ax, "similarity", "Message × message similarity", "message"))
+    if step > 1:  # the last cell may reach past the last message
+        ax.set_xlim(0.5, n + 0.5)
+        ax.set_ylim(0.5, n + 0.5)
+    title = "Message × message similarity" + (f" (one message in {step})" if step > 1 else "")
+    paths.append(finish(fig, ax, "similarity", title, "message"))
 
     fig = new_figure(SERIES_FIGSIZE)
     ax = fig.add_subplot()
@@ -373,19 +387,32 @@ def _theme_strip_plot(a: Analysis, new_figure: Any, folder: Path, stem: str) -> 
     """`<stem>-themes.png` (SERIES_SIZE_PX): a cell per message coloured by its end-state theme, a row
     of topics under it, the attractor's entry and the convergence onset marked."""
     import matplotlib
+    from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     labels = a.theme_labels or {}
     themes = a.themes or []
-    fig = new_figure(SERIES_FIGSIZE)
+    fig = new_figure(SERIES_FIGSIZE, left=0.17)  # room for "end-state theme"
     ax = fig.add_subplot()
     keys = list(dict.fromkeys([*(m.label for m in themes), *(m.topic for m in themes)]))
     cmap = matplotlib.colormaps["tab20"]
     colour = {k: ((0.92, 0.92, 0.92, 1.0) if k is None else cmap(i % 20)) for i, k in enumerate(keys)}
-    for m in themes:
-        ax.add_patch(matplotlib.patches.Rectangle((m.index - 0.5, 1.0), 1, 0.9, color=colour[m.label]))
-        ax.add_patch(matplotlib.patches.Rectangle((m.index - 0.5, 0.0), 1, 0.9, color=colour[m.topic]))
     n = len(themes)
+    if n:
+        # Two rows of cells, one per message (cell i spans i ± 0.5): one image each, not 2n patches.
+        cmap_rows = ListedColormap([colour[k] for k in keys])
+        code = {k: i for i, k in enumerate(keys)}
+        for y, row in ((1.0, [code[m.label] for m in themes]), (0.0, [code[m.topic] for m in themes])):
+            ax.imshow(
+                np.array([row]),
+                cmap=cmap_rows,
+                vmin=-0.5,
+                vmax=len(keys) - 0.5,
+                extent=(themes[0].index - 0.5, themes[-1].index + 0.5, y, y + 0.9),
+                aspect="auto",
+                interpolation="nearest",
+                origin="lower",
+            )
     ax.set_xlim(0.5, max(n, 1) + 0.5)
     ax.set_ylim(-0.1, 2.6)
     ax.set_yticks([0.45, 1.45], ["topic", "end-state theme"])

@@ -81,6 +81,27 @@ def word_ngrams(tokens: Sequence[str], n: int = 3) -> list[tuple[str, ...]]:
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
+# The characters `is_emoji` counts, as one class, so a whole text is counted in one regex pass.
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
+# What `str.isspace` calls whitespace (regex \s in a str pattern is the same test) and the
+# emoji variation selector U+FE0F; and a letter or digit (str.isalnum: \w without the underscore).
+_INVISIBLE = re.compile("[\\s\ufe0f]")
+_ALNUM = re.compile(r"[^\W_]")
+
+
+def count_emoji(text: str) -> int:
+    """How many characters of `text` are emoji (`is_emoji`), in one pass."""
+    return len(_EMOJI.findall(text))
+
+
+def char_shares(text: str) -> tuple[int, int, int]:
+    """(visible, not letter or digit, emoji): counts over the characters of `text` that are not
+    whitespace and not the variation selector U+FE0F (the same as testing each with `str.isspace`,
+    `str.isalnum` and `is_emoji`, in three regex passes)."""
+    visible = len(text) - len(_INVISIBLE.findall(text))
+    return visible, visible - len(_ALNUM.findall(text)), count_emoji(text)
+
+
 def is_emoji(ch: str) -> bool:
     """Whether a character is an emoji (by code block; no emoji database needed).
 

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..errors import DuologueError
 from .onset import OnsetRule, OnsetTracker, first_onset
-from .text import SILENCE, is_emoji, normalize, words
+from .text import SILENCE, count_emoji, is_emoji, normalize, words
 
 # Staying on task is an end state (the attractor map counts it) but not an attractor.
 NOT_ATTRACTOR_RULES = ("on_task",)
@@ -247,8 +247,16 @@ class ThemeScorer:
         phrases = [p for t in self.phrase_themes for p in t.phrases]
         bounds = np.cumsum([0] + [len(t.phrases) for t in self.phrase_themes])
         self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._starts = np.asarray(bounds[:-1], dtype=np.intp)
         self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
         self._lexicons = [_lexicon_pattern(t.lexicon) for t in self.phrase_themes]
+        # Each lexicon's terms as plain substrings: a text that holds none of them has no hit, and
+        # testing that is far cheaper than the pattern's word-boundary search.
+        self._terms = [
+            (term, i)
+            for i, t in enumerate(self.phrase_themes)
+            for term in dict.fromkeys(term.casefold() for term in t.lexicon)
+        ]
 
     def scores(self, content: str, vector: np.ndarray) -> np.ndarray:
         """One score per phrase theme (in `phrase_themes` order)."""
@@ -257,12 +265,12 @@ class ThemeScorer:
         if not len(self._phrases) or not np.any(vector):
             return out
         sims = self._phrases @ vector.astype(np.float32)
-        for i, rows in enumerate(self._slices):
-            out[i] = float(sims[rows].max())
+        out[:] = np.maximum.reduceat(sims, self._starts)  # each theme's best phrase (every theme has one)
         text = content.casefold()
         w = self.params.lexicon_weight
+        present = {i for term, i in self._terms if term in text}
         for i, pattern in enumerate(self._lexicons):
-            if pattern is not None:
+            if pattern is not None and i in present:
                 hits = sum(1 for _ in pattern.finditer(text))
                 out[i] += w * min(1.0, hits / 3)
         return out
@@ -346,7 +354,7 @@ class ThemeTracker:
         return self.scorer.phrase_themes[top].id
 
     def _emoji_collapse(self, content: str) -> bool:
-        emoji = sum(1 for c in content if is_emoji(c))
+        emoji = count_emoji(content)
         n_words = len(words(content, self.end_marker))
         if not emoji or n_words > 2:
             return False

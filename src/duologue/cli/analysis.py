@@ -136,14 +136,13 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
         analysis = api.analyze_stored_run(run, db=db, themes=themes_file)
     else:
         analysis = api.analyze_run(run, themes=themes_file)
-    data = analysis_to_dict(analysis)
     written = []
     if not no_plots:
         folder = plots_dir or Path(db).parent / "analysis" / stem
         folder.mkdir(parents=True, exist_ok=True)
         written = write_plots(analysis, [m.content for m in run.messages], folder, stem)
     if as_json:
-        sys.stdout.write(jsonlib.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(jsonlib.dumps(analysis_to_dict(analysis), ensure_ascii=False, indent=2) + "\n")
         return
     c = console_for(width)
     c.print(Text(format_summary(analysis)))

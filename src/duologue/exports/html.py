@@ -65,6 +65,7 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
     from ..events import describe_events
     from ..store import LoopSummary, MessageTheme, SemanticSummary
     from ..web.chat import chat_blocks, seat
+    from ..web.paging import MessagePages
     from ..web.themes import run_theme_labels, theme_view
 
     css = (app.HERE / "static" / "viewer.css").read_text(encoding="utf-8")
@@ -96,6 +97,10 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
         "spec_json": json.dumps(run.spec, indent=2, ensure_ascii=False),
         "experiment": None,
         "plots": tuple(plots),
+        # One page holding every message: each link to a message is an anchor on it.
+        "pages": (pages := MessagePages(len(run.messages), 1, per_page=max(1, len(run.messages)))),
+        "at": pages.href,
+        "message_count": len(run.messages),
         **app.history_context(run, describe_events(events), None),
     }
     return app.make_templates().env.get_template("run.html").render(context)

@@ -12,7 +12,6 @@ follows a live run by polling it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -45,6 +44,8 @@ from ..records import Run
 from ..store import LoopSummary, MessageTheme, SemanticSummary, Store
 from .chat import chat_blocks, seat
 from .markdown import markdown
+from .paging import MessagePages
+from .plots import PLOTS, RunFigures, plot_cache_for
 from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
 from .themes import run_theme_labels, theme_view
@@ -52,10 +53,11 @@ from .themes import run_theme_labels, theme_view
 if TYPE_CHECKING:
     import uvicorn
 
+    from ..analysis import Analysis
+
 HERE = Path(__file__).parent
 POLL_SECONDS = 0.5  # how often a live page's stream looks for new messages
 KEEPALIVE_SECONDS = 15.0
-PLOTS = ("words", "novelty", "lag-similarity", "similarity")  # the PNGs analysis.write_plots writes
 
 # Only the viewer's own files; no inline script, so injected markup could not run even if it got through.
 SECURITY_HEADERS = {
@@ -124,7 +126,7 @@ class Viewer:
     poll_seconds: float = POLL_SECONDS
 
     def __post_init__(self) -> None:
-        self._plot_lock = threading.Lock()
+        self.figures = RunFigures(self.db, self.plot_dir)  # plots drawn once, analyses made on the fly
         self.closing = threading.Event()  # set when the server stops: live streams end instead of holding it up
 
     @contextmanager
@@ -162,22 +164,30 @@ class Viewer:
             experiment = store.get_experiment(run.experiment_id) if run.experiment_id else None
             events = describe_events(store.get_events(run.id))
         live = run.status == "running"
+        pages = MessagePages.of(len(run.messages), request.query_params, live)
+        target = pages.redirect_for(request.query_params)
+        if target:
+            return RedirectResponse(target, status_code=303)
         labels, order = run_theme_labels(run.spec)
         if loops is None and not live and run.messages:
-            # Imported runs, killed runs: analyse on the fly, store nothing.
-            loops, semantic, message_themes, found = _analyse(run)
+            # Imported runs, killed runs: analyse on the fly (once per run and length), store nothing.
+            loops, semantic, message_themes, found = _summaries(self.figures.analysis(run))
             labels = {**labels, **found}
         themes = theme_view(semantic, message_themes, labels, order) if not live else None
         exact = loops.exact if loops else None
+        shown = run.messages[pages.first - 1 : pages.last]  # messages are numbered 1..n
         return self.page(
             request,
             "run.html",
             run=run,
             live=live,
+            pages=pages,
+            at=pages.href,
+            message_count=len(run.messages),
             exact=exact,
             near=loops.near if loops else None,
             themes=themes,
-            blocks=chat_blocks(run.messages, exact, themes.marks_at() if themes else None),
+            blocks=chat_blocks(shown, exact, themes.marks_at() if themes else None),
             badges=themes.badges if themes else {},
             seats={s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}},
             models=_models(run),
@@ -211,20 +221,8 @@ class Viewer:
         name = request.path_params["name"]
         if name not in PLOTS:
             raise HTTPException(404, f"no plot '{name}'")
-        with self.store() as store:
-            run = store.get_run(request.path_params["run_id"])
-        # Keyed by the message count: a run that grew gets new plots, a finished one keeps its own.
-        key = hashlib.sha256(f"{run.id}\0{len(run.messages)}".encode()).hexdigest()[:24]
-        folder = self.plot_dir / key
-        with self._plot_lock:  # the four images of a page arrive together; draw them once
-            if not (folder / f"plot-{name}.png").exists():
-                from ..analysis import write_plots
-                from ..api import analyze_run, run_vectors
-
-                with self.store() as store:  # the embeddings stored with the messages, not computed again
-                    vectors, _ = run_vectors(store, run)
-                write_plots(analyze_run(run, vectors=vectors), [m.content for m in run.messages], folder, "plot")
-        return FileResponse(folder / f"plot-{name}.png", media_type="image/png")
+        path = self.figures.plot(request.path_params["run_id"], name)
+        return FileResponse(path, media_type="image/png")
 
     async def events(self, request: Request) -> Response:
         """Server-sent events for a live run: each new message as rendered HTML, then `end`."""
@@ -313,11 +311,8 @@ class Viewer:
         return self.page(request, "error.html", status_code=status, status=status, detail=detail)
 
 
-def _analyse(run: Run) -> tuple[LoopSummary, SemanticSummary, list[MessageTheme], dict[str, str]]:
-    """A run's loops, semantic findings, message themes and theme labels, from a fresh analysis."""
-    from ..api import analyze_run
-
-    a = analyze_run(run)
+def _summaries(a: Analysis) -> tuple[LoopSummary, SemanticSummary, list[MessageTheme], dict[str, str]]:
+    """A run's loops, semantic findings, message themes and theme labels, from an analysis."""
     themes = [MessageTheme(m.index, m.label, m.topic) for m in a.themes or []]
     return LoopSummary.of(a), SemanticSummary.of(a), themes, dict(a.theme_labels or {})
 
@@ -384,12 +379,19 @@ def make_templates() -> Jinja2Templates:
 
 
 def create_app(
-    db_path: str | Path, *, experiment_report: ExperimentReport | None = None, poll_seconds: float = POLL_SECONDS
+    db_path: str | Path,
+    *,
+    experiment_report: ExperimentReport | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    plot_cache: str | Path | None = None,
 ) -> Starlette:
-    """The viewer over the store at `db_path` (which must exist; it is migrated if it is old)."""
+    """The viewer over the store at `db_path` (which must exist; it is migrated if it is old).
+
+    Plots are drawn once per run and length and kept in `plot_cache` (default: `plot_cache_for`)."""
     db = Path(db_path)
     Store(db, create=False).close()  # fail now, with one line, rather than on the first page
-    plot_dir = Path(tempfile.mkdtemp(prefix="duologue-viewer-"))
+    kept = Path(plot_cache) if plot_cache is not None else plot_cache_for(db)
+    plot_dir = kept or Path(tempfile.mkdtemp(prefix="duologue-viewer-"))
     viewer = Viewer(db, make_templates(), plot_dir, experiment_report, poll_seconds)
 
     @asynccontextmanager
@@ -397,7 +399,8 @@ def create_app(
         try:
             yield
         finally:
-            shutil.rmtree(plot_dir, ignore_errors=True)
+            if kept is None:
+                shutil.rmtree(plot_dir, ignore_errors=True)
 
     routes = [
         Route("/", viewer.runs),
