@@ -140,9 +140,11 @@ class ContextPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # stop: end the run (`context_full`). truncate: leave the oldest messages after the system
-    # prompt and opener out of the views. summarize: a summary of them stands in for them.
-    strategy: Literal["stop", "truncate", "summarize"] = "stop"
+    # auto (the default): as truncate, recorded as a `context_trimmed` event, so a run with default
+    # settings never ends with `context_full` while its latest message still fits. stop: end the run
+    # (`context_full`). truncate: leave the oldest messages after the system prompt, history and opener
+    # out of the views. summarize: a summary of them stands in for them.
+    strategy: Literal["auto", "stop", "truncate", "summarize"] = "auto"
     # The share of the window a view may fill right after trimming. Headroom means the views are
     # trimmed now and then rather than every turn, so the embedded engine keeps reusing its prefix.
     trim_to: float = Field(0.5, gt=0, lt=1)

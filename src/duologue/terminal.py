@@ -98,7 +98,8 @@ class TerminalRenderer(RunListener):
             self._print(Text(format_message_meta(message), style="dim"))
 
     def event(self, run: Run, event: WatchEvent) -> None:
-        if event.kind in ("injection", "change", "context", "window"):  # perturbations and context trims: a note
+        # perturbations, context trims and windows: a note
+        if event.kind in ("injection", "change", "context", "context_trimmed", "window"):
             self._print()
             self._print(Text(f"▸ {event.kind}: {event.detail}", style="dim yellow"))
             return

@@ -176,9 +176,10 @@ SPEC_OPTIONS = [
     ),
     click.option(
         "--context-strategy",
-        type=click.Choice(["stop", "truncate", "summarize"]),
-        help="When the next request would not fit the window: stop the run (context_full, default), "
-        "leave out the oldest messages after the opener, or replace them with a summary.",
+        type=click.Choice(["auto", "stop", "truncate", "summarize"]),
+        help="When the next request would not fit the window: leave out the oldest messages after the "
+        "opener and record it as context_trimmed (auto, the default), stop the run (context_full), leave "
+        "them out (truncate), or replace them with a summary.",
     ),
     click.option(
         "--summarizer",

@@ -21,7 +21,7 @@ APART = ("name", "model", "system")
 LIMITS = ("max_messages", "token_budget", "time_limit", "end_marker", "end_on")
 ACTIONS = ("on_loop", "on_near_loop", "on_convergence", "on_attractor")
 # Events that happen before their message; the others (detections, limits) after it.
-BEFORE = ("injection", "change", "context")
+BEFORE = ("injection", "change", "context", "context_trimmed")
 # The detections' data worth a line (the detail says the rest).
 DETECTION_KINDS = ("loop", "near_loop", "convergence", "attractor")
 
