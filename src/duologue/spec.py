@@ -59,6 +59,14 @@ class Participant(BaseModel):
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
     show_reasoning: bool = False  # let the other side see this participant's reasoning
+    # OpenAI-style reasoning models (o1, o3, o4, gpt-5 …): None decides by the model's name (the `openai`
+    # provider's o-series and gpt-5 models); true or false says so for any OpenAI-compatible endpoint. A
+    # reasoning model is sent max_completion_tokens instead of max_tokens and no temperature or top_p.
+    reasoning: bool | None = None
+    reasoning_effort: str | None = Field(None, min_length=1)  # sent as `reasoning_effort` ("low", "high", …)
+    # The alias `model` named when the spec was made (aliases.py); model, base_url, api_key_env and extra
+    # hold what it stood for then.
+    alias: str | None = None
     # Hosted and self-served models: how often to try a request, how long a silent server is given
     # (seconds without a byte, before or during the stream), and the backoff between attempts.
     max_attempts: int = Field(5, ge=1)
@@ -68,6 +76,22 @@ class Participant(BaseModel):
     # Set by the engine, never stored: the window this participant's view needs for the run asked for
     # (the embedded engine's default when context_length is not given).
     _run_context: int | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_alias(cls, data: Any) -> Any:
+        from .aliases import resolve_participant
+
+        return resolve_participant(data) if isinstance(data, dict) else data
+
+    @field_validator("model")
+    @classmethod
+    def _model_or_alias(cls, v: str | None) -> str | None:
+        if v is not None and "/" not in v:  # what _resolve_alias found no alias for
+            from .aliases import unknown_alias
+
+            raise ValueError(unknown_alias(v))
+        return v
 
     @field_validator("name")
     @classmethod
@@ -182,6 +206,21 @@ class Change(BaseModel):
     model: str | None = None
     system: str | None = None
     temperature: float | None = Field(None, ge=0, le=5)
+
+    @field_validator("model")
+    @classmethod
+    def _alias_model(cls, v: str | None) -> str | None:
+        # An alias gives its model string (its base URL and extra stay with the participant's own).
+        from .aliases import resolve_participant
+
+        if v is None or "/" in v:
+            return v
+        from .aliases import unknown_alias
+
+        model = resolve_participant({"model": v})["model"]
+        if "/" not in model:
+            raise ValueError(unknown_alias(v))
+        return model
 
     @property
     def settings(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from dotenv import load_dotenv
 
 from ..errors import DuologueError
 from ..version import __version__
+from .alias import alias
 from .analysis import analyze, batch, models, report, themes
 from .files import export, import_cmd
 from .options import SPEC_OPTIONS, build_spec, spec_options, spec_with_flags
@@ -52,6 +53,7 @@ def cli() -> None:
 
 for command in (run, fork, resume, ls_cmd, show, export, import_cmd, models, analyze, batch, report, themes, serve):
     cli.add_command(command)
+cli.add_command(alias)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import api
+from ..backends.settings import unsent_warnings
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id
 from .options import TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
@@ -37,6 +38,9 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
+    api.check_spec(spec)  # models, files and keys first: a warning about a run that cannot start is noise
+    for line in unsent_warnings(spec):  # settings asked for that a provider will not be sent
+        click.echo(line, err=True)
     current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector() if interactive else None
