@@ -55,7 +55,9 @@ def test_set_list_and_remove(config):
     [
         (("set", "a/b", "local/smollm2"), "alias name 'a/b': use letters, digits"),
         (("set", "ok", "nope/model"), "model 'nope/model': unknown provider 'nope'"),
-        (("set", "ok", "smollm2"), "model 'smollm2' is not of the form provider/model"),
+        (("set", "ok", "smollm2"), "model 'smollm2' is neither a model string of the form provider/model"),
+        (("set", "ok", "local/"), "model 'local/' is not of the form provider/model"),
+        (("set", "imported", "local/smollm2"), "alias name 'imported' is reserved"),
         (("set", "ok", "local/smollm2", "--extra", "novalue"), "--extra 'novalue': expected KEY=VALUE"),
         (("rm", "missing"), "no alias named 'missing' (none set yet"),
     ],
@@ -114,6 +116,10 @@ def test_toml_participants_changes_and_experiment_pools_take_aliases(config, tmp
     assert (a.model, a.alias, a.base_url) == ("openai/gpt-4o", "fast", "http://own/v1")  # its own base URL wins
     assert a.extra == {"top_k": 9, "seed_mode": 1}  # its own extra keys win over the alias's
     assert spec.changes[0].model == "openai/gpt-4o"
+    # A stored spec always loads, whatever aliases are set now: a name that is no alias stays as it is.
+    assert spec_from_dict({"participants": [{"name": "a", "model": "gone"}, {"name": "b"}]}).participants[0].model == (
+        "gone"
+    )
     exp = tmp_path / "exp.toml"
     exp.write_text('[[participants]]\nname = "p"\nmodel = "fast"\n[[participants]]\nname = "q"\n')
     pool = load_experiment_spec(exp).participants
@@ -124,6 +130,6 @@ def test_an_unknown_alias_is_one_line_naming_the_known_ones(config, tmp_path):
     duologue("alias", "set", "fast", "local/smollm2")
     r = duologue("run", "--a", "fsat", "--db", tmp_path / "d.db")
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
-    assert "participants.0.model: 'fsat' is neither a model string of the form provider/model" in r.stderr
+    assert "error: model 'fsat' is neither a model string of the form provider/model" in r.stderr
     assert "nor an alias (known: fast)" in r.stderr
     assert not (tmp_path / "d.db").exists()

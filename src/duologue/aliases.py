@@ -24,6 +24,8 @@ from .errors import SpecError
 CONFIG_ENV = "DUOLOGUE_CONFIG_DIR"
 FILE_NAME = "aliases.toml"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# The model an imported transcript's participants have (transcripts/markdown.py): never an alias.
+RESERVED = ("imported",)
 
 
 class Alias(BaseModel):
@@ -51,6 +53,8 @@ def aliases_path() -> Path:
 
 
 def check_name(name: str) -> str:
+    if name in RESERVED:
+        raise SpecError(f"alias name {name!r} is reserved (the model of imported transcripts' participants)")
     if not NAME.match(name):
         raise SpecError(
             f"alias name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit (no '/')"
@@ -118,18 +122,19 @@ def resolve_participant(data: dict[str, Any]) -> dict[str, Any]:
 
     A model string has a "/"; a value without one is an alias name. The participant's own
     base_url and api_key_env win over the alias's, and its extra keys over the alias's extra.
-    An unknown alias is left as it is, for the `model` field's validation to name (unknown_alias).
+    An unknown alias is left as it is (a stored spec must always load): the check before a run names
+    it (registry.parse_model_string, with unknown_alias's words).
     """
     model = data.get("model")
-    if not isinstance(model, str) or "/" in model or not model:
+    if not isinstance(model, str) or "/" in model or not model or model in RESERVED:
         return data
     try:
         aliases = load_aliases()
-    except SpecError as err:
-        raise ValueError(str(err)) from None
+    except SpecError:
+        return data  # the check before the run reads the file again and names the problem
     alias = aliases.get(model)
     if alias is None:
-        return data  # the `model` field's own check names it (unknown_alias)
+        return data  # checked before a run like any model string: registry.parse_model_string names it
     resolved = dict(data)
     resolved["model"] = alias.model
     resolved["alias"] = model

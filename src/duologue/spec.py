@@ -84,15 +84,6 @@ class Participant(BaseModel):
 
         return resolve_participant(data) if isinstance(data, dict) else data
 
-    @field_validator("model")
-    @classmethod
-    def _model_or_alias(cls, v: str | None) -> str | None:
-        if v is not None and "/" not in v:  # what _resolve_alias found no alias for
-            from .aliases import unknown_alias
-
-            raise ValueError(unknown_alias(v))
-        return v
-
     @field_validator("name")
     @classmethod
     def _single_line_name(cls, v: str) -> str:
@@ -213,14 +204,7 @@ class Change(BaseModel):
         # An alias gives its model string (its base URL and extra stay with the participant's own).
         from .aliases import resolve_participant
 
-        if v is None or "/" in v:
-            return v
-        from .aliases import unknown_alias
-
-        model = resolve_participant({"model": v})["model"]
-        if "/" not in model:
-            raise ValueError(unknown_alias(v))
-        return model
+        return v if v is None or "/" in v else resolve_participant({"model": v})["model"]
 
     @property
     def settings(self) -> dict[str, Any]:
