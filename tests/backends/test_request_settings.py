@@ -5,6 +5,7 @@ before a run for what a provider will not be sent."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -202,3 +203,20 @@ def test_anthropic_temperature_on_the_wire(monkeypatch):
     assert server.requests[1]["temperature"] == 0.3 and "top_p" not in server.requests[1]
     assert server.headers[1]["anthropic-version"] == "2023-06-01"
     assert "anthropic_version" not in server.requests[1]
+
+
+def test_batch_prints_the_warnings_for_its_pool_and_what_it_sweeps(tmp_path):
+    exp = tmp_path / "sweep.toml"
+    exp.write_text(
+        'temperatures = [0.2, 1.0]\nmax_messages = 4\n[[participants]]\nname = "thinker"\nmodel = "openai/o3"\n'
+        '[[participants]]\nname = "claude"\nmodel = "anthropic/claude-x"\nreasoning_effort = "high"\n'
+    )
+    result = CliRunner().invoke(cli, ["batch", str(exp), "--dry-run", "--json", "--db", str(tmp_path / "d.db")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["conversations"] == 2  # stdout stays one JSON document
+    assert result.stderr.splitlines() == [
+        "warning: thinker: temperature is not sent to openai (reasoning models refuse it)",
+        "warning: claude: temperature is not sent to anthropic (its current API version refuses it; "
+        "extra.anthropic_version = '2023-06-01' sends it)",
+        "warning: claude: reasoning_effort is not sent to anthropic (Anthropic takes extra.thinking instead)",
+    ]

@@ -168,12 +168,11 @@ def batch(experiment_file, dry_run, as_json, db) -> None:
 
     exp = load_experiment_spec(experiment_file)
     plans = batchmod.plan_experiment(exp)
-    if not dry_run:  # settings asked for that a provider will not be sent, one line each
-        from ..backends.settings import pool_warnings
+    from ..backends.settings import pool_warnings  # settings asked for that a provider will not be sent
 
-        sweeps = ["temperature"] if getattr(exp, "temperatures", None) else []
-        for line in pool_warnings(exp.participants, sweeps=sweeps, seed="base_seed" in exp.model_fields_set):
-            click.echo(line, err=True)
+    sweeps = ["temperature"] if getattr(exp, "temperatures", None) else []
+    for line in pool_warnings(exp.participants, sweeps=sweeps, seed="base_seed" in exp.model_fields_set):
+        click.echo(line, err=True)
     if dry_run and as_json:
         cells = [{**row, "opener": exp.openers[row["opener"]]} for row in batchmod.describe_plan(plans)]
         print_json(
