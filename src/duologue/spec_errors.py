@@ -103,6 +103,10 @@ def describe(error: ErrorDetails) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+# What str.splitlines breaks a line at, written as escapes in a problem's line.
+_ESCAPED_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def problems(err: ValidationError, source: str | None = None) -> list[str]:
     """One line per problem: `source: where: what`, in the order pydantic found them, each once."""
     prefix = f"{source}: " if source else ""
@@ -110,6 +114,7 @@ def problems(err: ValidationError, source: str | None = None) -> list[str]:
     for error in err.errors():
         where = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and _BRANCH.search(p)))
         line = prefix + (f"{where}: " if where else "") + describe(error)
+        line = line.translate(_ESCAPED_BREAKS)  # a key or value with a line break in it stays on one line
         if line not in lines:
             lines.append(line)
     return lines
