@@ -220,3 +220,18 @@ def test_batch_prints_the_warnings_for_its_pool_and_what_it_sweeps(tmp_path):
         "extra.anthropic_version = '2023-06-01' sends it)",
         "warning: claude: reasoning_effort is not sent to anthropic (Anthropic takes extra.thinking instead)",
     ]
+
+
+def test_under_the_older_anthropic_version_temperature_is_sent_and_top_p_is_not():
+    legacy = {"anthropic_version": "2023-06-01"}
+    spec = spec_from_dict(
+        {
+            "participants": [
+                {"name": "bo", "model": "anthropic/claude-x", "temperature": 0.4, "top_p": 0.8, "extra": legacy},
+                {"name": "al"},
+            ]
+        }
+    )
+    assert unsent_warnings(spec) == [
+        "warning: bo: top_p is not sent to anthropic (newer models refuse it beside the temperature, which is sent)"
+    ]

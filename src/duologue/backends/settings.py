@@ -57,7 +57,7 @@ def anthropic_legacy(p: Participant) -> bool:
 def anthropic_unsent(p: Participant, provider: Provider, name: str) -> list[Unsent]:
     unsent = [("seed", "the Messages API has no seed")]
     if anthropic_legacy(p):
-        unsent.append(("top_p", "sent only instead of temperature, which is sent"))
+        unsent.append(("top_p", "newer models refuse it beside the temperature, which is sent"))
     else:
         why = f"its current API version refuses it; extra.anthropic_version = '{ANTHROPIC_LEGACY_VERSION}' sends it"
         unsent += [("temperature", why), ("top_p", "its current API version refuses it")]
