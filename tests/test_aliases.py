@@ -92,10 +92,16 @@ def test_an_alias_works_wherever_a_model_string_does_and_the_spec_keeps_what_it_
     assert b["alias"] is None and b["model"] == "scripted/y"
     assert [m["model"] for m in shown["messages"]] == [None, "scripted/y", "scripted/x"]
     assert all(b"sk-never-stored-1234" not in f.read_bytes() for f in db.parent.iterdir() if f.is_file())
+    # A fork that gives the aliased side another model does not keep the alias's name.
+    r = duologue("fork", "@last", "--at", "2", "--a", "scripted/z", "--max-messages", "3", "--quiet", "--db", db)
+    assert r.exit_code == 0, r.output + r.stderr
+    forked = json.loads(duologue("show", "@last", "--json", "--db", db).output)["spec"]["participants"][0]
+    assert (forked["model"], forked["alias"]) == ("scripted/z", None)
     # The alias can go; the run keeps what it stood for.
     duologue("alias", "rm", "fast")
-    assert json.loads(duologue("show", "@last", "--json", "--db", db).output)["spec"]["participants"][0]["model"] == (
-        "scripted/x"
+    first = json.loads(duologue("ls", "--json", "--db", db).output)[-1]["id"]
+    assert json.loads(duologue("show", first, "--json", "--db", db).output)["spec"]["participants"][0]["alias"] == (
+        "fast"
     )
 
 

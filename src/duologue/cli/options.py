@@ -61,6 +61,8 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
             for key in SIDE_KEYS:
                 if flags.get(f"{key}_{side}") is not None and isinstance(parts[i], dict):
                     parts[i][key] = flags[f"{key}_{side}"]
+                    if key == "model":  # a fork's participant: the alias its parent named is not this model
+                        parts[i].pop("alias", None)
     for p in parts:
         if isinstance(p, dict):
             for key in SHARED_KEYS:
