@@ -225,3 +225,50 @@ def test_embedded_stop_ends_with_context_full(tmp_path):
     assert 20 < len(run.messages) < 100
     assert all(prompt + max_tokens <= window for _, prompt, max_tokens, window in sent)
     assert len(events) == 1
+
+
+# -- auto: the default strategy trims instead of stopping -------------------------------
+
+
+def default_spec(**extra):
+    data = spec("stop").model_dump(mode="json")
+    del data["context"]  # left at its default
+    return spec_from_dict({**data, **extra})
+
+
+def test_the_default_strategy_is_auto_and_trims_instead_of_filling_the_context(tmp_path):
+    s = default_spec()
+    assert s.context.strategy == "auto"
+    with Store(tmp_path / "d.db") as store:
+        run, backends, _, stops = converse(tmp_path, s, store=store)
+        trims = [e for e in store.get_events(run.id) if e["kind"] == "context_trimmed"]
+    assert (run.stop_reason, len(run.messages)) == ("max_messages", 30)
+    assert stops == []  # no `context` event: nothing stopped, and auto's trims have their own kind
+    assert trims and all(e["data"]["strategy"] == "auto" and e["data"]["action"] == "truncate" for e in trims)
+    assert all(e["detail"].startswith("message") and "left out of the views" in e["detail"] for e in trims)
+    for b in backends.values():
+        assert all(n <= WINDOW for n in sizes(b))
+        for r in b.requests:  # system prompt and opener always stay, then the latest messages
+            assert r.view[0] == ChatMessage("system", "Hi.") and r.view[1].content == "Hello there."
+    cuts = [e["data"]["cut"] for e in trims]
+    assert cuts == sorted(set(cuts))
+
+
+def test_auto_still_stops_when_not_even_the_latest_message_fits(tmp_path):
+    long = " ".join(["word"] * 185)  # with the system prompt, opener and reply: over the 200-token window
+    backends = {n: ScriptedBackend(name=n, reply=lambda n, v: long) for n in ("a", "b")}
+    run, _, _, _ = converse(tmp_path, default_spec(), backends=backends)
+    assert (run.status, run.stop_reason) == ("finished", "context_full")
+
+
+def test_a_resumed_auto_run_picks_up_its_trim_from_context_trimmed_events():
+    from duologue.context import AUTO_TRIM, Trim, trim_from_events
+
+    events = [
+        {"kind": "window", "data": {"window": 200}},
+        {"kind": AUTO_TRIM, "data": {"cut": 7}},
+        {"kind": "loop", "data": {}},
+    ]
+    assert trim_from_events(events) == Trim(7)
+    assert trim_from_events([*events, {"kind": "context", "data": {"cut": 9, "summary": "s"}}]) == Trim(9, "s")
+    assert trim_from_events([{"kind": "context", "data": {"action": "stop"}}]) == Trim()

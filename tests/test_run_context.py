@@ -10,7 +10,7 @@ from duologue.backends.embedded.common import LlamaSettings
 from duologue.backends.embedded.provider import default_context
 from duologue.context import TEMPLATE_TOKENS, WINDOW_STEP, run_context
 from duologue.engine import CONTEXT_FULL_HINT
-from duologue.spec import spec_from_dict
+from duologue.spec import ContextPolicy, spec_from_dict
 from duologue.store import Store
 
 
@@ -70,7 +70,8 @@ def test_default_context_is_explicit_or_the_run_capped_at_the_trained_window(emb
 
 def test_context_full_says_which_flag_changes_it(scripted_models, tmp_path):
     scripted_models.context_length = 150
-    run = api.run_conversation(spec(40, max_tokens=20), db=tmp_path / "d.db", make_backend=scripted_models.make)
+    s = spec(40, max_tokens=20).model_copy(update={"context": ContextPolicy(strategy="stop")})
+    run = api.run_conversation(s, db=tmp_path / "d.db", make_backend=scripted_models.make)
     assert run.stop_reason == "context_full"
     assert run.stop_detail.endswith(CONTEXT_FULL_HINT) and "--context-length" in run.stop_detail
 
@@ -129,3 +130,27 @@ def test_the_summarizer_gets_the_participants_window_or_one_sized_to_the_run(scr
     api.run_conversation(sized, db=tmp_path / "d.db", make_backend=make)
     summarizer = sized.context.summarizer.model_copy(update={"model": "scripted/x"})
     assert seen["summarizer"] == (None, run_context(sized, summarizer))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_default_settings_trim_the_oldest_turns_instead_of_filling_a_small_embedded_window(embedded_gguf, tmp_path):
+    s = spec_from_dict(
+        {
+            "participants": [{"name": n, "max_tokens": 96, "context_length": 512} for n in ("a", "b")],
+            "max_messages": 12,
+            "seed": 7,
+            "on_loop": "continue",
+            "on_near_loop": "continue",
+            "on_convergence": "continue",
+        }
+    )
+    assert s.context.strategy == "auto"
+    run = api.run_conversation(s, db=tmp_path / "d.db")
+    assert (run.stop_reason, len(run.messages)) == ("max_messages", 12), run.stop_detail
+    with Store(tmp_path / "d.db") as store:
+        events = store.get_events(run.id)
+    trims = [e for e in events if e["kind"] == "context_trimmed"]
+    assert trims, "12 messages of up to 96 tokens do not fit 512 untrimmed"
+    assert all(e["data"]["tokens_after"] <= e["data"]["window"] == 512 for e in trims)
+    assert not [e for e in events if e["kind"] == "context"]

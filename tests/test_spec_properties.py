@@ -73,7 +73,7 @@ def valid_specs(draw):
         "context": st.fixed_dictionaries(
             {},
             optional={
-                "strategy": st.sampled_from(["stop", "truncate", "summarize"]),
+                "strategy": st.sampled_from(["auto", "stop", "truncate", "summarize"]),
                 "trim_to": st.floats(0.01, 0.99),
             },
         ),

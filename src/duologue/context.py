@@ -5,6 +5,9 @@ speaker's view. When the request (prompt + max_tokens) fits the speaker's
 window, the view goes out as it is. When it would not, the spec's strategy
 decides:
 
+- `auto` (the default): as `truncate`, each trim recorded as a `context_trimmed`
+  event, so a run left at its defaults never ends with `context_full` while the
+  system prompt, history, opener, latest message and reply still fit.
 - `stop`: the run ends with stop reason `context_full`.
 - `truncate`: the oldest messages after the system prompt and the opener are
   left out of every view from now on.
@@ -18,8 +21,8 @@ then keep the same beginning for many turns, which is what lets the embedded
 engine reuse its evaluated prefix instead of re-reading the window every turn.
 
 Nothing is deleted: the store and the transcripts keep every message. What was
-left out, and every summary, is recorded as a `context` event, which is also
-how a resumed run picks up where its views were.
+left out, and every summary, is recorded as a `context` event (`context_trimmed`
+under `auto`), which is also how a resumed run picks up where its views were.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from .records import Message
 from .spec import ContextPolicy, ConversationSpec, Participant
 from .stopping import WatchEvent
 
+# The event kind of a trim the `auto` strategy made (the others record `context`).
+AUTO_TRIM = "context_trimmed"
 # The outside voice a summary speaks with in the views ("Summary of messages 2–37: …").
 SUMMARY_VOICE = "Summary of messages {first}–{last}"
 # Tokens a summary costs on top of its own text (its name, the chat-template framing).
@@ -97,7 +102,7 @@ def trim_from_events(events: Sequence[dict[str, Any]]) -> Trim:
     """Where the views were when a run stopped: the latest `context` event that trimmed them."""
     for ev in reversed(events):
         data = ev.get("data") or {}
-        if ev.get("kind") == "context" and "cut" in data:
+        if ev.get("kind") in ("context", AUTO_TRIM) and "cut" in data:
             return Trim(data["cut"], data.get("summary"))
     return Trim()
 
@@ -248,7 +253,7 @@ class ContextKeeper:
         verb = f"summarised by {self.summarizer.model}" if strategy == "summarize" else "left out of the views"
         data: dict[str, Any] = {
             "strategy": strategy,
-            "action": strategy,
+            "action": "truncate" if strategy == "auto" else strategy,
             "participant": p.name,
             "dropped": [first, last],
             "cut": trim.cut,
@@ -260,7 +265,7 @@ class ContextKeeper:
             data |= {"summary": trim.summary, "summarizer": self.summarizer.model}
         self._record(
             WatchEvent(
-                kind="context",
+                kind=AUTO_TRIM if strategy == "auto" else "context",
                 message_index=index,
                 data=data,
                 detail=f"{what} {verb} ({p.name}'s request {before} → {after} tokens of {window})",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Events that happen before their message (they shape it); the others (detections, limits) after it.
-BEFORE = ("injection", "change", "context", "window")
+BEFORE = ("injection", "change", "context", "context_trimmed", "window")
 # Detections: their data's plain values are worth a line (the detail says the rest).
 DETECTION_KINDS = ("loop", "near_loop", "convergence", "attractor")
 

@@ -61,6 +61,14 @@ class Participant(BaseModel):
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
     show_reasoning: bool = False  # let the other side see this participant's reasoning
+    # OpenAI-style reasoning models (o1, o3, o4, gpt-5 …): None decides by the model's name (the `openai`
+    # provider's o-series and gpt-5 models); true or false says so for any OpenAI-compatible endpoint. A
+    # reasoning model is sent max_completion_tokens instead of max_tokens and no temperature or top_p.
+    reasoning: bool | None = None
+    reasoning_effort: str | None = Field(None, min_length=1)  # sent as `reasoning_effort` ("low", "high", …)
+    # The alias `model` named when the spec was made (aliases.py); model, base_url, api_key_env and extra
+    # hold what it stood for then.
+    alias: str | None = None
     # Hosted and self-served models: how often to try a request, how long a silent server is given
     # (seconds without a byte, before or during the stream), and the backoff between attempts.
     max_attempts: int = Field(5, ge=1)
@@ -70,6 +78,13 @@ class Participant(BaseModel):
     # Set by the engine, never stored: the window this participant's view needs for the run asked for
     # (the embedded engine's default when context_length is not given).
     _run_context: int | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_alias(cls, data: Any) -> Any:
+        from .aliases import resolve_participant
+
+        return resolve_participant(data) if isinstance(data, dict) else data
 
     @field_validator("name")
     @classmethod
@@ -149,9 +164,11 @@ class ContextPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # stop: end the run (`context_full`). truncate: leave the oldest messages after the system
-    # prompt and opener out of the views. summarize: a summary of them stands in for them.
-    strategy: Literal["stop", "truncate", "summarize"] = "stop"
+    # auto (the default): as truncate, recorded as a `context_trimmed` event, so a run with default
+    # settings never ends with `context_full` while its latest message still fits. stop: end the run
+    # (`context_full`). truncate: leave the oldest messages after the system prompt, history and opener
+    # out of the views. summarize: a summary of them stands in for them.
+    strategy: Literal["auto", "stop", "truncate", "summarize"] = "auto"
     # The share of the window a view may fill right after trimming. Headroom means the views are
     # trimmed now and then rather than every turn, so the embedded engine keeps reusing its prefix.
     trim_to: float = Field(0.5, gt=0, lt=1)
@@ -189,6 +206,14 @@ class Change(BaseModel):
     model: str | None = None
     system: str | None = None
     temperature: float | None = Field(None, ge=0, le=5)
+
+    @field_validator("model")
+    @classmethod
+    def _alias_model(cls, v: str | None) -> str | None:
+        # An alias gives its model string (its base URL and extra stay with the participant's own).
+        from .aliases import resolve_participant
+
+        return v if v is None or "/" in v else resolve_participant({"model": v})["model"]
 
     @property
     def settings(self) -> dict[str, Any]:

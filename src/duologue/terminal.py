@@ -131,7 +131,7 @@ class TerminalRenderer(RunListener):
         if event.kind == "injection":  # the message itself follows, marked injected: its text is shown once
             self._injections[event.message_index] = (event.data or {}).get("source", "spec")
             return
-        if event.kind in ("change", "context", "window"):  # perturbations and context trims: a note
+        if event.kind in ("change", "context", "context_trimmed", "window"):  # perturbations and context trims: a note
             self._print()
             self._print(Text(f"▸ {event.kind}: {event.detail}", style="dim yellow"))
             return

@@ -96,6 +96,7 @@ class FakeAnthropic:
         self.api_key = api_key
         self.faults = faults  # request number -> "529", "cut", "error-event" or None
         self.requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -109,7 +110,8 @@ class FakeAnthropic:
             return await send_json(send, 401, error("authentication_error", "invalid x-api-key"))
         if "anthropic-version" not in headers:
             return await send_json(send, 400, error("invalid_request_error", "anthropic-version header is required"))
-        problem = check_request(body)
+        self.headers.append(headers)
+        problem = check_request(body, headers["anthropic-version"])
         if problem:
             return await send_json(send, 400, error("invalid_request_error", problem))
         self.requests.append(body)
@@ -124,11 +126,18 @@ def error(kind: str, message: str) -> dict:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def check_request(body: dict) -> str | None:
+LEGACY_VERSION = "2023-06-01"  # the API version before 2026-10-21, which still took sampling settings
+
+
+def check_request(body: dict, version: str = "2026-10-21") -> str | None:
     """The checks the real API makes that a client is most likely to get wrong."""
     for name in ("temperature", "top_p", "top_k"):
-        if name in body:
+        if name in body and version != LEGACY_VERSION:
             return f"{name}: Extra inputs are not permitted"
+    if "temperature" in body and "top_p" in body:
+        return "`temperature` and `top_p` cannot both be specified for this model"
+    if not 0 <= body.get("temperature", 0) <= 1:
+        return "temperature: Input should be less than or equal to 1"
     if not isinstance(body.get("max_tokens"), int) or not body.get("model"):
         return "model and max_tokens are required"
     if not body.get("stream"):

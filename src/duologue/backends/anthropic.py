@@ -5,9 +5,13 @@ field, text deltas stream to listeners, thinking deltas become the reply's
 reasoning, and usage comes from `message_start` (input) and `message_delta`
 (output). A stream that ends without a stop reason was cut and is retried.
 
-Sampling: the current API version rejects temperature, top_p and top_k (the
-SDK no longer has them), so only max_tokens, stop sequences and whatever the
-participant's `extra` holds (e.g. `thinking`) are sent.
+Sampling: the API version the SDK speaks (2026-10-21) rejects temperature,
+top_p and top_k (the SDK no longer has them), so only max_tokens, stop
+sequences and whatever the participant's `extra` holds (e.g. `thinking`) are
+sent, and a warning before the run names what is not. A participant whose
+`extra.anthropic_version` is "2023-06-01" is asked under that version (the
+`anthropic-version` header) and is sent its temperature (0..1; checked before
+the run), without top_p, which newer models refuse beside a temperature.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from ..records import utcnow
 from .base import ChatMessage, OnEvent, Reply, Sampling, TextDelta, Usage
 from .hosted import HostedBackend
 from .retry import TransientError, httpx, translate_sdk_error
+from .settings import ANTHROPIC_LEGACY_VERSION
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
+
+    from ..spec import Participant
+    from .provider import Provider
 
 
 # The API refuses empty or whitespace-only text (the default opener is a single space) and wants the
@@ -50,6 +58,15 @@ def anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list[di
 
 @dataclass
 class AnthropicBackend(HostedBackend):
+    api_version: str | None = None  # extra.anthropic_version: sent as the anthropic-version header
+
+    @classmethod
+    def for_participant(cls, p: Participant, provider: Provider, name: str):
+        backend = super().for_participant(p, provider, name)
+        version = p.extra.get("anthropic_version")
+        backend.api_version = version if isinstance(version, str) else None
+        return backend
+
     def client(self) -> AsyncAnthropic:
         if self._client is None:
             from anthropic import AsyncAnthropic
@@ -70,8 +87,13 @@ class AnthropicBackend(HostedBackend):
             body["system"] = system
         if sampling.stop:
             body["stop_sequences"] = list(sampling.stop)
-        if sampling.extra:  # thinking, metadata, or sampling knobs for older API versions: passed as given
-            body["extra_body"] = dict(sampling.extra)
+        extra = {k: v for k, v in sampling.extra.items() if k != "anthropic_version"}
+        if self.api_version == ANTHROPIC_LEGACY_VERSION:
+            extra = {"temperature": min(max(sampling.temperature, 0.0), 1.0), **extra}
+        if extra:  # thinking, metadata, or sampling knobs for older API versions: passed as given
+            body["extra_body"] = extra
+        if self.api_version is not None:
+            body["extra_headers"] = {"anthropic-version": self.api_version}
         return body
 
     async def _attempt(self, messages: list[ChatMessage], sampling: Sampling, on_event: OnEvent | None) -> Reply:

@@ -12,10 +12,24 @@ OPENAI = "duologue.backends.openai_compat:OpenAICompatBackend.for_participant"
 ANTHROPIC = "duologue.backends.anthropic:AnthropicBackend.for_participant"
 EMBEDDED = "duologue.backends.embedded.provider:make_backend"
 EMBEDDED_CHECK = "duologue.backends.embedded.provider:check_participant"
+# What each kind of backend does not send (the warnings before a run).
+OPENAI_UNSENT = "duologue.backends.settings:openai_unsent"
+ANTHROPIC_UNSENT = "duologue.backends.settings:anthropic_unsent"
+EMBEDDED_UNSENT = "duologue.backends.settings:embedded_unsent"
 
 
 def _openai(name: str, base_url: str | None, key_env: str, key_required: bool, description: str) -> Provider:
-    return Provider(name, "openai", base_url, key_env, key_required, description, make=OPENAI, check=check_hosted)
+    return Provider(
+        name,
+        "openai",
+        base_url,
+        key_env,
+        key_required,
+        description,
+        make=OPENAI,
+        check=check_hosted,
+        unsent=OPENAI_UNSENT,
+    )
 
 
 PROVIDERS: list[Provider] = [
@@ -28,6 +42,7 @@ PROVIDERS: list[Provider] = [
         "embedded llama.cpp: local/smollm2 or local/<path>.gguf",
         make=EMBEDDED,
         check=EMBEDDED_CHECK,
+        unsent=EMBEDDED_UNSENT,
     ),
     _openai("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "OpenAI"),
     _openai("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", True, "OpenRouter"),
@@ -47,7 +62,8 @@ PROVIDERS: list[Provider] = [
         True,
         "Anthropic",
         make=ANTHROPIC,
-        check=check_hosted,
+        check="duologue.backends.settings:check_anthropic",
+        unsent=ANTHROPIC_UNSENT,
     ),
     _openai("ollama", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", False, "Ollama server"),
     _openai("vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vLLM server"),

@@ -26,9 +26,13 @@ from ..records import utcnow
 from .base import ChatMessage, OnEvent, Reply, Sampling, TextDelta, Usage
 from .hosted import HostedBackend
 from .retry import TransientError, httpx, translate_sdk_error
+from .settings import is_reasoning_model
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+
+    from ..spec import Participant
+    from .provider import Provider
 
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -114,6 +118,17 @@ def _usage(raw: Any) -> Usage:
 @dataclass
 class OpenAICompatBackend(HostedBackend):
     ask_usage: bool = True  # send stream_options.include_usage (dropped for servers that refuse it)
+    # A reasoning model (o1, o3, o4, gpt-5 …; settings.is_reasoning_model): max_completion_tokens instead
+    # of max_tokens, and no temperature or top_p, which those models refuse.
+    reasoning: bool = False
+    reasoning_effort: str | None = None  # sent as given when the participant sets it
+
+    @classmethod
+    def for_participant(cls, p: Participant, provider: Provider, name: str):
+        backend = super().for_participant(p, provider, name)
+        backend.reasoning = is_reasoning_model(p, provider, name)
+        backend.reasoning_effort = p.reasoning_effort
+        return backend
 
     def client(self) -> AsyncOpenAI:
         if self._client is None:
@@ -135,10 +150,13 @@ class OpenAICompatBackend(HostedBackend):
             model=self.api_model,
             messages=[{"role": m.role, "content": m.content} for m in messages],
             stream=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,
         )
+        if self.reasoning:
+            body["max_completion_tokens"] = sampling.max_tokens
+        else:
+            body.update(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens)
+        if self.reasoning_effort is not None:
+            body["reasoning_effort"] = self.reasoning_effort
         if self.ask_usage:
             body["stream_options"] = {"include_usage": True}
         if sampling.seed is not None:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 # raising UnknownModelError for what cannot work (missing file, key or base URL).
 MakeBackend = Callable[["Participant", "Provider", str], "Backend"]
 CheckParticipant = Callable[["Participant", "Provider", str], None]
+# unsent(participant, provider, model name) -> [(setting, why)]: the settings its backends do not send.
+UnsentSettings = Callable[["Participant", "Provider", str], list[tuple[str, str]]]
 # Either the function itself or where to find it, "package.module:attribute" (imported on first use, so
 # listing the providers never imports an SDK or llama.cpp).
 Ref = str | Callable[..., Any]
@@ -39,12 +41,19 @@ class Provider:
     description: str = ""
     make: Ref = ""  # MakeBackend
     check: Ref | None = None  # CheckParticipant; None: only the model string is checked
+    # UnsentSettings: which of a participant's settings this provider's backends do not send, and why
+    # (backends/settings.py); None: all of them are sent.
+    unsent: Ref | None = None
 
     def factory(self) -> MakeBackend:
         return resolve(self.make)
 
     def checker(self) -> CheckParticipant | None:
         return resolve(self.check) if self.check is not None else None
+
+    def unsent_settings(self, p: Participant, name: str) -> list[tuple[str, str]]:
+        """(setting, why) for each of p's settings the provider will not be sent (the warnings before a run)."""
+        return list(resolve(self.unsent)(p, self, name)) if self.unsent is not None else []
 
 
 def resolve(ref: Ref) -> Callable[..., Any]:

@@ -109,6 +109,10 @@ def parse_model_string(model: str) -> tuple[Provider, str]:
     """`openrouter/qwen/qwen3-next` -> (the openrouter preset, "qwen/qwen3-next")."""
     provider, sep, name = model.partition("/")
     if not sep or not name:
+        if not sep and model and model != "imported":  # a name without "/" is an alias that is not set
+            from ..aliases import unknown_alias
+
+            raise UnknownModelError(f"model {unknown_alias(model)}")
         raise UnknownModelError(f"model '{model}' is not of the form provider/model (e.g. local/smollm2)")
     if provider not in PROVIDERS:
         broken = PROVIDERS.why_missing(provider)

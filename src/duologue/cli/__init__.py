@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("analysis", "report"),
     "themes": ("analysis", "themes"),
     "serve": ("serve", "serve"),
+    "alias": ("alias", "alias"),
 }
 
 

@@ -170,12 +170,15 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
     stderr); re-running resumes them.
     """
     from .. import batch as batchmod
+    from ..backends.settings import pool_warnings
     from ..experiment_spec import load_experiment_spec
 
     exp = load_experiment_spec(experiment_file)
     plans = batchmod.plan_experiment(exp)
     messages = sum(plan.spec.max_messages for plan in plans)
     rows = batchmod.describe_plan(exp, plans)
+    for line in pool_warnings(exp.participants, sweeps=_swept(exp), seed="base_seed" in exp.model_fields_set):
+        click.echo(line, err=True)  # settings asked for that a provider will not be sent
     if dry_run and as_json:
         print_json({"experiment": exp.name, "conversations": len(plans), "max_messages": messages, "cells": rows})
         return
@@ -290,6 +293,19 @@ def report(experiment, output, as_json, width, db) -> None:
         print_json(rep)
         return
     _print_report(rep, console_for(width))
+
+
+def _swept(exp) -> list[str]:
+    """The participant settings an experiment varies (`temperature = [...]`, `participants.x.temperature = [...]`)."""
+    from ..experiment_spec import PARTICIPANT_FIELDS
+
+    return sorted(
+        {
+            a.path.rsplit(".", 1)[-1]
+            for a in exp.axes()
+            if a.path.split(".")[0] in (*PARTICIPANT_FIELDS, "participants") and any(v is not None for v in a.values)
+        }
+    )
 
 
 def _settings(rep: dict) -> list[str]:

@@ -61,6 +61,8 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
             for key in SIDE_KEYS:
                 if flags.get(f"{key}_{side}") is not None and isinstance(parts[i], dict):
                     parts[i][key] = flags[f"{key}_{side}"]
+                    if key == "model":  # a fork's participant: the alias its parent named is not this model
+                        parts[i].pop("alias", None)
     for p in parts:
         if isinstance(p, dict):
             for key in SHARED_KEYS:
@@ -176,9 +178,10 @@ SPEC_OPTIONS = [
     ),
     click.option(
         "--context-strategy",
-        type=click.Choice(["stop", "truncate", "summarize"]),
-        help="When the next request would not fit the window: stop the run (context_full, default), "
-        "leave out the oldest messages after the opener, or replace them with a summary.",
+        type=click.Choice(["auto", "stop", "truncate", "summarize"]),
+        help="When the next request would not fit the window: leave out the oldest messages after the "
+        "opener and record it as context_trimmed (auto, the default), stop the run (context_full), leave "
+        "them out (truncate), or replace them with a summary.",
     ),
     click.option(
         "--summarizer",

@@ -12,6 +12,7 @@ import click
 from rich.text import Text
 
 from .. import api
+from ..backends.settings import unsent_warnings
 from ..errors import DuologueError
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id
@@ -37,6 +38,9 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
+    api.check_spec(spec)  # models, files and keys first: a warning about a run that cannot start is noise
+    for line in unsent_warnings(spec):  # settings asked for that a provider will not be sent
+        click.echo(line, err=True)
     current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector(renderer) if interactive else None
