@@ -44,6 +44,15 @@ def complete_seeds(spec: ConversationSpec) -> ConversationSpec:
     return spec
 
 
+def complete_embedded(spec: ConversationSpec) -> ConversationSpec:
+    """Embedded participants' weights and lookup decoding as used, for the stored spec (weights.py)."""
+    if not any(p.model.startswith("local/") for p in spec.participants):
+        return spec
+    from .backends.embedded.weights import complete_embedded as complete
+
+    return complete(spec)
+
+
 def check_spec(spec: ConversationSpec) -> None:
     """Everything checkable before a run starts (model strings, GGUF files, API keys)."""
     for p in spec.participants:
@@ -181,7 +190,7 @@ async def arun_conversation(
     """Run a conversation to its end. `make_backend` makes each participant's backend instead of the
     provider registry (which then checks nothing: the factory answers for its models)."""
     _check(spec, make_backend)
-    spec = complete_seeds(spec)
+    spec = complete_embedded(complete_seeds(spec))
     with Store(db) as store:
         return await _run_conversation(
             spec,

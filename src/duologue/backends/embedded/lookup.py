@@ -1,0 +1,98 @@
+"""Lookup decoding: draft tokens from what the participant has already seen, verified in one decode step.
+
+Conversations between small models repeat themselves: a phrase, a sentence, a
+whole message comes back. After each sampled token the engine looks up the
+last few tokens (an n-gram, the longest of DRAFT_NGRAM_MAX down to
+DRAFT_NGRAM_MIN that occurred before) in the participant's whole token history
+(its view as the prompt, and what it generated so far), and proposes the tokens
+that followed its most recent occurrence as drafts (up to DRAFT_MAX). This is
+the "prompt lookup" of llama.cpp's examples/lookup, with the n-gram cache kept
+per sequence and the most recent continuation (not the most frequent) drafted:
+in a loop, the most recent is the one that comes back.
+
+The drafts go into the same `llama_batch` as the sampled token, logits on, so
+one `llama_decode` scores them all. The engine then samples position by
+position from the model's own logits, with the request's own sampler chain,
+and accepts a draft only while the sampled token equals it; at the first
+mismatch the sampled token is kept and the rest of the drafts are dropped from
+the KV cache (`llama_memory_seq_rm`). So the output is exactly what plain
+decoding gives: every output token is sampled from the model's distribution at
+its position, once, in order, by the same chain; the chain's random draws are
+the same in number and order as without lookup. At temperature 0 the tokens are
+equal to plain decoding's (tests/backends/test_lookup.py checks 8 prompts x 64
+tokens, several sequences at once), and with a seed the sampled tokens are too,
+as long as llama.cpp computes a position's logits the same in a batch of several
+tokens as alone (it does on the CPU kernels measured here; the same caveat as
+batched decoding, engine.py).
+
+A draft costs a position in the batch whether accepted or not: drafts pay where
+messages repeat and cost a little where they do not, so the number drafted
+adapts: it doubles (up to DRAFT_MAX) after a step whose drafts were all
+accepted and halves (down to DRAFT_MIN) after one whose first draft was wrong.
+"""
+
+from __future__ import annotations
+
+import os
+
+DRAFT_NGRAM_MAX = 4  # the longest n-gram looked up
+DRAFT_NGRAM_MIN = 2  # the shortest: a single token predicts its follower too poorly
+DRAFT_MAX = 12  # drafts per step at most
+DRAFT_MIN = 2
+LOOKUP_ENV = "DUOLOGUE_LOOKUP"  # "0"/"1": turns lookup decoding off or on for every embedded participant
+
+
+def lookup_default(requested: bool | None) -> bool:
+    """Whether a participant decodes with lookup: the environment's word first, then the spec's, else on."""
+    env = os.environ.get(LOOKUP_ENV)
+    if env is not None and env.strip() != "":
+        return env.strip().lower() not in ("0", "false", "no", "off")
+    return True if requested is None else requested
+
+
+class NgramIndex:
+    """A sequence's token history and, per n-gram, where the tokens after its most recent occurrence begin."""
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+        self._next: dict[tuple[int, ...], int] = {}
+        self.budget = DRAFT_MAX // 2  # drafts to propose next (adapts to what was accepted)
+
+    def sync(self, history: list[int]) -> None:
+        """Make the history this one: extended when it only grew, else indexed anew."""
+        n = len(self.tokens)
+        if len(history) >= n and history[:n] == self.tokens:
+            self.extend(history[n:])
+            return
+        self.tokens, self._next = [], {}
+        self.extend(history)
+
+    def extend(self, new: list[int]) -> None:
+        tokens, index = self.tokens, self._next
+        for token in new:
+            p = len(tokens)
+            # Each n-gram ending just before p is followed by the token at p: most recent occurrence wins.
+            for n in range(DRAFT_NGRAM_MIN, min(DRAFT_NGRAM_MAX, p) + 1):
+                index[tuple(tokens[p - n : p])] = p
+            tokens.append(token)
+
+    def draft(self, limit: int) -> list[int]:
+        """The tokens that followed the most recent earlier occurrence of the longest matching tail n-gram."""
+        k = min(limit, self.budget)
+        if k <= 0:
+            return []
+        tokens = self.tokens
+        for n in range(min(DRAFT_NGRAM_MAX, len(tokens)), DRAFT_NGRAM_MIN - 1, -1):
+            start = self._next.get(tuple(tokens[-n:]))
+            if start is not None:
+                return tokens[start : start + k]
+        return []
+
+    def update(self, drafted: int, accepted: int) -> None:
+        """Adapt the next draft's length to how this one fared."""
+        if drafted == 0:
+            return
+        if accepted == drafted:
+            self.budget = min(DRAFT_MAX, self.budget * 2)
+        elif accepted == 0:
+            self.budget = max(DRAFT_MIN, self.budget // 2)
