@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends.embedded.weights import complete_embedded
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
@@ -42,15 +43,6 @@ def complete_seeds(spec: ConversationSpec) -> ConversationSpec:
         if p.seed is None:
             p.seed = spec.seed + i
     return spec
-
-
-def complete_embedded(spec: ConversationSpec) -> ConversationSpec:
-    """Embedded participants' weights and lookup decoding as used, for the stored spec (weights.py)."""
-    if not any(p.model.startswith("local/") for p in spec.participants):
-        return spec
-    from .backends.embedded.weights import complete_embedded as complete
-
-    return complete(spec)
 
 
 def check_spec(spec: ConversationSpec) -> None:

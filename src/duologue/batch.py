@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import TranscriptWriter, _pid_alive, _store_analysis, complete_embedded, default_watchers
+from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
 from .backends.embedded.pool import EmbeddedPool, conversation_scope, embedded_streams, shards_for
+from .backends.embedded.weights import complete_embedded
 from .backends.registry import BackendFactory, check_participant, parse_model_string
 from .engine import Conversation, RunListener
 from .errors import DuologueError

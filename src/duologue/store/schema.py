@@ -204,6 +204,18 @@ def _m006_semantic(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m008_lookup_tokens(conn: sqlite3.Connection) -> None:
+    # Lookup decoding (the embedded engine): per message, the tokens drafted from the history and
+    # those the model's own samples confirmed. NULL where the message was not decoded with it.
+    run_script(
+        conn,
+        """
+        ALTER TABLE messages ADD COLUMN draft_tokens INTEGER;
+        ALTER TABLE messages ADD COLUMN accepted_tokens INTEGER;
+        """,
+    )
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
     _m001_initial,
@@ -212,6 +224,7 @@ MIGRATIONS: list[Migration] = [
     _m004_fork_lineage,
     _m005_typed_loop_columns,
     _m006_semantic,
+    _m008_lookup_tokens,
 ]
 
 
