@@ -59,7 +59,7 @@ class Participant(BaseModel):
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
     # Embedded engine: which weights (the shipped Q4_1, a Q8_0 copy of them, or auto: Q4_1 for a lone
-    # conversation, Q8_0 when several decode at once) and lookup decoding (None: on). A run's stored
+    # conversation, Q8_0 when several decode at once) and lookup decoding (None: on with Q8_0). A run's stored
     # spec holds what was used (api.complete_embedded).
     weights: Literal["auto", "q4_1", "q8_0"] = "auto"
     lookup: bool | None = None

@@ -18,24 +18,28 @@ MODEL = "local/smollm2"
 # -- the n-gram index (no model) ---------------------------------------------------------------
 
 
-def test_drafts_continue_the_most_recent_earlier_occurrence_of_the_longest_tail():
+def test_drafts_continue_a_repeated_passage_from_its_most_recent_occurrence():
+    passage = list(range(100, 130))
     idx = NgramIndex()
-    idx.sync([1, 2, 3, 4, 5, 9, 2, 3, 4, 6, 7, 1, 2, 3, 4])
-    # Tail [2, 3, 4] (and [1, 2, 3, 4]) occurred before; [1, 2, 3, 4] only at the start -> 5, 9, ...
-    assert idx.draft(3) == [5, 9, 2]
-    idx.sync([1, 2, 3, 4, 5, 9, 2, 3, 4, 6, 7, 1, 2, 3, 4, 6])  # grew by one: extended, not rebuilt
-    assert idx.draft(2) == [7, 1]
-    idx.sync([8, 8])  # not an extension: indexed anew; [8, 8] never occurred before its end
+    idx.sync(passage + [7, 8, 9] + passage[:12])  # the passage comes back: its next tokens are drafted
+    assert idx.draft(5) == passage[12:17]
+    idx.sync(passage + [7, 8, 9] + passage[:13])  # grew by one: extended, not rebuilt
+    assert idx.draft(3) == passage[13:16]
+    idx.sync(passage + [7, 8, 9] + passage[:12] + [1] + passage[:12])  # the later occurrence is the one drafted
+    assert idx.draft(3) == [1, passage[0], passage[1]]
+    idx.sync([8, 8])  # not an extension: indexed anew
     assert idx.draft(4) == []
 
 
-def test_no_draft_without_a_match_and_never_more_than_asked():
+def test_no_draft_for_a_short_match_nor_more_than_asked():
     idx = NgramIndex()
     idx.sync(list(range(50)))
     assert idx.draft(8) == []
-    idx.sync(list(range(50)) + [10, 11])
-    assert idx.draft(1) == [12]
-    assert len(idx.draft(100)) <= DRAFT_MAX
+    idx.sync(list(range(50)) + [60, 61, 10, 11, 12])  # a 3-token echo: too short to be worth a draft
+    assert idx.draft(8) == []
+    idx.sync(list(range(50)) + list(range(10, 25)))
+    assert idx.draft(1) == [25]
+    assert len(idx.draft(1000)) <= DRAFT_MAX
 
 
 def test_the_draft_length_adapts_to_what_was_accepted():
@@ -44,22 +48,29 @@ def test_the_draft_length_adapts_to_what_was_accepted():
     idx.update(start, start)
     assert idx.budget == min(DRAFT_MAX, 2 * start)
     for _ in range(10):
-        idx.update(4, 0)
+        idx.update(16, 3)
     assert idx.budget == DRAFT_MIN
-    idx.update(4, 2)  # partly accepted: unchanged
+    idx.update(16, 10)  # more than half kept: unchanged
     assert idx.budget == DRAFT_MIN
 
 
 def test_lookup_default_and_the_environment(monkeypatch):
     monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
-    assert lookup_default(None) is True and lookup_default(False) is False
+    assert lookup_default(None, "q8_0") is True and lookup_default(None, "q4_1") is False
+    assert lookup_default(False, "q8_0") is False and lookup_default(True, "q4_1") is True
     monkeypatch.setenv("DUOLOGUE_LOOKUP", "0")
-    assert lookup_default(True) is False
+    assert lookup_default(True, "q8_0") is False
     monkeypatch.setenv("DUOLOGUE_LOOKUP", "1")
-    assert lookup_default(False) is True
+    assert lookup_default(False, "q4_1") is True
 
 
 # -- the engine (the embedded model) ---------------------------------------------------------------
+
+LINE = (
+    "I think the most beautiful idea is that small things, repeated patiently, become large things: "
+    "a river cuts a canyon one grain at a time."
+)
+
 
 PROMPTS = [
     "Tell me about the moon.",
@@ -74,7 +85,12 @@ PROMPTS = [
 
 
 def views() -> list[list[ChatMessage]]:
-    return [[ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", p)] for p in PROMPTS]
+    """One request per prompt; two of them conversations caught in a loop, so that drafts are made."""
+    out = [[ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", p)] for p in PROMPTS]
+    for i in (1, 5):
+        question = ChatMessage("user", PROMPTS[i])
+        out[i] = [out[i][0], *[question, ChatMessage("assistant", LINE)] * 2, question]
+    return out
 
 
 async def together(lookup: bool, sampling: list[Sampling], weights: str = "q4_1"):
@@ -130,19 +146,22 @@ def test_sampled_tokens_equal_with_and_without_lookup(embedded_gguf):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_a_repetitive_reply_is_mostly_accepted_drafts(embedded_gguf):
+@pytest.mark.parametrize("weights", ["q4_1", "q8_0"])
+def test_a_reply_in_a_loop_is_mostly_accepted_drafts(embedded_gguf, weights, tmp_path, monkeypatch):
+    """A conversation caught in a loop: the reply repeats the last one, and lookup drafts it."""
+    monkeypatch.setenv("DUOLOGUE_CACHE_DIR", str(tmp_path))
+    question = ChatMessage("user", "What is the most beautiful idea you know?")
+    view = [ChatMessage("system", "You are talking with another AI."), *[question, ChatMessage("assistant", LINE)] * 3]
+
     async def scenario():
         async with EmbeddedPool() as pool:
-            backend = pool.backend(MODEL, LlamaSettings(1024, lookup=True))
-            view = [
-                ChatMessage("system", "You are a helpful assistant."),
-                ChatMessage("user", "Repeat this line ten times: the cat sat on the mat and looked at the hat."),
-            ]
-            return await backend.complete(view, Sampling(temperature=0, max_tokens=120, seed=0))
+            backend = pool.backend(MODEL, LlamaSettings(1024, weights=weights, lookup=True))
+            return await backend.complete([*view, question], Sampling(temperature=0, max_tokens=64, seed=0))
 
     reply = asyncio.run(scenario())
     u = reply.usage
+    assert reply.text == LINE  # the loop goes on
     assert u.draft_tokens is not None and u.accepted_tokens is not None
     assert u.accepted_tokens <= u.draft_tokens
-    # The line comes back again and again: most of the reply came from verified drafts.
-    assert u.accepted_tokens >= 0.5 * u.completion_tokens, u
+    # All but the first token or two came from verified drafts.
+    assert u.accepted_tokens >= u.completion_tokens - 2, u

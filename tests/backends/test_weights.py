@@ -83,9 +83,9 @@ def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monke
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
     monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
     alone = asyncio.run(arun_conversation(spec(), db=tmp_path / "a.db", watchers=[]))
-    assert [(p["weights"], p["lookup"]) for p in alone.spec["participants"]] == [("q4_1", True)] * 2
+    assert [(p["weights"], p["lookup"]) for p in alone.spec["participants"]] == [("q4_1", False)] * 2
     generated = [m for m in alone.messages if not m.injected]
-    assert generated and all(m.draft_tokens is not None and m.accepted_tokens is not None for m in generated)
+    assert generated and all(m.draft_tokens is None for m in generated)
 
     async def among_several():
         async with EmbeddedPool(shards=1, concurrent=True) as pool:
@@ -93,5 +93,7 @@ def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monke
             return run, [e.path for e in pool.engines]
 
     run, paths = asyncio.run(among_several())
-    assert [p["weights"] for p in run.spec["participants"]] == ["q8_0"] * 2
+    assert [(p["weights"], p["lookup"]) for p in run.spec["participants"]] == [("q8_0", True)] * 2
     assert [weights.file_type(p) for p in paths] == ["q8_0"]
+    generated = [m for m in run.messages if not m.injected]
+    assert generated and all(m.draft_tokens is not None and m.accepted_tokens is not None for m in generated)

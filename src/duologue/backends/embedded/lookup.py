@@ -25,10 +25,17 @@ as long as llama.cpp computes a position's logits the same in a batch of several
 tokens as alone (it does on the CPU kernels measured here; the same caveat as
 batched decoding, engine.py).
 
-A draft costs a position in the batch whether accepted or not: drafts pay where
-messages repeat and cost a little where they do not, so the number drafted
-adapts: it doubles (up to DRAFT_MAX) after a step whose drafts were all
-accepted and halves (down to DRAFT_MIN) after one whose first draft was wrong.
+A draft costs a position in the batch whether accepted or not, and on a CPU
+a step of a few tokens of one sequence costs nearly as much as that many steps
+(measured on 2 cores, one thread, CPU time per llama_decode against one token:
+Q4_1 2 tokens 2.5x, 8 tokens 7x, 16 tokens 12x; Q8_0 2 tokens 3.5x, 8 tokens
+6.7x, 16 tokens 8.5x, 48 tokens 22x). So short drafts never pay, and long ones
+pay only when most of them are accepted: the engine drafts only inside a
+repeated passage (the tail matches the earlier occurrence over at least
+MATCH_MIN tokens, as in a conversation that loops), and then many tokens at
+once; the number adapts: it doubles (up to DRAFT_MAX) after a step whose drafts
+were all accepted and halves (down to DRAFT_MIN) after one that kept less than
+half of them.
 """
 
 from __future__ import annotations
@@ -37,17 +44,21 @@ import os
 
 DRAFT_NGRAM_MAX = 4  # the longest n-gram looked up
 DRAFT_NGRAM_MIN = 2  # the shortest: a single token predicts its follower too poorly
-DRAFT_MAX = 12  # drafts per step at most
-DRAFT_MIN = 2
+MATCH_MIN = 8  # draft only when the tail matches the earlier passage over at least this many tokens
+MATCH_SCAN = 64  # how far back a match is followed
+DRAFT_MAX = 48  # drafts per step at most
+DRAFT_MIN = 8  # and at least, when drafting: a few drafts cost nearly as much as many (see below)
 LOOKUP_ENV = "DUOLOGUE_LOOKUP"  # "0"/"1": turns lookup decoding off or on for every embedded participant
 
 
-def lookup_default(requested: bool | None) -> bool:
-    """Whether a participant decodes with lookup: the environment's word first, then the spec's, else on."""
+def lookup_default(requested: bool | None, weights: str) -> bool:
+    """Whether a participant decodes with lookup: the environment's word first, then the spec's, else
+    where it was measured to pay: with Q8_0 weights (bench/lookup.py, on 2 cores: 1.17x on self-talk
+    conversations with Q8_0, 0.84x with Q4_1, whose batched steps cost nearly their tokens one by one)."""
     env = os.environ.get(LOOKUP_ENV)
     if env is not None and env.strip() != "":
         return env.strip().lower() not in ("0", "false", "no", "off")
-    return True if requested is None else requested
+    return weights == "q8_0" if requested is None else requested
 
 
 class NgramIndex:
@@ -56,7 +67,7 @@ class NgramIndex:
     def __init__(self) -> None:
         self.tokens: list[int] = []
         self._next: dict[tuple[int, ...], int] = {}
-        self.budget = DRAFT_MAX // 2  # drafts to propose next (adapts to what was accepted)
+        self.budget = 2 * DRAFT_MIN  # drafts to propose next (adapts to what was accepted)
 
     def sync(self, history: list[int]) -> None:
         """Make the history this one: extended when it only grew, else indexed anew."""
@@ -77,15 +88,21 @@ class NgramIndex:
             tokens.append(token)
 
     def draft(self, limit: int) -> list[int]:
-        """The tokens that followed the most recent earlier occurrence of the longest matching tail n-gram."""
+        """The tokens that followed the most recent earlier occurrence of the longest matching tail n-gram,
+        when the tail and that occurrence agree over at least MATCH_MIN tokens; else none."""
         k = min(limit, self.budget)
         if k <= 0:
             return []
         tokens = self.tokens
-        for n in range(min(DRAFT_NGRAM_MAX, len(tokens)), DRAFT_NGRAM_MIN - 1, -1):
+        end = len(tokens)
+        for n in range(min(DRAFT_NGRAM_MAX, end), DRAFT_NGRAM_MIN - 1, -1):
             start = self._next.get(tuple(tokens[-n:]))
-            if start is not None:
-                return tokens[start : start + k]
+            if start is None:
+                continue
+            match = n  # how far back the passage before `start` equals the tail
+            while match < MATCH_SCAN and start - match > 0 and tokens[start - match - 1] == tokens[end - match - 1]:
+                match += 1
+            return tokens[start : start + k] if match >= MATCH_MIN else []
         return []
 
     def update(self, drafted: int, accepted: int) -> None:
@@ -94,5 +111,5 @@ class NgramIndex:
             return
         if accepted == drafted:
             self.budget = min(DRAFT_MAX, self.budget * 2)
-        elif accepted == 0:
+        elif 2 * accepted < drafted:
             self.budget = max(DRAFT_MIN, self.budget // 2)

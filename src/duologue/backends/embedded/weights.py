@@ -159,5 +159,5 @@ def complete_embedded(spec):
     for p in spec.participants:
         if is_embedded(p.model):
             p.weights = resolve(p.weights, concurrent)
-            p.lookup = lookup_default(p.lookup)
+            p.lookup = lookup_default(p.lookup, p.weights)
     return spec
