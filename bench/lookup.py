@@ -8,8 +8,9 @@ loaded, one conversation after another (what a person running `duologue run`
 waits for) or K at once (`--concurrent K`, as `duologue batch` runs them).
 Loops are kept going (on_loop = "continue") so that the conversations loop, as
 they do when nothing stops them; `--on-loop stop` keeps the example's setting.
-Lookup decoding gives the same tokens (lookup.py), so both modes produce the
-same conversations and only the time differs. Prints aggregate completion
+Lookup decoding samples every token from the model's own logits (lookup.py), so
+both modes produce the same conversations until a near-tie flips (the last line
+says whether they stayed equal); the rate is what is compared. Prints aggregate completion
 tokens/s both ways, their ratio, and drafted/accepted tokens.
 
     python bench/lookup.py [--messages 16] [--conversations 4] [--concurrent 1] [--repeats 1]
@@ -34,7 +35,7 @@ OPENERS = [" ", "What is the most beautiful idea you know?"]
 TEMPERATURES = [0.7, 1.2]
 
 
-def make_specs(n: int, messages: int, on_loop: str, weights: str):
+def make_specs(n: int, messages: int, on_loop: str, weights: str, temperatures: list[float] = TEMPERATURES):
     from duologue.spec import ConversationSpec, Participant
 
     specs = []
@@ -44,7 +45,7 @@ def make_specs(n: int, messages: int, on_loop: str, weights: str):
             system=SYSTEM,
             max_tokens=48,
             context_length=1024,
-            temperature=TEMPERATURES[(i // len(OPENERS)) % len(TEMPERATURES)],
+            temperature=temperatures[(i // len(OPENERS)) % len(temperatures)],
             weights=weights,
         )
         specs.append(
@@ -62,13 +63,15 @@ def make_specs(n: int, messages: int, on_loop: str, weights: str):
     return specs
 
 
-async def measure(n: int, messages: int, concurrent: int, on_loop: str, weights: str) -> dict:
+async def measure(
+    n: int, messages: int, concurrent: int, on_loop: str, weights: str, temperatures: list[float] = TEMPERATURES
+) -> dict:
     """One mode in this process (DUOLOGUE_LOOKUP set by the parent): the conversations, timed."""
     from duologue.api import arun_conversation
     from duologue.backends.embedded.common import LlamaSettings
     from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams, shards_for
 
-    specs = make_specs(n, messages, on_loop, weights)
+    specs = make_specs(n, messages, on_loop, weights, temperatures)
     shards = shards_for(concurrent) if concurrent > 1 else 1
     with tempfile.TemporaryDirectory() as tmp:
         async with EmbeddedPool(embedded_streams(specs, concurrent), shards, concurrent > 1) as pool:
@@ -106,7 +109,7 @@ def run_child(lookup: bool, args) -> dict:
 
     cmd = [sys.executable, __file__, "--child", "--messages", str(args.messages)]
     cmd += ["--conversations", str(args.conversations), "--concurrent", str(args.concurrent)]
-    cmd += ["--on-loop", args.on_loop, "--weights", args.weights]
+    cmd += ["--on-loop", args.on_loop, "--weights", args.weights, "--temperatures", args.temperatures]
     concurrency.wait_quiet(args.quiet, args.quiet_wait)
     env = {**os.environ, "DUOLOGUE_LOOKUP": "1" if lookup else "0"}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
@@ -120,6 +123,7 @@ def measure_all(
     repeats: int = 1,
     on_loop: str = "continue",
     weights: str = "auto",
+    temperatures: str = "0.7,1.2",
     quiet: float = 0.1,
     quiet_wait: float = 60,
 ) -> dict:
@@ -131,6 +135,7 @@ def measure_all(
         concurrent=concurrent,
         on_loop=on_loop,
         weights=weights,
+        temperatures=temperatures,
         quiet=quiet,
         quiet_wait=quiet_wait,
     )
@@ -161,6 +166,7 @@ def measure_all(
         "messages": messages,
         "concurrent": concurrent,
         "weights": on[0]["weights"],
+        "temperatures": temperatures,
     }
 
 
@@ -172,12 +178,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--on-loop", choices=["continue", "stop", "flag"], default="continue")
     ap.add_argument("--weights", choices=["auto", "q4_1", "q8_0"], default="auto")
+    ap.add_argument("--temperatures", default="0.7,1.2", help="the example's; 0 loops soonest")
     ap.add_argument("--quiet", type=float, default=0.1)
     ap.add_argument("--quiet-wait", type=float, default=60)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        r = asyncio.run(measure(args.conversations, args.messages, args.concurrent, args.on_loop, args.weights))
+        temps = [float(t) for t in args.temperatures.split(",")]
+        r = asyncio.run(measure(args.conversations, args.messages, args.concurrent, args.on_loop, args.weights, temps))
         print(json.dumps(r))
         return
     r = measure_all(
@@ -187,6 +195,7 @@ def main() -> None:
         args.repeats,
         args.on_loop,
         args.weights,
+        args.temperatures,
         args.quiet,
         args.quiet_wait,
     )

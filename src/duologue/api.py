@@ -317,7 +317,7 @@ async def afork_run(
         if lost:
             raise DuologueError(f"a fork keeps the participants of the messages it keeps; missing: {', '.join(lost)}")
         _check(spec, make_backend)
-        spec = complete_seeds(spec)
+        spec = complete_embedded(complete_seeds(spec))
         run = Run(
             id=new_run_id(),
             spec=spec.model_dump(mode="json"),

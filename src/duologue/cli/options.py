@@ -197,7 +197,8 @@ SPEC_OPTIONS = [
         "--lookup/--no-lookup",
         default=None,
         help="Embedded engine: lookup decoding, drafting tokens from the conversation's own history and "
-        "verifying them in one step (the same tokens; faster when replies repeat; default: on with Q8_0 weights).",
+        "verifying them in one step (tokens drawn from the model's own logits; faster when replies repeat; "
+        "default: on with Q8_0 weights).",
     ),
     click.option("--opener", help="A's opening message (default: a single space, as in the original transcripts)."),
     click.option("--max-messages", type=int, help="Stop after this many messages, opener included (default 20)."),

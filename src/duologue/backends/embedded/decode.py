@@ -322,7 +322,7 @@ class DecodeLoop:
         ngrams, seq = r.seq.ngrams, r.seq
         ngrams.sync(seq.tokens + r.feed)  # the history the drafts continue: the prompt and what was sampled
         # Never past the reply's length, nor the stream.
-        room = min(room, r.sampling.max_tokens - len(r.generated), self._stream_len - len(seq.tokens) - 1)
+        room = min(room, r.sampling.max_tokens - len(r.generated), self._stream_len - len(seq.tokens) - len(r.feed))
         return ngrams.draft(room)
 
     def _one_by_one(self, n: int) -> bool:

@@ -15,15 +15,18 @@ one `llama_decode` scores them all. The engine then samples position by
 position from the model's own logits, with the request's own sampler chain,
 and accepts a draft only while the sampled token equals it; at the first
 mismatch the sampled token is kept and the rest of the drafts are dropped from
-the KV cache (`llama_memory_seq_rm`). So the output is exactly what plain
-decoding gives: every output token is sampled from the model's distribution at
-its position, once, in order, by the same chain; the chain's random draws are
-the same in number and order as without lookup. At temperature 0 the tokens are
-equal to plain decoding's (tests/backends/test_lookup.py checks 8 prompts x 64
-tokens, several sequences at once), and with a seed the sampled tokens are too,
-as long as llama.cpp computes a position's logits the same in a batch of several
-tokens as alone (it does on the CPU kernels measured here; the same caveat as
-batched decoding, engine.py).
+the KV cache (`llama_memory_seq_rm`). So every output token is sampled from the
+model's distribution at its position, once, in order, by the same chain; the
+chain's random draws are the same in number and order as without lookup. At
+temperature 0 the tokens equal plain decoding's in tests/backends/test_lookup.py
+(8 requests x 64 tokens at once, Q4_1 and Q8_0), and so did seeded sampling with
+Q4_1 there. But llama.cpp does not compute several positions of one sequence in
+one step bit for bit as it computes them one at a time, so over long
+conversations a near-tie can flip: measured with bench/lookup.py, two greedy
+Q4_1 self-talk conversations of 14 messages were equal for 10 messages, then
+differed ("I'm glad" / "I'm happy"); with Q8_0 seeded sampled conversations
+drift apart sooner. The distribution each token is drawn from is the model's
+either way; the exact text is not guaranteed equal to plain decoding's.
 
 A draft costs a position in the batch whether accepted or not, and on a CPU
 a step of a few tokens of one sequence costs nearly as much as that many steps
@@ -32,10 +35,12 @@ Q4_1 2 tokens 2.5x, 8 tokens 7x, 16 tokens 12x; Q8_0 2 tokens 3.5x, 8 tokens
 6.7x, 16 tokens 8.5x, 48 tokens 22x). So short drafts never pay, and long ones
 pay only when most of them are accepted: the engine drafts only inside a
 repeated passage (the tail matches the earlier occurrence over at least
-MATCH_MIN tokens, as in a conversation that loops), and then many tokens at
-once; the number adapts: it doubles (up to DRAFT_MAX) after a step whose drafts
-were all accepted and halves (down to DRAFT_MIN) after one that kept less than
-half of them.
+MATCH_MIN tokens, as in a conversation that loops), at most as many as matched,
+and then many tokens at once (measured on 2 self-talk conversations at
+temperatures 0.7 and 1.2: with MATCH_MIN 8, 51% of drafts accepted and 18 of 79
+drafting steps kept none; with 16, 73% and 1 of 33); the number adapts: it
+doubles (up to DRAFT_MAX) after a step whose drafts were all accepted and
+halves (down to DRAFT_MIN) after one that kept less than half of them.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import os
 
 DRAFT_NGRAM_MAX = 4  # the longest n-gram looked up
 DRAFT_NGRAM_MIN = 2  # the shortest: a single token predicts its follower too poorly
-MATCH_MIN = 8  # draft only when the tail matches the earlier passage over at least this many tokens
+MATCH_MIN = 16  # draft only when the tail matches the earlier passage over at least this many tokens
 MATCH_SCAN = 64  # how far back a match is followed
 DRAFT_MAX = 48  # drafts per step at most
 DRAFT_MIN = 8  # and at least, when drafting: a few drafts cost nearly as much as many (see below)
@@ -53,8 +58,9 @@ LOOKUP_ENV = "DUOLOGUE_LOOKUP"  # "0"/"1": turns lookup decoding off or on for e
 
 def lookup_default(requested: bool | None, weights: str) -> bool:
     """Whether a participant decodes with lookup: the environment's word first, then the spec's, else
-    where it was measured to pay: with Q8_0 weights (bench/lookup.py, on 2 cores: 1.17x on self-talk
-    conversations with Q8_0, 0.84x with Q4_1, whose batched steps cost nearly their tokens one by one)."""
+    where it was measured to pay: with Q8_0 weights (bench/lookup.py, 2 self-talk conversations of 14
+    messages on 2 busy cores, at temperature 0, where they loop: 1.48x with Q8_0, 1.08x with Q4_1, whose
+    steps of several tokens cost nearly those tokens one by one)."""
     env = os.environ.get(LOOKUP_ENV)
     if env is not None and env.strip() != "":
         return env.strip().lower() not in ("0", "false", "no", "off")
@@ -102,7 +108,7 @@ class NgramIndex:
             match = n  # how far back the passage before `start` equals the tail
             while match < MATCH_SCAN and start - match > 0 and tokens[start - match - 1] == tokens[end - match - 1]:
                 match += 1
-            return tokens[start : start + k] if match >= MATCH_MIN else []
+            return tokens[start : start + min(k, max(match, DRAFT_MIN))] if match >= MATCH_MIN else []
         return []
 
     def update(self, drafted: int, accepted: int) -> None:
