@@ -9,7 +9,7 @@ import pytest
 
 from duologue.backends.base import ChatMessage, Sampling
 from duologue.backends.embedded.common import LlamaSettings
-from duologue.backends.embedded.lookup import DRAFT_MAX, DRAFT_MIN, NgramIndex, lookup_default
+from duologue.backends.embedded.lookup import DRAFT_MAX, DRAFT_MIN, MATCH_MIN, NgramIndex, lookup_default
 from duologue.backends.embedded.pool import EmbeddedPool
 
 MODEL = "local/smollm2"
@@ -19,27 +19,28 @@ MODEL = "local/smollm2"
 
 
 def test_drafts_continue_a_repeated_passage_from_its_most_recent_occurrence():
-    passage = list(range(100, 130))
+    passage = list(range(100, 140))
+    m = MATCH_MIN + 2  # the passage has come back over this many tokens
     idx = NgramIndex()
-    idx.sync(passage + [7, 8, 9] + passage[:12])  # the passage comes back: its next tokens are drafted
-    assert idx.draft(5) == passage[12:17]
-    idx.sync(passage + [7, 8, 9] + passage[:13])  # grew by one: extended, not rebuilt
-    assert idx.draft(3) == passage[13:16]
-    idx.sync(passage + [7, 8, 9] + passage[:12] + [1] + passage[:12])  # the later occurrence is the one drafted
+    idx.sync(passage + [7, 8, 9] + passage[:m])
+    assert idx.draft(5) == passage[m : m + 5]
+    idx.sync(passage + [7, 8, 9] + passage[: m + 1])  # grew by one: extended, not rebuilt
+    assert idx.draft(3) == passage[m + 1 : m + 4]
+    idx.sync(passage + [7, 8, 9] + passage[:m] + [1] + passage[:m])  # the later occurrence is the one drafted
     assert idx.draft(3) == [1, passage[0], passage[1]]
     idx.sync([8, 8])  # not an extension: indexed anew
     assert idx.draft(4) == []
 
 
-def test_no_draft_for_a_short_match_nor_more_than_asked():
+def test_no_draft_for_a_short_match_nor_more_than_matched_or_asked():
     idx = NgramIndex()
     idx.sync(list(range(50)))
     assert idx.draft(8) == []
-    idx.sync(list(range(50)) + [60, 61, 10, 11, 12])  # a 3-token echo: too short to be worth a draft
+    idx.sync(list(range(50)) + [60, 61] + list(range(10, 10 + MATCH_MIN - 1)))  # an echo one token too short
     assert idx.draft(8) == []
-    idx.sync(list(range(50)) + list(range(10, 25)))
-    assert idx.draft(1) == [25]
-    assert len(idx.draft(1000)) <= DRAFT_MAX
+    idx.sync(list(range(50)) + [60, 61] + list(range(10, 10 + MATCH_MIN)))
+    assert idx.draft(1) == [10 + MATCH_MIN]
+    assert len(idx.draft(1000)) <= min(DRAFT_MAX, MATCH_MIN)  # no more than the passage matched
 
 
 def test_the_draft_length_adapts_to_what_was_accepted():
