@@ -78,7 +78,8 @@ def resolve(weights: str, concurrent: bool) -> str:
 
 
 def weights_path(source: Path, weights: str) -> Path:
-    """The GGUF to load for these (resolved) weights: the shipped file, or its Q8_0 copy (made if needed)."""
+    """The GGUF to load for these (resolved) weights: the shipped file, or its Q8_0 copy (made if needed).
+    For a `local/<path>.gguf` of another type, `q4_1` means the file as it is."""
     if weights not in ("q8_0",) or file_type(source) == weights:
         return source
     return q8_0(source)
