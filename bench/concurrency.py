@@ -1,11 +1,15 @@
 """Concurrent embedded conversations against the same conversations one after another.
 
 For K = 1, 2, 4, 8 runs K real duologue conversations on the embedded model
-(two participants each, different seeds) two ways, side by side in this run:
+(two participants each, different seeds) three ways, side by side in this run:
 all K at once in one `EmbeddedPool` (their tokens decoded together by the
-shared engine), and the same K one after another. Prints aggregate completion
-tokens per second, the ratio, and memory per conversation: the KV cache the
-shared context holds divided by K, and the growth of the process's peak RSS.
+shared engine, with the weights `auto` picks for several conversations: Q8_0),
+and the same K one after another with each of the two weight files (the
+shipped Q4_1, which `auto` picks for a lone conversation, and Q8_0; each with
+lookup decoding as it defaults for them). The ratio is against the faster of
+the two one-after-another configurations. Prints aggregate completion tokens
+per second, the ratio, and memory per conversation: the KV cache the shared
+context holds divided by K, and the growth of the process's peak RSS.
 
 Each measurement runs in a fresh Python process (so peak RSS is its own) after
 the model is loaded, and is repeated; the table shows medians and the spread
@@ -33,7 +37,7 @@ import time
 from pathlib import Path
 
 
-def make_specs(k: int, messages: int, max_tokens: int, n_ctx: int):
+def make_specs(k: int, messages: int, max_tokens: int, n_ctx: int, weights: str = "auto"):
     from duologue.spec import ConversationSpec, Participant
 
     topics = [
@@ -56,7 +60,7 @@ def make_specs(k: int, messages: int, max_tokens: int, n_ctx: int):
     ]
     specs = []
     for i in range(k):
-        common = dict(max_tokens=max_tokens, context_length=n_ctx, temperature=0.8)
+        common = dict(max_tokens=max_tokens, context_length=n_ctx, temperature=0.8, weights=weights)
         specs.append(
             ConversationSpec(
                 participants=[
@@ -84,7 +88,8 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     from duologue.backends.embedded.common import LlamaSettings
     from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams, shards_for
 
-    specs = make_specs(k, messages, max_tokens, n_ctx)
+    weights = "q8_0" if mode == "sequential-q8_0" else "auto"
+    specs = make_specs(k, messages, max_tokens, n_ctx, weights)
     loads = [0.0]
     if mode == "llama":  # the older engine loads a model per participant inside the run: not counted
         from duologue.backends.embedded.simple import LlamaCppBackend
@@ -104,9 +109,9 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     streams = embedded_streams(specs, k if mode == "concurrent" else 1)
     shards = shards_for(k) if mode == "concurrent" else 1  # as `duologue batch` does
     with tempfile.TemporaryDirectory() as tmp:
-        async with EmbeddedPool(streams, shards) as pool:
+        async with EmbeddedPool(streams, shards, concurrent=mode == "concurrent" and k > 1) as pool:
             if mode != "llama":  # load the model before the clock starts (the older engine loads per participant)
-                warm = [pool.backend("local/smollm2", LlamaSettings(n_ctx)) for _ in range(shards)]
+                warm = [pool.backend("local/smollm2", LlamaSettings(n_ctx, weights=weights)) for _ in range(shards)]
                 for backend in warm:
                     await asyncio.to_thread(backend.engine.load)
                 for backend in warm:
@@ -202,7 +207,7 @@ def measure_all(
     args = argparse.Namespace(
         messages=messages, max_tokens=max_tokens, context_length=context_length, quiet=quiet, quiet_wait=quiet_wait
     )
-    modes = ["sequential", "concurrent"] + (["llama"] if llama else [])
+    modes = ["sequential", "sequential-q8_0", "concurrent"] + (["llama"] if llama else [])
     results: dict[tuple[str, int], list[dict]] = {}
     for rep in range(repeats):
         for k in ks:
@@ -213,7 +218,7 @@ def measure_all(
                 r = run_child(mode, k, args)
                 results.setdefault((mode, k), []).append(r)
                 print(
-                    f"  repeat {rep + 1} K={k} {mode:10} {r['tokens']:5d} tokens in {r['seconds']:6.1f}s "
+                    f"  repeat {rep + 1} K={k} {mode:15} {r['tokens']:5d} tokens in {r['seconds']:6.1f}s "
                     f"= {r['tokens'] / r['seconds']:6.1f} tok/s, other programs {r['others']:4.0%} of the CPUs"
                     + (f"  ERRORS {r['errors']}" if r["errors"] else ""),
                     file=sys.stderr,
@@ -233,13 +238,17 @@ def rows(results: dict) -> list[dict]:
     base_rss = statistics.median(r["rss_mb"] for r in results[("concurrent", ks[0])])
     llama = statistics.median(tps(results, "llama", 1)) if ("llama", 1) in results else None
     for k in ks:
-        seq, conc = tps(results, "sequential", k), tps(results, "concurrent", k)
+        # One after another: the faster weights, repeat by repeat (Q4_1 or Q8_0).
+        q4, q8 = tps(results, "sequential", k), tps(results, "sequential-q8_0", k)
+        seq, conc = [max(a, b) for a, b in zip(q4, q8, strict=True)], tps(results, "concurrent", k)
         ratios = [c / s for c, s in zip(conc, seq, strict=False)]
         rss = statistics.median(r["rss_mb"] for r in results[("concurrent", k)])
         out.append(
             {
                 "k": k,
                 "sequential": statistics.median(seq),
+                "sequential_q4_1": statistics.median(q4),
+                "sequential_q8_0": statistics.median(q8),
                 "concurrent": statistics.median(conc),
                 "ratio": statistics.median(ratios),
                 "ratio_min": min(ratios),
@@ -298,13 +307,14 @@ def main() -> None:
         f"\n{args.messages} messages per conversation, max {args.max_tokens} tokens per message, "
         f"context {args.context_length}, {os.cpu_count()} CPUs; medians of {args.repeats}\n"
     )
-    head = f"{'K':>3} {'one after another':>18} {'concurrent':>11} {'ratio (min-max)':>18}"
+    head = f"{'K':>3} {'one after another: Q4_1':>24} {'Q8_0':>9} {'concurrent':>11} {'ratio (min-max)':>18}"
     print(head + f" {'vs Llama/participant':>21} {'KV/conv MB':>11} {'RSS +MB/conv':>13}")
     for row in rows(results):
         vs = f"{row['vs_llama']:.2f}x" if row["vs_llama"] else "-"
         grow = f"{row['rss_growth_mb']:.0f}" if row["rss_growth_mb"] is not None else "-"
         print(
-            f"{row['k']:>3} {row['sequential']:14.1f} t/s {row['concurrent']:7.1f} t/s "
+            f"{row['k']:>3} {row['sequential_q4_1']:20.1f} t/s {row['sequential_q8_0']:5.1f} t/s "
+            f"{row['concurrent']:7.1f} t/s "
             f"{row['ratio']:6.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) {vs:>21} "
             f"{row['kv_mb']:11.1f} {grow:>13}"
         )

@@ -7,7 +7,10 @@ Rows (see each script's docstring for the details of what it compares):
 2. bench/turn_cost.py  (the same run) time per completion token at message 5 against message 40,
    and the prompt tokens evaluated per message;
 3. bench/concurrency.py  K concurrent embedded conversations against the same K one after
-   another: aggregate completion tokens/s, and memory per conversation;
+   another with the faster of the two weight files (Q4_1, Q8_0): aggregate completion tokens/s,
+   and memory per conversation;
+3b. bench/lookup.py  lookup decoding on self-talk conversations that loop (examples/self-talk.toml's
+   settings): completion tokens/s with and without, and the share of drafts accepted;
 4. bench/loop_savings.py  an experiment that loops, with and without early loop stopping;
 5. bench/harness_overhead.py  duologue's own CPU cost per message against an instant server;
 6. bench/semantic_cost.py  the semantic detectors' cost per message on the live path (embedding,
@@ -36,6 +39,7 @@ sys.path.insert(0, str(HERE))
 
 import analyze_scale  # noqa: E402
 import concurrency  # noqa: E402
+import lookup  # noqa: E402
 import semantic_cost  # noqa: E402
 
 
@@ -99,6 +103,12 @@ def main() -> None:
     conc = concurrency.rows(conc_results)
     llama_tps = statistics.median(concurrency.tps(conc_results, "llama", 1))
     t_conc = time.perf_counter() - t
+
+    t = step("row 3b: lookup decoding on self-talk conversations, with and without")
+    lk_size = dict(messages=10 if q else 16, conversations=2 if q else 4, weights="q8_0", quiet_wait=60)
+    lk = lookup.measure_all(**lk_size)  # the example's temperatures, 0.7 and 1.2
+    lk0 = lookup.measure_all(**lk_size, temperatures="0")  # greedy: they loop soonest
+    t_lk = time.perf_counter() - t
 
     t = step("row 4: an experiment that loops, with and without early stopping")
     ls = in_child("loop_savings", "measure_all", messages=12 if q else 30)
@@ -166,7 +176,7 @@ def main() -> None:
         lines.append(
             (
                 "3",
-                f"K={row['k']} concurrent / one after another (completion tok/s)",
+                f"K={row['k']} concurrent / fastest one after another (completion tok/s)",
                 f"{row['concurrent']:.0f} / {row['sequential']:.0f}",
                 f"{row['ratio']:.2f}x",
                 "≥ 1.8x" if row["k"] == 8 else "",
@@ -183,6 +193,15 @@ def main() -> None:
                     "",
                 )
             )
+    lines.append(
+        (
+            "3",
+            f"one after another at K={conc[-1]['k']}: Q4_1 / Q8_0 weights (completion tok/s)",
+            f"{conc[-1]['sequential_q4_1']:.0f} / {conc[-1]['sequential_q8_0']:.0f}",
+            f"{conc[-1]['sequential_q4_1'] / conc[-1]['sequential_q8_0']:.2f}x",
+            "",
+        )
+    )
     top = conc[-1]
     lines.append(
         (
@@ -193,6 +212,26 @@ def main() -> None:
             "bounded",
         )
     )
+    for r, temps in ((lk, "0.7/1.2"), (lk0, "0")):
+        accepted = r["accepted"] / r["drafted"] if r["drafted"] else 0.0
+        lines += [
+            (
+                "3b",
+                f"lookup on / off, {r['conversations']} self-talk conversations at T={temps}, {r['weights']} (tok/s)",
+                f"{r['on']:.0f} / {r['off']:.0f}",
+                f"{r['ratio']:.2f}x",
+                "≥ 1.5x",
+            ),
+            (
+                "3b",
+                f"lookup at T={temps}: drafts accepted / drafted (same text both ways: "
+                + ("yes" if r["same_text"] else "no")
+                + ")",
+                f"{r['accepted']} / {r['drafted']}",
+                f"{accepted:.0%}",
+                "",
+            ),
+        ]
     lines += [
         (
             "4",
@@ -221,6 +260,7 @@ def main() -> None:
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
         f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
+        f"row 3b {t_lk:.0f} s, "
         f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)

@@ -60,7 +60,7 @@ class BareContext:
 
     N_BATCH = 512
 
-    def __init__(self, n_ctx: int, n_seqs: int = 1):
+    def __init__(self, n_ctx: int, n_seqs: int = 1, path: Path | None = None):
         import llama_cpp
         from llama_cpp._internals import LlamaModel
         from llama_cpp._logger import set_verbose
@@ -68,7 +68,7 @@ class BareContext:
         set_verbose(False)
         self.ll = llama_cpp
         self.model = LlamaModel(
-            path_model=str(resolve_gguf(MODEL)), params=llama_cpp.llama_model_default_params(), verbose=False
+            path_model=str(path or resolve_gguf(MODEL)), params=llama_cpp.llama_model_default_params(), verbose=False
         )
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * n_seqs

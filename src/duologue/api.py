@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends.embedded.weights import complete_embedded
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
@@ -181,7 +182,7 @@ async def arun_conversation(
     """Run a conversation to its end. `make_backend` makes each participant's backend instead of the
     provider registry (which then checks nothing: the factory answers for its models)."""
     _check(spec, make_backend)
-    spec = complete_seeds(spec)
+    spec = complete_embedded(complete_seeds(spec))
     with Store(db) as store:
         return await _run_conversation(
             spec,
@@ -313,7 +314,7 @@ async def afork_run(
         if lost:
             raise DuologueError(f"a fork keeps the participants of the messages it keeps; missing: {', '.join(lost)}")
         _check(spec, make_backend)
-        spec = complete_seeds(spec)
+        spec = complete_embedded(complete_seeds(spec))
         run = Run(
             id=new_run_id(),
             spec=spec.model_dump(mode="json"),

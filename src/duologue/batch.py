@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from .api import TranscriptWriter, _pid_alive, _store_analysis, default_watchers
 from .backends.embedded.pool import EmbeddedPool, conversation_scope, embedded_streams, shards_for
+from .backends.embedded.weights import complete_embedded
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, RunListener
 from .errors import DuologueError
@@ -143,9 +144,10 @@ async def arun_experiment(
                 notify(totals)
                 try:
                     run = store.get_run(run_id) if run_id else None
-                    watchers = default_watchers(plan.spec)
+                    spec = complete_embedded(plan.spec)  # the weights the batch's pool runs, recorded
+                    watchers = default_watchers(spec)
                     conv = Conversation(
-                        plan.spec,
+                        spec,
                         store,
                         run=run,
                         experiment_id=exp.name,

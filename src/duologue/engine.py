@@ -360,6 +360,8 @@ class Conversation:
             prompt_tokens=reply.usage.prompt_tokens,
             cached_tokens=reply.usage.cached_tokens,
             completion_tokens=reply.usage.completion_tokens,
+            draft_tokens=reply.usage.draft_tokens,
+            accepted_tokens=reply.usage.accepted_tokens,
             finish_reason=reply.finish_reason,
             attempts=reply.attempts,
         )

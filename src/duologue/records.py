@@ -31,6 +31,9 @@ class Message:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None  # prompt tokens reused from the context (not evaluated)
     completion_tokens: int | None = None
+    # Lookup decoding (the embedded engine): completion tokens drafted from the history, and those accepted.
+    draft_tokens: int | None = None
+    accepted_tokens: int | None = None
     finish_reason: str | None = None
     attempts: int = 1
     injected: bool = False  # written by the opener, a person or a perturbation, not generated

@@ -60,6 +60,11 @@ class Participant(BaseModel):
     # (the provider refuses what does not fit). CPU threads: embedded only.
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
+    # Embedded engine: which weights (the shipped Q4_1, a Q8_0 copy of them, or auto: Q4_1 for a lone
+    # conversation, Q8_0 when several decode at once) and lookup decoding (None: on with Q8_0). A run's stored
+    # spec holds what was used (api.complete_embedded).
+    weights: Literal["auto", "q4_1", "q8_0"] = "auto"
+    lookup: bool | None = None
     show_reasoning: bool = False  # let the other side see this participant's reasoning
     # OpenAI-style reasoning models (o1, o3, o4, gpt-5 …): None decides by the model's name (the `openai`
     # provider's o-series and gpt-5 models); true or false says so for any OpenAI-compatible endpoint. A

@@ -153,6 +153,8 @@ def format_message_meta(m: Message) -> str:
         parts.append(f"prompt {m.prompt_tokens}{cached}")
     if m.completion_tokens is not None:
         parts.append(f"completion {m.completion_tokens}")
+    if m.draft_tokens:
+        parts.append(f"drafts {m.accepted_tokens}/{m.draft_tokens} accepted")
     if m.ttft is not None:
         parts.append(f"ttft {m.ttft:.2f}s")
     if m.latency is not None:

@@ -245,9 +245,13 @@ def test_the_context_grows_when_more_participants_join(embedded_gguf):
     assert [r.text for r in replies] == [g1.text] * 3
 
 
-def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_words(embedded_gguf, tmp_path):
+def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_words(
+    embedded_gguf, tmp_path, monkeypatch
+):
     """Two one-thread shards: four conversations spread over both, each conversation's participants
-    on one shard, and (greedy) the same messages as each conversation alone."""
+    on one shard, and (greedy) the same messages as each conversation alone (the same weights both
+    ways: `auto` would run the sharded pool on Q8_0 and a lone conversation on Q4_1)."""
+    monkeypatch.setenv("DUOLOGUE_WEIGHTS", "q4_1")
     seeds = (1, 2, 3, 4)
 
     async def sharded():

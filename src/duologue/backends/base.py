@@ -36,6 +36,9 @@ class Usage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None  # prompt tokens reused rather than evaluated
+    # Lookup decoding (the embedded engine): tokens drafted from the history, and those the model confirmed.
+    draft_tokens: int | None = None
+    accepted_tokens: int | None = None
 
 
 @dataclass

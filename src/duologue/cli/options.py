@@ -29,7 +29,8 @@ SIDE_KEYS = (
     "context_length",
     "threads",
 )
-SHARED_KEYS = ("temperature", "top_p", "max_tokens", "context_length", "threads")  # flags for every participant
+# flags for every participant
+SHARED_KEYS = ("temperature", "top_p", "max_tokens", "context_length", "threads", "weights", "lookup")
 
 
 def build_spec(config: Path | None, flags: dict[str, Any]) -> ConversationSpec:
@@ -189,6 +190,19 @@ SPEC_OPTIONS = [
         help="The model that writes summaries for --context-strategy summarize (default: A's model).",
     ),
     click.option("--threads", type=int, help="Embedded engine: CPU threads."),
+    click.option(
+        "--weights",
+        type=click.Choice(["auto", "q4_1", "q8_0"]),
+        help="Embedded engine: the shipped Q4_1 weights or a Q8_0 copy (made once in the cache folder); "
+        "auto (default): Q4_1 for a lone conversation, Q8_0 when several decode at once. Recorded in the spec.",
+    ),
+    click.option(
+        "--lookup/--no-lookup",
+        default=None,
+        help="Embedded engine: lookup decoding, drafting tokens from the conversation's own history and "
+        "verifying them in one step (tokens drawn from the model's own logits; faster when replies repeat; "
+        "default: on with Q8_0 weights).",
+    ),
     click.option("--opener", help="A's opening message (default: a single space, as in the original transcripts)."),
     click.option("--max-messages", type=int, help="Stop after this many messages, opener included (default 20)."),
     click.option(

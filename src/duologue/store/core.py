@@ -354,34 +354,37 @@ class Store(RunLists, Experiments, MessageSearch):
 
     def _insert_message(self, run_id: str, m: Message) -> None:
         # The run's message_count follows in the same transaction (trigger runs_count_message).
-        self.conn.execute(
-            """INSERT INTO messages (run_id, idx, speaker, model, content, reasoning, started_at, ended_at,
-               ttft, latency, prompt_tokens, cached_tokens, completion_tokens, finish_reason, attempts, injected)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                run_id,
-                m.index,
-                m.speaker,
-                m.model,
-                m.content,
-                m.reasoning,
-                _iso(m.started_at),
-                _iso(m.ended_at),
-                m.ttft,
-                m.latency,
-                m.prompt_tokens,
-                m.cached_tokens,
-                m.completion_tokens,
-                m.finish_reason,
-                m.attempts,
-                int(m.injected),
-            ),
+        values: tuple = (
+            run_id,
+            m.index,
+            m.speaker,
+            m.model,
+            m.content,
+            m.reasoning,
+            _iso(m.started_at),
+            _iso(m.ended_at),
+            m.ttft,
+            m.latency,
+            m.prompt_tokens,
+            m.cached_tokens,
+            m.completion_tokens,
+            m.finish_reason,
+            m.attempts,
+            int(m.injected),
         )
+        columns = """run_id, idx, speaker, model, content, reasoning, started_at, ended_at, ttft, latency,
+               prompt_tokens, cached_tokens, completion_tokens, finish_reason, attempts, injected"""
+        if m.draft_tokens is not None or m.accepted_tokens is not None:  # lookup decoding's counts (migration 008)
+            columns += ", draft_tokens, accepted_tokens"
+            values += (m.draft_tokens, m.accepted_tokens)
+        marks = ", ".join("?" * len(values))
+        self.conn.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", values)
 
     def get_messages(self, run_id: str, *, after: int = 0) -> list[Message]:
         rows = self.conn.execute(
             "SELECT * FROM messages WHERE run_id=? AND idx>? ORDER BY idx", (run_id, after)
         ).fetchall()
+        lookup = bool(rows) and "draft_tokens" in rows[0].keys()  # a store before migration 008 (tests' old stores)
         return [
             Message(
                 index=r["idx"],
@@ -396,6 +399,8 @@ class Store(RunLists, Experiments, MessageSearch):
                 prompt_tokens=r["prompt_tokens"],
                 cached_tokens=r["cached_tokens"],
                 completion_tokens=r["completion_tokens"],
+                draft_tokens=r["draft_tokens"] if lookup else None,
+                accepted_tokens=r["accepted_tokens"] if lookup else None,
                 finish_reason=r["finish_reason"],
                 attempts=r["attempts"],
                 injected=bool(r["injected"]),

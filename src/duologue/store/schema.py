@@ -230,6 +230,18 @@ def _m007_message_search(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m008_lookup_tokens(conn: sqlite3.Connection) -> None:
+    # Lookup decoding (the embedded engine): per message, the tokens drafted from the history and
+    # those the model's own samples confirmed. NULL where the message was not decoded with it.
+    run_script(
+        conn,
+        """
+        ALTER TABLE messages ADD COLUMN draft_tokens INTEGER;
+        ALTER TABLE messages ADD COLUMN accepted_tokens INTEGER;
+        """,
+    )
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
     _m001_initial,
@@ -239,6 +251,7 @@ MIGRATIONS: list[Migration] = [
     _m005_typed_loop_columns,
     _m006_semantic,
     _m007_message_search,
+    _m008_lookup_tokens,
 ]
 
 

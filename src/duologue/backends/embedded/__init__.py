@@ -6,7 +6,9 @@ One module per concern:
   cpu.py        the cores this process may use and how busy other programs keep them
   runner.py     the one thread that runs llama.cpp's decode steps for its engines
   decode.py     the decode loop on that thread: batching, streams, sampling
+  lookup.py     lookup decoding: drafts from a sequence's own history, verified in the decode step
   sampling.py   the sampler chain of a request, as llama-cpp-python builds it
+  weights.py    which weights an engine loads: the shipped file or its Q8_0 copy in the cache folder
   engine.py     `SharedLlamaEngine`: one model and one context shared by many sequences
   backend.py    `BatchedLlamaBackend`: a participant's sequence on a shared engine
   pool.py       `EmbeddedPool`: the engines of the conversations running in one process

@@ -12,6 +12,9 @@ from .catalogue import gguf_facts, resolve_gguf
 from .common import LlamaSettings
 from .decode import Seq
 from .engine import SharedLlamaEngine
+from .lookup import lookup_default
+from .weights import file_type, weights_path
+from .weights import resolve as resolve_weights
 
 
 class BatchedLlamaBackend:
@@ -23,13 +26,17 @@ class BatchedLlamaBackend:
 
     def __init__(self, model: str, settings: LlamaSettings | None = None, engine: SharedLlamaEngine | None = None):
         self.model = model
-        self.path = resolve_gguf(model)
         self.settings = settings or LlamaSettings()
+        # The weights a lone engine runs (`auto`: those fastest for one sequence); a pool's engine has its own.
+        self.weights = resolve_weights(self.settings.weights, concurrent=False)
+        self.path = engine.path if engine is not None else weights_path(resolve_gguf(model), self.weights)
         self._own_engine = engine is None
         self.engine = engine or SharedLlamaEngine(self.path, self.settings.threads)
+        self.lookup = lookup_default(self.settings.lookup, file_type(self.path) or self.weights)
         self._seq: Seq | None = self.engine.lease(self.settings.context_length)
         # The context keeper counts a view's tokens just before the same view is sent: tokenize it once.
         self._last_view: tuple[tuple[ChatMessage, ...], list[int]] | None = None
+        self.drafted = self.accepted = 0
 
     @property
     def context_length(self) -> int:
@@ -65,10 +72,17 @@ class BatchedLlamaBackend:
         if needed > self.context_length:
             raise ContextFullError(needed, self.context_length)
         on_text = (lambda text: on_event(TextDelta(text))) if on_event is not None else None
-        g = await self.engine.generate(self._seq, tokens, sampling, on_text, t0=t0)
+        g = await self.engine.generate(self._seq, tokens, sampling, on_text, t0=t0, lookup=self.lookup)
+        self.drafted, self.accepted = g.drafted, g.accepted  # lookup decoding, this message
         return Reply(
             text=g.text,
-            usage=Usage(prompt_tokens=g.prompt_tokens, completion_tokens=len(g.tokens), cached_tokens=g.cached_tokens),
+            usage=Usage(
+                prompt_tokens=g.prompt_tokens,
+                completion_tokens=len(g.tokens),
+                cached_tokens=g.cached_tokens,
+                draft_tokens=g.drafted if self.lookup else None,
+                accepted_tokens=g.accepted if self.lookup else None,
+            ),
             finish_reason=g.finish_reason,
             started_at=started_at,
             ended_at=utcnow(),

@@ -18,6 +18,8 @@ class LlamaSettings:
     context_length: int = 2048
     threads: int | None = None
     seed: int | None = None
+    weights: str = "auto"  # auto, q4_1 or q8_0 (weights.py); auto is resolved by whoever makes the engine
+    lookup: bool | None = None  # lookup decoding (lookup.py; the shared engine only); None: where it pays
 
 
 # llama-cpp-python silences llama.cpp while loading a model by pointing file

@@ -23,6 +23,7 @@ from typing import Any
 from ...errors import BackendError
 from ..base import Sampling
 from .common import common_prefix
+from .lookup import NgramIndex
 from .runner import LlamaThread
 from .sampling import sampler_chain
 
@@ -44,6 +45,8 @@ class Generation:
     evaluated_tokens: int  # prompt tokens evaluated for this request
     ttft: float | None
     latency: float
+    drafted: int = 0  # lookup decoding: draft tokens proposed and verified
+    accepted: int = 0  # of them, those the model's own samples confirmed
 
 
 class Seq:
@@ -54,6 +57,7 @@ class Seq:
         self.stream: int | None = None
         self.tokens: list[int] = []  # what the cache holds, position by position
         self.busy = False  # a request of this sequence is running
+        self.ngrams: NgramIndex | None = None  # lookup decoding: the participant's history, indexed
 
     def on_stream(self) -> int:
         """The stream of a sequence whose request is placed: it always has one."""
@@ -78,6 +82,13 @@ class Request:
     cancelled: bool = False
     placed: bool = False
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+    lookup: bool = False  # draft tokens from the history and verify them (lookup.py)
+    drafted: int = 0
+    accepted: int = 0
+
+
+# A request's part of one decode step: the tokens fed, and lookup decoding's drafts after them.
+Chunk = tuple[Request, list[int], list[int]]
 
 
 class DecodeLoop:
@@ -233,6 +244,8 @@ class DecodeLoop:
             self._waiting.remove(r)
             r.seq.busy = True
             r.sampler = sampler_chain(self._llama, self._model.n_vocab(), r.sampling)
+            if r.lookup and r.seq.ngrams is None:
+                r.seq.ngrams = NgramIndex()
             self._active.append(r)
             self._place(r)
 
@@ -282,23 +295,35 @@ class DecodeLoop:
         """A token for each decoding request, then prompt chunks, in stream order: one llama_decode,
         or (only single tokens, and measured faster) one per request."""
         budget = N_BATCH
-        chunks: list[tuple[Request, list[int]]] = []
+        chunks: list[Chunk] = []
         # Decoding requests first, so a long prompt never holds them back for more than a step.
         for r in sorted(self._active, key=lambda r: len(r.feed)):
             take = r.feed[:budget]
             if take:
-                chunks.append((r, take))
-                budget -= len(take)
+                drafts = self._drafts(r, budget - len(take)) if len(take) == len(r.feed) else []
+                chunks.append((r, take, drafts))
+                budget -= len(take) + len(drafts)
             if budget == 0:
                 break
         # llama.cpp puts sequences in one micro-batch only when their streams follow each other in order.
         chunks.sort(key=lambda c: c[0].seq.on_stream())
-        decoding = len(chunks) > 1 and all(len(take) == 1 for _, take in chunks)
+        decoding = len(chunks) > 1 and all(len(take) == 1 and not drafts for _, take, drafts in chunks)
         if decoding and self._one_by_one(len(chunks)):
             for chunk in chunks:
                 self._decode([chunk], timed=True)
         else:
-            self._decode(chunks, timed=decoding or len(chunks) == 1 and len(chunks[0][1]) == 1)
+            single = len(chunks) == 1 and len(chunks[0][1]) == 1 and not chunks[0][2]
+            self._decode(chunks, timed=decoding or single)
+
+    def _drafts(self, r: Request, room: int) -> list[int]:
+        """Lookup decoding's drafts for a request about to decode its next token (lookup.py)."""
+        if not r.lookup or r.seq.ngrams is None:
+            return []
+        ngrams, seq = r.seq.ngrams, r.seq
+        ngrams.sync(seq.tokens + r.feed)  # the history the drafts continue: the prompt and what was sampled
+        # Never past the reply's length, nor the stream.
+        room = min(room, r.sampling.max_tokens - len(r.generated), self._stream_len - len(seq.tokens) - len(r.feed))
+        return ngrams.draft(room)
 
     def _one_by_one(self, n: int) -> bool:
         """Whether n single-token sequences decode faster one call each than in one batch.
@@ -318,23 +343,24 @@ class DecodeLoop:
             return False
         return n * one < batch
 
-    def _decode(self, chunks: list[tuple[Request, list[int]]], timed: bool) -> None:
+    def _decode(self, chunks: list[Chunk], timed: bool) -> None:
         """One llama_decode of these chunks, then a sample for each request whose feed is done."""
         llama_cpp, b = self._llama, self._batch
         n = 0
-        outputs: list[tuple[Request, int]] = []
-        for r, take in chunks:
+        outputs: list[tuple[Request, int, list[int]]] = []
+        for r, take, drafts in chunks:
             seq, pos = r.seq, len(r.seq.tokens)
             last = len(take) == len(r.feed)
-            for i, token in enumerate(take):
+            tokens = take + drafts
+            for i, token in enumerate(tokens):
                 b.token[n] = token
                 b.pos[n] = pos + i
                 b.n_seq_id[n] = 1
                 b.seq_id[n][0] = seq.stream
-                b.logits[n] = last and i == len(take) - 1
+                b.logits[n] = last and i >= len(take) - 1  # the last fed token and every draft
                 n += 1
             if last:
-                outputs.append((r, n - 1))
+                outputs.append((r, n - 1 - len(drafts), drafts))
         b.n_tokens = n
         t0 = time.perf_counter()
         status = llama_cpp.llama_decode(self._ctx, b)
@@ -346,21 +372,47 @@ class DecodeLoop:
             self._call_time[n] = took if before is None else before + 0.2 * (took - before)
         self.stats["steps"] += 1
         self.stats["decoded_tokens"] += n
-        for r, take in chunks:
-            r.seq.tokens.extend(take)
+        for r, take, drafts in chunks:
+            r.seq.tokens.extend(take + drafts)
             del r.feed[: len(take)]
-        for r, index in outputs:
-            self._sample(r, index)
+        for r, index, drafts in outputs:
+            if drafts:
+                self._verify(r, index, drafts)
+            else:
+                self._sample(r, index)
 
-    def _sample(self, r: Request, index: int) -> None:
+    def _verify(self, r: Request, index: int, drafts: list[int]) -> None:
+        """Sample position by position, accepting drafts while the sample equals them (lookup.py); the
+        drafts after the first mismatch leave the cache."""
+        seq = r.seq
+        start = len(seq.tokens) - len(drafts)  # where the first draft sits in the cache
+        accepted = 0
+        r.drafted += len(drafts)  # counted now: a request ending in this loop reports them
+        for j, draft in enumerate(drafts):
+            token = self._sample(r, index + j)
+            if token != draft or r not in self._active:
+                break
+            accepted += 1
+            r.accepted += 1
+            r.feed = []  # already in the cache: its logits are next
+        else:
+            self._sample(r, index + len(drafts))  # every draft held: one more token from the last one's logits
+        if accepted < len(drafts):
+            self._llama.llama_memory_seq_rm(self._mem, seq.on_stream(), start + accepted, -1)
+            del seq.tokens[start + accepted :]
+        if seq.ngrams is not None:
+            seq.ngrams.update(len(drafts), accepted)
+
+    def _sample(self, r: Request, index: int) -> int | None:
+        """Sample the request's next token from the logits at `index`; None when the request ended."""
         llama_cpp = self._llama
         token = llama_cpp.llama_sampler_sample(r.sampler, self._ctx, index)
         if r.cancelled:
             self._end(r, "cancelled")
-            return
+            return None
         if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
             self._end(r, "stop")
-            return
+            return None
         r.generated.append(token)
         text = r.decoder.decode(self._piece(token))
         if text:
@@ -372,6 +424,7 @@ class DecodeLoop:
             self._end(r, "length")
         else:
             r.feed = [token]
+        return token
 
     def _piece(self, token: int) -> bytes:
         n = self._llama.llama_token_to_piece(self._model.vocab, token, self._piece_buf, PIECE_MAX, 0, False)
@@ -398,6 +451,8 @@ class DecodeLoop:
                 evaluated_tokens=len(r.prompt) - r.cached,
                 ttft=r.ttft,
                 latency=time.perf_counter() - r.t0,
+                drafted=r.drafted,
+                accepted=r.accepted,
             )
         )
 

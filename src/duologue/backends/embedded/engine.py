@@ -177,8 +177,10 @@ class SharedLlamaEngine(DecodeLoop):
         sampling: Sampling,
         on_text: Callable[[str], None] | None = None,
         t0: float | None = None,
+        lookup: bool = False,
     ) -> Generation:
-        """Run one request on `seq`; cancelling the caller stops it before the next step."""
+        """Run one request on `seq`; cancelling the caller stops it before the next step. `lookup`:
+        draft tokens from the sequence's history and verify them (lookup.py; the output is the same)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
 
@@ -206,6 +208,7 @@ class SharedLlamaEngine(DecodeLoop):
             lambda text: call(on_text, text),
             lambda result: call(settle, result),
             t0 if t0 is not None else time.perf_counter(),
+            lookup=lookup,
         )
         if self._model is None:
             await asyncio.to_thread(self.load)

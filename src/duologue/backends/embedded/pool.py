@@ -16,6 +16,8 @@ from .common import LlamaSettings
 from .cpu import usable_cores
 from .engine import SharedLlamaEngine
 from .runner import LlamaThread
+from .weights import resolve as resolve_weights
+from .weights import weights_path
 
 if TYPE_CHECKING:
     from ...spec import ConversationSpec
@@ -46,9 +48,12 @@ class EmbeddedPool:
     one engine per (model, threads).
     """
 
-    def __init__(self, streams: Mapping[str, int] | None = None, shards: int = 1):
+    def __init__(self, streams: Mapping[str, int] | None = None, shards: int = 1, concurrent: bool | None = None):
         self._streams = dict(streams or {})
         self._shards = max(1, shards)
+        # Whether several conversations run at once: `weights = "auto"` then means the weights that batch
+        # best (weights.py). Not given: a sharded pool is one that runs several.
+        self.concurrent = self._shards > 1 if concurrent is None else concurrent
         self._engines: dict[tuple[Path, int | None], list[SharedLlamaEngine]] = {}
         self._placed: dict[tuple[tuple[Path, int | None], object], SharedLlamaEngine] = {}
         self._lock = threading.Lock()
@@ -56,7 +61,7 @@ class EmbeddedPool:
 
     def backend(self, model: str, settings: LlamaSettings | None = None) -> BatchedLlamaBackend:
         settings = settings or LlamaSettings()
-        path = resolve_gguf(model)
+        path = weights_path(resolve_gguf(model), resolve_weights(settings.weights, self.concurrent))
         key = (path.resolve(), settings.threads)
         with self._lock:
             engines = self._engines.get(key)
@@ -182,5 +187,6 @@ async def pool_for(
     if pool is not None or not any(is_embedded(m) for spec in specs for m in spec_models(spec)):
         yield pool
         return
-    async with EmbeddedPool(embedded_streams(specs, concurrency), shards) as pool:
+    concurrent = min(concurrency, len(specs)) > 1
+    async with EmbeddedPool(embedded_streams(specs, concurrency), shards, concurrent) as pool:
         yield pool

@@ -47,7 +47,7 @@ def make_backend(p: Participant, provider: Provider, name: str) -> Backend:
     its engines, so that concurrent conversations decode their tokens together;
     outside one it gets an engine of its own.
     """
-    settings = LlamaSettings(default_context(p), p.threads, p.seed)
+    settings = LlamaSettings(default_context(p), p.threads, p.seed, p.weights, p.lookup)
     engine = os.environ.get(EMBEDDED_ENGINE_ENV, "shared")
     if engine == "llama":
         return LlamaCppBackend(p.model, settings)

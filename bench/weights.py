@@ -1,0 +1,67 @@
+"""The shipped Q4_1 weights against their Q8_0 requantization, side by side on this machine.
+
+The bare llama.cpp engine (no duologue), with the embedded engine's context
+settings: prompt evaluation (64-token chunks) and decoding one token for each of
+B = 1, 2, 4, 8 sequences per `llama_decode` call, for both weight files. This
+is what `weights = "auto"` rests on (backends/embedded/weights.py): the
+weights that decode a lone sequence fastest, and those that gain most from a
+batch. The Q8_0 file is made (once) in the cache folder, as the engine makes it.
+
+    python bench/weights.py [--context 600] [--steps 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from decode_ceiling import decode_rate, fill, prefill_rate
+from duologue.backends.embedded.catalogue import resolve_gguf
+from duologue.backends.embedded.weights import q8_0
+from turn_cost import MODEL, BareContext
+
+BATCHES = [1, 2, 4, 8]
+
+
+def measure(context: int = 600, steps: int = 32) -> dict:
+    """{weights: {"prefill": tok/s, "decode": {B: tok/s}, "quantize_s": seconds}} for q4_1 and q8_0."""
+    source = resolve_gguf(MODEL)
+    t0 = time.perf_counter()
+    converted = q8_0(source)
+    made = time.perf_counter() - t0
+    out: dict = {}
+    per_seq = -(-(context + steps + 128) // 256) * 256
+    for name, path in (("q4_1", source), ("q8_0", converted)):
+        bare = BareContext(per_seq, max(BATCHES), path=path)
+        try:
+            fill(bare, context, max(BATCHES))
+            rates = {n: decode_rate(bare, n, steps) for n in BATCHES}
+            out[name] = {"prefill": prefill_rate(bare), "decode": rates}
+        finally:
+            bare.close()
+    out["q8_0"]["ready_s"] = made
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--context", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    r = measure(args.context, args.steps)
+    if args.json:
+        print(json.dumps(r))
+        return
+    print(f"context {args.context} tokens per sequence; Q8_0 file ready in {r['q8_0']['ready_s']:.2f} s")
+    print(f"{'weights':8} {'prefill 64':>11}  " + "  ".join(f"{f'B={n}':>13}" for n in BATCHES))
+    for name in ("q4_1", "q8_0"):
+        d = r[name]["decode"]
+        cells = "  ".join(f"{d[n]:5.0f} ({d[n] / d[1]:.2f}x)" for n in BATCHES)
+        print(f"{name:8} {r[name]['prefill']:7.0f} t/s  {cells}")
+    print("\ndecode tokens/s with B sequences decoded together (ratio to B=1); prefill: one 64-token chunk")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The embedded engine's weights (backends/embedded/weights.py): the Q8_0 copy made once in the cache
+folder, reused, rebuilt when missing or corrupted; `auto` per workload; the choice in the run's spec."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from duologue.api import arun_conversation
+from duologue.backends.embedded import weights
+from duologue.backends.embedded.pool import EmbeddedPool
+from duologue.cli.options import build_spec
+from duologue.errors import BackendError
+from duologue.spec import ConversationSpec, Participant
+
+
+def test_auto_means_q4_1_alone_and_q8_0_for_several(monkeypatch):
+    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    assert weights.resolve("auto", concurrent=False) == "q4_1"
+    assert weights.resolve("auto", concurrent=True) == "q8_0"
+    assert weights.resolve("q4_1", concurrent=True) == "q4_1"
+    monkeypatch.setenv(weights.WEIGHTS_ENV, "q8_0")
+    assert weights.resolve("q4_1", concurrent=False) == "q8_0"
+    monkeypatch.setenv(weights.WEIGHTS_ENV, "q3")
+    with pytest.raises(BackendError, match="DUOLOGUE_WEIGHTS=q3"):
+        weights.resolve("auto", concurrent=False)
+
+
+def test_the_flags_set_every_participants_weights_and_lookup():
+    spec = build_spec(None, {"weights": "q8_0", "lookup": False})
+    assert [(p.weights, p.lookup) for p in spec.participants] == [("q8_0", False), ("q8_0", False)]
+    assert [(p.weights, p.lookup) for p in build_spec(None, {}).participants] == [("auto", None)] * 2
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.CACHE_DIR_ENV, str(tmp_path))
+    weights._verified.clear()  # what this process already checked: each step below checks anew
+    yield tmp_path
+    weights._verified.clear()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_q8_0_copy_is_made_once_reused_and_rebuilt(embedded_gguf, cache):
+    out = weights.q8_0(embedded_gguf)
+    assert out.parent == cache / "weights" and out.exists()
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["sha256"] == weights.sha256(out) and meta["source_sha256"] == weights.sha256(embedded_gguf)
+    assert not list(out.parent.glob("*.tmp"))  # written to a temporary file, then renamed
+    made = out.stat().st_mtime_ns
+
+    weights._verified.clear()
+    assert weights.q8_0(embedded_gguf) == out and out.stat().st_mtime_ns == made  # reused, checked by its hash
+
+    out.unlink()
+    weights._verified.clear()
+    assert weights.q8_0(embedded_gguf).exists()  # missing: made again
+
+    with open(out, "r+b") as f:  # corrupted: the hash no longer matches
+        f.seek(4096)
+        f.write(b"\0" * 64)
+    corrupted = weights.sha256(out)
+    weights._verified.clear()
+    weights.q8_0(embedded_gguf)
+    assert weights.sha256(out) == json.loads(out.with_suffix(".json").read_text())["sha256"] != corrupted
+
+
+def spec() -> ConversationSpec:
+    common = dict(max_tokens=16, context_length=512, temperature=0)
+    return ConversationSpec(
+        participants=[Participant(name="a", seed=1, **common), Participant(name="b", seed=2, **common)],
+        opener="Say hello.",
+        max_messages=3,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monkeypatch):
+    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
+    alone = asyncio.run(arun_conversation(spec(), db=tmp_path / "a.db", watchers=[]))
+    assert [(p["weights"], p["lookup"]) for p in alone.spec["participants"]] == [("q4_1", False)] * 2
+    generated = [m for m in alone.messages if not m.injected]
+    assert generated and all(m.draft_tokens is None for m in generated)
+
+    async def among_several():
+        async with EmbeddedPool(shards=1, concurrent=True) as pool:
+            run = await arun_conversation(spec(), db=tmp_path / "b.db", watchers=[])
+            return run, [e.path for e in pool.engines]
+
+    run, paths = asyncio.run(among_several())
+    assert [(p["weights"], p["lookup"]) for p in run.spec["participants"]] == [("q8_0", True)] * 2
+    assert [weights.file_type(p) for p in paths] == ["q8_0"]
+    generated = [m for m in run.messages if not m.injected]
+    assert generated and all(m.draft_tokens is not None and m.accepted_tokens is not None for m in generated)
