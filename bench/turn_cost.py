@@ -16,7 +16,7 @@ programs leave free):
   whatever the chain drew, so the replay stays the same text (the share of
   positions where the chain drew the recorded token is printed as a check).
   The floor with sampling is the like-for-like one: duologue pays for sampling
-  too;
+  too. The two floors run side by side, each on its own context, turn by turn;
 - the naive loop: one context for both, cleared every turn, re-evaluating the
   whole history (what a loop that just re-sends the chat to a server does).
 
@@ -157,19 +157,25 @@ def replay(spec: ConversationSpec, messages, naive: bool, sample: bool = False) 
     sample=True: llama.cpp's sampler chain (duologue's, with the turn's parameters and seed) runs
     on the logits of every decode that yields them; the recorded token is fed next all the same.
     """
+    return replay_side_by_side(spec, messages, naive, [sample])[0]
+
+
+def replay_side_by_side(spec: ConversationSpec, messages, naive: bool, samples: list[bool]) -> list[Replay]:
+    """`replay` once per entry of `samples`, each on its own bare context, turn by turn in alternating
+    order, so that a machine getting busier or quieter meanwhile weighs on them alike."""
     names = [p.name for p in spec.participants]
-    bare = BareContext(spec.participants[0].context_length, 1 if naive else len(names))
-    times = Replay()
-    ll = bare.ll
-    n_vocab = bare.model.n_vocab()
+    bares = [BareContext(spec.participants[0].context_length, 1 if naive else len(names)) for _ in samples]
+    results = [Replay() for _ in samples]
+    bare0 = bares[0]
+    n_vocab = bare0.model.n_vocab()
     try:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        meta = bare.model.metadata()
+        meta = bare0.model.metadata()
         fmt = Jinja2ChatFormatter(
             template=meta["tokenizer.chat_template"],
-            eos_token=bare.model.token_get_text(bare.model.token_eos()),
-            bos_token=bare.model.token_get_text(bare.model.token_bos()),
+            eos_token=bare0.model.token_get_text(bare0.model.token_eos()),
+            bos_token=bare0.model.token_get_text(bare0.model.token_bos()),
         )
         for i, m in enumerate(messages):
             if m.injected:
@@ -177,40 +183,48 @@ def replay(spec: ConversationSpec, messages, naive: bool, sample: bool = False) 
             p = spec.participant(m.speaker)
             seq = 0 if naive else names.index(p.name)
             view = participant_view(p, messages[:i], len(names))
-            prompt = bare.tokenize(
+            prompt = bare0.tokenize(
                 fmt(messages=[{"role": v.role, "content": v.content} for v in view]).prompt, special=True
             )
-            completion = bare.tokenize(m.content, special=False)
+            completion = bare0.tokenize(m.content, special=False)
             # Decoding feeds back every sampled token but the last, and the last too when an end token followed.
             fed = completion if m.finish_reason == "stop" else completion[:-1]
             drawn = [*completion, -1]  # what the chain should draw after each decode (-1: an end token)
-            t0 = time.perf_counter()
-            chain = sampler_chain(ll, n_vocab, turn_sampling(spec, p, m.index)) if sample else None
-            if naive:
-                keep = 0
-            else:
-                keep = 0
-                for x, y in zip(bare.held[seq], prompt, strict=False):
-                    if x != y:
-                        break
-                    keep += 1
-                keep = min(keep, len(prompt) - 1)  # the last prompt token again, for fresh logits
-            bare.keep(seq, keep)
-            bare.eval(seq, prompt[keep:])  # the new prompt tokens in one batch
-            for k, tok in enumerate([None, *fed]):
-                if tok is not None:
-                    bare.eval(seq, [tok])  # the reply one token at a time
-                if chain is not None:
-                    got = ll.llama_sampler_sample(chain, bare.ctx, -1)
-                    want = drawn[k]
-                    times.sampled += 1
-                    times.agreed += got == want or (want == -1 and ll.llama_vocab_is_eog(bare.model.vocab, got))
-            if chain is not None:
-                ll.llama_sampler_free(chain)
-            times.append(time.perf_counter() - t0)
+            order = list(range(len(bares)))
+            for j in order if i % 2 == 0 else order[::-1]:
+                sampling = turn_sampling(spec, p, m.index) if samples[j] else None
+                results[j].append(one_turn(bares[j], seq, naive, prompt, fed, drawn, n_vocab, sampling, results[j]))
     finally:
-        bare.close()
-    return times
+        for bare in bares:
+            bare.close()
+    return results
+
+
+def one_turn(bare: BareContext, seq: int, naive: bool, prompt, fed, drawn, n_vocab, sampling, tally: Replay) -> float:
+    """One turn on a bare context (prompt, then the reply token by token, sampling if asked): its seconds."""
+    ll = bare.ll
+    t0 = time.perf_counter()
+    chain = sampler_chain(ll, n_vocab, sampling) if sampling is not None else None
+    keep = 0
+    if not naive:
+        for x, y in zip(bare.held[seq], prompt, strict=False):
+            if x != y:
+                break
+            keep += 1
+        keep = min(keep, len(prompt) - 1)  # the last prompt token again, for fresh logits
+    bare.keep(seq, keep)
+    bare.eval(seq, prompt[keep:])  # the new prompt tokens in one batch
+    for k, tok in enumerate([None, *fed]):
+        if tok is not None:
+            bare.eval(seq, [tok])  # the reply one token at a time
+        if chain is not None:
+            got = ll.llama_sampler_sample(chain, bare.ctx, -1)
+            want = drawn[k]
+            tally.sampled += 1
+            tally.agreed += got == want or (want == -1 and ll.llama_vocab_is_eog(bare.model.vocab, got))
+    if chain is not None:
+        ll.llama_sampler_free(chain)
+    return time.perf_counter() - t0
 
 
 async def live_run(spec: ConversationSpec, db: Path):
@@ -256,8 +270,8 @@ def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict
         wall = json.loads(out.stdout.strip().splitlines()[-1])["wall"]
         run = load_run(json.loads(out.stdout.strip().splitlines()[-1])["run"], db=db)
     gen = [m for m in run.messages if not m.injected]
-    bare_floor = replay(spec, run.messages, naive=False)
-    floor = replay(spec, run.messages, naive=False, sample=True)  # the like-for-like floor: it samples too
+    # The like-for-like floor samples too; the one without sampling beside it, turn by turn.
+    bare_floor, floor = replay_side_by_side(spec, run.messages, False, [False, True])
     naive = replay(spec, run.messages, naive=True)
     early, late = gen[3], gen[-1]  # message 5 and the last message (message 1 is the opener)
     return {
