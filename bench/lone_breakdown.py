@@ -25,6 +25,13 @@ Loading the model is not counted (timed and subtracted; the older engine loads
 one per participant inside the run). Prompt tokens, cached tokens and the time
 to the first token come from the stored messages.
 
+The engines sample with the same chain and seeds, but their texts can part
+after a near-tie between two tokens: llama.cpp's sums come out a little
+different with another thread count (the shared engine uses the cores other
+programs leave free, the older one all of them). The script says from which
+message the texts differ; then the time per completion token is the fairer
+comparison, and it is printed beside the wall time.
+
 `--engines` names the engines to compare, in order; an item is a value of
 DUOLOGUE_EMBEDDED_ENGINE ("default" leaves it unset), optionally followed by
 `+VAR=VALUE` settings for that run (`shared+DUOLOGUE_LOOKUP=0`). The wall-time
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -204,6 +212,7 @@ def child(engine: str, messages: int, max_tokens: int) -> dict:
                 "cached_tokens": m.cached_tokens or 0,
                 "ttft": m.ttft,
                 "finish": m.finish_reason,
+                "text_hash": hashlib.sha256(m.content.encode()).hexdigest()[:16],
                 **asdict(turn),
                 "engine_py_s": backend - llama,  # inside the backend call, outside llama.cpp
                 "duologue_s": window - outside_load - turn.load_s - backend,  # between backend calls
@@ -281,7 +290,16 @@ def summary(r: dict) -> dict:
         "harness_s": r["wall"] - prompt - decode - sample,
         "messages": len(ms),
         "others": r.get("others", 0.0),
+        "hashes": [m["text_hash"] for m in ms],
     }
+
+
+def diverges(a: dict, b: dict) -> int | None:
+    """The first message two runs' summaries differ in (their engines wrote other text), else None."""
+    for i, (x, y) in enumerate(zip(a["hashes"], b["hashes"], strict=False)):
+        if x != y:
+            return i + 2  # message 1 is the opener
+    return None if len(a["hashes"]) == len(b["hashes"]) else min(len(a["hashes"]), len(b["hashes"])) + 2
 
 
 def measure(engines: list[str] | None = None, messages: int = 20, max_tokens: int = 80) -> dict:
@@ -364,6 +382,12 @@ def main() -> None:
             f"(per completion token: {s['wall'] / max(1, s['completion_tokens']) * 1e3:.1f} ms against "
             f"{ref['wall'] / max(1, ref['completion_tokens']) * 1e3:.1f} ms)"
         )
+        at = diverges(ref, s)
+        if at is not None:
+            print(
+                f"  {'':24} its text differs from message {at} on ({s['completion_tokens']} completion tokens "
+                f"against {ref['completion_tokens']}): compare the time per completion token too"
+            )
 
 
 if __name__ == "__main__":

@@ -168,6 +168,13 @@ def main() -> None:
         ),
         (
             "1b",
+            "  the same per completion token (their texts may part: lone_breakdown.py says where)",
+            " / ".join(f"{x['wall'] / x['completion_tokens'] * 1e3:.1f}" for x in lb[1::-1]) + " ms",
+            f"{lb[1]['wall'] * lb[0]['completion_tokens'] / (lb[0]['wall'] * lb[1]['completion_tokens']):.2f}x",
+            "",
+        ),
+        (
+            "1b",
             f"{lb[0]['engine']}: prompt eval / decoding / sampling / harness (share of wall)",
             " / ".join(f"{lb[0][k] / lb[0]['wall']:.0%}" for k in ("prompt_s", "decode_s", "sample_s", "harness_s")),
             "",
