@@ -30,7 +30,8 @@ after a near-tie between two tokens: llama.cpp's sums come out a little
 different with another thread count (the shared engine uses the cores other
 programs leave free, the older one all of them). The script says from which
 message the texts differ; then the time per completion token is the fairer
-comparison, and it is printed beside the wall time.
+comparison, and it is printed beside the wall time. `--threads N` fixes the
+thread count of every engine (the participants' `threads`).
 
 `--engines` names the engines to compare, in order; an item is a value of
 DUOLOGUE_EMBEDDED_ENGINE ("default" leaves it unset), optionally followed by
@@ -57,10 +58,10 @@ from pathlib import Path
 ENGINE_ENV = "DUOLOGUE_EMBEDDED_ENGINE"
 
 
-def make_spec(messages: int, max_tokens: int):
+def make_spec(messages: int, max_tokens: int, threads: int | None = None):
     from duologue.spec import ConversationSpec, Participant
 
-    common = dict(max_tokens=max_tokens, temperature=0.9)
+    common = dict(max_tokens=max_tokens, temperature=0.9, threads=threads)
     return ConversationSpec(
         participants=[
             Participant(name="a", system="You are a curious philosopher. Ask questions.", seed=11, **common),
@@ -177,7 +178,7 @@ def instrument(clock: Clock) -> None:
     wrap_load(LlamaCppBackend, "_load", lambda b: b._llm is not None and b._formatter is not None)
 
 
-def child(engine: str, messages: int, max_tokens: int) -> dict:
+def child(engine: str, messages: int, max_tokens: int, threads: int | None = None) -> dict:
     """One conversation in this process, instrumented; what the parent prints."""
     import llama_cpp  # noqa: F401  (imported before the clock starts, by either engine)
 
@@ -185,7 +186,7 @@ def child(engine: str, messages: int, max_tokens: int) -> dict:
 
     clock = Clock()
     instrument(clock)
-    spec = make_spec(messages, max_tokens)
+    spec = make_spec(messages, max_tokens, threads)
     with tempfile.TemporaryDirectory() as tmp:
         cpu0 = os.times()
         t0 = time.perf_counter()
@@ -250,7 +251,7 @@ def cpu_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def run_engine(item: str, messages: int, max_tokens: int) -> dict:
+def run_engine(item: str, messages: int, max_tokens: int, threads: int | None = None) -> dict:
     env = dict(os.environ)
     for var, value in parse_engine(item).items():
         if value is None:
@@ -258,6 +259,8 @@ def run_engine(item: str, messages: int, max_tokens: int) -> dict:
         else:
             env[var] = value
     cmd = [sys.executable, __file__, "--child", item, "--messages", str(messages), "--max-tokens", str(max_tokens)]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
     b0, j0 = cpu_jiffies()
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     b1, j1 = cpu_jiffies()
@@ -302,9 +305,11 @@ def diverges(a: dict, b: dict) -> int | None:
     return None if len(a["hashes"]) == len(b["hashes"]) else min(len(a["hashes"]), len(b["hashes"])) + 2
 
 
-def measure(engines: list[str] | None = None, messages: int = 20, max_tokens: int = 80) -> dict:
+def measure(
+    engines: list[str] | None = None, messages: int = 20, max_tokens: int = 80, threads: int | None = None
+) -> dict:
     """Each engine's run and its totals (what `make bench`'s row needs); the first engine is the reference."""
-    runs = [run_engine(item, messages, max_tokens) for item in engines or ["shared", "llama"]]
+    runs = [run_engine(item, messages, max_tokens, threads) for item in engines or ["shared", "llama"]]
     return {"runs": runs, "summaries": [summary(r) for r in runs]}
 
 
@@ -353,13 +358,16 @@ def main() -> None:
     ap.add_argument("--engines", default="shared,llama", help="comma-separated, the reference first")
     ap.add_argument("--messages", type=int, default=20, help="generated messages (the opener not counted)")
     ap.add_argument("--max-tokens", type=int, default=80)
+    ap.add_argument(
+        "--threads", type=int, help="llama.cpp threads for every engine (default: each engine picks its own)"
+    )
     ap.add_argument("--quick", action="store_true", help="8 messages of at most 48 tokens: checks that it runs")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
         args.messages, args.max_tokens = 8, 48
     if args.child:
-        print(json.dumps(child(args.child, args.messages, args.max_tokens)))
+        print(json.dumps(child(args.child, args.messages, args.max_tokens, args.threads)))
         return
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if not engines:
@@ -371,7 +379,7 @@ def main() -> None:
         f"a lone conversation: {args.messages} messages x {args.max_tokens} max tokens, engines {', '.join(engines)}; "
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
     )
-    result = measure(engines, args.messages, args.max_tokens)
+    result = measure(engines, args.messages, args.max_tokens, args.threads)
     for r in result["runs"]:
         print_breakdown(r)
     ref = result["summaries"][0]
