@@ -147,6 +147,7 @@ class Replay(list):
 
     agreed = 0
     sampled = 0
+    sample_s = 0.0  # seconds in the sampler chain's calls
 
 
 def replay(spec: ConversationSpec, messages, naive: bool, sample: bool = False) -> Replay:
@@ -218,7 +219,9 @@ def one_turn(bare: BareContext, seq: int, naive: bool, prompt, fed, drawn, n_voc
         if tok is not None:
             bare.eval(seq, [tok])  # the reply one token at a time
         if chain is not None:
+            t = time.perf_counter()
             got = ll.llama_sampler_sample(chain, bare.ctx, -1)
+            tally.sample_s += time.perf_counter() - t
             want = drawn[k]
             tally.sampled += 1
             tally.agreed += got == want or (want == -1 and ll.llama_vocab_is_eog(bare.model.vocab, got))
@@ -282,6 +285,8 @@ def measure(messages: int = 40, max_tokens: int = 64, n_ctx: int = 4096) -> dict
         "floor": floor,  # with sampling, as duologue does
         "floor_no_sampling": bare_floor,
         "floor_sampler_agreement": floor.agreed / max(1, floor.sampled),
+        "floor_sampling_s": floor.sample_s,
+        "floor_samples": floor.sampled,
         "naive": naive,
         "evaluated": [m.prompt_tokens - (m.cached_tokens or 0) for m in gen],
         "early_prompt_tokens": early.prompt_tokens,
@@ -334,8 +339,12 @@ def main() -> None:
     print(f"\nnaive / duologue wall time:             {sum(naive) / r['wall']:.2f}x")
     print(
         f"duologue wall time / raw engine floor:  {r['wall'] / sum(floor):.2f}x with sampling "
-        f"({r['wall'] / sum(bare_floor):.2f}x against decode only; sampling adds "
-        f"{sum(floor) - sum(bare_floor):+.2f}s to the floor)"
+        f"({r['wall'] / sum(bare_floor):.2f}x against decode only)"
+    )
+    print(
+        f"the floor's {r['floor_samples']} sampler calls took {r['floor_sampling_s']:.2f}s "
+        f"({r['floor_sampling_s'] / max(1, r['floor_samples']) * 1e3:.3f} ms each); the two floors differ by "
+        f"{sum(floor) - sum(bare_floor):+.2f}s in all"
     )
     print(
         f"the floor's sampler chain drew the recorded token at {r['floor_sampler_agreement']:.0%} of positions "
