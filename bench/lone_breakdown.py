@@ -25,13 +25,15 @@ Loading the model is not counted (timed and subtracted; the older engine loads
 one per participant inside the run). Prompt tokens, cached tokens and the time
 to the first token come from the stored messages.
 
-The engines sample with the same chain and seeds, but their texts can part
-after a near-tie between two tokens: llama.cpp's sums come out a little
-different with another thread count (the shared engine uses the cores other
-programs leave free, the older one all of them). The script says from which
-message the texts differ; then the time per completion token is the fairer
-comparison, and it is printed beside the wall time. `--threads N` fixes the
-thread count of every engine (the participants' `threads`).
+The engines sample with the same chain and seeds, but their texts part after
+a few tokens: their logits differ a little (the shared engine runs llama.cpp
+with flash attention, llama-cpp-python's `Llama` without it by default, and
+their thread counts may differ), and at temperature 0.9 a small difference
+soon picks another token. Measured on 2026-11-27 with `--threads 1`: the first
+message already parts after a few words. So the script says from which message
+the texts differ, and prints the time per completion token beside the wall
+time: with texts of other lengths it is the fairer comparison. `--threads N`
+fixes the thread count of every engine (the participants' `threads`).
 
 `--engines` names the engines to compare, in order; an item is a value of
 DUOLOGUE_EMBEDDED_ENGINE ("default" leaves it unset), optionally followed by
