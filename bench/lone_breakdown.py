@@ -37,7 +37,7 @@ fixes the thread count of every engine (the participants' `threads`).
 
 `--engines` names the engines to compare, in order; an item is a value of
 DUOLOGUE_EMBEDDED_ENGINE ("default" leaves it unset), optionally followed by
-`+VAR=VALUE` settings for that run (`shared+DUOLOGUE_LOOKUP=0`). The wall-time
+`+VAR=VALUE` settings for that run (`shared+VAR=VALUE+VAR2=VALUE2`). The wall-time
 ratios are against the first engine.
 
     python bench/lone_breakdown.py [--engines shared,llama] [--messages 20] [--max-tokens 80] [--quick]
