@@ -93,9 +93,8 @@ def main() -> None:
     concurrency.wait_quiet(0.1, 120)
     tc = in_child("turn_cost", "measure", messages=n_msgs, max_tokens=64, n_ctx=4096)
     t_tc = time.perf_counter() - t
-    t = step("row 1b: a lone conversation on each engine, broken down")
+    step("row 1b: a lone conversation on each engine, broken down")
     lb = in_child("lone_breakdown", "measure", messages=8 if q else 20, max_tokens=48 if q else 80)["summaries"]
-    t_lb = time.perf_counter() - t
 
     t = step(f"row 3: K = {', '.join(map(str, ks))} concurrent conversations and one after another")
     conc_results = concurrency.measure_all(ks, 1 if q else 2, 6 if q else 10, 64, 2048, llama=True, quiet_wait=60)
@@ -238,8 +237,8 @@ def main() -> None:
     lines += [("6", what, measured, "", goal) for what, measured, goal in semantic_cost.rows(sc["live"], sc["report"])]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
-        f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 1b {t_lb:.0f} s, "
-        f"row 3 {t_conc:.0f} s, row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s)\n"
+        f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
+        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)
