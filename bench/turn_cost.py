@@ -16,7 +16,9 @@ programs leave free):
   whatever the chain drew, so the replay stays the same text (the share of
   positions where the chain drew the recorded token is printed as a check).
   The floor with sampling is the like-for-like one: duologue pays for sampling
-  too. The two floors run side by side, each on its own context, turn by turn;
+  too. The two floors run side by side, each on its own context, turn by turn
+  in alternating order; each bare context decodes a few tokens before the
+  clock starts (its first decodes cost more, and would weigh on one floor);
 - the naive loop: one context for both, cleared every turn, re-evaluating the
   whole history (what a loop that just re-sends the chat to a server does).
 
@@ -178,6 +180,12 @@ def replay_side_by_side(spec: ConversationSpec, messages, naive: bool, samples: 
             eos_token=bare0.model.token_get_text(bare0.model.token_eos()),
             bos_token=bare0.model.token_get_text(bare0.model.token_bos()),
         )
+        warm = bare0.tokenize(spec.opener or "Hello.", special=False)
+        for bare in bares:  # a context's first decodes cost more (buffers, threads): no turn pays them
+            for _ in range(2):
+                bare.eval(0, warm)
+                bare.eval(0, warm[:1])
+                bare.keep(0, 0)
         for i, m in enumerate(messages):
             if m.injected:
                 continue
