@@ -230,6 +230,7 @@ def child(engine: str, messages: int, max_tokens: int, threads: int | None = Non
         "tail_s": t1 - previous,  # after the last message: the run's end, its final commit
         "load_s": load,
         "cpu_s": (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system),
+        "process_cpu_s": cpu1.user + cpu1.system,  # imports included: what the parent's look at the machine saw
         "messages": rows,
     }
 
@@ -270,7 +271,7 @@ def run_engine(item: str, messages: int, max_tokens: int, threads: int | None = 
         raise SystemExit(f"lone_breakdown: the {item} run failed (exit {out.returncode})")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # The share of the machine's CPU time other programs used meanwhile (jiffies are 1/100 s).
-    result["others"] = max(0.0, (b1 - b0 - result["cpu_s"] * 100) / max(1, j1 - j0))
+    result["others"] = max(0.0, (b1 - b0 - result["process_cpu_s"] * 100) / max(1, j1 - j0))
     return result
 
 
