@@ -3,7 +3,10 @@
 Rows (see each script's docstring for the details of what it compares):
 
 1. bench/turn_cost.py  a 40-message embedded conversation: `duologue run`'s code path against a
-   naive loop re-sending the whole history to one context, and against the raw engine floor;
+   naive loop re-sending the whole history to one context, and against the raw engine floor
+   (a bare llama.cpp context replaying the same tokens, with the same sampler chain);
+1b. bench/lone_breakdown.py  a lone 20-message x 80-token conversation on the default engine and on
+   the older one: wall time, and where it goes (prompt evaluation, decoding, sampling, harness);
 2. bench/turn_cost.py  (the same run) time per completion token at message 5 against message 40,
    and the prompt tokens evaluated per message;
 3. bench/concurrency.py  K concurrent embedded conversations against the same K one after
@@ -97,6 +100,8 @@ def main() -> None:
     concurrency.wait_quiet(0.1, 120)
     tc = in_child("turn_cost", "measure", messages=n_msgs, max_tokens=64, n_ctx=4096)
     t_tc = time.perf_counter() - t
+    step("row 1b: a lone conversation on each engine, broken down")
+    lb = in_child("lone_breakdown", "measure", messages=8 if q else 20, max_tokens=48 if q else 80)["summaries"]
 
     t = step(f"row 3: K = {', '.join(map(str, ks))} concurrent conversations and one after another")
     conc_results = concurrency.measure_all(ks, 1 if q else 2, 6 if q else 10, 64, 2048, llama=True, quiet_wait=60)
@@ -144,7 +149,7 @@ def main() -> None:
         ),
         (
             "1",
-            "duologue / raw engine floor (total time)",
+            f"duologue / raw engine floor with sampling (without: {sum(tc['floor_no_sampling']):.1f}s)",
             f"{live_wall:.1f}s / {floor:.1f}s",
             f"{live_wall / floor:.2f}x",
             "≤ 1.3x",
@@ -170,6 +175,27 @@ def main() -> None:
             f"{statistics.median(ev[1:6]):.0f} / {statistics.median(ev[-5:]):.0f}",
             f"{statistics.median(ev[-5:]) / statistics.median(ev[1:6]):.2f}x",
             "flat",
+        ),
+        (
+            "1b",
+            f"lone {lb[0]['messages']}-message conversation: {lb[1]['engine']} / {lb[0]['engine']} (wall)",
+            f"{lb[1]['wall']:.1f}s / {lb[0]['wall']:.1f}s",
+            f"{lb[1]['wall'] / lb[0]['wall']:.2f}x",
+            "",
+        ),
+        (
+            "1b",
+            "  the same per completion token (their texts may part: lone_breakdown.py says where)",
+            " / ".join(f"{x['wall'] / x['completion_tokens'] * 1e3:.1f}" for x in lb[1::-1]) + " ms",
+            f"{lb[1]['wall'] * lb[0]['completion_tokens'] / (lb[0]['wall'] * lb[1]['completion_tokens']):.2f}x",
+            "",
+        ),
+        (
+            "1b",
+            f"{lb[0]['engine']}: prompt eval / decoding / sampling / harness (share of wall)",
+            " / ".join(f"{lb[0][k] / lb[0]['wall']:.0%}" for k in ("prompt_s", "decode_s", "sample_s", "harness_s")),
+            "",
+            "",
         ),
     ]
     for row in conc:
