@@ -96,7 +96,7 @@ def test_a_bad_value_is_named_by_its_path_in_duologues_words():
     with pytest.raises(SpecError) as caught:
         experiment(vary={"context.strategy": ["stop", "window"]})
     assert caught.value.problems == [
-        "v.toml: vary.context.strategy = \"window\": context.strategy: "
+        'v.toml: vary.context.strategy = "window": context.strategy: '
         "expected 'auto', 'stop', 'truncate' or 'summarize', got \"window\""
     ]
     with pytest.raises(SpecError, match=r"^v.toml: max_messages: must be at least 1, got 0$"):
