@@ -261,7 +261,9 @@ def test_perturbed_run_on_the_embedded_model(tmp_path):
         cwd=tmp_path,
         check=True,
     )
-    assert "▸ injection: moderator: A word from outside." in proc.stdout
+    # The injected message is shown once, as a message marked injected (not also as an event line).
+    assert "### moderator   #5  injected (from the spec)\nA word from outside.\n" in proc.stdout
+    assert proc.stdout.count("A word from outside.") == 1
     assert "▸ change: alice:" in proc.stdout
     db = tmp_path / "runs" / "duologue.db"
     conn = sqlite3.connect(db)
