@@ -109,7 +109,7 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     streams = embedded_streams(specs, k if mode == "concurrent" else 1)
     shards = shards_for(k) if mode == "concurrent" else 1  # as `duologue batch` does
     with tempfile.TemporaryDirectory() as tmp:
-        async with EmbeddedPool(streams, shards, concurrent=mode == "concurrent" and k > 1) as pool:
+        async with EmbeddedPool(streams, shards) as pool:
             if mode != "llama":  # load the model before the clock starts (the older engine loads per participant)
                 warm = [pool.backend("local/smollm2", LlamaSettings(n_ctx, weights=weights)) for _ in range(shards)]
                 for backend in warm:

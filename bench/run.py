@@ -5,8 +5,9 @@ Rows (see each script's docstring for the details of what it compares):
 1. bench/turn_cost.py  a 40-message embedded conversation: `duologue run`'s code path against a
    naive loop re-sending the whole history to one context, and against the raw engine floor
    (a bare llama.cpp context replaying the same tokens, with the same sampler chain);
-1b. bench/lone_breakdown.py  a lone 20-message x 80-token conversation on the default engine and on
-   the older one: wall time, and where it goes (prompt evaluation, decoding, sampling, harness);
+1b. bench/lone_breakdown.py  a lone 20-message x 80-token conversation on the default engine, on the
+   same engine as it was before (Q4_1, no lookup) and on the first one (Llama per participant): wall
+   time, and where the default engine's goes (prompt evaluation, decoding, sampling, harness);
 2. bench/turn_cost.py  (the same run) time per completion token at message 5 against message 40,
    and the prompt tokens evaluated per message;
 3. bench/concurrency.py  K concurrent embedded conversations against the same K one after
@@ -44,6 +45,38 @@ import analyze_scale  # noqa: E402
 import concurrency  # noqa: E402
 import lookup  # noqa: E402
 import semantic_cost  # noqa: E402
+
+# Today's engine as it was before the weights and lookup decoding (issue #14's yardstick): the shared engine
+# on the shipped Q4_1 file, no lookup.
+ISSUE_ENGINE = "shared+DUOLOGUE_WEIGHTS=q4_1+DUOLOGUE_LOOKUP=0"
+ENGINE_NAMES = {"shared": "default", ISSUE_ENGINE: "Q4_1 without lookup", "llama": "first engine (Llama)"}
+
+
+def lone_rows(lb: list[dict]) -> list[tuple[str, str, str, str, str]]:
+    """Row 1b: each other engine's lone conversation against the default engine's, whole and per token."""
+    ref, rows = lb[0], []
+    for other in lb[1:]:
+        name = ENGINE_NAMES.get(other["engine"], other["engine"])
+        rows.append(
+            (
+                "1b",
+                f"lone {ref['messages']}-message conversation: {name} / default engine (wall)",
+                f"{other['wall']:.1f}s / {ref['wall']:.1f}s",
+                f"{other['wall'] / ref['wall']:.2f}x",
+                "≥ 1.25x" if other["engine"] == ISSUE_ENGINE else "",
+            )
+        )
+        ms = [x["wall"] / x["completion_tokens"] * 1e3 for x in (other, ref)]
+        rows.append(
+            (
+                "1b",
+                "  the same per completion token (their texts part: lone_breakdown.py says where)",
+                f"{ms[0]:.1f} / {ms[1]:.1f} ms",
+                f"{ms[0] / ms[1]:.2f}x",
+                "",
+            )
+        )
+    return rows
 
 
 def machine() -> str:
@@ -101,7 +134,13 @@ def main() -> None:
     tc = in_child("turn_cost", "measure", messages=n_msgs, max_tokens=64, n_ctx=4096)
     t_tc = time.perf_counter() - t
     step("row 1b: a lone conversation on each engine, broken down")
-    lb = in_child("lone_breakdown", "measure", messages=8 if q else 20, max_tokens=48 if q else 80)["summaries"]
+    lb = in_child(
+        "lone_breakdown",
+        "measure",
+        engines=["shared", ISSUE_ENGINE, "llama"],
+        messages=8 if q else 20,
+        max_tokens=48 if q else 80,
+    )["summaries"]
 
     t = step(f"row 3: K = {', '.join(map(str, ks))} concurrent conversations and one after another")
     conc_results = concurrency.measure_all(ks, 1 if q else 2, 6 if q else 10, 64, 2048, llama=True, quiet_wait=60)
@@ -176,20 +215,7 @@ def main() -> None:
             f"{statistics.median(ev[-5:]) / statistics.median(ev[1:6]):.2f}x",
             "flat",
         ),
-        (
-            "1b",
-            f"lone {lb[0]['messages']}-message conversation: {lb[1]['engine']} / {lb[0]['engine']} (wall)",
-            f"{lb[1]['wall']:.1f}s / {lb[0]['wall']:.1f}s",
-            f"{lb[1]['wall'] / lb[0]['wall']:.2f}x",
-            "",
-        ),
-        (
-            "1b",
-            "  the same per completion token (their texts may part: lone_breakdown.py says where)",
-            " / ".join(f"{x['wall'] / x['completion_tokens'] * 1e3:.1f}" for x in lb[1::-1]) + " ms",
-            f"{lb[1]['wall'] * lb[0]['completion_tokens'] / (lb[0]['wall'] * lb[1]['completion_tokens']):.2f}x",
-            "",
-        ),
+        *lone_rows(lb),
         (
             "1b",
             f"{lb[0]['engine']}: prompt eval / decoding / sampling / harness (share of wall)",

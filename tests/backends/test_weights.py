@@ -1,5 +1,6 @@
 """The embedded engine's weights (backends/embedded/weights.py): the Q8_0 copy made once in the cache
-folder, reused, rebuilt when missing or corrupted; `auto` per workload; the choice in the run's spec."""
+folder, reused, rebuilt when missing or corrupted; `auto` (Q8_0 for the shipped model, a user's own file as
+it is); the choice in the run's spec."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ from duologue.errors import BackendError
 from duologue.spec import ConversationSpec, Participant
 
 
-def test_auto_means_q4_1_alone_and_q8_0_for_several(monkeypatch):
+def test_auto_means_q8_0_for_the_shipped_model_and_a_users_file_as_it_is(monkeypatch):
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
-    assert weights.resolve("auto", concurrent=False) == "q4_1"
-    assert weights.resolve("auto", concurrent=True) == "q8_0"
-    assert weights.resolve("q4_1", concurrent=True) == "q4_1"
+    assert weights.shipped("local/smollm2") and not weights.shipped("local/models/mine.gguf")
+    assert weights.resolve("auto", shipped=True) == "q8_0"
+    assert weights.resolve("auto", shipped=False) == "q4_1"  # the file unchanged
+    assert weights.resolve("q4_1", shipped=True) == "q4_1"
     monkeypatch.setenv(weights.WEIGHTS_ENV, "q8_0")
-    assert weights.resolve("q4_1", concurrent=False) == "q8_0"
+    assert weights.resolve("q4_1", shipped=True) == "q8_0"
     monkeypatch.setenv(weights.WEIGHTS_ENV, "q3")
     with pytest.raises(BackendError, match="DUOLOGUE_WEIGHTS=q3"):
-        weights.resolve("auto", concurrent=False)
+        weights.resolve("auto")
 
 
 def test_the_flags_set_every_participants_weights_and_lookup():
@@ -83,13 +85,17 @@ def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monke
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
     monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
     alone = asyncio.run(arun_conversation(spec(), db=tmp_path / "a.db", watchers=[]))
-    assert [(p["weights"], p["lookup"]) for p in alone.spec["participants"]] == [("q4_1", False)] * 2
-    generated = [m for m in alone.messages if not m.injected]
-    assert generated and all(m.draft_tokens is None for m in generated)
+    assert [(p["weights"], p["lookup"]) for p in alone.spec["participants"]] == [("q8_0", True)] * 2
+    mine = spec()  # a GGUF of the user's own (here the shipped file by its path): run as it is, never copied
+    for p in mine.participants:
+        p.model = f"local/{embedded_gguf}"
+    theirs = asyncio.run(arun_conversation(mine, db=tmp_path / "b.db", watchers=[]))
+    assert [(p["weights"], p["lookup"]) for p in theirs.spec["participants"]] == [("q4_1", False)] * 2
+    assert all(m.draft_tokens is None for m in theirs.messages if not m.injected)
 
     async def among_several():
-        async with EmbeddedPool(shards=1, concurrent=True) as pool:
-            run = await arun_conversation(spec(), db=tmp_path / "b.db", watchers=[])
+        async with EmbeddedPool(shards=1) as pool:
+            run = await arun_conversation(spec(), db=tmp_path / "c.db", watchers=[])
             return run, [e.path for e in pool.engines]
 
     run, paths = asyncio.run(among_several())

@@ -13,7 +13,7 @@ from .common import LlamaSettings
 from .decode import Seq
 from .engine import SharedLlamaEngine
 from .lookup import lookup_default
-from .weights import file_type, weights_path
+from .weights import file_type, shipped, weights_path
 from .weights import resolve as resolve_weights
 
 
@@ -27,8 +27,8 @@ class BatchedLlamaBackend:
     def __init__(self, model: str, settings: LlamaSettings | None = None, engine: SharedLlamaEngine | None = None):
         self.model = model
         self.settings = settings or LlamaSettings()
-        # The weights a lone engine runs (`auto`: those fastest for one sequence); a pool's engine has its own.
-        self.weights = resolve_weights(self.settings.weights, concurrent=False)
+        # The weights a lone engine runs (`auto`: Q8_0 for the shipped model); a pool's engine has its own.
+        self.weights = resolve_weights(self.settings.weights, shipped(model))
         self.path = engine.path if engine is not None else weights_path(resolve_gguf(model), self.weights)
         self._own_engine = engine is None
         self.engine = engine or SharedLlamaEngine(self.path, self.settings.threads)

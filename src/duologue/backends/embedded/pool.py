@@ -17,7 +17,7 @@ from .cpu import usable_cores
 from .engine import SharedLlamaEngine
 from .runner import LlamaThread
 from .weights import resolve as resolve_weights
-from .weights import weights_path
+from .weights import shipped, weights_path
 
 if TYPE_CHECKING:
     from ...spec import ConversationSpec
@@ -48,12 +48,9 @@ class EmbeddedPool:
     one engine per (model, threads).
     """
 
-    def __init__(self, streams: Mapping[str, int] | None = None, shards: int = 1, concurrent: bool | None = None):
+    def __init__(self, streams: Mapping[str, int] | None = None, shards: int = 1):
         self._streams = dict(streams or {})
         self._shards = max(1, shards)
-        # Whether several conversations run at once: `weights = "auto"` then means the weights that batch
-        # best (weights.py). Not given: a sharded pool is one that runs several.
-        self.concurrent = self._shards > 1 if concurrent is None else concurrent
         self._engines: dict[tuple[Path, int | None], list[SharedLlamaEngine]] = {}
         self._placed: dict[tuple[tuple[Path, int | None], object], SharedLlamaEngine] = {}
         self._lock = threading.Lock()
@@ -61,7 +58,7 @@ class EmbeddedPool:
 
     def backend(self, model: str, settings: LlamaSettings | None = None) -> BatchedLlamaBackend:
         settings = settings or LlamaSettings()
-        path = weights_path(resolve_gguf(model), resolve_weights(settings.weights, self.concurrent))
+        path = weights_path(resolve_gguf(model), resolve_weights(settings.weights, shipped(model)))
         key = (path.resolve(), settings.threads)
         with self._lock:
             engines = self._engines.get(key)
@@ -187,6 +184,5 @@ async def pool_for(
     if pool is not None or not any(is_embedded(m) for spec in specs for m in spec_models(spec)):
         yield pool
         return
-    concurrent = min(concurrency, len(specs)) > 1
-    async with EmbeddedPool(embedded_streams(specs, concurrency), shards, concurrent) as pool:
+    async with EmbeddedPool(embedded_streams(specs, concurrency), shards) as pool:
         yield pool

@@ -8,9 +8,16 @@ no quality (NLL 2.220 against 2.228 on the same text) and a batch of 8 gains
 about 2.4x, while one sequence alone decodes slower (`python bench/weights.py`
 prints both side by side on this machine).
 
-So `weights = "auto"` (the default) picks per workload: Q4_1 when an engine
-serves one conversation, Q8_0 when it serves several at once (a batch, or
-conversations gathered in one pool). `"q4_1"` and `"q8_0"` force one. The Q8_0
+So `weights = "auto"` (the default) runs the shipped model as Q8_0, for a lone
+conversation as for a batch: measured side by side on 2 cores (2026-11-27,
+`python bench/lone_breakdown.py --engines
+"shared+DUOLOGUE_WEIGHTS=q4_1+DUOLOGUE_LOOKUP=0,shared+DUOLOGUE_WEIGHTS=q8_0+DUOLOGUE_LOOKUP=0"`),
+a lone 20-message conversation took 17.8 s on Q8_0 against 19.0 s on Q4_1:
+its prompts evaluate 1.6x faster (3.4 s against 5.4 s), which more than pays
+for decoding 4% slower; `make bench` row 3 measured 123 against 106 tokens/s
+one conversation after another. A `local/<path>.gguf` of the user's own is
+run as it is under `auto` (never copied). `"q4_1"` (the shipped file, or the
+user's file as it is) and `"q8_0"` force one. The Q8_0
 file is written once into the user's cache folder (`DUOLOGUE_CACHE_DIR`, else
 the platform's cache folder), atomically (a temporary file, then a rename), with
 a sidecar JSON holding the SHA-256 of the source and of the output; it is
@@ -65,16 +72,24 @@ def file_type(path: Path) -> str:
     return ""
 
 
-def resolve(weights: str, concurrent: bool) -> str:
-    """The weights `auto` means for an engine: q8_0 when it serves several sequences at once, else q4_1."""
+def resolve(weights: str, shipped: bool = True) -> str:
+    """The weights `auto` means: q8_0 for the shipped model (lone or batched: measured faster both ways),
+    a user's own GGUF as it is ("q4_1", which means the file unchanged)."""
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         if env not in WEIGHTS:
             raise BackendError(f"{WEIGHTS_ENV}={env}: use one of {', '.join(WEIGHTS)}")
         weights = env
     if weights == "auto":
-        return "q8_0" if concurrent else "q4_1"
+        return "q8_0" if shipped else "q4_1"
     return weights
+
+
+def shipped(model: str) -> bool:
+    """A model duologue ships by name (`local/smollm2`), not a `local/<path>.gguf` of the user's."""
+    from .catalogue import EMBEDDED_MODELS
+
+    return model.partition("/")[2] in EMBEDDED_MODELS
 
 
 def weights_path(source: Path, weights: str) -> Path:
@@ -149,16 +164,13 @@ def _quantize(source: Path, out: Path) -> str:
 
 def complete_embedded(spec):
     """The spec with each embedded participant's weights and lookup decoding as they will be used, so the
-    stored spec says (the weights `auto` picks depend on the pool the run joins: several conversations at
-    once or one). A ConversationSpec in, a copy out; other participants unchanged."""
+    stored spec says. A ConversationSpec in, a copy out; other participants unchanged."""
     from .lookup import lookup_default
-    from .pool import current_pool, is_embedded
+    from .pool import is_embedded
 
-    pool = current_pool()
-    concurrent = pool.concurrent if pool is not None else False
     spec = spec.model_copy(deep=True)
     for p in spec.participants:
         if is_embedded(p.model):
-            p.weights = resolve(p.weights, concurrent)
+            p.weights = resolve(p.weights, shipped(p.model))
             p.lookup = lookup_default(p.lookup, p.weights)
     return spec
