@@ -74,7 +74,7 @@ async def measure(
     specs = make_specs(n, messages, on_loop, weights, temperatures)
     shards = shards_for(concurrent) if concurrent > 1 else 1
     with tempfile.TemporaryDirectory() as tmp:
-        async with EmbeddedPool(embedded_streams(specs, concurrent), shards, concurrent > 1) as pool:
+        async with EmbeddedPool(embedded_streams(specs, concurrent), shards) as pool:
             warm = [pool.backend("local/smollm2", LlamaSettings(1024, weights=weights)) for _ in range(shards)]
             for backend in warm:
                 await asyncio.to_thread(backend.engine.load)
