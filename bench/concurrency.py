@@ -3,10 +3,9 @@
 For K = 1, 2, 4, 8 runs K real duologue conversations on the embedded model
 (two participants each, different seeds) three ways, side by side in this run:
 all K at once in one `EmbeddedPool` (their tokens decoded together by the
-shared engine, with the weights `auto` picks for several conversations: Q8_0),
-and the same K one after another with each of the two weight files (the
-shipped Q4_1, which `auto` picks for a lone conversation, and Q8_0; each with
-lookup decoding as it defaults for them). The ratio is against the faster of
+shared engine, with the weights `auto` picks: Q8_0), and the same K one
+after another with each of the two weight files (the shipped Q4_1 and Q8_0;
+each with lookup decoding as it defaults for them). The ratio is against the faster of
 the two one-after-another configurations. Prints aggregate completion tokens
 per second, the ratio, and memory per conversation: the KV cache the shared
 context holds divided by K, and the growth of the process's peak RSS.
@@ -88,7 +87,8 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     from duologue.backends.embedded.common import LlamaSettings
     from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams, shards_for
 
-    weights = "q8_0" if mode == "sequential-q8_0" else "auto"
+    # One after another on each weight file (the faster counts); concurrent with what `auto` picks (Q8_0).
+    weights = {"sequential": "q4_1", "sequential-q8_0": "q8_0"}.get(mode, "auto")
     specs = make_specs(k, messages, max_tokens, n_ctx, weights)
     loads = [0.0]
     if mode == "llama":  # the older engine loads a model per participant inside the run: not counted
