@@ -80,3 +80,13 @@ def make_run(run_id: str, contents: list[str], *, minutes: int = 0, experiment: 
         experiment_id=experiment,
         messages=[Message(index=k, speaker=names[(k - 1) % 2], content=c) for k, c in enumerate(contents, 1)],
     )
+
+
+def assert_one_line_error(proc, *needles: str) -> None:
+    """The command failed with exit 2 and one line on stderr (no traceback) holding each needle."""
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

@@ -6,16 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
-
-
-def assert_one_line_error(proc, *needles: str) -> None:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from helpers import assert_one_line_error, run_cli
 
 
 def assert_store_untouched(folder: Path) -> None:

@@ -12,18 +12,9 @@ from duologue.cli import cli
 from duologue.errors import DuologueError
 from duologue.importers import detect_format, import_formats
 from duologue.store import Store
-from helpers import EXAMPLE_MD, FIXTURES, run_cli
+from helpers import EXAMPLE_MD, FIXTURES, assert_one_line_error, run_cli
 
 FORMATS = {"md", "json", "jsonl", "backrooms", "resonant", "openai", "llm"}
-
-
-def assert_one_line_error(proc, *needles: str) -> None:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def two_runs(tmp_path):
