@@ -57,6 +57,15 @@ def test_the_q8_0_copy_is_made_once_reused_and_rebuilt(embedded_gguf, cache):
     weights._verified.clear()
     assert weights.q8_0(embedded_gguf) == out and out.stat().st_mtime_ns == made  # reused, checked by its hash
 
+    hashed = []  # a later process: both files unchanged since hashed (size, mtime), so neither is read again
+    real_sha256 = weights.sha256
+    weights.sha256 = lambda path: hashed.append(path) or real_sha256(path)
+    try:
+        weights._verified.clear()
+        assert weights.q8_0(embedded_gguf) == out and hashed == []
+    finally:
+        weights.sha256 = real_sha256
+
     out.unlink()
     weights._verified.clear()
     assert weights.q8_0(embedded_gguf).exists()  # missing: made again

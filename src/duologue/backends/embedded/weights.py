@@ -113,25 +113,50 @@ def q8_0(source: Path) -> Path:
     with _lock:
         if out in _verified and out.exists():
             return out
-        src_hash = sha256(source)
         side = _sidecar(out)
+        meta: dict = {}
         if out.exists() and side.exists():
             try:
                 meta = json.loads(side.read_text())
             except (OSError, ValueError):
                 meta = {}
-            if meta.get("source_sha256") == src_hash and meta.get("sha256") == sha256(out):
+            # Both files as they were when hashed (size and modification time): trusted without reading
+            # 230 MB again in every process; anything else is hashed anew.
+            if meta.get("source_stat") == _stat(source) and meta.get("stat") == _stat(out):
                 _verified[out] = meta["sha256"]
                 return out
+        src_hash = sha256(source)
+        if meta.get("source_sha256") == src_hash and meta.get("sha256") == sha256(out):
+            _write_sidecar(side, source, out, src_hash, meta["sha256"])
+            _verified[out] = meta["sha256"]
+            return out
         folder.mkdir(parents=True, exist_ok=True)
         out_hash = _quantize(source, out)
-        tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-        tmp_side.write_text(
-            json.dumps({"source": str(source), "source_sha256": src_hash, "ftype": "q8_0", "sha256": out_hash})
-        )
-        os.replace(tmp_side, side)
+        _write_sidecar(side, source, out, src_hash, out_hash)
         _verified[out] = out_hash
         return out
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _write_sidecar(side: Path, source: Path, out: Path, src_hash: str, out_hash: str) -> None:
+    tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+    tmp_side.write_text(
+        json.dumps(
+            {
+                "source": str(source),
+                "source_sha256": src_hash,
+                "source_stat": _stat(source),
+                "ftype": "q8_0",
+                "sha256": out_hash,
+                "stat": _stat(out),
+            }
+        )
+    )
+    os.replace(tmp_side, side)
 
 
 def _quantize(source: Path, out: Path) -> str:
