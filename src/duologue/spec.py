@@ -60,8 +60,8 @@ class Participant(BaseModel):
     # (the provider refuses what does not fit). CPU threads: embedded only.
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
-    # Embedded engine: which weights (the shipped Q4_1, a Q8_0 copy of them, or auto: Q4_1 for a lone
-    # conversation, Q8_0 when several decode at once) and lookup decoding (None: on with Q8_0). A run's stored
+    # Embedded engine: which weights (the shipped Q4_1, a Q8_0 copy of them, or auto: Q8_0 for the shipped
+    # model, a user's own GGUF as it is) and lookup decoding (None: on with Q8_0). A run's stored
     # spec holds what was used (api.complete_embedded).
     weights: Literal["auto", "q4_1", "q8_0"] = "auto"
     lookup: bool | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..backends.embedded.weights import WEIGHTS
 from ..errors import SpecError
 from ..spec import ConversationSpec, load_toml, parse_participant_option, spec_from_dict
 
@@ -192,9 +193,9 @@ SPEC_OPTIONS = [
     click.option("--threads", type=int, help="Embedded engine: CPU threads."),
     click.option(
         "--weights",
-        type=click.Choice(["auto", "q4_1", "q8_0"]),
+        type=click.Choice(WEIGHTS),
         help="Embedded engine: the shipped Q4_1 weights or a Q8_0 copy (made once in the cache folder); "
-        "auto (default): Q4_1 for a lone conversation, Q8_0 when several decode at once. Recorded in the spec.",
+        "auto (default): Q8_0 for the shipped model, a GGUF of your own as it is. Recorded in the spec.",
     ),
     click.option(
         "--lookup/--no-lookup",
