@@ -3,10 +3,12 @@
 For K = 1, 2, 4, 8 runs K real duologue conversations on the embedded model
 (two participants each, different seeds) three ways, side by side in this run:
 all K at once in one `EmbeddedPool` (their tokens decoded together by the
-shared engine, with the weights `auto` picks: Q8_0), and the same K one
-after another with each of the two weight files (the shipped Q4_1 and Q8_0;
-each with lookup decoding as it defaults for them). The ratio is against the faster of
-the two one-after-another configurations. Prints aggregate completion tokens
+shared engine, with the weights `auto` picks for such a pool: BF16 where
+several conversations share a shard and the CPU has BF16 instructions, else
+Q8_0), and the same K one after another with each of the three weight files
+(the shipped Q4_1, Q8_0 and BF16; each with lookup decoding as it defaults
+for them). The ratio is against the fastest of the three one-after-another
+configurations, repeat by repeat. Prints aggregate completion tokens
 per second, the ratio, and memory per conversation: the KV cache the shared
 context holds divided by K, and the growth of the process's peak RSS.
 
@@ -86,11 +88,12 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     from duologue.api import arun_conversation
     from duologue.backends.embedded.common import LlamaSettings
     from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams, shards_for
+    from duologue.backends.embedded.weights import file_type
 
-    # One after another on each weight file (the faster counts); concurrent with what `auto` picks (Q8_0).
-    weights = {"sequential": "q4_1", "sequential-q8_0": "q8_0"}.get(mode, "auto")
+    # One after another on each weight file (the fastest counts); concurrent with what `auto` picks.
+    weights = {"sequential": "q4_1", "sequential-q8_0": "q8_0", "sequential-bf16": "bf16"}.get(mode, "auto")
     specs = make_specs(k, messages, max_tokens, n_ctx, weights)
-    loads = [0.0]
+    loads, loaded = [0.0], ""
     if mode == "llama":  # the older engine loads a model per participant inside the run: not counted
         from duologue.backends.embedded.simple import LlamaCppBackend
 
@@ -109,9 +112,10 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     streams = embedded_streams(specs, k if mode == "concurrent" else 1)
     shards = shards_for(k) if mode == "concurrent" else 1  # as `duologue batch` does
     with tempfile.TemporaryDirectory() as tmp:
-        async with EmbeddedPool(streams, shards) as pool:
+        async with EmbeddedPool(streams, shards, k if mode == "concurrent" else 1) as pool:
             if mode != "llama":  # load the model before the clock starts (the older engine loads per participant)
                 warm = [pool.backend("local/smollm2", LlamaSettings(n_ctx, weights=weights)) for _ in range(shards)]
+                loaded = file_type(warm[0].path) or "q4_1"
                 for backend in warm:
                     await asyncio.to_thread(backend.engine.load)
                 for backend in warm:
@@ -132,6 +136,7 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
     return {
         "mode": mode,
         "k": k,
+        "weights": loaded if mode != "llama" else "",
         "tokens": tokens,
         "seconds": seconds,
         "kv_mb": kv / 2**20,
@@ -207,7 +212,7 @@ def measure_all(
     args = argparse.Namespace(
         messages=messages, max_tokens=max_tokens, context_length=context_length, quiet=quiet, quiet_wait=quiet_wait
     )
-    modes = ["sequential", "sequential-q8_0", "concurrent"] + (["llama"] if llama else [])
+    modes = ["sequential", "sequential-q8_0", "sequential-bf16", "concurrent"] + (["llama"] if llama else [])
     results: dict[tuple[str, int], list[dict]] = {}
     for rep in range(repeats):
         for k in ks:
@@ -238,9 +243,9 @@ def rows(results: dict) -> list[dict]:
     base_rss = statistics.median(r["rss_mb"] for r in results[("concurrent", ks[0])])
     llama = statistics.median(tps(results, "llama", 1)) if ("llama", 1) in results else None
     for k in ks:
-        # One after another: the faster weights, repeat by repeat (Q4_1 or Q8_0).
-        q4, q8 = tps(results, "sequential", k), tps(results, "sequential-q8_0", k)
-        seq, conc = [max(a, b) for a, b in zip(q4, q8, strict=True)], tps(results, "concurrent", k)
+        # One after another: the fastest weights, repeat by repeat (Q4_1, Q8_0 or BF16).
+        q4, q8, bf = (tps(results, m, k) for m in ("sequential", "sequential-q8_0", "sequential-bf16"))
+        seq, conc = [max(abc) for abc in zip(q4, q8, bf, strict=True)], tps(results, "concurrent", k)
         ratios = [c / s for c, s in zip(conc, seq, strict=False)]
         rss = statistics.median(r["rss_mb"] for r in results[("concurrent", k)])
         out.append(
@@ -249,6 +254,8 @@ def rows(results: dict) -> list[dict]:
                 "sequential": statistics.median(seq),
                 "sequential_q4_1": statistics.median(q4),
                 "sequential_q8_0": statistics.median(q8),
+                "sequential_bf16": statistics.median(bf),
+                "concurrent_weights": results[("concurrent", k)][0]["weights"],
                 "concurrent": statistics.median(conc),
                 "ratio": statistics.median(ratios),
                 "ratio_min": min(ratios),
@@ -307,17 +314,19 @@ def main() -> None:
         f"\n{args.messages} messages per conversation, max {args.max_tokens} tokens per message, "
         f"context {args.context_length}, {os.cpu_count()} CPUs; medians of {args.repeats}\n"
     )
-    head = f"{'K':>3} {'one after another: Q4_1':>24} {'Q8_0':>9} {'concurrent':>11} {'ratio (min-max)':>18}"
+    head = f"{'K':>3} {'one after another: Q4_1':>24} {'Q8_0':>9} {'BF16':>9} {'concurrent':>11}"
+    head += f" {'ratio (min-max)':>18}"
     print(head + f" {'vs Llama/participant':>21} {'KV/conv MB':>11} {'RSS +MB/conv':>13}")
     for row in rows(results):
         vs = f"{row['vs_llama']:.2f}x" if row["vs_llama"] else "-"
         grow = f"{row['rss_growth_mb']:.0f}" if row["rss_growth_mb"] is not None else "-"
         print(
             f"{row['k']:>3} {row['sequential_q4_1']:20.1f} t/s {row['sequential_q8_0']:5.1f} t/s "
-            f"{row['concurrent']:7.1f} t/s "
+            f"{row['sequential_bf16']:5.1f} t/s {row['concurrent']:7.1f} t/s "
             f"{row['ratio']:6.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) {vs:>21} "
             f"{row['kv_mb']:11.1f} {grow:>13}"
         )
+    print("concurrent weights: " + ", ".join(f"K={row['k']} {row['concurrent_weights']}" for row in rows(results)))
     if ("llama", 1) in results:
         print(
             f"the older engine (a Llama per participant), one conversation at a time: "

@@ -11,8 +11,8 @@ Rows (see each script's docstring for the details of what it compares):
 2. bench/turn_cost.py  (the same run) time per completion token at message 5 against message 40,
    and the prompt tokens evaluated per message;
 3. bench/concurrency.py  K concurrent embedded conversations against the same K one after
-   another with the faster of the two weight files (Q4_1, Q8_0): aggregate completion tokens/s,
-   and memory per conversation;
+   another with the fastest of the three weight files (Q4_1, Q8_0, BF16): aggregate completion
+   tokens/s, and memory per conversation;
 3b. bench/lookup.py  lookup decoding on self-talk conversations that loop (examples/self-talk.toml's
    settings): completion tokens/s with and without, and the share of drafts accepted;
 4. bench/loop_savings.py  an experiment that loops, with and without early loop stopping;
@@ -228,7 +228,8 @@ def main() -> None:
         lines.append(
             (
                 "3",
-                f"K={row['k']} concurrent / fastest one after another (completion tok/s)",
+                f"K={row['k']} concurrent ({row['concurrent_weights'].upper()}) / fastest one after another "
+                "(completion tok/s)",
                 f"{row['concurrent']:.0f} / {row['sequential']:.0f}",
                 f"{row['ratio']:.2f}x",
                 "≥ 1.8x" if row["k"] == 8 else "",
@@ -248,9 +249,9 @@ def main() -> None:
     lines.append(
         (
             "3",
-            f"one after another at K={conc[-1]['k']}: Q4_1 / Q8_0 weights (completion tok/s)",
-            f"{conc[-1]['sequential_q4_1']:.0f} / {conc[-1]['sequential_q8_0']:.0f}",
-            f"{conc[-1]['sequential_q4_1'] / conc[-1]['sequential_q8_0']:.2f}x",
+            f"one after another at K={conc[-1]['k']}: Q4_1 / Q8_0 / BF16 weights (completion tok/s)",
+            " / ".join(f"{conc[-1][f'sequential_{w}']:.0f}" for w in ("q4_1", "q8_0", "bf16")),
+            "",
             "",
         )
     )

@@ -172,7 +172,7 @@ async def arun_experiment(
 
         # Embedded participants of the conversations in flight share a llama context and decode together.
         local = min(limits.get("local", 1), len(todo))
-        async with EmbeddedPool(embedded_streams([plan.spec for plan, _ in todo], local), shards_for(local)):
+        async with EmbeddedPool(embedded_streams([plan.spec for plan, _ in todo], local), shards_for(local), local):
             await asyncio.gather(*(one(plan, run_id) for plan, run_id in todo))
         stored = store.experiment_runs(exp.name)
         finished = sum(1 for plan in plans if (cell := stored.get(plan.key)) and cell.status == "finished")

@@ -60,10 +60,11 @@ class Participant(BaseModel):
     # (the provider refuses what does not fit). CPU threads: embedded only.
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
-    # Embedded engine: which weights (the shipped Q4_1, a Q8_0 copy of them, or auto: Q8_0 for the shipped
-    # model, a user's own GGUF as it is) and lookup decoding (None: on with Q8_0). A run's stored
-    # spec holds what was used (api.complete_embedded).
-    weights: Literal["auto", "q4_1", "q8_0"] = "auto"
+    # Embedded engine: which weights (the shipped Q4_1, a Q8_0 or BF16 copy of them, or auto: Q8_0 for the
+    # shipped model, BF16 in batches of several conversations per core where the CPU has BF16 instructions,
+    # a user's own GGUF as it is) and lookup decoding (None: on with Q8_0 and BF16). A run's stored
+    # spec holds what was used (weights.complete_embedded).
+    weights: Literal["auto", "q4_1", "q8_0", "bf16"] = "auto"
     lookup: bool | None = None
     show_reasoning: bool = False  # let the other side see this participant's reasoning
     # OpenAI-style reasoning models (o1, o3, o4, gpt-5 …): None decides by the model's name (the `openai`

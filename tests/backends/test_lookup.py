@@ -120,7 +120,7 @@ def differences(a, b) -> dict[int, int]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("weights", ["q4_1", "q8_0"])
+@pytest.mark.parametrize("weights", ["q4_1", "q8_0", "bf16"])
 def test_greedy_tokens_equal_with_and_without_lookup(embedded_gguf, weights, tmp_path, monkeypatch):
     monkeypatch.setenv("DUOLOGUE_CACHE_DIR", str(tmp_path))
     greedy = [Sampling(temperature=0, max_tokens=64, seed=0)] * len(PROMPTS)

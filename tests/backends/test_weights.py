@@ -1,11 +1,12 @@
 """The embedded engine's weights (backends/embedded/weights.py): the Q8_0 copy made once in the cache
-folder, reused, rebuilt when missing or corrupted; `auto` (Q8_0 for the shipped model, a user's own file as
-it is); the choice in the run's spec."""
+folder, reused, rebuilt when missing or corrupted; `auto` (Q8_0 for the shipped model, BF16 for a batched
+pool on a CPU with BF16 instructions, a user's own file as it is); the choice in the run's spec."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,28 @@ def test_auto_means_q8_0_for_the_shipped_model_and_a_users_file_as_it_is(monkeyp
     monkeypatch.setenv(weights.WEIGHTS_ENV, "q3")
     with pytest.raises(BackendError, match="DUOLOGUE_WEIGHTS=q3"):
         weights.resolve("auto")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_means_bf16_for_a_batched_pool_only_where_the_cpu_has_bf16(monkeypatch, native):
+    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(weights, "native_bf16", lambda: native)
+    assert weights.resolve("auto", shipped=True, batched=True) == ("bf16" if native else "q8_0")
+    assert weights.resolve("auto", shipped=True, batched=False) == "q8_0"
+    assert weights.resolve("auto", shipped=False, batched=True) == "q4_1"  # a user's file stays as it is
+    assert weights.resolve("q8_0", shipped=True, batched=True) == "q8_0"  # asked for: kept
+    # A pool is batched when it runs more conversations than it has shards (engines).
+    assert [EmbeddedPool(shards=s, conversations=c).batched for s, c in [(1, 1), (2, 2), (2, 3), (1, 2)]] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_file_types_by_name():
+    names = ["m.Q4_1.gguf", "m.Q4_1.98362432.q8_0.gguf", "m.Q4_1.98362432.bf16.gguf", "m.F16.gguf", "m.gguf"]
+    assert [weights.file_type(Path(n)) for n in names] == ["q4_1", "q8_0", "bf16", "f16", ""]
 
 
 def test_the_flags_set_every_participants_weights_and_lookup():
@@ -112,3 +135,16 @@ def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monke
     assert [weights.file_type(p) for p in paths] == ["q8_0"]
     generated = [m for m in run.messages if not m.injected]
     assert generated and all(m.draft_tokens is not None and m.accepted_tokens is not None for m in generated)
+
+    async def batched():  # two conversations on one engine: its steps are batches
+        async with EmbeddedPool(shards=1, conversations=2) as pool:
+            runs = await asyncio.gather(
+                *(arun_conversation(spec(), db=tmp_path / f"d{i}.db", watchers=[]) for i in range(2))
+            )
+            return runs, [e.path for e in pool.engines]
+
+    runs, paths = asyncio.run(batched())
+    kind = "bf16" if weights.native_bf16() else "q8_0"
+    assert [(p["weights"], p["lookup"]) for r in runs for p in r.spec["participants"]] == [(kind, True)] * 4
+    assert [weights.file_type(p) for p in paths] == [kind]
+    assert all(r.status == "finished" and len(r.messages) == 3 for r in runs)

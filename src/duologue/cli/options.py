@@ -194,15 +194,16 @@ SPEC_OPTIONS = [
     click.option(
         "--weights",
         type=click.Choice(WEIGHTS),
-        help="Embedded engine: the shipped Q4_1 weights or a Q8_0 copy (made once in the cache folder); "
-        "auto (default): Q8_0 for the shipped model, a GGUF of your own as it is. Recorded in the spec.",
+        help="Embedded engine: the shipped Q4_1 weights, or a Q8_0 or BF16 copy (made once in the cache "
+        "folder); auto (default): for the shipped model Q8_0, or BF16 when a batch runs several conversations "
+        "per core on a CPU with BF16 instructions; a GGUF of your own as it is. Recorded in the spec.",
     ),
     click.option(
         "--lookup/--no-lookup",
         default=None,
         help="Embedded engine: lookup decoding, drafting tokens from the conversation's own history and "
         "verifying them in one step (tokens drawn from the model's own logits; faster when replies repeat; "
-        "default: on with Q8_0 weights).",
+        "default: on with Q8_0 and BF16 weights).",
     ),
     click.option("--opener", help="A's opening message (default: a single space, as in the original transcripts)."),
     click.option("--max-messages", type=int, help="Stop after this many messages, opener included (default 20)."),

@@ -65,7 +65,7 @@ def lookup_default(requested: bool | None, weights: str) -> bool:
     env = os.environ.get(LOOKUP_ENV)
     if env is not None and env.strip() != "":
         return env.strip().lower() not in ("0", "false", "no", "off")
-    return weights == "q8_0" if requested is None else requested
+    return weights in ("q8_0", "bf16") if requested is None else requested
 
 
 class NgramIndex:

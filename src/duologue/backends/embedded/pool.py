@@ -48,9 +48,12 @@ class EmbeddedPool:
     one engine per (model, threads).
     """
 
-    def __init__(self, streams: Mapping[str, int] | None = None, shards: int = 1):
+    def __init__(self, streams: Mapping[str, int] | None = None, shards: int = 1, conversations: int = 1):
         self._streams = dict(streams or {})
         self._shards = max(1, shards)
+        # Several conversations per engine: their steps are batches, which BF16 weights serve best where the
+        # CPU has BF16 instructions (weights.resolve); one per engine decodes single tokens, as Q8_0 does best.
+        self.batched = conversations > self._shards
         self._engines: dict[tuple[Path, int | None], list[SharedLlamaEngine]] = {}
         self._placed: dict[tuple[tuple[Path, int | None], object], SharedLlamaEngine] = {}
         self._lock = threading.Lock()
@@ -58,7 +61,7 @@ class EmbeddedPool:
 
     def backend(self, model: str, settings: LlamaSettings | None = None) -> BatchedLlamaBackend:
         settings = settings or LlamaSettings()
-        path = weights_path(resolve_gguf(model), resolve_weights(settings.weights, shipped(model)))
+        path = weights_path(resolve_gguf(model), resolve_weights(settings.weights, shipped(model), self.batched))
         key = (path.resolve(), settings.threads)
         with self._lock:
             engines = self._engines.get(key)
@@ -184,5 +187,5 @@ async def pool_for(
     if pool is not None or not any(is_embedded(m) for spec in specs for m in spec_models(spec)):
         yield pool
         return
-    async with EmbeddedPool(embedded_streams(specs, concurrency), shards) as pool:
+    async with EmbeddedPool(embedded_streams(specs, concurrency), shards, min(concurrency, len(specs))) as pool:
         yield pool

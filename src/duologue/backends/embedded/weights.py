@@ -1,31 +1,37 @@
-"""Which weights the embedded engine runs: the shipped GGUF, or a Q8_0 copy requantized from it once.
+"""Which weights the embedded engine runs: the shipped GGUF, or a Q8_0 or BF16 copy made from it once.
 
 SmolLM2's GGUF ships as Q4_1. llama.cpp has no fast batched kernel for Q4_1
 on a CPU: on 2 cores one sequence decodes fastest with it, but 8 decoded
-together gain only about 1.6x. Requantized to Q8_0 (llama.cpp's own quantizer,
-`llama_model_quantize` with `allow_requantize`, under a second) the model loses
-no quality (NLL 2.220 against 2.228 on the same text) and a batch of 8 gains
-about 2.4x, while one sequence alone decodes slower (`python bench/weights.py`
-prints both side by side on this machine).
+together gain only about 1.6x. Converted with llama.cpp's own quantizer
+(`llama_model_quantize` with `allow_requantize`, under a second) to Q8_0 or
+BF16 the model loses no quality (NLL on the same text: Q4_1 3.701, Q8_0 3.705,
+BF16 3.697), and the two serve different work (`python bench/weights.py`
+prints all three side by side on this machine). Measured on 2 cores
+(AVX512_BF16), 2026-11-27: one token at a time Q8_0 decodes 141 tokens/s and
+BF16 134; 8 sequences decoded together 279 against 381, 64-token prompt
+chunks 783 against 983.
 
-So `weights = "auto"` (the default) runs the shipped model as Q8_0, for a lone
-conversation as for a batch: measured side by side on 2 cores (2026-11-27,
-`python bench/lone_breakdown.py --engines
-"shared+DUOLOGUE_WEIGHTS=q4_1+DUOLOGUE_LOOKUP=0,shared+DUOLOGUE_WEIGHTS=q8_0+DUOLOGUE_LOOKUP=0"`),
-a lone 20-message conversation took 17.8 s on Q8_0 against 19.0 s on Q4_1:
-its prompts evaluate 1.6x faster (3.4 s against 5.4 s), which more than pays
-for decoding 4% slower; `make bench` row 3 measured 123 against 106 tokens/s
-one conversation after another. A `local/<path>.gguf` of the user's own is
-run as it is under `auto` (never copied). `"q4_1"` (the shipped file, or the
-user's file as it is) and `"q8_0"` force one. The Q8_0
-file is written once into the user's cache folder (`DUOLOGUE_CACHE_DIR`, else
-the platform's cache folder), atomically (a temporary file, then a rename), with
-a sidecar JSON holding the SHA-256 of the source and of the output; it is
-rebuilt when missing, when its hash does not match, or when the source changed.
+So `weights = "auto"` (the default) runs the shipped model as Q8_0 when each
+engine runs one conversation (a lone `duologue run`: 12.5 s against 14.9 s
+on BF16 for a 20-message conversation, `python bench/lone_breakdown.py
+--engines "shared+DUOLOGUE_WEIGHTS=q8_0,shared+DUOLOGUE_WEIGHTS=bf16"`), and
+as BF16 when a pool runs more conversations than it has shards, so that its
+steps are batches (`EmbeddedPool.batched`; `make bench` row 3: 8 conversations
+at once 250 tokens/s on BF16 against 145 on Q8_0; with 2 at once, one per
+core, Q8_0 stays ahead), on a CPU whose llama.cpp reports BF16 instructions
+(`native_bf16`; without them BF16 is computed through float32, and `auto`
+keeps Q8_0). A `local/<path>.gguf` of the user's own is run as it is under
+`auto` (never copied). `"q4_1"` (the shipped file, or the user's file as it
+is), `"q8_0"` and `"bf16"` force one. A derived file is written once into the
+user's cache folder (`DUOLOGUE_CACHE_DIR`, else the platform's cache folder),
+atomically (a temporary file, then a rename), with a sidecar JSON holding the
+SHA-256 of the source and of the output; it is rebuilt when missing, when its
+hash does not match, or when the source changed.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,8 +42,9 @@ from typing import Literal
 
 from ...errors import BackendError
 
-Weights = Literal["auto", "q4_1", "q8_0"]
-WEIGHTS: tuple[str, ...] = ("auto", "q4_1", "q8_0")
+Weights = Literal["auto", "q4_1", "q8_0", "bf16"]
+WEIGHTS: tuple[str, ...] = ("auto", "q4_1", "q8_0", "bf16")
+DERIVED: dict[str, str] = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "bf16": "LLAMA_FTYPE_MOSTLY_BF16"}  # made from the source
 CACHE_DIR_ENV = "DUOLOGUE_CACHE_DIR"
 WEIGHTS_ENV = "DUOLOGUE_WEIGHTS"  # overrides every participant's `weights` (auto, q4_1, q8_0)
 
@@ -66,23 +73,34 @@ def sha256(path: Path) -> str:
 def file_type(path: Path) -> str:
     """The weight type a GGUF's name says (`...Q4_1.gguf` -> q4_1), lower case; '' when it says none."""
     stem = path.stem.lower()
-    for kind in ("q8_0", "q4_1", "q4_0", "q5_0", "q5_1", "f16", "f32", "bf16"):
+    for kind in ("q8_0", "q4_1", "q4_0", "q5_0", "q5_1", "bf16", "f16", "f32"):  # bf16 before f16
         if stem.endswith(kind):
             return kind
     return ""
 
 
-def resolve(weights: str, shipped: bool = True) -> str:
-    """The weights `auto` means: q8_0 for the shipped model (lone or batched: measured faster both ways),
-    a user's own GGUF as it is ("q4_1", which means the file unchanged)."""
+def resolve(weights: str, shipped: bool = True, batched: bool = False) -> str:
+    """The weights `auto` means: for the shipped model, bf16 when several conversations share an engine
+    (`batched`) and the CPU multiplies BF16 natively, else q8_0; a user's own GGUF as it is ("q4_1",
+    which means the file unchanged)."""
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         if env not in WEIGHTS:
             raise BackendError(f"{WEIGHTS_ENV}={env}: use one of {', '.join(WEIGHTS)}")
         weights = env
     if weights == "auto":
-        return "q8_0" if shipped else "q4_1"
+        if not shipped:
+            return "q4_1"
+        return "bf16" if batched and native_bf16() else "q8_0"
     return weights
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether llama.cpp's CPU backend has BF16 dot-product instructions here (x86's AVX512_BF16)."""
+    import llama_cpp
+
+    return b"AVX512_BF16 = 1" in llama_cpp.llama_print_system_info()
 
 
 def shipped(model: str) -> bool:
@@ -95,9 +113,9 @@ def shipped(model: str) -> bool:
 def weights_path(source: Path, weights: str) -> Path:
     """The GGUF to load for these (resolved) weights: the shipped file, or its Q8_0 copy (made if needed).
     For a `local/<path>.gguf` of another type, `q4_1` means the file as it is."""
-    if weights not in ("q8_0",) or file_type(source) == weights:
+    if weights not in DERIVED or file_type(source) == weights:
         return source
-    return q8_0(source)
+    return derived(source, weights)
 
 
 def _sidecar(out: Path) -> Path:
@@ -106,10 +124,16 @@ def _sidecar(out: Path) -> Path:
 
 def q8_0(source: Path) -> Path:
     """The Q8_0 copy of `source` in the cache folder, requantized now if missing, corrupted or stale."""
+    return derived(source, "q8_0")
+
+
+def derived(source: Path, kind: str) -> Path:
+    """The `kind` copy of `source` (a key of DERIVED) in the cache folder, made now if missing, corrupted
+    or stale."""
     source = Path(source).resolve()
     folder = cache_dir() / "weights"
     st = source.stat()
-    out = folder / f"{source.stem}.{st.st_size}.q8_0.gguf"
+    out = folder / f"{source.stem}.{st.st_size}.{kind}.gguf"
     with _lock:
         if out in _verified and out.exists():
             return out
@@ -127,12 +151,12 @@ def q8_0(source: Path) -> Path:
                 return out
         src_hash = sha256(source)
         if meta.get("source_sha256") == src_hash and meta.get("sha256") == sha256(out):
-            _write_sidecar(side, source, out, src_hash, meta["sha256"])
+            _write_sidecar(side, source, out, src_hash, meta["sha256"], kind)
             _verified[out] = meta["sha256"]
             return out
         folder.mkdir(parents=True, exist_ok=True)
-        out_hash = _quantize(source, out)
-        _write_sidecar(side, source, out, src_hash, out_hash)
+        out_hash = _quantize(source, out, kind)
+        _write_sidecar(side, source, out, src_hash, out_hash, kind)
         _verified[out] = out_hash
         return out
 
@@ -142,7 +166,7 @@ def _stat(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _write_sidecar(side: Path, source: Path, out: Path, src_hash: str, out_hash: str) -> None:
+def _write_sidecar(side: Path, source: Path, out: Path, src_hash: str, out_hash: str, kind: str) -> None:
     tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
     tmp_side.write_text(
         json.dumps(
@@ -150,7 +174,7 @@ def _write_sidecar(side: Path, source: Path, out: Path, src_hash: str, out_hash:
                 "source": str(source),
                 "source_sha256": src_hash,
                 "source_stat": _stat(source),
-                "ftype": "q8_0",
+                "ftype": kind,
                 "sha256": out_hash,
                 "stat": _stat(out),
             }
@@ -159,7 +183,7 @@ def _write_sidecar(side: Path, source: Path, out: Path, src_hash: str, out_hash:
     os.replace(tmp_side, side)
 
 
-def _quantize(source: Path, out: Path) -> str:
+def _quantize(source: Path, out: Path, kind: str = "q8_0") -> str:
     """llama.cpp's quantizer, into a temporary file beside `out`, renamed over it; the output's hash."""
     import llama_cpp
     from llama_cpp._logger import set_verbose
@@ -169,7 +193,7 @@ def _quantize(source: Path, out: Path) -> str:
     set_verbose(False)  # llama.cpp's quantizer logs every tensor otherwise
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.ftype = getattr(llama_cpp, DERIVED[kind])
     params.allow_requantize = True
     params.nthread = 0  # every core
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -178,7 +202,7 @@ def _quantize(source: Path, out: Path) -> str:
         with STDIO_SWAP_LOCK:
             status = llama_cpp.llama_model_quantize(str(source).encode(), tmp.encode(), params)
         if status != 0:
-            raise BackendError(f"cannot requantize {source.name} to Q8_0 (llama.cpp returned {status})")
+            raise BackendError(f"cannot convert {source.name} to {kind.upper()} (llama.cpp returned {status})")
         digest = sha256(Path(tmp))
         os.replace(tmp, out)
         return digest
@@ -189,13 +213,16 @@ def _quantize(source: Path, out: Path) -> str:
 
 def complete_embedded(spec):
     """The spec with each embedded participant's weights and lookup decoding as they will be used, so the
-    stored spec says. A ConversationSpec in, a copy out; other participants unchanged."""
+    stored spec says. A ConversationSpec in, a copy out; other participants unchanged. Inside an
+    EmbeddedPool the pool's workload decides what `auto` means (see EmbeddedPool.batched)."""
     from .lookup import lookup_default
-    from .pool import is_embedded
+    from .pool import current_pool, is_embedded
 
+    pool = current_pool()
+    batched = pool is not None and pool.batched
     spec = spec.model_copy(deep=True)
     for p in spec.participants:
         if is_embedded(p.model):
-            p.weights = resolve(p.weights, shipped(p.model))
+            p.weights = resolve(p.weights, shipped(p.model), batched)
             p.lookup = lookup_default(p.lookup, p.weights)
     return spec
