@@ -22,6 +22,11 @@ programs leave free):
 - the naive loop: one context for both, cleared every turn, re-evaluating the
   whole history (what a loop that just re-sends the chat to a server does).
 
+Like for like: the duologue run uses the weights `auto` picks for a lone
+conversation (Q8_0) with lookup decoding off, and the floor and the naive loop
+replay on that same weight file, one token at a time as plain decoding does.
+What lookup decoding adds on top is rows 1b and 3b.
+
 A message that ended on an end-of-generation token had its last token
 evaluated once more (and, with sampling, the end token sampled), as decoding did.
 
@@ -50,14 +55,16 @@ from duologue.backends.embedded.common import LlamaSettings
 from duologue.backends.embedded.cpu import CoreProbe, usable_cores
 from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams
 from duologue.backends.embedded.sampling import sampler_chain
+from duologue.backends.embedded.weights import weights_path
 from duologue.engine import participant_view, turn_seed
 from duologue.spec import ConversationSpec, Participant
 
 MODEL = "local/smollm2"
+WEIGHTS = "q8_0"  # what `auto` runs a lone conversation on; the floor replays on the same file
 
 
 def make_spec(messages: int, max_tokens: int, n_ctx: int) -> ConversationSpec:
-    common = dict(max_tokens=max_tokens, context_length=n_ctx, temperature=0.9)
+    common = dict(max_tokens=max_tokens, context_length=n_ctx, temperature=0.9, weights=WEIGHTS, lookup=False)
     return ConversationSpec(
         participants=[
             Participant(name="a", system="You are a curious philosopher. Ask questions.", seed=11, **common),
@@ -167,7 +174,8 @@ def replay_side_by_side(spec: ConversationSpec, messages, naive: bool, samples: 
     """`replay` once per entry of `samples`, each on its own bare context, turn by turn in alternating
     order, so that a machine getting busier or quieter meanwhile weighs on them alike."""
     names = [p.name for p in spec.participants]
-    bares = [BareContext(spec.participants[0].context_length, 1 if naive else len(names)) for _ in samples]
+    path = weights_path(resolve_gguf(MODEL), spec.participants[0].weights)
+    bares = [BareContext(spec.participants[0].context_length, 1 if naive else len(names), path=path) for _ in samples]
     results = [Replay() for _ in samples]
     bare0 = bares[0]
     n_vocab = bare0.model.n_vocab()

@@ -1,0 +1,134 @@
+"""Would the listener reading while the speaker speaks pay? The decode calls it would make, timed on the bare engine.
+
+In a conversation each participant keeps its own llama sequence. Today, while
+one side speaks, the other side's sequence waits; when the message ends it
+evaluates the whole message as one prompt chunk. "Listener prefill" would
+instead put each sampled token into the listener's sequence in the same
+`llama_decode` call as the speaker's next token, so that no chunk is left when
+the message ends. The arithmetic is the same tokens either way; what differs is
+how they are grouped into calls, and on a CPU that decides the time.
+
+This script makes exactly those calls on a bare llama.cpp context (no duologue,
+no sampling: the same for both), for K conversations sharing one context
+(K speakers, K listeners, a message of M tokens each), with each weight file
+and thread count the engine uses for that work:
+
+- today: M calls of the K speakers' tokens, then each listener's M tokens as
+  one chunk (what the shared engine does, engine.py);
+- listener prefill: M calls of 2K tokens (each speaker's token and its
+  listener's copy of the previous one).
+
+It prints the seconds per message round of each and their ratio (above 1:
+listener prefill would be faster). Measured on 2 cores, 2026-11-27 (`make
+bench` row 3c), it was slower in each configuration the engine runs (Q8_0 for
+a lone conversation on 2 threads, BF16 shards of one thread for a batch); it
+was faster only for Q8_0 with 8 conversations on one 2-thread context, which
+is itself slower than the BF16 shards without it. So the engine does not do
+it; run this on another machine to see whether it would pay there.
+
+    python bench/listener_prefill.py [--tokens 64] [--context 400] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from duologue.backends.embedded.catalogue import resolve_gguf
+from duologue.backends.embedded.weights import derived
+from turn_cost import MODEL, BareContext
+
+# (conversations sharing the context, threads): a lone conversation on the 2-thread engine, a batch's
+# shard of one thread holding 4 conversations (8 at once on 2 cores), 8 on one 2-thread engine.
+CONFIGS = [(1, 2), (4, 1), (8, 2)]
+
+
+def decode(bare: BareContext, work: list[tuple[int, list[int]]]) -> None:
+    """One llama_decode of these (sequence, tokens) pieces, after what each sequence holds."""
+    b, n = bare.batch, 0
+    for seq, tokens in work:
+        pos = len(bare.held[seq])
+        for i, t in enumerate(tokens):
+            b.token[n], b.pos[n], b.n_seq_id[n], b.seq_id[n][0] = t, pos + i, 1, seq
+            b.logits[n] = i == len(tokens) - 1
+            n += 1
+        bare.held[seq].extend(tokens)
+    b.n_tokens = n
+    if bare.ll.llama_decode(bare.ctx, b) != 0:
+        raise RuntimeError("llama_decode failed")
+
+
+def round_today(bare: BareContext, k: int, m: int) -> float:
+    """K speakers (sequences 0..K-1) decode M tokens together; then each listener (K..2K-1) evaluates them."""
+    t0 = time.perf_counter()
+    for step in range(m):
+        decode(bare, [(s, [500 + step]) for s in range(k)])
+    for s in range(k):
+        decode(bare, [(k + s, [500 + step for step in range(m)])])
+    return time.perf_counter() - t0
+
+
+def round_prefill(bare: BareContext, k: int, m: int) -> float:
+    """The same tokens, each listener fed the speaker's previous token in the speaker's next call."""
+    t0 = time.perf_counter()
+    for step in range(m + 1):
+        work = [(s, [500 + step]) for s in range(k)] if step < m else []
+        work += [(k + s, [500 + step - 1]) for s in range(k)] if step > 0 else []
+        work.sort()  # llama.cpp groups sequences on consecutive streams in increasing order
+        decode(bare, work)
+    return time.perf_counter() - t0
+
+
+def measure(tokens: int = 64, context: int = 400, repeats: int = 3) -> list[dict]:
+    source = resolve_gguf(MODEL)
+    out = []
+    for kind in ("q8_0", "bf16"):
+        path = derived(source, kind)
+        for k, threads in CONFIGS:
+            per_seq = -(-(context + 2 * tokens * (repeats + 1) + 64) // 256) * 256
+            bare = BareContext(per_seq, 2 * k, path=path)
+            bare.ll.llama_set_n_threads(bare.ctx, threads, threads)
+            bare.probe.free_cores = lambda threads=threads: threads  # fixed, as the engine's shards are
+            bare.n_threads = threads
+            try:
+                for s in range(2 * k):
+                    bare.eval(s, [300 + i % 1000 for i in range(context)])
+                today, prefill = [], []
+                for rep in range(repeats):  # alternating, each round from the same history
+                    for which in ("today", "prefill") if rep % 2 == 0 else ("prefill", "today"):
+                        for s in range(2 * k):
+                            bare.keep(s, context)
+                        fn = round_today if which == "today" else round_prefill
+                        (today if which == "today" else prefill).append(fn(bare, k, tokens))
+            finally:
+                bare.close()
+            t, p = statistics.median(today), statistics.median(prefill)
+            out.append({"weights": kind, "k": k, "threads": threads, "today_s": t, "prefill_s": p, "ratio": t / p})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=64, help="tokens per message (M)")
+    ap.add_argument("--context", type=int, default=400, help="tokens each sequence holds before the round")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rows = measure(args.tokens, args.context, args.repeats)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"a round: K speakers say {args.tokens} tokens each, K listeners take them in; medians of {args.repeats}")
+    print(f"{'weights':8} {'K':>3} {'threads':>8} {'today':>9} {'listener prefill':>17} {'today / prefill':>16}")
+    for r in rows:
+        print(
+            f"{r['weights']:8} {r['k']:>3} {r['threads']:>8} {r['today_s']:8.3f}s {r['prefill_s']:16.3f}s "
+            f"{r['ratio']:15.2f}x"
+        )
+    print("\nabove 1x listener prefill would be faster; below, the engine's way (a chunk at the message's end) is")
+
+
+if __name__ == "__main__":
+    main()
