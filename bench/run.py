@@ -146,7 +146,7 @@ def main() -> None:
     )["summaries"]
 
     t = step(f"row 3: K = {', '.join(map(str, ks))} concurrent conversations and one after another")
-    conc_results = concurrency.measure_all(ks, 1 if q else 2, 6 if q else 10, 64, 2048, llama=True, quiet_wait=60)
+    conc_results = concurrency.measure_all(ks, 1 if q else 3, 6 if q else 10, 64, 2048, llama=True, quiet_wait=60)
     conc = concurrency.rows(conc_results)
     llama_tps = statistics.median(concurrency.tps(conc_results, "llama", 1))
     t_conc = time.perf_counter() - t
