@@ -4,12 +4,12 @@ SmolLM2's GGUF ships as Q4_1. llama.cpp has no fast batched kernel for Q4_1
 on a CPU: on 2 cores one sequence decodes fastest with it, but 8 decoded
 together gain only about 1.6x. Converted with llama.cpp's own quantizer
 (`llama_model_quantize` with `allow_requantize`, under a second) to Q8_0 or
-BF16 the model loses no quality (NLL on the same text: Q4_1 3.701, Q8_0 3.705,
-BF16 3.697), and the two serve different work (`python bench/weights.py`
+BF16 the model loses no quality (NLL per token of a fixed text: Q4_1 1.831,
+Q8_0 1.835, BF16 1.825), and Q8_0 and BF16 serve different work (`python bench/weights.py`
 prints all three side by side on this machine). Measured on 2 cores
-(AVX512_BF16), 2026-11-27: one token at a time Q8_0 decodes 141 tokens/s and
-BF16 134; 8 sequences decoded together 279 against 381, 64-token prompt
-chunks 783 against 983.
+(AVX512_BF16), 2026-11-27: one sequence decodes 137 tokens/s on Q8_0 and
+105 on BF16, 8 sequences decoded together 239 against 307, 64-token prompt
+chunks 596 against 821.
 
 So `weights = "auto"` (the default) runs the shipped model as Q8_0 when each
 engine runs one conversation (a lone `duologue run`: 12.5 s against 14.9 s
@@ -17,8 +17,8 @@ on BF16 for a 20-message conversation, `python bench/lone_breakdown.py
 --engines "shared+DUOLOGUE_WEIGHTS=q8_0,shared+DUOLOGUE_WEIGHTS=bf16"`), and
 as BF16 when a pool runs more conversations than it has shards, so that its
 steps are batches (`EmbeddedPool.batched`; `make bench` row 3: 8 conversations
-at once 250 tokens/s on BF16 against 145 on Q8_0; with 2 at once, one per
-core, Q8_0 stays ahead), on a CPU whose llama.cpp reports BF16 instructions
+at once 219 tokens/s on BF16, where the table before had 151 on Q8_0; with 2
+at once, one per core, Q8_0 stays ahead), on a CPU whose llama.cpp reports BF16 instructions
 (`native_bf16`; without them BF16 is computed through float32, and `auto`
 keeps Q8_0). A `local/<path>.gguf` of the user's own is run as it is under
 `auto` (never copied). `"q4_1"` (the shipped file, or the user's file as it
