@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import duologue
 from duologue.store import Store
@@ -41,4 +43,14 @@ def test_a_command_that_needs_them_still_gets_them(tmp_path):
 def test_every_public_name_resolves():
     for name in duologue.__all__:
         assert getattr(duologue, name) is not None, name
-    assert set(dir(duologue)) >= set(duologue.__all__)
+    # What type checkers see (the TYPE_CHECKING imports) is what the module gives at run time: the same
+    # names, each from the module the lazy table loads it from.
+    tree = ast.parse(Path(duologue.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    declared = {
+        alias.asname or alias.name: f"duologue.{node.module}"
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert declared == {name: f"duologue{module}" for name, module in duologue._EXPORTS.items()}

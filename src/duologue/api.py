@@ -21,6 +21,8 @@ from .backends.embedded.weights import complete_embedded
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
 from .errors import DuologueError, TranscriptFormatError
+from .events import Lineage as Lineage  # re-exported: part of the API
+from .events import lineage
 from .records import Run
 from .spec import ConversationSpec, spec_from_dict
 from .stopping import check_resumable, format_limit
@@ -407,28 +409,9 @@ def run_events(run_ref: str, *, db: str | Path = DEFAULT_DB) -> list[dict]:
         return store.get_events(store.resolve_run_id(run_ref))
 
 
-@dataclass
-class Lineage:
-    ancestors: list[tuple[str, int | None]]  # (run id, where its child forked from it), oldest first
-    forks: list[tuple[str, int]]  # (run id, fork point) of the runs forked from this one
-
-
 def run_lineage(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Lineage:
     with Store(db, create=False) as store:
-        run = store.get_run(run_ref, with_messages=False)
-        ancestors: list[tuple[str, int | None]] = []
-        seen = {run.id}
-        child = run
-        while child.parent_run_id and child.parent_run_id not in seen:
-            try:
-                parent = store.get_run(child.parent_run_id, with_messages=False)
-            except DuologueError:  # the parent was deleted: the lineage stops there
-                ancestors.insert(0, (child.parent_run_id, child.fork_at))
-                break
-            ancestors.insert(0, (parent.id, child.fork_at))
-            seen.add(parent.id)
-            child = parent
-        return Lineage(ancestors, store.list_forks(run.id))
+        return lineage(store, store.get_run(run_ref, with_messages=False))
 
 
 def list_runs(*, db: str | Path = DEFAULT_DB, limit: int | None = None, **filters) -> list[dict]:

@@ -1,4 +1,5 @@
-"""What a run's recorded events say, in words: one description for every reader (the viewer, `duologue show`).
+"""What a run's recorded events say, in words: one description for every reader (the viewer, `duologue show`);
+and its lineage (the runs it was forked from, and those forked from it).
 
 An event is a row of the store's events table, as `Store.get_events` returns it: a dict with
 `kind`, `message_index`, `detail`, `data` (a dict or None) and `created_at`. Kinds written today:
@@ -12,7 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import DuologueError
+
+if TYPE_CHECKING:
+    from .records import Run
+    from .store import Store
 
 # Events that happen before their message (they shape it); the others (detections, limits) after it.
 BEFORE = ("injection", "change", "context", "context_trimmed", "window")
@@ -93,3 +100,26 @@ def describe_events(events: Iterable[Mapping[str, Any]]) -> list[EventDescriptio
         return (0, d.message_index, 0 if d.before else 1, order)
 
     return [d for _, d in sorted(enumerate(describe_event(ev) for ev in events), key=place)]
+
+
+@dataclass
+class Lineage:
+    ancestors: list[tuple[str, int | None]]  # (run id, where its child forked from it), oldest first
+    forks: list[tuple[str, int]]  # (run id, fork point) of the runs forked from this one
+
+
+def lineage(store: Store, run: Run) -> Lineage:
+    """The run's ancestors (up to a deleted parent, which still shows) and its forks, read from `store`."""
+    ancestors: list[tuple[str, int | None]] = []
+    seen = {run.id}
+    child = run
+    while child.parent_run_id and child.parent_run_id not in seen:
+        try:
+            parent = store.get_run(child.parent_run_id, with_messages=False)
+        except DuologueError:  # the parent was deleted: the lineage stops there
+            ancestors.insert(0, (child.parent_run_id, child.fork_at))
+            break
+        ancestors.insert(0, (parent.id, child.fork_at))
+        seen.add(parent.id)
+        child = parent
+    return Lineage(ancestors, store.list_forks(run.id))

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from .backends.base import RetryNotice
 from .engine import RunListener, WatchEvent
+from .events import BEFORE
 from .records import Message, Run
 
 SPEAKER_STYLES = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue", "bold red"]
@@ -131,7 +132,7 @@ class TerminalRenderer(RunListener):
         if event.kind == "injection":  # the message itself follows, marked injected: its text is shown once
             self._injections[event.message_index] = (event.data or {}).get("source", "spec")
             return
-        if event.kind in ("change", "context", "context_trimmed", "window"):  # perturbations and context trims: a note
+        if event.kind in BEFORE:  # perturbations and context trims (events.BEFORE, injections above): a note
             self._print()
             self._print(Text(f"▸ {event.kind}: {event.detail}", style="dim yellow"))
             return

@@ -108,8 +108,9 @@ def reference_scores(self, content, vector):
     if not len(self._phrases) or not np.any(vector):
         return out
     sims = self._phrases @ vector.astype(np.float32)
-    for i, rows in enumerate(self._slices):
-        out[i] = float(sims[rows].max())
+    bounds = [*self._starts.tolist(), len(sims)]
+    for i in range(len(self.phrase_themes)):
+        out[i] = float(sims[bounds[i] : bounds[i + 1]].max())
     text = content.casefold()
     for i, pattern in enumerate(self._lexicons):
         if pattern is not None:

@@ -14,7 +14,7 @@ posting lists (which messages hold each n-gram):
 
 The counts are integers whatever the route, and each overlap is one division
 of two integers, so the matrix is equal, element for element, to the one
-`text.overlap` gives pair by pair (tests/analysis/test_similarity.py checks it).
+`text.overlap` gives pair by pair (tests/analysis/test_scale_equivalence.py checks it).
 
 A heatmap of a long run does not need every pair: it is drawn in a few hundred
 pixels. `heatmap_matrix` keeps at most `max_cells` messages per axis (every

@@ -246,7 +246,6 @@ class ThemeScorer:
         self.phrase_themes = [t for t in themes.themes if t.rule is None]
         phrases = [p for t in self.phrase_themes for p in t.phrases]
         bounds = np.cumsum([0] + [len(t.phrases) for t in self.phrase_themes])
-        self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self._starts = np.asarray(bounds[:-1], dtype=np.intp)
         self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
         self._lexicons = [_lexicon_pattern(t.lexicon) for t in self.phrase_themes]

@@ -308,9 +308,10 @@ def _swept(exp) -> list[str]:
     )
 
 
-def _settings(rep: dict) -> list[str]:
-    """The settings a report (or its attractor map) is split by: pairing, then each varied path."""
-    return [k.removeprefix("by_") for k in rep if k.startswith("by_")]
+def _splits(rep: dict) -> list[tuple[str, list[dict]]]:
+    """The settings a report (or its attractor map) is split by (pairing, then each varied path), each
+    with its groups."""
+    return [(k.removeprefix("by_"), groups) for k, groups in rep.items() if k.startswith("by_")]
 
 
 def _fmt_q(q) -> str:
@@ -340,12 +341,9 @@ MAP_COLUMNS = (
 
 def _print_report(rep: dict, c: Console) -> None:
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
-    for label in _settings(rep):
-        key = f"by_{label}"
-        if key not in rep:
-            continue
+    for label, groups in _splits(rep):
         rows: list[list[Cell]] = []
-        for g in rep[key]:
+        for g in groups:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
             rows.append(
                 [
@@ -373,12 +371,9 @@ def _print_attractor_map(c: Console, att: dict) -> None:
     def name(key: str) -> str:
         return labels.get(key, key)
 
-    for label in _settings(att):
-        key = f"by_{label}"
-        if key not in att:
-            continue
+    for label, groups in _splits(att):
         rows: list[list[Cell]] = []
-        for g in att[key]:
+        for g in groups:
             ends = ", ".join(f"{name(k)} {v:.0%}" for k, v in g["end_states"].items())
             entry = ", ".join(f"{name(k)} {v:g}" for k, v in g["median_entry"].items()) or "-"
             topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"

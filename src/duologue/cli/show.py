@@ -135,12 +135,14 @@ def _print_messages(c: Console, run, events: list[dict[str, Any]]) -> None:
     from ..terminal import TEXT_STYLES, format_message_meta
 
     described = describe_events(events)
+    placed: dict[tuple[int | None, bool], list] = {}  # (message index, before it) -> its events, in order
+    for ev in described:
+        placed.setdefault((ev.message_index, ev.before), []).append(ev)
 
     def print_events(index: int | None, kinds_before: bool) -> None:
-        for ev in described:
-            if ev.message_index == index and ev.before == kinds_before:
-                for line in ev.lines():
-                    c.print(Text(line, style="dim yellow"))
+        for ev in placed.get((index, kinds_before), ()):
+            for line in ev.lines():
+                c.print(Text(line, style="dim yellow"))
 
     indexes = {m.index for m in run.messages}
     for m in run.messages:

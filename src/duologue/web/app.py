@@ -39,12 +39,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
-from ..events import EventDescription, describe_events, format_value
+from ..events import EventDescription, Lineage, describe_events, format_value, lineage
 from ..records import Run
 from ..store import LoopSummary, MessageTheme, SemanticSummary, Store
 from .chat import chat_blocks, seat
 from .markdown import markdown
-from .paging import MessagePages
+from .paging import MessagePages, int_param
 from .plots import PLOTS, RunFigures, plot_cache_for
 from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
@@ -154,8 +154,6 @@ class Viewer:
         )
 
     def run(self, request: Request) -> Response:
-        from ..api import run_lineage
-
         with self.store() as store:
             run = store.get_run(request.path_params["run_id"])
             loops = store.run_loops(run.id)
@@ -163,6 +161,7 @@ class Viewer:
             message_themes = store.message_themes(run.id) if semantic else []
             experiment = store.get_experiment(run.experiment_id) if run.experiment_id else None
             events = describe_events(store.get_events(run.id))
+            family = lineage(store, run)
         live = run.status == "running"
         pages = MessagePages.of(len(run.messages), request.query_params, live)
         target = pages.redirect_for(request.query_params)
@@ -194,7 +193,7 @@ class Viewer:
             spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment,
             plots=PLOTS if run.messages and not live else (),
-            **history_context(run, events, run_lineage(run.id, db=self.db)),
+            **history_context(run, events, family),
         )
 
     def download(self, request: Request) -> Response:
@@ -227,7 +226,7 @@ class Viewer:
     async def events(self, request: Request) -> Response:
         """Server-sent events for a live run: each new message as rendered HTML, then `end`."""
         run = await run_in_threadpool(self._run_head, request.path_params["run_id"])
-        after = _int(request.headers.get("last-event-id")) or _int(request.query_params.get("after")) or 0
+        after = int_param(request.headers.get("last-event-id")) or int_param(request.query_params.get("after")) or 0
         template = self.templates.get_template("_message.html")
 
         def poll(store: Store, after: int) -> tuple[str, list[tuple[int, str]]]:
@@ -317,7 +316,7 @@ def _summaries(a: Analysis) -> tuple[LoopSummary, SemanticSummary, list[MessageT
     return LoopSummary.of(a), SemanticSummary.of(a), themes, dict(a.theme_labels or {})
 
 
-def history_context(run: Run, events: list[EventDescription], lineage: Any) -> dict[str, Any]:
+def history_context(run: Run, events: list[EventDescription], family: Lineage | None) -> dict[str, Any]:
     """What the run page shows besides the chat: its events, its lineage and its spec's changes
     (also what the HTML export passes, without the lineage: a file has no other runs to link to)."""
     kinds: dict[str, int] = {}
@@ -334,20 +333,13 @@ def history_context(run: Run, events: list[EventDescription], lineage: Any) -> d
         "events": events,
         "event_kinds": sorted(kinds.items()),
         "event_marks": marks,
-        "lineage": lineage,
+        "lineage": family,
         "changes": changes,
     }
 
 
 def _models(run: Run) -> dict[str, str]:
     return {p.get("name"): p.get("model") for p in run.spec.get("participants", []) if p.get("name")}
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
 
 
 def marked_snippet(snippet: str) -> Markup:

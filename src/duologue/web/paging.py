@@ -31,8 +31,8 @@ class MessagePages:
     ) -> MessagePages:
         """The page `?page=` asks for (clamped to the pages there are); without one, the first (the
         last for a live run)."""
-        pages = max(1, math.ceil(total / per_page))
-        page = _int(params.get("page"))
+        pages = cls(total, 1, per_page).pages
+        page = int_param(params.get("page"))
         if page is None:
             page = pages if live else 1
         return cls(total, min(max(page, 1), pages), per_page)
@@ -73,13 +73,14 @@ class MessagePages:
 
     def redirect_for(self, params: Mapping[str, str]) -> str | None:
         """Where `?message=N` goes: N's page, at N; None without a (valid) `message`."""
-        index = _int(params.get("message"))
+        index = int_param(params.get("message"))
         if index is None or not 1 <= index <= max(self.total, 1):
             return None
         return f"?page={self.page_of(index)}#m{index}"
 
 
-def _int(value: str | None) -> int | None:
+def int_param(value: str | None) -> int | None:
+    """A query parameter as an int; None when missing or not a number."""
     try:
         return int(value) if value else None
     except ValueError:
