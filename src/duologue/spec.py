@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from .analysis.convergence import ConvergenceParams
 from .analysis.loops import LoopParams
 from .analysis.themes import AttractorParams
+from .backends.embedded.weights import Weights
 from .errors import SpecError
 from .spec_errors import problems
 
@@ -64,7 +65,7 @@ class Participant(BaseModel):
     # shipped model, BF16 in batches of several conversations per core where the CPU has BF16 instructions,
     # a user's own GGUF as it is) and lookup decoding (None: on with Q8_0 and BF16). A run's stored
     # spec holds what was used (weights.complete_embedded).
-    weights: Literal["auto", "q4_1", "q8_0", "bf16"] = "auto"
+    weights: Weights = "auto"
     lookup: bool | None = None
     show_reasoning: bool = False  # let the other side see this participant's reasoning
     # OpenAI-style reasoning models (o1, o3, o4, gpt-5 …): None decides by the model's name (the `openai`

@@ -15,7 +15,7 @@ from duologue.backends.embedded import weights
 from duologue.backends.embedded.pool import EmbeddedPool
 from duologue.cli.options import build_spec
 from duologue.errors import BackendError
-from duologue.spec import ConversationSpec, Participant
+from duologue.spec import Change, ConversationSpec, Participant
 
 
 def test_auto_means_q8_0_for_the_shipped_model_and_a_users_file_as_it_is(monkeypatch):
@@ -46,6 +46,30 @@ def test_auto_means_bf16_for_a_batched_pool_only_where_the_cpu_has_bf16(monkeypa
         True,
         True,
     ]
+
+
+def test_the_recorded_weights_and_lookup_are_those_the_engine_runs(monkeypatch):
+    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
+    monkeypatch.delenv("DUOLOGUE_EMBEDDED_ENGINE", raising=False)
+    common = dict(max_tokens=8, temperature=0)
+    spec = ConversationSpec(
+        participants=[
+            Participant(name="a", model="local/smollm2", **common),
+            Participant(name="b", model="local/models/mine-Q8_0.gguf", **common),  # a user's file, run as it is
+        ],
+        max_messages=4,
+    )
+    done = weights.complete_embedded(spec)
+    # The user's Q8_0 file keeps its lookup default (on, as the engine loading that file decides).
+    assert [(p.weights, p.lookup) for p in done.participants] == [("q8_0", True), ("q4_1", True)]
+    # A participant whose model a change replaces keeps what it asked for (the new model decides then).
+    changed = spec.model_copy(update={"changes": [Change(at=3, participant="a", model="local/models/mine.gguf")]})
+    done = weights.complete_embedded(changed)
+    assert [(p.weights, p.lookup) for p in done.participants] == [("auto", None), ("q4_1", True)]
+    # The first engine loads the shipped file as it is, without lookup: nothing is resolved for it.
+    monkeypatch.setenv("DUOLOGUE_EMBEDDED_ENGINE", "llama")
+    assert [(p.weights, p.lookup) for p in weights.complete_embedded(spec).participants] == [("auto", None)] * 2
 
 
 def test_file_types_by_name():

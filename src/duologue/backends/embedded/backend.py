@@ -27,16 +27,18 @@ class BatchedLlamaBackend:
     def __init__(self, model: str, settings: LlamaSettings | None = None, engine: SharedLlamaEngine | None = None):
         self.model = model
         self.settings = settings or LlamaSettings()
-        # The weights a lone engine runs (`auto`: Q8_0 for the shipped model); a pool's engine has its own.
-        self.weights = resolve_weights(self.settings.weights, shipped(model))
-        self.path = engine.path if engine is not None else weights_path(resolve_gguf(model), self.weights)
+        if engine is None:  # a lone engine: the weights `auto` means alone (a pool's engine has its own)
+            weights = resolve_weights(self.settings.weights, shipped(model))
+            self.path = weights_path(resolve_gguf(model), weights)
+        else:
+            self.path = engine.path
         self._own_engine = engine is None
         self.engine = engine or SharedLlamaEngine(self.path, self.settings.threads)
-        self.lookup = lookup_default(self.settings.lookup, file_type(self.path) or self.weights)
+        # Lookup's default follows the file loaded (as the stored spec's does: weights.loaded_type).
+        self.lookup = lookup_default(self.settings.lookup, file_type(self.path) or "q4_1")
         self._seq: Seq | None = self.engine.lease(self.settings.context_length)
         # The context keeper counts a view's tokens just before the same view is sent: tokenize it once.
         self._last_view: tuple[tuple[ChatMessage, ...], list[int]] | None = None
-        self.drafted = self.accepted = 0
 
     @property
     def context_length(self) -> int:
@@ -73,7 +75,6 @@ class BatchedLlamaBackend:
             raise ContextFullError(needed, self.context_length)
         on_text = (lambda text: on_event(TextDelta(text))) if on_event is not None else None
         g = await self.engine.generate(self._seq, tokens, sampling, on_text, t0=t0, lookup=self.lookup)
-        self.drafted, self.accepted = g.drafted, g.accepted  # lookup decoding, this message
         return Reply(
             text=g.text,
             usage=Usage(

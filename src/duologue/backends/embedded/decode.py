@@ -83,6 +83,7 @@ class Request:
     placed: bool = False
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
     lookup: bool = False  # draft tokens from the history and verify them (lookup.py)
+    indexed: bool = False  # the sequence's n-gram index holds this request's history (lookup.py)
     drafted: int = 0
     accepted: int = 0
 
@@ -320,7 +321,13 @@ class DecodeLoop:
         if not r.lookup or r.seq.ngrams is None:
             return []
         ngrams, seq = r.seq.ngrams, r.seq
-        ngrams.sync(seq.tokens + r.feed)  # the history the drafts continue: the prompt and what was sampled
+        # The history the drafts continue: the prompt and what was sampled. Compared whole once per
+        # request (its prompt may differ from what the cache held); after that it only grows.
+        if r.indexed:
+            ngrams.follow(seq.tokens, r.feed)
+        else:
+            ngrams.sync(seq.tokens + r.feed)
+            r.indexed = True
         # Never past the reply's length, nor the stream.
         room = min(room, r.sampling.max_tokens - len(r.generated), self._stream_len - len(seq.tokens) - len(r.feed))
         return ngrams.draft(room)

@@ -85,6 +85,16 @@ class NgramIndex:
         self.tokens, self._next = [], {}
         self.extend(history)
 
+    def follow(self, cached: list[int], feed: list[int]) -> None:
+        """Index what `cached + feed` holds past what is indexed, when that history only grew since (as
+        within one request: rejected drafts are never indexed); no copy of the whole history."""
+        n, k = len(self.tokens), len(cached)
+        if n < k:
+            self.extend(cached[n:])
+            self.extend(feed)
+        else:
+            self.extend(feed[n - k :])
+
     def extend(self, new: list[int]) -> None:
         tokens, index = self.tokens, self._next
         for token in new:

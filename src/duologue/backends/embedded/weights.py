@@ -38,18 +38,18 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from ...errors import BackendError
 
 Weights = Literal["auto", "q4_1", "q8_0", "bf16"]
-WEIGHTS: tuple[str, ...] = ("auto", "q4_1", "q8_0", "bf16")
+WEIGHTS: tuple[str, ...] = get_args(Weights)
 DERIVED: dict[str, str] = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "bf16": "LLAMA_FTYPE_MOSTLY_BF16"}  # made from the source
 CACHE_DIR_ENV = "DUOLOGUE_CACHE_DIR"
-WEIGHTS_ENV = "DUOLOGUE_WEIGHTS"  # overrides every participant's `weights` (auto, q4_1, q8_0)
+WEIGHTS_ENV = "DUOLOGUE_WEIGHTS"  # overrides every participant's `weights` (one of WEIGHTS)
 
 _lock = threading.Lock()  # one requantization at a time in this process
-_verified: dict[Path, str] = {}  # output file -> its hash, checked in this process already
+_verified: set[Path] = set()  # derived files checked in this process already
 
 
 def cache_dir() -> Path:
@@ -147,17 +147,17 @@ def derived(source: Path, kind: str) -> Path:
             # Both files as they were when hashed (size and modification time): trusted without reading
             # 230 MB again in every process; anything else is hashed anew.
             if meta.get("source_stat") == _stat(source) and meta.get("stat") == _stat(out):
-                _verified[out] = meta["sha256"]
+                _verified.add(out)
                 return out
         src_hash = sha256(source)
         if meta.get("source_sha256") == src_hash and meta.get("sha256") == sha256(out):
             _write_sidecar(side, source, out, src_hash, meta["sha256"], kind)
-            _verified[out] = meta["sha256"]
+            _verified.add(out)
             return out
         folder.mkdir(parents=True, exist_ok=True)
         out_hash = _quantize(source, out, kind)
         _write_sidecar(side, source, out, src_hash, out_hash, kind)
-        _verified[out] = out_hash
+        _verified.add(out)
         return out
 
 
@@ -211,18 +211,35 @@ def _quantize(source: Path, out: Path, kind: str = "q8_0") -> str:
             os.unlink(tmp)
 
 
+def loaded_type(model: str, weights: str) -> str:
+    """The weight type of the file an engine loads for `model` with these (resolved) weights: the derived
+    copy's, or the file's own as its name says (a user's file run as it is); what lookup's default rests on."""
+    if weights in DERIVED:
+        return weights
+    own = "" if shipped(model) else file_type(Path(model.partition("/")[2]))
+    return own or weights
+
+
 def complete_embedded(spec):
     """The spec with each embedded participant's weights and lookup decoding as they will be used, so the
     stored spec says. A ConversationSpec in, a copy out; other participants unchanged. Inside an
-    EmbeddedPool the pool's workload decides what `auto` means (see EmbeddedPool.batched)."""
+    EmbeddedPool the pool's workload decides what `auto` means (see EmbeddedPool.batched).
+
+    Left as asked: a participant whose model a `[[changes]]` entry replaces (the resolved weights
+    would carry over to the new model, which `auto` may treat otherwise), and every participant when
+    DUOLOGUE_EMBEDDED_ENGINE=llama (that engine loads the shipped file as it is, without lookup)."""
     from .lookup import lookup_default
     from .pool import current_pool, is_embedded
+    from .provider import EMBEDDED_ENGINE_ENV
 
+    if os.environ.get(EMBEDDED_ENGINE_ENV, "shared") == "llama":
+        return spec
     pool = current_pool()
     batched = pool is not None and pool.batched
+    changed = {ch.participant for ch in spec.changes if ch.model is not None}
     spec = spec.model_copy(deep=True)
     for p in spec.participants:
-        if is_embedded(p.model):
+        if is_embedded(p.model) and p.name not in changed:
             p.weights = resolve(p.weights, shipped(p.model), batched)
-            p.lookup = lookup_default(p.lookup, p.weights)
+            p.lookup = lookup_default(p.lookup, loaded_type(p.model, p.weights))
     return spec
