@@ -13,7 +13,6 @@ and read one at a time, oldest first, so a store of any size streams out.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -23,20 +22,8 @@ from typing import IO, Any
 
 from .errors import DuologueError
 from .records import Run
-from .store import DEFAULT_DB, Store
-from .transcripts.jsonfmt import run_to_dict
-
-# Characters str.splitlines() breaks a line at that JSON leaves raw in strings: escaped, so a JSONL line
-# stays one line for every reader (the object is the same: they can only occur inside strings).
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def jsonl_line(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
-
-
-# What `status` may be: the statuses `duologue ls` shows ("killed": marked running, process gone).
-STATUSES = ("running", "finished", "interrupted", "error", "killed")
+from .store import DEFAULT_DB, STATUSES, Store
+from .transcripts.jsonfmt import jsonl_line, run_to_dict
 
 
 def select_runs(
@@ -45,11 +32,10 @@ def select_runs(
     """The ids of the runs that match every filter given, oldest first."""
     if status is not None and status not in STATUSES:
         raise DuologueError(f"unknown status '{status}' (a run is {', '.join(STATUSES)})")
-    if experiment is not None and store.get_experiment(experiment) is None:
-        known = ", ".join(e.id for e in store.list_experiments()[:10]) or "none yet"
-        raise DuologueError(f"no experiment '{experiment}' in {store.path} (experiments: {known})")
-    rows = store.list_runs(experiment_id=experiment) if experiment else store.list_runs()
-    chosen = [r for r in rows if (status is None or r.status == status) and (stop is None or r.stop_reason == stop)]
+    if experiment is not None:
+        store.require_experiment(experiment)
+    rows = store.list_runs(experiment_id=experiment, status=status)
+    chosen = [r for r in rows if stop is None or r.stop_reason == stop]
     chosen.sort(key=lambda r: (r.started_at, r.id))
     return [r.id for r in chosen]
 

@@ -36,7 +36,7 @@ from .experiment_spec import (
     plan_experiment,
 )
 from .progress import BatchTotals, _Counter
-from .store import DEFAULT_DB, ExperimentRow, MessageRow, Store, cell_key
+from .store import DEFAULT_DB, MessageRow, Store, cell_key
 
 __all__ = [
     "BatchResult",
@@ -208,14 +208,6 @@ def cpu_seconds() -> float:
 # -- reports and tables ----------------------------------------------------------
 
 
-def require_experiment(store: Store, name: str) -> ExperimentRow:
-    exp = store.get_experiment(name)
-    if exp is None:
-        known = ", ".join(e.id for e in store.list_experiments()[:10]) or "none yet"
-        raise DuologueError(f"no experiment '{name}' in {store.path} (experiments: {known})")
-    return exp
-
-
 def load_experiment_stats(store: Store, name: str, ends: list | None = None):
     """RunStats for every run of the experiment, from the store alone. Given a list `ends`, it is
     filled with each run's place on the attractor map (analysis.attractors.RunEnd)."""
@@ -223,7 +215,7 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
     from .analysis.experiment import run_stats
     from .analysis.text import words
 
-    require_experiment(store, name)
+    store.require_experiment(name)
     by_run: dict[str, list[dict[str, Any]]] = {}
     themes: dict[str, list[tuple[str | None, str | None, str]]] = {}
     for m in store.experiment_messages(name):
@@ -288,7 +280,7 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
 
     ends: list = []
     stats = load_experiment_stats(store, name, ends)
-    exp_spec = require_experiment(store, name).spec
+    exp_spec = store.require_experiment(name).spec
     stored, settings = report_settings(exp_spec)
     if stored is not None:
         for r in [*stats, *ends]:  # each varied value as shown: an opener by its text, not its position
@@ -364,7 +356,7 @@ def experiment_tables(store: Store, name: str):
 
     from .analysis.metrics import compute_metrics
 
-    require_experiment(store, name)
+    store.require_experiment(name)
     records = store.experiment_run_records(name)
     runs = pd.DataFrame.from_records(
         [
@@ -385,7 +377,7 @@ def experiment_tables(store: Store, name: str):
         coerce_float=True,
     )
     # One column per varied path (an opener as its text), after the pairing; then the repeat.
-    stored, settings = report_settings(require_experiment(store, name).spec)
+    stored, settings = report_settings(store.require_experiment(name).spec)
     cells = [(stored.shown_cell(r.cell) if stored else r.cell) if r.cell else {} for r in records]
     for key in (*settings, "repeat"):
         runs[key] = [c.get(key) for c in cells]

@@ -14,6 +14,7 @@ from rich.text import Text
 from .. import api
 from ..backends.settings import unsent_warnings
 from ..errors import DuologueError
+from ..store import STATUSES
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id
 from .layout import Col, console_for, print_table, width_option
@@ -225,9 +226,6 @@ LS_KEYS = (
     "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, "
     "parent_run_id, fork_at, experiment_id, messages"
 )
-
-
-STATUSES = ("running", "finished", "interrupted", "error", "killed")
 
 
 @click.command(name="ls")

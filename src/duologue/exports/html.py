@@ -63,8 +63,7 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
 
     from ..api import analyze_run
     from ..events import describe_events
-    from ..store import LoopSummary, MessageTheme, SemanticSummary
-    from ..web.chat import chat_blocks, seat
+    from ..web.chat import chat_blocks
     from ..web.paging import MessagePages
     from ..web.themes import run_theme_labels, theme_view
 
@@ -76,12 +75,10 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
     plots: dict[str, str] = {}
     if run.messages:
         a = analyze_run(run)
-        loops, semantic = LoopSummary.of(a), SemanticSummary.of(a)
-        message_themes = [MessageTheme(m.index, m.label, m.topic) for m in a.themes or []]
-        themes = theme_view(semantic, message_themes, {**labels, **(a.theme_labels or {})}, order)
+        loops, semantic, message_themes, found = app._summaries(a)
+        themes = theme_view(semantic, message_themes, {**labels, **found}, order)
         plots = plot_uris(a, [m.content for m in run.messages], app.PLOTS)
     exact = loops.exact if loops else None
-    speakers = {*run.participants, *(m.speaker for m in run.messages)}
     context = {
         "db_name": "",
         "inline": {"css": Markup(css), "csp": csp(css), "plots": plots},
@@ -92,8 +89,8 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
         "themes": themes,
         "blocks": chat_blocks(run.messages, exact, themes.marks_at() if themes else None),
         "badges": themes.badges if themes else {},
-        "seats": {s: seat(s, run.participants) for s in speakers},
-        "models": {p.get("name"): p.get("model") for p in run.spec.get("participants", []) if p.get("name")},
+        "seats": app.seats(run),
+        "models": app._models(run),
         "spec_json": json.dumps(run.spec, indent=2, ensure_ascii=False),
         "experiment": None,
         "plots": tuple(plots),

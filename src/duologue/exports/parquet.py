@@ -23,11 +23,9 @@ from ..errors import SpecError
 from ..records import Run
 from ..spec import ConversationSpec, Participant, spec_from_dict
 
-# The columns, in order; `messages` is list<struct<role: string, content: string>>.
-COLUMNS = ("run_id", "participant", "model", "messages", "experiment_id", "status", "stop_reason")
-
 
 def schema() -> Any:
+    """The columns, in order; `messages` is list<struct<role: string, content: string>>."""
     import pyarrow as pa
 
     message = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
@@ -115,10 +113,3 @@ def write_views(runs: Iterable[Run], sink: Any) -> int:
             writer.write_table(pa.Table.from_pylist(batch, schema=schema()))
             count += len(batch)
     return count
-
-
-def views_table(runs: Iterable[Run]) -> Any:
-    """A pyarrow Table of the rows of every run, in the schema above."""
-    import pyarrow as pa
-
-    return pa.Table.from_pylist([row for run in runs for row in view_rows(run)], schema=schema())

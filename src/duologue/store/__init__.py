@@ -12,7 +12,7 @@ runs a query. The package's parts:
 """
 
 from .core import DEFAULT_DB, Store, StoreFullError, cell_key
-from .listing import KILLED, NULLABLE, RUNNING, SORTS, RunFilter
+from .listing import KILLED, NULLABLE, RUNNING, SORTS, STATUSES, RunFilter
 from .rows import (
     PER_PAGE,
     CellRun,
@@ -41,6 +41,7 @@ __all__ = [
     "NULLABLE",
     "RUNNING",
     "SORTS",
+    "STATUSES",
     "RunFilter",
     "PER_PAGE",
     "CellRun",

@@ -124,10 +124,12 @@ class Store(RunLists, Experiments, MessageSearch):
 
         A run whose id is already in the store is an error, and none of the runs is inserted. No
         process of this machine writes an imported run: one recorded as running shows as killed."""
+        seen: set[str] = set()
         with self._write():
-            for k, run in enumerate(runs):
-                if any(other.id == run.id for other in runs[:k]):
+            for run in runs:
+                if run.id in seen:
                     raise DuologueError(f"run {run.id} comes twice in what is imported")
+                seen.add(run.id)
                 if self.has_run(run.id):
                     raise DuologueError(f"run {run.id} is already in {self.path}")
                 self._insert_run(run, True, None)

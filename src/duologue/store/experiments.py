@@ -7,8 +7,10 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from ..errors import DuologueError
 from ..records import utcnow
 from .rows import (
     CellRun,
@@ -90,6 +92,7 @@ class Experiments:
     """The Store's experiment queries (a part of Store; see store/core.py)."""
 
     conn: sqlite3.Connection
+    path: Path
     _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
 
     def get_experiment(self, experiment_id: str) -> ExperimentRow | None:
@@ -100,6 +103,14 @@ class Experiments:
             return None
         runs = self.conn.execute("SELECT COUNT(*) FROM runs WHERE experiment_id = ?", (experiment_id,)).fetchone()[0]
         return _experiment(row, runs)
+
+    def require_experiment(self, experiment_id: str) -> ExperimentRow:
+        """The experiment, or a DuologueError naming up to ten that exist."""
+        exp = self.get_experiment(experiment_id)
+        if exp is None:
+            known = ", ".join(e.id for e in self.list_experiments()[:10]) or "none yet"
+            raise DuologueError(f"no experiment '{experiment_id}' in {self.path} (experiments: {known})")
+        return exp
 
     def create_experiment(self, experiment_id: str, name: str, spec: dict[str, Any]) -> None:
         with self._write() as conn:

@@ -32,6 +32,8 @@ NULLABLE = {"stop_reason", "loop_period", "loop_onset"}  # sorted with their emp
 
 RUNNING = "running"  # the stop filter's value for runs that have not stopped yet
 KILLED = "killed"  # ... and for runs marked running whose process is gone
+# A run's status as shown (`duologue ls`, the exports): "killed" is a run marked running whose process is gone.
+STATUSES = ("running", "finished", "interrupted", "error", "killed")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ The schema is llm's own (llm/migrations.py in simonw/llm). Two layouts, both rea
   datetime_utc, …)`, later with `input_tokens`, `output_tokens` (m013), `resolved_model` (m019),
   `reasoning` (m022). Columns a database does not have read as None.
 
-Both come out the same: conversations as {id, name, messages: [{role, text, reasoning, model,
+Both come out the same: conversations as {id, messages: [{role, text, reasoning, model,
 datetime_utc, duration_ms, input_tokens, output_tokens}]}. A thread and a legacy conversation with
 the same id (one continued after the upgrade) are the thread, which holds the whole history. The
 SQL lives here because the store owns all of it.
@@ -106,7 +106,7 @@ def _threads(conn: sqlite3.Connection, conversation: str | None) -> list[dict[st
         for row in chain:
             text, reasoning = _parts(conn, row["hash"])
             messages.append({"role": row["role"], "text": text, "reasoning": reasoning, **calls.get(row["hash"], {})})
-        found.append({"id": thread["id"], "name": thread["name"], "messages": messages})
+        found.append({"id": thread["id"], "messages": messages})
     return found
 
 
@@ -172,14 +172,11 @@ def _legacy(conn: sqlite3.Connection, conversation: str | None) -> list[dict[str
     picked = ", ".join([*sorted(_REQUIRED), *(c if c in have else f"NULL AS {c}" for c in _OPTIONAL)])
     where, args = ("WHERE conversation_id = ?", (conversation,)) if conversation is not None else ("", ())
     rows = conn.execute(f"SELECT {picked} FROM responses {where} ORDER BY datetime_utc, rowid", args).fetchall()
-    names = {}
-    if {"id", "name"} <= _columns(conn, "conversations"):
-        names = {row["id"]: row["name"] for row in conn.execute("SELECT id, name FROM conversations")}
     found: dict[str, dict[str, Any]] = {}
     for row in rows:
         cid = row["conversation_id"]
         if cid not in found:
-            found[cid] = {"id": cid, "name": names.get(cid), "messages": []}
+            found[cid] = {"id": cid, "messages": []}
         messages = found[cid]["messages"]
         if row["system"] and not any(m["role"] == "system" for m in messages):
             messages.insert(0, {"role": "system", "text": row["system"]})
@@ -191,7 +188,6 @@ def _legacy(conn: sqlite3.Connection, conversation: str | None) -> list[dict[str
                 "text": row["response"],
                 "reasoning": row["reasoning"],
                 **{c: row[c] for c in _CALL},
-                "response_id": row["id"],
             }
         )
     return list(found.values())

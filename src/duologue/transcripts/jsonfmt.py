@@ -60,6 +60,16 @@ def render_json(
     return json.dumps(run_to_dict(run, analysis, events), indent=2, ensure_ascii=False) + "\n"
 
 
+# Characters str.splitlines() breaks a line at that JSON leaves raw in strings: escaped, so a JSONL line
+# stays one line for every reader (the object is the same: they can only occur inside strings).
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def jsonl_line(obj: Mapping[str, Any]) -> str:
+    """One JSONL line (with its newline) holding `obj`."""
+    return json.dumps(obj, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+
+
 def render_jsonl(runs: Iterable[Run], analyses: Mapping[str, dict] | None = None) -> str:
     """One run per line; `analyses` maps run ids to their analysis."""
     analyses = analyses or {}

@@ -42,7 +42,7 @@ from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..events import EventDescription, Lineage, describe_events, format_value, lineage
 from ..records import Run
 from ..store import LoopSummary, MessageTheme, SemanticSummary, Store
-from .chat import chat_blocks, seat
+from .chat import Seat, chat_blocks, seat
 from .markdown import markdown
 from .paging import MessagePages, int_param
 from .plots import PLOTS, RunFigures, plot_cache_for
@@ -188,7 +188,7 @@ class Viewer:
             themes=themes,
             blocks=chat_blocks(shown, exact, themes.marks_at() if themes else None),
             badges=themes.badges if themes else {},
-            seats={s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}},
+            seats=seats(run),
             models=_models(run),
             spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment,
@@ -336,6 +336,11 @@ def history_context(run: Run, events: list[EventDescription], family: Lineage | 
         "lineage": family,
         "changes": changes,
     }
+
+
+def seats(run: Run) -> dict[str, Seat]:
+    """Each speaker's seat (its colour), participants and any other speaker of the messages."""
+    return {s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}}
 
 
 def _models(run: Run) -> dict[str, str]:
