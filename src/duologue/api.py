@@ -20,7 +20,7 @@ from pathlib import Path
 from .backends.embedded.weights import complete_embedded
 from .backends.registry import BackendFactory, check_participant
 from .engine import Conversation, Interjector, RunListener, Watcher
-from .errors import DuologueError, TranscriptFormatError
+from .errors import DuologueError
 from .events import Lineage as Lineage  # re-exported: part of the API
 from .events import lineage
 from .records import Run
@@ -31,8 +31,6 @@ from .sync import run_sync
 from .transcript_writer import TranscriptWriter
 from .transcript_writer import transcript_path as transcript_path  # re-exported: part of the API
 from .transcript_writer import write_atomically as write_atomically  # re-exported: part of the API
-from .transcripts.jsonfmt import parse_json
-from .transcripts.markdown import parse_markdown_with_voices, run_from_transcript
 from .version import __version__
 
 
@@ -370,20 +368,8 @@ def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
     from .importers import single_run
 
     path = Path(target)
-    if path.is_file() and (run := single_run(path)) is not None:
-        return run, path.stem
     if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise TranscriptFormatError(f"{path}: not UTF-8 text") from None
-        try:
-            if path.suffix.lower() in (".json", ".jsonl"):
-                run = parse_json(text)
-            else:
-                run = run_from_transcript(parse_markdown_with_voices(text), "", source=str(path))
-        except TranscriptFormatError as err:
-            raise TranscriptFormatError(f"{path}: {err}") from None
+        run = single_run(path)
         run.source = str(path)
         return run, path.stem
     if not Path(db).exists():

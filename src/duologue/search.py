@@ -22,19 +22,13 @@ def search_messages(
 ) -> SearchResult:
     """Messages whose text matches `text` (all words, "quoted phrases", word* prefixes), best first.
 
-    `run` is a run reference (id, unique prefix, @last); `experiment` an experiment's name.
+    `run` is a run reference (id, unique prefix, @last); `experiment` an experiment's id (`batch` names
+    it after the experiment).
     `raw=True` passes `text` to SQLite FTS5 as a query of its own syntax (AND, OR, NOT, NEAR).
     """
     with Store(db, create=False) as store:
         run_id = store.resolve_run_id(run) if run else None
-        experiment_id = None
-        if experiment:
-            row = store.get_experiment(experiment)
-            if row is None:
-                from .errors import DuologueError
-
-                raise DuologueError(f"no experiment named {experiment!r} in {db}")
-            experiment_id = row.id
+        experiment_id = store.require_experiment(experiment).id if experiment else None
         return store.search_messages(
             text, raw=raw, run_id=run_id, experiment_id=experiment_id, speaker=speaker, limit=limit
         )

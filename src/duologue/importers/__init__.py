@@ -118,13 +118,12 @@ def read_runs(path: str | Path, fmt: str | None = None, options: ImportOptions |
     return runs
 
 
-def single_run(path: Path) -> Run | None:
-    """The one conversation of a file in a format other than duologue's md and json (for `analyze
-    FILE`, which reads those itself), or None for those; a file of several is an error."""
+def single_run(path: Path) -> Run:
+    """The one conversation of a file (for `analyze FILE`), in the format detected; a file no format
+    recognises is read as duologue's Markdown transcript (its parser says what is wrong with it). A file
+    of several conversations is an error."""
     fmt = detect_format(path)
-    if fmt is None or fmt.name in ("md", "json"):
-        return None
-    runs = read_runs(path, fmt.name)
+    runs = read_runs(path, fmt.name if fmt is not None else "md")
     if len(runs) != 1:
         raise DuologueError(f"{path} holds {len(runs)} conversations: `duologue import` it, then analyze a run")
     return runs[0]
