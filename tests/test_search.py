@@ -133,9 +133,32 @@ def test_cli_errors_and_empty_states(db, tmp_path):
     unknown = runner.invoke(cli, ["search", "x", "--run", "nope", "--db", str(db)])
     assert unknown.exit_code == 2 and "nope" in unknown.output
     no_exp = runner.invoke(cli, ["search", "x", "--experiment", "nope", "--db", str(db)])
-    assert no_exp.exit_code == 2 and "no experiment named 'nope'" in no_exp.output
+    assert no_exp.exit_code == 2 and "no experiment 'nope'" in no_exp.output
     none = runner.invoke(cli, ["search", "x", "--db", str(tmp_path / "none.db")])
     assert none.exit_code == 0 and "no runs yet" in none.output
     assert not (tmp_path / "none.db").exists()
     nothing = runner.invoke(cli, ["search", "zebra", "--db", str(db)])
     assert nothing.exit_code == 0 and "no message matches 'zebra'" in nothing.output
+
+
+def test_experiment_filter_and_best_first(tmp_path):
+    """`experiment=NAME` keeps the runs of that experiment only; hits come best first (bm25): the message
+    most about the words before one that mentions them once among many others."""
+    path = tmp_path / "d.db"
+    with Store(path) as store:
+        store.create_experiment("tides", "tides", {"name": "tides"})  # as `duologue batch` stores one: id = name
+        # The experiment's run: one message all about the river, one long one mentioning it once.
+        long = "we walked for hours past fields and hills and barns and fences and a river far away at dusk"
+        store.create_run(make_run("in", [long, "river river river", "nothing"], experiment="tides"))
+        store.create_run(make_run("out", ["the river", "river again, river"], minutes=1))  # no experiment
+    everywhere = search_messages("river", db=path)
+    assert {h.run_id for h in everywhere.hits} == {"in", "out"} and everywhere.total == 4
+    result = search_messages("river", db=path, experiment="tides")
+    assert [(h.run_id, h.index) for h in result.hits] == [("in", 2), ("in", 1)]  # best first
+    assert (result.total, result.runs) == (2, 1)
+    # The same through the CLI.
+    out = CliRunner().invoke(cli, ["search", "river", "--experiment", "tides", "--json", "--db", str(path)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert [(m["run_id"], m["index"]) for m in data["matches"]] == [("in", 2), ("in", 1)]
+    assert data["total"] == 2

@@ -249,8 +249,11 @@ def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_
     embedded_gguf, tmp_path, monkeypatch
 ):
     """Two one-thread shards: four conversations spread over both, each conversation's participants
-    on one shard, and (greedy) the same messages as each conversation alone (the same weights both
-    ways: `auto` would run the sharded pool on Q8_0 and a lone conversation on Q4_1)."""
+    on one shard, and (greedy) the same messages as each conversation alone. The weights are pinned so
+    that both sides load one file whatever `auto` picks: today it gives Q8_0 to both (this pool is not
+    told of its four conversations, so it is not `batched`), but a batched pool gets BF16 where the CPU
+    has BF16 instructions while a lone conversation gets Q8_0 (weights.resolve). Q4_1 is the shipped
+    file as it is, so no derived copy is written into the user's cache folder (no DUOLOGUE_CACHE_DIR here)."""
     monkeypatch.setenv("DUOLOGUE_WEIGHTS", "q4_1")
     seeds = (1, 2, 3, 4)
 

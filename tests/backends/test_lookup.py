@@ -11,6 +11,7 @@ from duologue.backends.base import ChatMessage, Sampling
 from duologue.backends.embedded.common import LlamaSettings
 from duologue.backends.embedded.lookup import DRAFT_MAX, DRAFT_MIN, MATCH_MIN, NgramIndex, lookup_default
 from duologue.backends.embedded.pool import EmbeddedPool
+from duologue.backends.embedded.weights import file_type
 
 MODEL = "local/smollm2"
 
@@ -32,6 +33,20 @@ def test_drafts_continue_a_repeated_passage_from_its_most_recent_occurrence():
     assert idx.draft(4) == []
 
 
+def test_following_a_growing_history_indexes_what_a_whole_sync_does():
+    """The decode loop syncs a request's history once, then follows its tail token by token (lookup.py)."""
+    history = [t % 37 for t in range(300)]
+    followed, synced = NgramIndex(), NgramIndex()
+    followed.sync(history[:50])
+    cached, feed = history[:50], []
+    for end in range(51, 300, 7):  # the cache grows by what was fed and accepted, the feed is the last sample
+        cached, feed = history[: end - 1], [history[end - 1]]
+        followed.follow(cached, feed)
+    synced.sync(cached + feed)
+    assert followed.tokens == synced.tokens and followed._next == synced._next
+    assert followed.draft(8) == synced.draft(8) != []
+
+
 def test_no_draft_for_a_short_match_nor_more_than_matched_or_asked():
     idx = NgramIndex()
     idx.sync(list(range(50)))
@@ -41,6 +56,11 @@ def test_no_draft_for_a_short_match_nor_more_than_matched_or_asked():
     idx.sync(list(range(50)) + [60, 61] + list(range(10, 10 + MATCH_MIN)))
     assert idx.draft(1) == [10 + MATCH_MIN]
     assert len(idx.draft(1000)) <= min(DRAFT_MAX, MATCH_MIN)  # no more than the passage matched
+    # With room for DRAFT_MAX drafts the cap is the match itself (MATCH_MIN tokens here, the token before
+    # the echo differing), not the budget: what followed the earlier occurrence, that many tokens.
+    idx.budget = DRAFT_MAX
+    assert MATCH_MIN < DRAFT_MAX
+    assert idx.draft(1000) == list(range(10 + MATCH_MIN, 10 + 2 * MATCH_MIN))
 
 
 def test_the_draft_length_adapts_to_what_was_accepted():
@@ -103,7 +123,7 @@ async def together(lookup: bool, sampling: list[Sampling], weights: str = "q4_1"
         gens = await asyncio.gather(
             *(engine.generate(b._seq, p, s, lookup=lookup) for b, p, s in zip(backends, prompts, sampling, strict=True))
         )
-        return gens, dict(engine.stats)
+        return gens, dict(engine.stats), engine.path
 
 
 def differences(a, b) -> dict[int, int]:
@@ -124,8 +144,16 @@ def differences(a, b) -> dict[int, int]:
 def test_greedy_tokens_equal_with_and_without_lookup(embedded_gguf, weights, tmp_path, monkeypatch):
     monkeypatch.setenv("DUOLOGUE_CACHE_DIR", str(tmp_path))
     greedy = [Sampling(temperature=0, max_tokens=64, seed=0)] * len(PROMPTS)
-    plain, _ = asyncio.run(together(False, greedy, weights))
-    looked, stats = asyncio.run(together(True, greedy, weights))
+    plain, _, plain_path = asyncio.run(together(False, greedy, weights))
+    looked, stats, looked_path = asyncio.run(together(True, greedy, weights))
+    # The engine ran the weights asked for (not the pool's `auto` choice, nor the shipped Q4_1 for all).
+    assert file_type(plain_path) == weights and file_type(looked_path) == weights, (plain_path, looked_path)
+    # Every output is its full 64 tokens or was ended by the model itself (the two looping prompts repeat
+    # LINE, then stop; a few short answers stop too), never cut short otherwise; half of them run to 64.
+    ends = [(g.finish_reason, len(g.tokens)) for g in plain + looked]
+    assert all(e == ("length", 64) or (e[0] == "stop" and 0 < e[1] < 64) for e in ends), ends
+    assert [g.finish_reason for g in plain] == [g.finish_reason for g in looked], ends
+    assert sum(len(g.tokens) == 64 for g in looked) >= len(PROMPTS) // 2, ends
     assert not differences(plain, looked), f"{weights}: first differing token per prompt {differences(plain, looked)}"
     assert all(g.drafted == 0 for g in plain)
     drafted, accepted = sum(g.drafted for g in looked), sum(g.accepted for g in looked)
@@ -139,8 +167,8 @@ def test_greedy_tokens_equal_with_and_without_lookup(embedded_gguf, weights, tmp
 def test_sampled_tokens_equal_with_and_without_lookup(embedded_gguf):
     """Each position is sampled once, in order, by the same chain: with a seed, the same tokens."""
     sampling = [Sampling(temperature=0.8, max_tokens=48, seed=10 + i) for i in range(len(PROMPTS))]
-    plain, _ = asyncio.run(together(False, sampling))
-    looked, _ = asyncio.run(together(True, sampling))
+    plain, _, _ = asyncio.run(together(False, sampling))
+    looked, _, _ = asyncio.run(together(True, sampling))
     assert not differences(plain, looked), differences(plain, looked)
     assert sum(g.accepted for g in looked) > 0
 
@@ -157,12 +185,17 @@ def test_a_reply_in_a_loop_is_mostly_accepted_drafts(embedded_gguf, weights, tmp
     async def scenario():
         async with EmbeddedPool() as pool:
             backend = pool.backend(MODEL, LlamaSettings(1024, weights=weights, lookup=True))
-            return await backend.complete([*view, question], Sampling(temperature=0, max_tokens=64, seed=0))
+            before = backend.engine.stats["steps"]
+            reply = await backend.complete([*view, question], Sampling(temperature=0, max_tokens=64, seed=0))
+            return reply, backend.engine.stats["steps"] - before
 
-    reply = asyncio.run(scenario())
+    reply, steps = asyncio.run(scenario())
     u = reply.usage
     assert reply.text == LINE  # the loop goes on
     assert u.draft_tokens is not None and u.accepted_tokens is not None
     assert u.accepted_tokens <= u.draft_tokens
     # All but the first token or two came from verified drafts.
     assert u.accepted_tokens >= u.completion_tokens - 2, u
+    # Drafts were verified several per step: fewer decode steps for the whole reply (its prompt's
+    # chunks included) than tokens it generated, where one token per step would need at least as many.
+    assert steps < u.completion_tokens, (steps, u)

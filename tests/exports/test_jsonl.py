@@ -77,3 +77,27 @@ def test_bad_requests_are_one_line(store, args, line):
     result = invoke("export", *args, "--db", str(db), code=2)
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and line in result.stderr, result.stderr
+
+
+def test_status_killed_selects_a_running_run_whose_process_is_gone(tmp_path):
+    """A run stored as "running" whose writer has exited shows as killed, and `--status killed` exports it
+    (while `--status running` keeps only the run whose process is alive)."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    from helpers import make_run
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    db = tmp_path / "d.db"
+    with Store(db) as s:
+        for run_id, status, minutes in (("dead", "running", 0), ("alive", "running", 1), ("done", "finished", 2)):
+            s.create_run(dataclasses.replace(make_run(run_id, ["hi", "hello"], minutes=minutes), status=status))
+        s.conn.execute("UPDATE runs SET pid = ? WHERE id = 'dead'", (dead_pid,))  # "alive" has this process's
+        s.conn.commit()
+    killed = list(iter_run_exports(status="killed", db=db))
+    assert [(o["id"], o["status"]) for o in killed] == [("dead", "killed")]
+    assert [o["id"] for o in iter_run_exports(status="running", db=db)] == ["alive"]
+    lines = invoke("export", "--all", "--status", "killed", "--db", str(db)).stdout.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["dead"]

@@ -20,6 +20,7 @@ import pytest
 from duologue import api
 from duologue.errors import DuologueError, TranscriptFormatError
 from duologue.importers import ImportOptions, detect_format, read_runs
+from duologue.transcripts.markdown import parse_markdown_with_voices, run_from_transcript
 from helpers import FIXTURES
 
 HERE = FIXTURES / "importers"
@@ -200,6 +201,8 @@ def test_foreign_runs_store_and_export(tmp_path):
         # The Markdown export of an imported run reads back as the same conversation.
         md = api.export_run(run.id, "md", db=db)
         assert md.count("\n### ") >= len(run.messages)
+        back = run_from_transcript(parse_markdown_with_voices(md), "back")
+        assert said(back) == said(run)
 
 
 def test_backrooms_log_with_windows_line_endings_and_a_bom(tmp_path):
