@@ -263,11 +263,15 @@ def test_perturbed_run_on_the_embedded_model(tmp_path):
     )
     # The injected message is shown once, as a message marked injected (not also as an event line).
     assert "### moderator   #5  injected (from the spec)\nA word from outside.\n" in proc.stdout
-    assert proc.stdout.count("A word from outside.") == 1
     assert "▸ change: alice:" in proc.stdout
     db = tmp_path / "runs" / "duologue.db"
     conn = sqlite3.connect(db)
     (rid,) = conn.execute("SELECT id FROM runs").fetchone()
+    # Once as the injected message, and otherwise only where a model's reply repeats it (SmolLM2 may parrot it).
+    echoed = sum(
+        c.count("A word from outside.") for (c,) in conn.execute("SELECT content FROM messages WHERE injected=0")
+    )
+    assert proc.stdout.count("A word from outside.") == 1 + echoed
     rows = conn.execute(
         "SELECT idx, speaker, injected, model FROM messages WHERE run_id=? ORDER BY idx", (rid,)
     ).fetchall()

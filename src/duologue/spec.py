@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from .analysis.convergence import ConvergenceParams
 from .analysis.loops import LoopParams
 from .analysis.themes import AttractorParams
-from .backends.embedded.weights import Weights
 from .errors import SpecError
 from .spec_errors import problems
+
+# The embedded engine's weights (backends/embedded/weights.py says what each means).
+Weights = Literal["auto", "q4_1", "q8_0", "bf16"]
 
 DEFAULT_MODEL = "local/smollm2"
 DEFAULT_SYSTEM = (

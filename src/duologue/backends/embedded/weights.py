@@ -38,12 +38,12 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 from ...errors import BackendError
+from ...spec import Weights
 
-Weights = Literal["auto", "q4_1", "q8_0", "bf16"]
-WEIGHTS: tuple[str, ...] = get_args(Weights)
+WEIGHTS: tuple[str, ...] = get_args(Weights)  # the spec's choices
 DERIVED: dict[str, str] = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "bf16": "LLAMA_FTYPE_MOSTLY_BF16"}  # made from the source
 CACHE_DIR_ENV = "DUOLOGUE_CACHE_DIR"
 WEIGHTS_ENV = "DUOLOGUE_WEIGHTS"  # overrides every participant's `weights` (one of WEIGHTS)
