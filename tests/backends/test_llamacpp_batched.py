@@ -284,6 +284,28 @@ def test_a_sharded_pool_keeps_each_conversation_on_one_shard_and_gives_the_same_
     assert [[m.content for m in r.messages] for r in runs] == [[m.content for m in r.messages] for r in alone]
 
 
+def test_a_shard_borrows_the_core_of_a_shard_whose_conversations_ended(embedded_gguf, tmp_path, monkeypatch):
+    """Two one-thread shards, a short conversation on one and a long one on the other: once the short one
+    has ended, the other shard decodes on both cores (its steps counted as borrowed), and its words are
+    those of the long conversation alone (greedy: the thread count does not change the arithmetic)."""
+    monkeypatch.setenv("DUOLOGUE_WEIGHTS", "q4_1")  # the shipped file: no derived copy in the user's cache
+
+    async def sharded():
+        async with EmbeddedPool({MODEL: 5}, shards=2) as pool:
+            short, long = await asyncio.gather(
+                arun_conversation(spec(5, 2), db=tmp_path / "short.db", watchers=[]),
+                arun_conversation(spec(6, 8), db=tmp_path / "long.db", watchers=[]),
+            )
+            return long, [dict(e.stats) for e in pool.engines], [e.threads for e in pool.engines]
+
+    long, stats, threads = asyncio.run(sharded())
+    assert threads == [1, 1] and all(s["decoded_tokens"] > 0 for s in stats)  # one conversation on each
+    busiest = max(stats, key=lambda s: s["decoded_tokens"])
+    assert 0 < busiest["borrowed_steps"] < busiest["steps"]  # borrowed only after the short one ended
+    alone = asyncio.run(arun_conversation(spec(6, 8), db=tmp_path / "alone.db", watchers=[]))
+    assert [m.content for m in long.messages] == [m.content for m in alone.messages]
+
+
 def test_single_tokens_go_one_call_each_only_where_that_was_measured_faster():
     """The choice between one batch call and a call per sequence follows the times measured, and a batch
     is timed again now and then (no model needed: the decision is the engine's own bookkeeping)."""

@@ -104,6 +104,9 @@ class DecodeLoop:
     _inbox: deque[tuple[str, Any]]  # ("submit", Request), ("release", Seq) or ("close", None)
     _seqs: list[Seq]
     _shut: threading.Event
+    # The other one-thread shards of the same model in a pool (pool.py), whose cores this one borrows
+    # while they have no participants; empty for an engine on its own.
+    siblings: list[DecodeLoop]
     # llama.cpp through llama-cpp-python's ctypes bindings: the module, its LlamaModel, and the
     # context, memory and batch pointers, all untyped ctypes objects.
     _llama: Any
@@ -121,7 +124,8 @@ class DecodeLoop:
         self._active: list[Request] = []
         self._waiting: deque[Request] = deque()
         self._piece_buf = ctypes.create_string_buffer(PIECE_MAX)
-        self.stats = {"steps": 0, "recreated": 0, "moves": 0, "decoded_tokens": 0}
+        # borrowed_steps: steps run on more threads than the engine's own, with its siblings' cores
+        self.stats = {"steps": 0, "recreated": 0, "moves": 0, "decoded_tokens": 0, "borrowed_steps": 0}
         self._call_time: dict[int, float] = {}  # seconds per llama_decode of n single tokens (moving average)
         self._decisions: dict[int, int] = {}
 
@@ -162,6 +166,12 @@ class DecodeLoop:
 
     def _set_threads(self) -> None:
         n = self.threads or self._runner.free_cores()
+        if self.siblings:
+            # A shard whose siblings have no participants left (the end of a batch: their conversations
+            # finished first) borrows their cores, as far as other programs leave them free.
+            idle = sum(1 for s in self.siblings if s is not self and not s._seqs)
+            if idle:
+                n = max(n, min(n + idle, self._runner.free_cores()))
         if n != self._n_threads:
             self._llama.llama_set_n_threads(self._ctx, n, n)
             self._n_threads = n
@@ -378,6 +388,8 @@ class DecodeLoop:
             before = self._call_time.get(n)
             self._call_time[n] = took if before is None else before + 0.2 * (took - before)
         self.stats["steps"] += 1
+        if self.threads is not None and self._n_threads > self.threads:
+            self.stats["borrowed_steps"] += 1
         self.stats["decoded_tokens"] += n
         for r, take, drafts in chunks:
             r.seq.tokens.extend(take + drafts)

@@ -41,7 +41,9 @@ class LlamaThread:
     A pool that splits conversations over one-thread shards (see EmbeddedPool)
     gives each shard a private runner: one-thread steps use no OpenMP team, so
     shards on different cores do not get in each other's way. A private runner's
-    thread ends with its engine.
+    thread ends with its engine. Once a shard's siblings have no participants
+    left (the end of a batch) it borrows their cores, and only then starts an
+    OpenMP team of its own (DecodeLoop._set_threads).
     """
 
     def __init__(self, private: bool = False):
