@@ -8,9 +8,11 @@ several conversations share a shard and the CPU has BF16 instructions, else
 Q8_0), and the same K one after another with each of the three weight files
 (the shipped Q4_1, Q8_0 and BF16; each with lookup decoding as it defaults
 for them). The ratio is against the fastest of the three one-after-another
-configurations, repeat by repeat. Prints aggregate completion tokens
-per second, the ratio, and memory per conversation: the KV cache the shared
-context holds divided by K, and the growth of the process's peak RSS.
+configurations, repeat by repeat. Prints aggregate completion tokens per
+second, the ratio, memory per conversation (the KV cache the shared context
+holds divided by K, and the growth of the process's peak RSS), and the share
+of the concurrent steps a shard ran on the cores of shards whose
+conversations had ended.
 
 Each measurement runs in a fresh Python process (so peak RSS is its own) after
 the model is loaded, and is repeated; the table shows medians and the spread
@@ -256,6 +258,11 @@ def rows(results: dict) -> list[dict]:
                 "sequential_q8_0": statistics.median(q8),
                 "sequential_bf16": statistics.median(bf),
                 "concurrent_weights": results[("concurrent", k)][0]["weights"],
+                # Steps a shard ran on the cores of shards whose conversations had ended (decode.py).
+                "borrowed": statistics.median(
+                    sum(s.get("borrowed_steps", 0) for s in r["stats"]) / max(1, sum(s["steps"] for s in r["stats"]))
+                    for r in results[("concurrent", k)]
+                ),
                 "concurrent": statistics.median(conc),
                 "ratio": statistics.median(ratios),
                 "ratio_min": min(ratios),
@@ -327,6 +334,10 @@ def main() -> None:
             f"{row['kv_mb']:11.1f} {grow:>13}"
         )
     print("concurrent weights: " + ", ".join(f"K={row['k']} {row['concurrent_weights']}" for row in rows(results)))
+    print(
+        "concurrent steps on borrowed cores (a shard using those of shards whose conversations had ended): "
+        + ", ".join(f"K={row['k']} {row['borrowed']:.0%}" for row in rows(results))
+    )
     if ("llama", 1) in results:
         print(
             f"the older engine (a Llama per participant), one conversation at a time: "

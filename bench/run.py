@@ -237,8 +237,8 @@ def main() -> None:
         lines.append(
             (
                 "3",
-                f"K={row['k']} concurrent ({row['concurrent_weights'].upper()}) / fastest one after another "
-                "(completion tok/s)",
+                f"K={row['k']} concurrent ({row['concurrent_weights'].upper()}, {row['borrowed']:.0%} of steps on "
+                "borrowed cores) / fastest one after another (completion tok/s)",
                 f"{row['concurrent']:.0f} / {row['sequential']:.0f}",
                 f"{row['ratio']:.2f}x",
                 "≥ 1.8x" if row["k"] == 8 else "",

@@ -24,7 +24,7 @@ from ...errors import BackendError
 from ..base import Sampling
 from .common import common_prefix
 from .lookup import NgramIndex
-from .runner import LlamaThread
+from .runner import LlamaThread, Steps
 from .sampling import sampler_chain
 
 N_BATCH = 512  # tokens per llama_decode call: one per decoding sequence, the rest prompt chunks
@@ -104,9 +104,7 @@ class DecodeLoop:
     _inbox: deque[tuple[str, Any]]  # ("submit", Request), ("release", Seq) or ("close", None)
     _seqs: list[Seq]
     _shut: threading.Event
-    # The other one-thread shards of the same model in a pool (pool.py), whose cores this one borrows
-    # while they have no participants; empty for an engine on its own.
-    siblings: list[DecodeLoop]
+    siblings: list[Steps]  # a pool's one-thread shards of one model (LlamaThread.threads_for)
     # llama.cpp through llama-cpp-python's ctypes bindings: the module, its LlamaModel, and the
     # context, memory and batch pointers, all untyped ctypes objects.
     _llama: Any
@@ -124,7 +122,7 @@ class DecodeLoop:
         self._active: list[Request] = []
         self._waiting: deque[Request] = deque()
         self._piece_buf = ctypes.create_string_buffer(PIECE_MAX)
-        # borrowed_steps: steps run on more threads than the engine's own, with its siblings' cores
+        # borrowed_steps: those run with the cores of sibling shards (LlamaThread.threads_for)
         self.stats = {"steps": 0, "recreated": 0, "moves": 0, "decoded_tokens": 0, "borrowed_steps": 0}
         self._call_time: dict[int, float] = {}  # seconds per llama_decode of n single tokens (moving average)
         self._decisions: dict[int, int] = {}
@@ -165,13 +163,7 @@ class DecodeLoop:
         return True
 
     def _set_threads(self) -> None:
-        n = self.threads or self._runner.free_cores()
-        if self.siblings:
-            # A shard whose siblings have no participants left (the end of a batch: their conversations
-            # finished first) borrows their cores, as far as other programs leave them free.
-            idle = sum(1 for s in self.siblings if s is not self and not s._seqs)
-            if idle:
-                n = max(n, min(n + idle, self._runner.free_cores()))
+        n = self._runner.threads_for(self.threads, [s for s in self.siblings if s is not self])
         if n != self._n_threads:
             self._llama.llama_set_n_threads(self._ctx, n, n)
             self._n_threads = n
@@ -200,7 +192,9 @@ class DecodeLoop:
             for r in self._active:
                 r.feed[:0] = r.seq.tokens
                 r.placed = False
-            for seq in self._seqs_snapshot():
+            with self._lock:
+                seqs = list(self._seqs)
+            for seq in seqs:
                 seq.stream, seq.tokens = None, []
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_streams * stream_len
@@ -222,10 +216,6 @@ class DecodeLoop:
         self._occupant = [None] * n_streams
         for r in self._active:
             self._place(r)
-
-    def _seqs_snapshot(self) -> list[Seq]:
-        with self._lock:
-            return list(self._seqs)
 
     def _forget(self, seq: Seq) -> None:
         for r in [*self._active, *self._waiting]:
@@ -388,8 +378,7 @@ class DecodeLoop:
             before = self._call_time.get(n)
             self._call_time[n] = took if before is None else before + 0.2 * (took - before)
         self.stats["steps"] += 1
-        if self.threads is not None and self._n_threads > self.threads:
-            self.stats["borrowed_steps"] += 1
+        self.stats["borrowed_steps"] += self.threads is not None and self._n_threads > self.threads
         self.stats["decoded_tokens"] += n
         for r, take, drafts in chunks:
             r.seq.tokens.extend(take + drafts)

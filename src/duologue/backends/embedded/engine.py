@@ -90,7 +90,7 @@ class SharedLlamaEngine(DecodeLoop):
         self._started = False  # the runner has been told about this engine
         self._closed = False
         self._shut = threading.Event()  # the runner has freed the context
-        self.siblings = []  # set by the pool for one-thread shards (DecodeLoop._set_threads)
+        self.siblings = []  # set by the pool for one-thread shards (LlamaThread.threads_for)
         super().__init__()
 
     # -- what other threads call ---------------------------------------------------

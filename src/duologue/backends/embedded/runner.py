@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +15,9 @@ class Steps(Protocol):
     """What a runner asks of an engine (engine.SharedLlamaEngine)."""
 
     path: Path
+
+    @property
+    def leased(self) -> int: ...
 
     def _has_work(self) -> bool: ...
 
@@ -43,7 +47,7 @@ class LlamaThread:
     shards on different cores do not get in each other's way. A private runner's
     thread ends with its engine. Once a shard's siblings have no participants
     left (the end of a batch) it borrows their cores, and only then starts an
-    OpenMP team of its own (DecodeLoop._set_threads).
+    OpenMP team of its own (`threads_for`).
     """
 
     def __init__(self, private: bool = False):
@@ -66,6 +70,14 @@ class LlamaThread:
     def free_cores(self) -> int:
         """The cores other programs have left idle lately (Linux; elsewhere all of them)."""
         return self._probe.free_cores()
+
+    def threads_for(self, fixed: int | None, siblings: Sequence[Steps] = ()) -> int:
+        """The threads an engine's next step uses: its fixed count, else the cores other programs leave
+        free. A one-thread shard whose sibling shards have no participants left (the end of a batch:
+        their conversations ended first) also takes their cores, as far as other programs leave them."""
+        n = fixed or self.free_cores()
+        idle = sum(1 for s in siblings if not s.leased)
+        return max(n, min(n + idle, self.free_cores())) if idle else n
 
     def _run(self) -> None:
         while True:
