@@ -20,7 +20,9 @@ the model is loaded, and is repeated; the table shows medians and the spread
 on each other and slow down many times over): each measurement waits for a
 quiet moment first, and the share of the CPUs others used meanwhile is shown.
 `--engine llama` adds the older backend (a llama-cpp-python `Llama` per
-participant) one after another, for reference.
+participant) one after another, for reference; `--unborrowed` adds the K at
+once with each shard on its own core only (no shard borrowing the core of
+one whose conversations ended), and prints the ratio repeat by repeat.
 
     python bench/concurrency.py [--ks 1,2,4,8] [--repeats 3] [--messages 10] [--max-tokens 64]
 """
@@ -111,10 +113,11 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
 
         LlamaCppBackend._load = timed_load
     os.environ["DUOLOGUE_EMBEDDED_ENGINE"] = "llama" if mode == "llama" else "shared"
-    streams = embedded_streams(specs, k if mode == "concurrent" else 1)
-    shards = shards_for(k) if mode == "concurrent" else 1  # as `duologue batch` does
+    together = mode.startswith("concurrent")  # "concurrent-unborrowed": each shard on its own core only
+    streams = embedded_streams(specs, k if together else 1)
+    shards = shards_for(k) if together else 1  # as `duologue batch` does
     with tempfile.TemporaryDirectory() as tmp:
-        async with EmbeddedPool(streams, shards, k if mode == "concurrent" else 1) as pool:
+        async with EmbeddedPool(streams, shards, k if together else 1) as pool:
             if mode != "llama":  # load the model before the clock starts (the older engine loads per participant)
                 warm = [pool.backend("local/smollm2", LlamaSettings(n_ctx, weights=weights)) for _ in range(shards)]
                 loaded = file_type(warm[0].path) or "q4_1"
@@ -122,9 +125,12 @@ async def measure(mode: str, k: int, messages: int, max_tokens: int, n_ctx: int)
                     await asyncio.to_thread(backend.engine.load)
                 for backend in warm:
                     await backend.aclose()
+            if mode == "concurrent-unborrowed":
+                for engine in pool.engines:
+                    engine.siblings = []  # no shard decodes on the core of a shard whose conversations ended
             base_rss = peak_rss_mb()
             t0 = time.perf_counter()
-            if mode == "concurrent":
+            if together:
                 runs = await asyncio.gather(
                     *(arun_conversation(s, db=Path(tmp) / f"{i}.db", watchers=[]) for i, s in enumerate(specs))
                 )
@@ -208,6 +214,7 @@ def measure_all(
     context_length: int,
     llama: bool = False,
     quiet: float = 0.1,
+    unborrowed: bool = False,
     quiet_wait: float = 300,
 ) -> dict:
     """Every measurement of the table, each in a child process: {(mode, K): [result, ...]}."""
@@ -215,6 +222,7 @@ def measure_all(
         messages=messages, max_tokens=max_tokens, context_length=context_length, quiet=quiet, quiet_wait=quiet_wait
     )
     modes = ["sequential", "sequential-q8_0", "sequential-bf16", "concurrent"] + (["llama"] if llama else [])
+    modes += ["concurrent-unborrowed"] if unborrowed else []
     results: dict[tuple[str, int], list[dict]] = {}
     for rep in range(repeats):
         for k in ks:
@@ -297,6 +305,11 @@ def main() -> None:
         help="before each measurement, wait until other programs use at most this share of the CPUs",
     )
     ap.add_argument("--quiet-wait", type=float, default=300, help="but wait at most this many seconds")
+    ap.add_argument(
+        "--unborrowed",
+        action="store_true",
+        help="also run the concurrent conversations with each shard on its own core only (no borrowing)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -316,6 +329,7 @@ def main() -> None:
         llama="llama" in args.engine,
         quiet=args.quiet,
         quiet_wait=args.quiet_wait,
+        unborrowed=args.unborrowed,
     )
     print(
         f"\n{args.messages} messages per conversation, max {args.max_tokens} tokens per message, "
@@ -338,6 +352,15 @@ def main() -> None:
         "concurrent steps on borrowed cores (a shard using those of shards whose conversations had ended): "
         + ", ".join(f"K={row['k']} {row['borrowed']:.0%}" for row in rows(results))
     )
+    for k in sorted(k for mode, k in results if mode == "concurrent-unborrowed"):
+        own, borrowing = tps(results, "concurrent-unborrowed", k), tps(results, "concurrent", k)
+        ratios = [b / o for b, o in zip(borrowing, own, strict=True)]
+        print(
+            f"K={k} concurrent, borrowing cores / each shard on its own core: {statistics.median(borrowing):.1f} / "
+            f"{statistics.median(own):.1f} tokens/s, {statistics.median(ratios):.3f}x (repeats: "
+            + ", ".join(f"{r:.3f}" for r in ratios)
+            + ")"
+        )
     if ("llama", 1) in results:
         print(
             f"the older engine (a Llama per participant), one conversation at a time: "

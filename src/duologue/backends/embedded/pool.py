@@ -45,8 +45,9 @@ class EmbeddedPool:
     sequence to decode, 319 against 288 with eight each (one-thread steps need
     no OpenMP barriers); a lone conversation is faster on one two-thread engine. A shard
     whose siblings have no participants left (their conversations ended first, at
-    the end of a batch) decodes on their cores too: measured with
-    bench/concurrency.py's 8 conversations, 2.9% more tokens/s over three pairs. Batches use
+    the end of a batch) decodes on their cores too; with bench/concurrency.py's 8
+    conversations 1-3% of the steps ran so, and the gain is within the machine's
+    noise (`--unborrowed`: 0.98x median, 0.97-1.05x over three pairs). Batches use
     `shards_for(concurrency)`. Participants with a fixed thread count share
     one engine per (model, threads).
     """
