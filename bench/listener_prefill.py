@@ -26,7 +26,15 @@ was faster only for Q8_0 with 8 conversations on one 2-thread context, which
 is itself slower than the BF16 shards without it. So the engine does not do
 it; run this on another machine to see whether it would pay there.
 
-    python bench/listener_prefill.py [--tokens 64] [--context 400] [--repeats 3]
+`--parallel` measures the other way a listener could read as the speaker
+speaks: a lone conversation's two participants on two one-thread contexts,
+one per core, the listener's context taking in the speaker's tokens a piece at
+a time on the other core while the speaker decodes, against the engine's one
+2-thread context. Measured 2026-11-28 on 2 cores (80-token messages, 400 and
+700 tokens of context) it was even on Q8_0 (0.97-1.04x) and slower on BF16
+(0.75-0.77x): one-token steps on one thread lose what the hidden chunk saves.
+
+    python bench/listener_prefill.py [--tokens 64] [--context 400] [--repeats 3] [--parallel]
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import threading
 import time
 
 from duologue.backends.embedded.catalogue import resolve_gguf
@@ -109,13 +118,92 @@ def measure(tokens: int = 64, context: int = 400, repeats: int = 3) -> list[dict
     return out
 
 
+def round_parallel(speaker: BareContext, listener: BareContext, m: int, piece: int) -> float:
+    """A lone conversation with its participants on two one-thread contexts (one per core): the speaker
+    decodes its M tokens on one while the listener's takes them in, `piece` tokens at a time, on the other."""
+    produced, ready = [0], threading.Condition()
+
+    def listen() -> None:
+        done = 0
+        while done < m:
+            with ready:
+                while produced[0] - done < piece and produced[0] < m:
+                    ready.wait()
+                upto = produced[0]
+            decode(listener, [(0, [500 + step for step in range(done, upto)])])
+            done = upto
+
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=listen)
+    thread.start()
+    for step in range(m):
+        decode(speaker, [(0, [500 + step])])
+        with ready:
+            produced[0] = step + 1
+            ready.notify()
+    thread.join()
+    return time.perf_counter() - t0
+
+
+def measure_parallel(tokens: int = 64, context: int = 400, repeats: int = 3, pieces=(8, 16)) -> list[dict]:
+    """A lone conversation's round today (one 2-thread context) against its participants on two one-thread
+    contexts, the listener reading on the other core as the speaker speaks."""
+    source = resolve_gguf(MODEL)
+    out = []
+    per_seq = -(-(context + 2 * tokens * (repeats + 1) + 64) // 256) * 256
+    for kind in ("q8_0", "bf16"):
+        path = derived(source, kind)
+        both, speaker, listener = (BareContext(per_seq, n, path=path) for n in (2, 1, 1))
+        try:
+            for bare, threads in ((both, 2), (speaker, 1), (listener, 1)):
+                bare.ll.llama_set_n_threads(bare.ctx, threads, threads)
+                bare.probe.free_cores = lambda threads=threads: threads
+                bare.n_threads = threads
+                for s in range(len(bare.held)):
+                    bare.eval(s, [300 + i % 1000 for i in range(context)])
+            for piece in pieces:
+                today, parallel = [], []
+                for rep in range(repeats):  # alternating, each round from the same history
+                    for which in ("today", "parallel") if rep % 2 == 0 else ("parallel", "today"):
+                        for bare in (both, speaker, listener):
+                            for s in range(len(bare.held)):
+                                bare.keep(s, context)
+                        if which == "today":
+                            today.append(round_today(both, 1, tokens))
+                        else:
+                            parallel.append(round_parallel(speaker, listener, tokens, piece))
+                t, p = statistics.median(today), statistics.median(parallel)
+                out.append({"weights": kind, "piece": piece, "today_s": t, "parallel_s": p, "ratio": t / p})
+        finally:
+            for bare in (both, speaker, listener):
+                bare.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=64, help="tokens per message (M)")
     ap.add_argument("--context", type=int, default=400, help="tokens each sequence holds before the round")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--parallel",
+        action="store_true",
+        help="instead: a lone conversation's participants on two one-thread contexts, the listener reading "
+        "on the other core as the speaker speaks, against one 2-thread context",
+    )
     args = ap.parse_args()
+    if args.parallel:
+        rows = measure_parallel(args.tokens, args.context, args.repeats)
+        if args.json:
+            print(json.dumps(rows))
+            return
+        print(f"a lone conversation's round: {args.tokens} tokens said and taken in; medians of {args.repeats}")
+        print(f"{'weights':8} {'piece':>6} {'one 2-thread context':>21} {'two 1-thread':>13} {'ratio':>7}")
+        for r in rows:
+            print(f"{r['weights']:8} {r['piece']:>6} {r['today_s']:20.3f}s {r['parallel_s']:12.3f}s {r['ratio']:6.2f}x")
+        print("\nabove 1x the two contexts would be faster; below, one 2-thread context (the engine's way) is")
+        return
     rows = measure(args.tokens, args.context, args.repeats)
     if args.json:
         print(json.dumps(rows))
