@@ -44,6 +44,8 @@ import json
 import statistics
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 
 from duologue.backends.embedded.catalogue import resolve_gguf
 from duologue.backends.embedded.weights import derived
@@ -90,30 +92,44 @@ def round_prefill(bare: BareContext, k: int, m: int) -> float:
     return time.perf_counter() - t0
 
 
+def prepared(path, tokens: int, context: int, repeats: int, n_seqs: int, threads: int) -> BareContext:
+    """A bare context of `n_seqs` sequences on a fixed thread count (as the engine's shards are), each
+    holding `context` tokens of history, with room for the rounds to come."""
+    per_seq = -(-(context + 2 * tokens * (repeats + 1) + 64) // 256) * 256
+    bare = BareContext(per_seq, n_seqs, path=path)
+    bare.ll.llama_set_n_threads(bare.ctx, threads, threads)
+    bare.probe.free_cores = lambda: threads
+    bare.n_threads = threads
+    for s in range(n_seqs):
+        bare.eval(s, [300 + i % 1000 for i in range(context)])
+    return bare
+
+
+def alternate(repeats: int, ways: tuple[Callable[[], float], Callable[[], float]], contexts, context: int):
+    """The median seconds of each of two ways over `repeats` rounds, alternating which goes first, each
+    round from the same history (every sequence of `contexts` cut back to its first `context` tokens)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for rep in range(repeats):
+        for i in (0, 1) if rep % 2 == 0 else (1, 0):
+            for bare in contexts:
+                for s in range(len(bare.held)):
+                    bare.keep(s, context)
+            times[i].append(ways[i]())
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def measure(tokens: int = 64, context: int = 400, repeats: int = 3) -> list[dict]:
     source = resolve_gguf(MODEL)
     out = []
     for kind in ("q8_0", "bf16"):
         path = derived(source, kind)
         for k, threads in CONFIGS:
-            per_seq = -(-(context + 2 * tokens * (repeats + 1) + 64) // 256) * 256
-            bare = BareContext(per_seq, 2 * k, path=path)
-            bare.ll.llama_set_n_threads(bare.ctx, threads, threads)
-            bare.probe.free_cores = lambda threads=threads: threads  # fixed, as the engine's shards are
-            bare.n_threads = threads
+            bare = prepared(path, tokens, context, repeats, 2 * k, threads)
             try:
-                for s in range(2 * k):
-                    bare.eval(s, [300 + i % 1000 for i in range(context)])
-                today, prefill = [], []
-                for rep in range(repeats):  # alternating, each round from the same history
-                    for which in ("today", "prefill") if rep % 2 == 0 else ("prefill", "today"):
-                        for s in range(2 * k):
-                            bare.keep(s, context)
-                        fn = round_today if which == "today" else round_prefill
-                        (today if which == "today" else prefill).append(fn(bare, k, tokens))
+                ways = (partial(round_today, bare, k, tokens), partial(round_prefill, bare, k, tokens))
+                t, p = alternate(repeats, ways, [bare], context)
             finally:
                 bare.close()
-            t, p = statistics.median(today), statistics.median(prefill)
             out.append({"weights": kind, "k": k, "threads": threads, "today_s": t, "prefill_s": p, "ratio": t / p})
     return out
 
@@ -150,32 +166,18 @@ def measure_parallel(tokens: int = 64, context: int = 400, repeats: int = 3, pie
     contexts, the listener reading on the other core as the speaker speaks."""
     source = resolve_gguf(MODEL)
     out = []
-    per_seq = -(-(context + 2 * tokens * (repeats + 1) + 64) // 256) * 256
     for kind in ("q8_0", "bf16"):
         path = derived(source, kind)
-        both, speaker, listener = (BareContext(per_seq, n, path=path) for n in (2, 1, 1))
+        contexts = [prepared(path, tokens, context, repeats, n, n) for n in (2, 1, 1)]
+        both, speaker, listener = contexts
         try:
-            for bare, threads in ((both, 2), (speaker, 1), (listener, 1)):
-                bare.ll.llama_set_n_threads(bare.ctx, threads, threads)
-                bare.probe.free_cores = lambda threads=threads: threads
-                bare.n_threads = threads
-                for s in range(len(bare.held)):
-                    bare.eval(s, [300 + i % 1000 for i in range(context)])
             for piece in pieces:
-                today, parallel = [], []
-                for rep in range(repeats):  # alternating, each round from the same history
-                    for which in ("today", "parallel") if rep % 2 == 0 else ("parallel", "today"):
-                        for bare in (both, speaker, listener):
-                            for s in range(len(bare.held)):
-                                bare.keep(s, context)
-                        if which == "today":
-                            today.append(round_today(both, 1, tokens))
-                        else:
-                            parallel.append(round_parallel(speaker, listener, tokens, piece))
-                t, p = statistics.median(today), statistics.median(parallel)
+                parallel = partial(round_parallel, speaker, listener, tokens, piece)
+                ways = (partial(round_today, both, 1, tokens), parallel)
+                t, p = alternate(repeats, ways, contexts, context)
                 out.append({"weights": kind, "piece": piece, "today_s": t, "parallel_s": p, "ratio": t / p})
         finally:
-            for bare in (both, speaker, listener):
+            for bare in contexts:
                 bare.close()
     return out
 
