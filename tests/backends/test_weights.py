@@ -94,7 +94,7 @@ def cache(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_q8_0_copy_is_made_once_reused_and_rebuilt(embedded_gguf, cache):
-    out = weights.q8_0(embedded_gguf)
+    out = weights.derived(embedded_gguf, "q8_0")
     assert out.parent == cache / "weights" and out.exists()
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["sha256"] == weights.sha256(out) and meta["source_sha256"] == weights.sha256(embedded_gguf)
@@ -102,27 +102,28 @@ def test_the_q8_0_copy_is_made_once_reused_and_rebuilt(embedded_gguf, cache):
     made = out.stat().st_mtime_ns
 
     weights._verified.clear()
-    assert weights.q8_0(embedded_gguf) == out and out.stat().st_mtime_ns == made  # reused, checked by its hash
+    # Reused, checked by its hash.
+    assert weights.derived(embedded_gguf, "q8_0") == out and out.stat().st_mtime_ns == made
 
     hashed = []  # a later process: both files unchanged since hashed (size, mtime), so neither is read again
     real_sha256 = weights.sha256
     weights.sha256 = lambda path: hashed.append(path) or real_sha256(path)
     try:
         weights._verified.clear()
-        assert weights.q8_0(embedded_gguf) == out and hashed == []
+        assert weights.derived(embedded_gguf, "q8_0") == out and hashed == []
     finally:
         weights.sha256 = real_sha256
 
     out.unlink()
     weights._verified.clear()
-    assert weights.q8_0(embedded_gguf).exists()  # missing: made again
+    assert weights.derived(embedded_gguf, "q8_0").exists()  # missing: made again
 
     with open(out, "r+b") as f:  # corrupted: the hash no longer matches
         f.seek(4096)
         f.write(b"\0" * 64)
     corrupted = weights.sha256(out)
     weights._verified.clear()
-    weights.q8_0(embedded_gguf)
+    weights.derived(embedded_gguf, "q8_0")
     assert weights.sha256(out) == json.loads(out.with_suffix(".json").read_text())["sha256"] != corrupted
 
 

@@ -122,11 +122,6 @@ def _sidecar(out: Path) -> Path:
     return out.with_suffix(".json")
 
 
-def q8_0(source: Path) -> Path:
-    """The Q8_0 copy of `source` in the cache folder, requantized now if missing, corrupted or stale."""
-    return derived(source, "q8_0")
-
-
 def derived(source: Path, kind: str) -> Path:
     """The `kind` copy of `source` (a key of DERIVED) in the cache folder, made now if missing, corrupted
     or stale."""
@@ -183,7 +178,7 @@ def _write_sidecar(side: Path, source: Path, out: Path, src_hash: str, out_hash:
     os.replace(tmp_side, side)
 
 
-def _quantize(source: Path, out: Path, kind: str = "q8_0") -> str:
+def _quantize(source: Path, out: Path, kind: str) -> str:
     """llama.cpp's quantizer, into a temporary file beside `out`, renamed over it; the output's hash."""
     import llama_cpp
     from llama_cpp._logger import set_verbose
