@@ -104,7 +104,7 @@ class DecodeLoop:
     _inbox: deque[tuple[str, Any]]  # ("submit", Request), ("release", Seq) or ("close", None)
     _seqs: list[Seq]
     _shut: threading.Event
-    siblings: list[Steps]  # a pool's one-thread shards of one model (LlamaThread.threads_for)
+    siblings: list[Steps]  # the other one-thread shards of its model in a pool (LlamaThread.threads_for)
     # llama.cpp through llama-cpp-python's ctypes bindings: the module, its LlamaModel, and the
     # context, memory and batch pointers, all untyped ctypes objects.
     _llama: Any
@@ -163,7 +163,7 @@ class DecodeLoop:
         return True
 
     def _set_threads(self) -> None:
-        n = self._runner.threads_for(self.threads, [s for s in self.siblings if s is not self])
+        n = self._runner.threads_for(self.threads, self.siblings)
         if n != self._n_threads:
             self._llama.llama_set_n_threads(self._ctx, n, n)
             self._n_threads = n

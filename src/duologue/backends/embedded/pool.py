@@ -77,7 +77,7 @@ class EmbeddedPool:
                 else:
                     engines = [SharedLlamaEngine(path, 1, streams, runner=LlamaThread(private=True)) for _ in range(n)]
                     for engine in engines:  # a shard borrows the cores of those whose conversations have ended
-                        engine.siblings = list(engines)
+                        engine.siblings = [e for e in engines if e is not engine]
                 self._engines[key] = engines
             engine = self._place(key, engines)
         return BatchedLlamaBackend(model, settings, engine)
