@@ -268,7 +268,7 @@ def rows(results: dict) -> list[dict]:
                 "concurrent_weights": results[("concurrent", k)][0]["weights"],
                 # Steps a shard ran on the cores of shards whose conversations had ended (decode.py).
                 "borrowed": statistics.median(
-                    sum(s.get("borrowed_steps", 0) for s in r["stats"]) / max(1, sum(s["steps"] for s in r["stats"]))
+                    sum(s["borrowed_steps"] for s in r["stats"]) / max(1, sum(s["steps"] for s in r["stats"]))
                     for r in results[("concurrent", k)]
                 ),
                 "concurrent": statistics.median(conc),

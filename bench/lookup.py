@@ -103,7 +103,7 @@ async def measure(
         looping = 0
         for i, r in enumerate(runs):
             with Store(Path(tmp) / f"{i}.db") as store:
-                kinds = {e.get("kind") or e.get("type") for e in store.get_events(r.id)}
+                kinds = {e["kind"] for e in store.get_events(r.id)}
             looping += bool(kinds & {"loop", "near_loop"})
     gen = [m for r in runs for m in r.messages if not m.injected]
     return {
