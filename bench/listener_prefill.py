@@ -197,27 +197,33 @@ def main() -> None:
     args = ap.parse_args()
     if args.parallel:
         rows = measure_parallel(args.tokens, args.context, args.repeats)
-        if args.json:
-            print(json.dumps(rows))
-            return
-        print(f"a lone conversation's round: {args.tokens} tokens said and taken in; medians of {args.repeats}")
-        print(f"{'weights':8} {'piece':>6} {'one 2-thread context':>21} {'two 1-thread':>13} {'ratio':>7}")
-        for r in rows:
-            print(f"{r['weights']:8} {r['piece']:>6} {r['today_s']:20.3f}s {r['parallel_s']:12.3f}s {r['ratio']:6.2f}x")
-        print("\nabove 1x the two contexts would be faster; below, one 2-thread context (the engine's way) is")
-        return
-    rows = measure(args.tokens, args.context, args.repeats)
+        heading = f"a lone conversation's round: {args.tokens} tokens said and taken in"
+        header = f"{'weights':8} {'piece':>6} {'one 2-thread context':>21} {'two 1-thread':>13} {'ratio':>7}"
+
+        def line(r: dict) -> str:
+            return f"{r['weights']:8} {r['piece']:>6} {r['today_s']:20.3f}s {r['parallel_s']:12.3f}s {r['ratio']:6.2f}x"
+
+        footer = "above 1x the two contexts would be faster; below, one 2-thread context (the engine's way) is"
+    else:
+        rows = measure(args.tokens, args.context, args.repeats)
+        heading = f"a round: K speakers say {args.tokens} tokens each, K listeners take them in"
+        header = f"{'weights':8} {'K':>3} {'threads':>8} {'today':>9} {'listener prefill':>17} {'today / prefill':>16}"
+
+        def line(r: dict) -> str:
+            return (
+                f"{r['weights']:8} {r['k']:>3} {r['threads']:>8} {r['today_s']:8.3f}s {r['prefill_s']:16.3f}s "
+                f"{r['ratio']:15.2f}x"
+            )
+
+        footer = "above 1x listener prefill would be faster; below, the engine's way (a chunk at the message's end) is"
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"a round: K speakers say {args.tokens} tokens each, K listeners take them in; medians of {args.repeats}")
-    print(f"{'weights':8} {'K':>3} {'threads':>8} {'today':>9} {'listener prefill':>17} {'today / prefill':>16}")
+    print(f"{heading}; medians of {args.repeats}")
+    print(header)
     for r in rows:
-        print(
-            f"{r['weights']:8} {r['k']:>3} {r['threads']:>8} {r['today_s']:8.3f}s {r['prefill_s']:16.3f}s "
-            f"{r['ratio']:15.2f}x"
-        )
-    print("\nabove 1x listener prefill would be faster; below, the engine's way (a chunk at the message's end) is")
+        print(line(r))
+    print(f"\n{footer}")
 
 
 if __name__ == "__main__":
