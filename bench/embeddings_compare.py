@@ -153,19 +153,22 @@ class SmolLM2MeanCandidate:
         import llama_cpp
         from llama_cpp import Llama
 
-        from duologue.backends.llamacpp import resolve_gguf
+        from duologue.backends.embedded.catalogue import resolve_gguf
+        from duologue.backends.embedded.guard import llama_params
 
-        self.llm = Llama(
-            model_path=str(resolve_gguf("local/smollm2")),
-            embedding=True,
-            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-            n_ctx=512,
-            n_batch=512,
-            n_ubatch=512,
-            n_threads=os.cpu_count(),
-            n_threads_batch=os.cpu_count(),
-            verbose=False,
-        )
+        path = resolve_gguf("local/smollm2")
+        with llama_params(path):  # extra buffer types only where the probe found them safe (guard.py)
+            self.llm = Llama(
+                model_path=str(path),
+                embedding=True,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                n_ctx=512,
+                n_batch=512,
+                n_ubatch=512,
+                n_threads=os.cpu_count(),
+                n_threads_batch=os.cpu_count(),
+                verbose=False,
+            )
 
     def embed(self, texts):
         return _unit(np.asarray(self.llm.embed(list(texts), normalize=False), dtype=np.float32))

@@ -23,7 +23,9 @@ Rows (see each script's docstring for the details of what it compares):
    theme scoring, convergence and attractor watchers; the loop detectors beside them), and
    `duologue report` on a stored experiment of 1,000 runs;
 7. bench/analyze_scale.py  `duologue analyze` and the viewer's run page on runs of 2,000 and 10,000
-   messages (wall seconds, and the CPU seconds that the wall time would be on an idle machine).
+   messages (wall seconds, and the CPU seconds that the wall time would be on an idle machine);
+8. bench/extra_bufts.py  what the native-crash guard costs: each weight file with llama.cpp's extra buffer
+   types on and off (tokens/s, or the signal that killed it), and the probe's one-time cost.
 
     python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
 """
@@ -45,6 +47,7 @@ sys.path.insert(0, str(HERE))
 
 import analyze_scale  # noqa: E402
 import concurrency  # noqa: E402
+import extra_bufts  # noqa: E402
 import listener_prefill  # noqa: E402
 import lookup  # noqa: E402
 import semantic_cost  # noqa: E402
@@ -179,6 +182,10 @@ def main() -> None:
     sizes = [300, 1000] if q else [2000, 10000]
     sca = in_child("analyze_scale", "measure_all", sizes=sizes, repeats=1 if q else 3)
     t_sca = time.perf_counter() - t
+
+    t = step("row 8: llama.cpp's extra buffer types on and off, per weight file")
+    eb = in_child("extra_bufts", "measure", repeats=1 if q else 3)
+    t_eb = time.perf_counter() - t
 
     # -- the table ---------------------------------------------------------------------------
     live_wall, floor, naive = tc["wall"], sum(tc["floor"]), sum(tc["naive"])
@@ -342,11 +349,12 @@ def main() -> None:
     ]
     lines += [("6", what, measured, "", goal) for what, measured, goal in semantic_cost.rows(sc["live"], sc["report"])]
     lines += [("7", what, measured, "", goal) for what, measured, goal in analyze_scale.rows(sca)]
+    lines += [("8", what, measured, ratio, "") for what, measured, ratio in extra_bufts.rows(eb)]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
         f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
         f"row 3b {t_lk:.0f} s, row 3c {t_lp:.0f} s, "
-        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s)\n"
+        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s, row 8 {t_eb:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)

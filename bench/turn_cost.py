@@ -53,6 +53,7 @@ from duologue.backends.base import Sampling
 from duologue.backends.embedded.catalogue import resolve_gguf
 from duologue.backends.embedded.common import LlamaSettings
 from duologue.backends.embedded.cpu import CoreProbe, usable_cores
+from duologue.backends.embedded.guard import model_params
 from duologue.backends.embedded.pool import EmbeddedPool, embedded_streams
 from duologue.backends.embedded.sampling import sampler_chain
 from duologue.backends.embedded.weights import weights_path
@@ -89,9 +90,9 @@ class BareContext:
 
         set_verbose(False)
         self.ll = llama_cpp
-        self.model = LlamaModel(
-            path_model=str(path or resolve_gguf(MODEL)), params=llama_cpp.llama_model_default_params(), verbose=False
-        )
+        path = path or resolve_gguf(MODEL)
+        # Extra buffer types only where the probe found them safe (src/duologue/backends/embedded/guard.py).
+        self.model = LlamaModel(path_model=str(path), params=model_params(path), verbose=False)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * n_seqs
         params.n_batch = params.n_ubatch = self.N_BATCH

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from decode_ceiling import decode_rate, fill, prefill_rate
 from duologue.backends.embedded.catalogue import resolve_gguf
+from duologue.backends.embedded.guard import llama_params
 from duologue.backends.embedded.weights import derived
 from turn_cost import MODEL, BareContext
 
@@ -38,7 +39,8 @@ def nll(path: Path, n_tokens: int = 1500) -> float:
     import llama_cpp
     import numpy as np
 
-    llm = llama_cpp.Llama(str(path), n_ctx=2048, logits_all=True, verbose=False)
+    with llama_params(path):  # extra buffer types only where the probe found them safe (guard.py)
+        llm = llama_cpp.Llama(str(path), n_ctx=2048, logits_all=True, verbose=False)
     try:
         tokens = llm.tokenize(TEXT.read_text().encode())[:n_tokens]
         llm.eval(tokens)

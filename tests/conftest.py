@@ -31,14 +31,14 @@ def embedded_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def llama_server(embedded_gguf, tmp_path_factory) -> str:
-    """A real OpenAI-compatible server (llama_cpp.server) on 127.0.0.1 for the session; yields its base URL
-    without the /v1 suffix, e.g. "http://127.0.0.1:PORT"."""
+    """A real OpenAI-compatible server (llama_cpp.server, through guarded_llama_server.py) on 127.0.0.1 for the
+    session; yields its base URL without the /v1 suffix, e.g. "http://127.0.0.1:PORT"."""
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     cmd = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        # llama_cpp.server, with llama.cpp's extra buffer types only where duologue's probe found them safe
+        str(Path(__file__).parent / "guarded_llama_server.py"),
         "--model",
         str(embedded_gguf),
         "--host",

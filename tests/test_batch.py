@@ -300,12 +300,12 @@ def test_example_experiment_end_to_end(tmp_path):
     proc = run_cli("batch", str(REPO / "examples" / "self-talk.toml"), cwd=tmp_path, check=True, timeout=1700)
     assert "12 of 12 conversations run (0 already done)" in proc.stdout and "errored 0" in proc.stdout
     # 8 conversations at once on 2 shards at most: the pool is batched, and `auto` weights say so in each spec.
-    from duologue.backends.embedded.weights import native_bf16
+    from duologue.backends.embedded.weights import fastest, resolve_gguf
 
     conn = sqlite3.connect(tmp_path / "runs" / "duologue.db")
     kinds = {json.loads(spec)["participants"][0]["weights"] for (spec,) in conn.execute("SELECT spec FROM runs")}
     conn.close()
-    assert kinds == {"bf16" if native_bf16() else "q8_0"}
+    assert kinds == {fastest(resolve_gguf("local/smollm2"), batched=True)}  # what the probe timed fastest here
     rep = run_cli("report", "self-talk", cwd=tmp_path, check=True)
     assert "experiment self-talk: 12 runs" in rep.stdout
     folder = tmp_path / "runs" / "reports" / "self-talk"

@@ -389,6 +389,16 @@ def load_run(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Run:
         return store.get_run(run_ref)
 
 
+def killed_run_note(run_ref: str, *, db: str | Path = DEFAULT_DB) -> str | None:
+    """For a killed run whose process crashed (store/crashes.py): one line on what happened and what to try."""
+    from .store.crashes import crash_note
+
+    with Store(db, create=False) as store:
+        run = store.get_run(run_ref, with_messages=False)
+        pid = store.run_pid(run.id)
+    return crash_note(run.id, pid, run.started_at) if run.status == "killed" else None
+
+
 def run_events(run_ref: str, *, db: str | Path = DEFAULT_DB) -> list[dict]:
     """What was recorded during a run besides its messages: detections, injections, changes, context trims."""
     with Store(db, create=False) as store:

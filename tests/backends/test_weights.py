@@ -1,6 +1,6 @@
 """The embedded engine's weights (backends/embedded/weights.py): the Q8_0 copy made once in the cache
-folder, reused, rebuilt when missing or corrupted; `auto` (Q8_0 for the shipped model, BF16 for a batched
-pool on a CPU with BF16 instructions, a user's own file as it is); the choice in the run's spec."""
+folder, reused, rebuilt when missing or corrupted; `auto` (for the shipped model the weights the probe timed
+fastest here, alone or batched; a user's own file as it is); the choice in the run's spec."""
 
 from __future__ import annotations
 
@@ -15,31 +15,44 @@ from duologue.backends.embedded import weights
 from duologue.backends.embedded.pool import EmbeddedPool
 from duologue.cli.options import build_spec
 from duologue.errors import BackendError
+from duologue.folders import CACHE_DIR_ENV
 from duologue.spec import Change, ConversationSpec, Participant
 
 
-def test_auto_means_q8_0_for_the_shipped_model_and_a_users_file_as_it_is(monkeypatch):
+def timing(lone_prompt, lone_decode, shard_prompt, shard_decode) -> dict[str, float]:
+    return {
+        "lone_prompt_tps": lone_prompt,
+        "lone_decode_tps": lone_decode,
+        "shard_prompt_tps": shard_prompt,
+        "shard_decode_tps": shard_decode,
+    }
+
+
+# What the probe measured on two machines (tokens/s, rounded): an AMD EPYC, where Q8_0 serves a lone engine and
+# BF16 a batch; an Intel Xeon with AMX (extra buffer types off), where Q4_1 decodes single tokens fastest.
+AMD = {"q4_1": timing(330, 95, 180, 110), "q8_0": timing(600, 137, 330, 160), "bf16": timing(820, 105, 450, 240)}
+XEON = {"q4_1": timing(392, 166, 203, 137), "q8_0": timing(713, 118, 390, 131), "bf16": timing(638, 80, 364, 97)}
+
+
+@pytest.mark.parametrize(("measured", "lone", "batched"), [(AMD, "q8_0", "bf16"), (XEON, "q4_1", "q8_0")])
+def test_auto_means_the_weights_the_probe_timed_fastest_here(monkeypatch, measured, lone, batched):
+    """`auto` for the shipped model: the weight file whose turn the probe's timings make cheapest, alone or
+    batched (guard.turn_seconds); a user's own file as it is; DUOLOGUE_WEIGHTS and an explicit choice win."""
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(weights, "_timings", lambda source: measured)
     assert weights.shipped("local/smollm2") and not weights.shipped("local/models/mine.gguf")
-    assert weights.resolve("auto", shipped=True) == "q8_0"
-    assert weights.resolve("auto", shipped=False) == "q4_1"  # the file unchanged
-    assert weights.resolve("q4_1", shipped=True) == "q4_1"
-    monkeypatch.setenv(weights.WEIGHTS_ENV, "q8_0")
-    assert weights.resolve("q4_1", shipped=True) == "q8_0"
+    assert weights.resolve("auto", "local/smollm2") == lone
+    assert weights.resolve("auto", "local/smollm2", batched=True) == batched
+    assert weights.resolve("auto", "local/models/mine.gguf", batched=True) == "q4_1"  # the file unchanged
+    assert weights.resolve("q4_1", "local/smollm2") == "q4_1"  # asked for: kept
+    monkeypatch.setenv(weights.WEIGHTS_ENV, "bf16")
+    assert weights.resolve("q4_1", "local/smollm2") == "bf16"
     monkeypatch.setenv(weights.WEIGHTS_ENV, "q3")
     with pytest.raises(BackendError, match="DUOLOGUE_WEIGHTS=q3"):
         weights.resolve("auto")
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_auto_means_bf16_for_a_batched_pool_only_where_the_cpu_has_bf16(monkeypatch, native):
-    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(weights, "native_bf16", lambda: native)
-    assert weights.resolve("auto", shipped=True, batched=True) == ("bf16" if native else "q8_0")
-    assert weights.resolve("auto", shipped=True, batched=False) == "q8_0"
-    assert weights.resolve("auto", shipped=False, batched=True) == "q4_1"  # a user's file stays as it is
-    assert weights.resolve("q8_0", shipped=True, batched=True) == "q8_0"  # asked for: kept
-    # A pool is batched when it runs more conversations than it has shards (engines).
+def test_a_pool_is_batched_when_it_runs_more_conversations_than_it_has_shards():
     assert [EmbeddedPool(shards=s, conversations=c).batched for s, c in [(1, 1), (2, 2), (2, 3), (1, 2)]] == [
         False,
         False,
@@ -50,6 +63,7 @@ def test_auto_means_bf16_for_a_batched_pool_only_where_the_cpu_has_bf16(monkeypa
 
 def test_the_recorded_weights_and_lookup_are_those_the_engine_runs(monkeypatch):
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(weights, "fastest", lambda source, batched: "q8_0")  # what the probe timed fastest
     monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
     monkeypatch.delenv("DUOLOGUE_EMBEDDED_ENGINE", raising=False)
     common = dict(max_tokens=8, temperature=0)
@@ -85,7 +99,7 @@ def test_the_flags_set_every_participants_weights_and_lookup():
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(weights.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     weights._verified.clear()  # what this process already checked: each step below checks anew
     yield tmp_path
     weights._verified.clear()
@@ -141,8 +155,11 @@ def spec() -> ConversationSpec:
 def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monkeypatch):
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
     monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
+    source = weights.resolve_gguf("local/smollm2")
+    lone, in_batch = weights.fastest(source, False), weights.fastest(source, True)  # measured here by the probe
+    lookup = {"q4_1": False, "q8_0": True, "bf16": True}
     alone = asyncio.run(arun_conversation(spec(), db=tmp_path / "a.db", watchers=[]))
-    assert [(p["weights"], p["lookup"]) for p in alone.spec["participants"]] == [("q8_0", True)] * 2
+    assert [(p["weights"], p["lookup"]) for p in alone.spec["participants"]] == [(lone, lookup[lone])] * 2
     mine = spec()  # a GGUF of the user's own (here the shipped file by its path): run as it is, never copied
     for p in mine.participants:
         p.model = f"local/{embedded_gguf}"
@@ -156,10 +173,11 @@ def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monke
             return run, [e.path for e in pool.engines]
 
     run, paths = asyncio.run(among_several())
-    assert [(p["weights"], p["lookup"]) for p in run.spec["participants"]] == [("q8_0", True)] * 2
-    assert [weights.file_type(p) for p in paths] == ["q8_0"]
+    assert [(p["weights"], p["lookup"]) for p in run.spec["participants"]] == [(lone, lookup[lone])] * 2
+    assert [weights.file_type(p) for p in paths] == [lone]
     generated = [m for m in run.messages if not m.injected]
-    assert generated and all(m.draft_tokens is not None and m.accepted_tokens is not None for m in generated)
+    drafts = [m.draft_tokens is not None and m.accepted_tokens is not None for m in generated]
+    assert generated and drafts == [lookup[lone]] * len(generated)
 
     async def batched():  # two conversations on one engine: its steps are batches
         async with EmbeddedPool(shards=1, conversations=2) as pool:
@@ -169,7 +187,8 @@ def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monke
             return runs, [e.path for e in pool.engines]
 
     runs, paths = asyncio.run(batched())
-    kind = "bf16" if weights.native_bf16() else "q8_0"
-    assert [(p["weights"], p["lookup"]) for r in runs for p in r.spec["participants"]] == [(kind, True)] * 4
-    assert [weights.file_type(p) for p in paths] == [kind]
+    assert [(p["weights"], p["lookup"]) for r in runs for p in r.spec["participants"]] == [
+        (in_batch, lookup[in_batch])
+    ] * 4
+    assert [weights.file_type(p) for p in paths] == [in_batch]
     assert all(r.status == "finished" and len(r.messages) == 3 for r in runs)

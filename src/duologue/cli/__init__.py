@@ -1,8 +1,8 @@
 """The command line: parses, calls the Python API, prints.
 
 One module per group of commands (runs.py: run, fork, resume, ls; show.py: show; files.py: export, import;
-analysis.py: analyze, batch, report, themes, models; search.py: search; serve.py: serve); options.py builds a
-conversation's spec from a TOML file and flags. This module is the `duologue` group itself: it
+analysis.py: analyze, batch, report, themes, models; doctor.py: doctor; search.py: search; serve.py: serve);
+options.py builds a conversation's spec from a TOML file and flags. This module is the `duologue` group itself: it
 loads each command's module when the command is used, and turns every DuologueError into one line.
 """
 
@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("files", "import_cmd"),
     "search": ("search", "search"),
     "models": ("analysis", "models"),
+    "doctor": ("doctor", "doctor"),
     "analyze": ("analysis", "analyze"),
     "batch": ("analysis", "batch"),
     "report": ("analysis", "report"),

@@ -96,6 +96,8 @@ def models(as_json, width) -> None:
         c.print(Text(f"  local/{name}  {description}"))
         c.print(Text(f"    {path}" if path else f"    not installed: {INSTALL_LOCAL}", style="dim"))
     c.print(Text("  local/path/to/any.gguf  any GGUF file", style="dim"))
+    if engine:  # (not read here: `models` loads no llama.cpp)
+        c.print(Text("  `duologue doctor`: how llama.cpp runs on this CPU, and the weights auto picks", style="dim"))
     c.print()
     c.print(Text("Override a base URL per participant: --base-url-a/-b, or base_url in TOML.", style="dim"))
 

@@ -39,8 +39,11 @@ db_option = click.option(
 
 
 def run_async(coro_factory) -> Any:
-    """Run a coroutine; Ctrl-C and SIGTERM cancel it so the run is stored as interrupted."""
+    """Run a coroutine; Ctrl-C and SIGTERM cancel it so the run is stored as interrupted; a native crash
+    leaves its stacks for the next command that sees the killed run to explain (store/crashes.py)."""
     import asyncio
+
+    from ..store.crashes import recording_crashes
 
     async def main():
         task = asyncio.current_task()
@@ -52,7 +55,8 @@ def run_async(coro_factory) -> Any:
             pass
         return await coro_factory()
 
-    return asyncio.run(main())
+    with recording_crashes():
+        return asyncio.run(main())
 
 
 def print_json(data: Any) -> None:

@@ -289,6 +289,10 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
     ]
     c = console_for(width)
     print_table(c, cols, table, hint="or --json")
+    for r in rows:  # a killed run whose process crashed says why (store/crashes.py)
+        note = api.killed_run_note(r["id"], db=db) if r["status"] == "killed" else None
+        if note:
+            c.print(Text(note, style="yellow"))
     if len(rows) == limit:
         c.print(Text(f"the newest {limit} shown: -n N shows more", style="dim"))
 

@@ -60,7 +60,10 @@ def show(run_id, as_json, width, db) -> None:
 def _print_header(c: Console, run, db) -> None:
     c.print(Text(f"# {run.title}", style="bold"))
     if run.status == "killed":
-        c.print(Text(f"its process is gone (killed?): continue it with `duologue resume {run.id}`", style="yellow"))
+        note = api.killed_run_note(run.id, db=db) or (
+            f"its process is gone (killed?): continue it with `duologue resume {run.id}`"
+        )
+        c.print(Text(note, style="yellow"))
     c.print(
         Text(
             f"run {run.id}   status {run.status}   stop {run.stop_reason or '-'}"

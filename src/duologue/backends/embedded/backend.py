@@ -9,12 +9,12 @@ from ...errors import BackendError
 from ...records import utcnow
 from ..base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
 from .catalogue import gguf_facts, resolve_gguf
-from .common import LlamaSettings
+from .common import LlamaSettings, file_type
 from .decode import Seq
 from .engine import SharedLlamaEngine
 from .lookup import lookup_default
-from .weights import file_type, shipped, weights_path
 from .weights import resolve as resolve_weights
+from .weights import weights_path
 
 
 class BatchedLlamaBackend:
@@ -28,7 +28,7 @@ class BatchedLlamaBackend:
         self.model = model
         self.settings = settings or LlamaSettings()
         if engine is None:  # a lone engine: the weights `auto` means alone (a pool's engine has its own)
-            weights = resolve_weights(self.settings.weights, shipped(model))
+            weights = resolve_weights(self.settings.weights, model)
             self.path = weights_path(resolve_gguf(model), weights)
         else:
             self.path = engine.path

@@ -77,6 +77,7 @@ class GgufFacts:
 
     trained_context: int | None
     kv_bytes_per_token: int | None
+    file_type: str = ""  # the weights' type as llama.cpp names it (general.file_type), lower case: q4_k_m, …
 
 
 @lru_cache(maxsize=16)
@@ -92,6 +93,7 @@ def gguf_facts(path: Path) -> GgufFacts:
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
+    params.use_extra_bufts = False  # no weights are loaded: nothing for the guard (guard.py) to decide
     try:
         with STDIO_SWAP_LOCK:
             model = LlamaModel(path_model=str(path), params=params, verbose=False)
@@ -111,4 +113,16 @@ def gguf_facts(path: Path) -> GgufFacts:
     layers, embd, heads = number("block_count"), number("embedding_length"), number("attention.head_count")
     kv_heads = number("attention.head_count_kv") or heads
     per_token = 2 * 2 * layers * (embd // heads * kv_heads) if layers and embd and heads and kv_heads else None
-    return GgufFacts(number("context_length"), per_token)
+    return GgufFacts(number("context_length"), per_token, ftype_name(meta.get("general.file_type")))
+
+
+def ftype_name(value: str | None) -> str:
+    """llama.cpp's name of a `general.file_type` number (7 -> q8_0), lower case; '' when unknown."""
+    import llama_cpp
+
+    if value is None or not str(value).isdigit():
+        return ""
+    for name in dir(llama_cpp):
+        if name.startswith("LLAMA_FTYPE_MOSTLY_") and getattr(llama_cpp, name) == int(value):
+            return name.removeprefix("LLAMA_FTYPE_MOSTLY_").lower()
+    return ""

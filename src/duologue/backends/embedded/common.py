@@ -1,10 +1,11 @@
-"""What both embedded engines share: a participant's settings, the lock around loads, prefix reuse,
-a view as the chat template takes it."""
+"""What both embedded engines share: a participant's settings, a file's weight type, the lock around loads,
+prefix reuse, a view as the chat template takes it."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -20,6 +21,15 @@ class LlamaSettings:
     seed: int | None = None
     weights: str = "auto"  # auto, q4_1 or q8_0 (weights.py); auto is resolved by whoever makes the engine
     lookup: bool | None = None  # lookup decoding (lookup.py; the shared engine only); None: where it pays
+
+
+def file_type(path: Path) -> str:
+    """The weight type a GGUF's name says (`...Q4_1.gguf` -> q4_1), lower case; '' when it says none."""
+    stem = path.stem.lower()
+    for kind in ("q8_0", "q4_1", "q4_0", "q5_0", "q5_1", "bf16", "f16", "f32"):  # bf16 before f16
+        if stem.endswith(kind):
+            return kind
+    return ""
 
 
 # llama-cpp-python silences llama.cpp while loading a model by pointing file

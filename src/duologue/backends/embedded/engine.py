@@ -66,6 +66,7 @@ from ...errors import BackendError
 from ..base import ChatMessage, Sampling
 from .common import STDIO_SWAP_LOCK, template_messages
 from .decode import DecodeLoop, Generation, Request, Seq
+from .guard import model_params
 from .runner import LlamaThread, llama_thread
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class SharedLlamaEngine(DecodeLoop):
 
             set_verbose(False)  # what Llama(verbose=False) does: llama.cpp's log stays quiet
             llama_cpp.llama_backend_init()
-            params = llama_cpp.llama_model_default_params()
+            params = model_params(self.path)  # extra buffer types only where the probe found them safe
             try:
                 with STDIO_SWAP_LOCK:
                     model = LlamaModel(path_model=str(self.path), params=params, verbose=False)

@@ -17,7 +17,7 @@ from .cpu import usable_cores
 from .engine import SharedLlamaEngine
 from .runner import LlamaThread
 from .weights import resolve as resolve_weights
-from .weights import shipped, weights_path
+from .weights import weights_path
 
 if TYPE_CHECKING:
     from ...spec import ConversationSpec
@@ -55,8 +55,8 @@ class EmbeddedPool:
     def __init__(self, streams: Mapping[str, int] | None = None, shards: int = 1, conversations: int = 1):
         self._streams = dict(streams or {})
         self._shards = max(1, shards)
-        # Several conversations per engine: their steps are batches, which BF16 weights serve best where the
-        # CPU has BF16 instructions (weights.resolve); one per engine decodes single tokens, as Q8_0 does best.
+        # Several conversations per engine: their steps are batches, which other weights may serve best than
+        # single tokens do (weights.fastest measures both).
         self.batched = conversations > self._shards
         self._engines: dict[tuple[Path, int | None], list[SharedLlamaEngine]] = {}
         self._placed: dict[tuple[tuple[Path, int | None], object], SharedLlamaEngine] = {}
@@ -65,7 +65,7 @@ class EmbeddedPool:
 
     def backend(self, model: str, settings: LlamaSettings | None = None) -> BatchedLlamaBackend:
         settings = settings or LlamaSettings()
-        path = weights_path(resolve_gguf(model), resolve_weights(settings.weights, shipped(model), self.batched))
+        path = weights_path(resolve_gguf(model), resolve_weights(settings.weights, model, self.batched))
         key = (path.resolve(), settings.threads)
         with self._lock:
             engines = self._engines.get(key)

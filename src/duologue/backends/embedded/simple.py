@@ -23,6 +23,7 @@ from ...records import utcnow
 from ..base import ChatMessage, ContextFullError, OnEvent, Reply, Sampling, TextDelta, Usage
 from .catalogue import resolve_gguf
 from .common import STDIO_SWAP_LOCK, LlamaSettings, common_prefix, template_messages
+from .guard import llama_params
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -47,7 +48,8 @@ class LlamaCppBackend:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             try:
-                with STDIO_SWAP_LOCK:
+                # Extra buffer types only where the probe found them safe (guard.py).
+                with llama_params(self.path), STDIO_SWAP_LOCK:
                     llm = Llama(
                         model_path=str(self.path),
                         n_ctx=self.settings.context_length,

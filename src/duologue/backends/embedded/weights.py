@@ -11,16 +11,16 @@ prints all three side by side on this machine). Measured on 2 cores
 105 on BF16, 8 sequences decoded together 239 against 307, 64-token prompt
 chunks 596 against 821.
 
-So `weights = "auto"` (the default) runs the shipped model as Q8_0 when each
-engine runs one conversation (a lone `duologue run`: 12.5 s against 14.9 s
-on BF16 for a 20-message conversation, `python bench/lone_breakdown.py
---engines "shared+DUOLOGUE_WEIGHTS=q8_0,shared+DUOLOGUE_WEIGHTS=bf16"`), and
-as BF16 when a pool runs more conversations than it has shards, so that its
-steps are batches (`EmbeddedPool.batched`; `make bench` row 3: 8 conversations
-at once 219 tokens/s on BF16, where the table before had 151 on Q8_0; with 2
-at once, one per core, Q8_0 stays ahead), on a CPU whose llama.cpp reports BF16 instructions
-(`native_bf16`; without them BF16 is computed through float32, and `auto`
-keeps Q8_0). A `local/<path>.gguf` of the user's own is run as it is under
+So which of the three serves a machine best is not one rule: on the AMD EPYC
+where these were measured a lone conversation was fastest on Q8_0 and a batch
+on BF16, while on an Intel Xeon with AMX (llama.cpp's extra buffer types off,
+guard.py) Q4_1 decoded single tokens fastest. `weights = "auto"` (the default)
+therefore asks the probe's timings of each (guard.py: a lone turn on every
+core, a batched shard's steps on one thread, measured once per machine
+while the probe checks each file) and runs the shipped model on the one that
+makes a turn cheapest (`fastest`): for a lone engine, or for a pool that runs
+more conversations than it has shards, so that its steps are batches
+(`EmbeddedPool.batched`). A `local/<path>.gguf` of the user's own is run as it is under
 `auto` (never copied). `"q4_1"` (the shipped file, or the user's file as it
 is), `"q8_0"` and `"bf16"` force one. A derived file is written once into the
 user's cache folder (`DUOLOGUE_CACHE_DIR`, else the platform's cache folder),
@@ -31,35 +31,28 @@ hash does not match, or when the source changed.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
 from ...errors import BackendError
+from ...folders import cache_dir
 from ...spec import Weights
+from .catalogue import resolve_gguf
+from .common import file_type
+from .guard import Verdict, turn_seconds, verdict
 
 WEIGHTS: tuple[str, ...] = get_args(Weights)  # the spec's choices
 DERIVED: dict[str, str] = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "bf16": "LLAMA_FTYPE_MOSTLY_BF16"}  # made from the source
-CACHE_DIR_ENV = "DUOLOGUE_CACHE_DIR"
 WEIGHTS_ENV = "DUOLOGUE_WEIGHTS"  # overrides every participant's `weights` (one of WEIGHTS)
 
 _lock = threading.Lock()  # one requantization at a time in this process
 _verified: set[Path] = set()  # derived files checked in this process already
-
-
-def cache_dir() -> Path:
-    """Where derived weights are kept: $DUOLOGUE_CACHE_DIR, else the platform's user cache folder."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("duologue"))
 
 
 def sha256(path: Path) -> str:
@@ -70,37 +63,56 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_type(path: Path) -> str:
-    """The weight type a GGUF's name says (`...Q4_1.gguf` -> q4_1), lower case; '' when it says none."""
-    stem = path.stem.lower()
-    for kind in ("q8_0", "q4_1", "q4_0", "q5_0", "q5_1", "bf16", "f16", "f32"):  # bf16 before f16
-        if stem.endswith(kind):
-            return kind
-    return ""
+AUTO_CHOICES = ("q4_1", "q8_0", "bf16")  # what `auto` picks among for the shipped model
 
 
-def resolve(weights: str, shipped: bool = True, batched: bool = False) -> str:
-    """The weights `auto` means: for the shipped model, bf16 when several conversations share an engine
-    (`batched`) and the CPU multiplies BF16 natively, else q8_0; a user's own GGUF as it is ("q4_1",
-    which means the file unchanged)."""
+def resolve(weights: str, model: str = "local/smollm2", batched: bool = False) -> str:
+    """The weights a participant on `model` runs: DUOLOGUE_WEIGHTS first, then the spec's; `auto` for the
+    shipped model is the fastest here for the workload (`fastest`), for a user's own GGUF the file as it is
+    ("q4_1", which means the file unchanged)."""
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         if env not in WEIGHTS:
             raise BackendError(f"{WEIGHTS_ENV}={env}: use one of {', '.join(WEIGHTS)}")
         weights = env
     if weights == "auto":
-        if not shipped:
+        if not shipped(model):
             return "q4_1"
-        return "bf16" if batched and native_bf16() else "q8_0"
+        return fastest(resolve_gguf(model), batched)
     return weights
 
 
-@functools.cache
-def native_bf16() -> bool:
-    """Whether llama.cpp's CPU backend has BF16 dot-product instructions here (x86's AVX512_BF16)."""
-    import llama_cpp
+def fastest(source: Path, batched: bool) -> str:
+    """The weights of AUTO_CHOICES whose turn costs least on this machine by the probe's timings of each file
+    (guard.verdict: measured once per machine with the extra buffer types the verdict allows, then cached):
+    for an engine of its own (`batched` False) or a shard whose steps are batches."""
+    cost = {kind: turn_seconds(timing, batched) for kind, timing in _timings(source).items()}
+    return min(cost, key=cost.__getitem__)
 
-    return b"AVX512_BF16 = 1" in llama_cpp.llama_print_system_info()
+
+def _timings(source: Path) -> dict[str, dict[str, float]]:
+    out = {}
+    for kind in AUTO_CHOICES:
+        timing = verdict(weights_path(source, kind), timing=True).timing
+        assert timing is not None  # verdict(timing=True) measures them or raises
+        out[kind] = timing
+    return out
+
+
+@dataclass(frozen=True)
+class MachineChoice:
+    """How the shipped model runs on this machine: each weight file's verdict, and what `auto` picks."""
+
+    verdicts: dict[str, Verdict]  # by weight type (AUTO_CHOICES)
+    lone: str  # the weights `auto` runs a lone conversation on
+    batched: str  # and a batch whose steps are batches
+
+
+def machine_choice(model: str = "local/smollm2") -> MachineChoice:
+    """Probes what is not cached yet (each weight file, with timings), then says what `auto` picks."""
+    source = resolve_gguf(model)
+    verdicts = {kind: verdict(weights_path(source, kind), timing=True) for kind in AUTO_CHOICES}
+    return MachineChoice(verdicts, fastest(source, False), fastest(source, True))
 
 
 def shipped(model: str) -> bool:
@@ -235,6 +247,6 @@ def complete_embedded(spec):
     spec = spec.model_copy(deep=True)
     for p in spec.participants:
         if is_embedded(p.model) and p.name not in changed:
-            p.weights = resolve(p.weights, shipped(p.model), batched)
+            p.weights = resolve(p.weights, p.model, batched)
             p.lookup = lookup_default(p.lookup, loaded_type(p.model, p.weights))
     return spec
