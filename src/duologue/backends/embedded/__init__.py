@@ -8,7 +8,9 @@ One module per concern:
   decode.py     the decode loop on that thread: batching, streams, sampling
   lookup.py     lookup decoding: drafts from a sequence's own history, verified in the decode step
   sampling.py   the sampler chain of a request, as llama-cpp-python builds it
-  weights.py    which weights an engine loads: the shipped file or its Q8_0 copy in the cache folder
+  weights.py    which weights an engine loads: the shipped file or its Q8_0 or BF16 copy in the cache folder
+  guard.py      whether a file is loaded with llama.cpp's extra buffer types, decided once by a probe
+  probe.py      the probe's child process: loads a file with or without them, decodes, times
   engine.py     `SharedLlamaEngine`: one model and one context shared by many sequences
   backend.py    `BatchedLlamaBackend`: a participant's sequence on a shared engine
   pool.py       `EmbeddedPool`: the engines of the conversations running in one process

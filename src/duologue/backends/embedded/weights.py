@@ -26,7 +26,9 @@ is), `"q8_0"` and `"bf16"` force one. A derived file is written once into the
 user's cache folder (`DUOLOGUE_CACHE_DIR`, else the platform's cache folder),
 atomically (a temporary file, then a rename), with a sidecar JSON holding the
 SHA-256 of the source and of the output; it is rebuilt when missing, when its
-hash does not match, or when the source changed.
+hash does not match, or when the source changed. Deriving needs no crash
+guard (llama.cpp's quantizer computes on no buffer type); what it makes is
+probed (guard.py) before it is loaded.
 """
 
 from __future__ import annotations
