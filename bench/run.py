@@ -23,7 +23,10 @@ Rows (see each script's docstring for the details of what it compares):
    theme scoring, convergence and attractor watchers; the loop detectors beside them), and
    `duologue report` on a stored experiment of 1,000 runs;
 7. bench/analyze_scale.py  `duologue analyze` and the viewer's run page on runs of 2,000 and 10,000
-   messages (wall seconds, and the CPU seconds that the wall time would be on an idle machine).
+   messages (wall seconds, and the CPU seconds that the wall time would be on an idle machine);
+8. bench/import_scale.py  a synthetic corpus of 875 UniversalBackrooms logs in the real folder's shapes
+   and sizes: `duologue import DIR --experiment` and `duologue report` over it (wall), against one
+   `duologue import FILE` per log (bench/import_corpus.py PATH does the import on a real folder).
 
     python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
 """
@@ -45,6 +48,7 @@ sys.path.insert(0, str(HERE))
 
 import analyze_scale  # noqa: E402
 import concurrency  # noqa: E402
+import import_scale  # noqa: E402
 import listener_prefill  # noqa: E402
 import lookup  # noqa: E402
 import semantic_cost  # noqa: E402
@@ -179,6 +183,10 @@ def main() -> None:
     sizes = [300, 1000] if q else [2000, 10000]
     sca = in_child("analyze_scale", "measure_all", sizes=sizes, repeats=1 if q else 3)
     t_sca = time.perf_counter() - t
+
+    t = step("row 8: a corpus of UniversalBackrooms logs imported as a collection, and its report")
+    isc = import_scale.measure(logs=200 if q else 875, sample=5 if q else 20)
+    t_isc = time.perf_counter() - t
 
     # -- the table ---------------------------------------------------------------------------
     live_wall, floor, naive = tc["wall"], sum(tc["floor"]), sum(tc["naive"])
@@ -342,11 +350,12 @@ def main() -> None:
     ]
     lines += [("6", what, measured, "", goal) for what, measured, goal in semantic_cost.rows(sc["live"], sc["report"])]
     lines += [("7", what, measured, "", goal) for what, measured, goal in analyze_scale.rows(sca)]
+    lines += [("8", what, measured, ratio, goal) for what, measured, ratio, goal in import_scale.rows(isc)]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
         f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
         f"row 3b {t_lk:.0f} s, row 3c {t_lp:.0f} s, "
-        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s)\n"
+        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s, row 8 {t_isc:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)

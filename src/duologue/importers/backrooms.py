@@ -84,7 +84,7 @@ def detect(path: Path) -> bool:
     kinds = [_classify(m.group()) for m in _AFTER_EMPTY.finditer("\n\n" + text.lstrip("\n"))]
     if kinds and kinds[0] is not None and kinds[0][0] == "old":
         return True
-    return any(kind is not None and kind[0] in ("speaker", "agent", "round") for kind in kinds)
+    return any(kind is not None and kind[0] in ("speaker", "agent", "error", "round") for kind in kinds)
 
 
 def _classify(line: str) -> tuple[str, str] | None:
