@@ -125,8 +125,8 @@ def import_cmd(paths, fmt, list_formats, experiment, strict, conversation, names
     logs, resonant-chat-arena pages, OpenAI-style messages JSON, or simonw/llm's logs.db.
 
     PATHS are files, folders (read recursively: every file a format recognises; others are left alone and
-    counted) and globs ('logs/**/*.txt', quoted). The files that read are stored in one transaction;
-    each file that does not is listed on stderr with its one-line reason, and a count ends the output.
+    counted) and globs ('logs/**/*.txt', quoted). The runs of the files that can be read are stored in one
+    transaction; each other file is listed on stderr with its one-line reason, and a count ends the output.
     Exit status 0 when every file was imported (or had been before), 1 when some were skipped. A file
     imported before (the same bytes) is recognised and not stored twice. One file named alone is all
     or nothing, as is every file with --strict: an error (exit status 2) and nothing stored.
