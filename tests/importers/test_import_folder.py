@@ -196,9 +196,16 @@ def test_a_collection_exports_its_tables_and_shows_in_the_viewer(logs, tmp_path)
     assert "backrooms-runs.csv" in written
     header = (tmp_path / "tables" / "backrooms-runs.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert "pairing" in header and "template" in header
-    page = TestClient(create_app(db)).get("/experiments/backrooms")
+    client = TestClient(create_app(db))
+    page = client.get("/experiments/backrooms")
     assert page.status_code == 200
     assert "gpt5 ↔ k2" in page.text and "emoji_brother" in page.text
+    # A run's page shows its agents' blocks in the events' timeline, with what they wrote.
+    with Store(db) as store:
+        (run_id,) = [r.id for r in store.list_runs() if r.title == "GPT-5 1 ↔ Kimi K2 2"]
+    page = client.get(f"/runs/{run_id}").text
+    assert 'data-kind="agent"' in page and "Prompt: a lighthouse of folded paper maps at dusk" in page
+    assert "Discord Agent error: list index out of range" in page
 
 
 def test_runs_imported_before_join_a_collection_and_an_experiment_that_ran_is_not_one(logs, tmp_path):
