@@ -226,3 +226,17 @@ def test_the_python_api_gives_the_same_outcome(logs, tmp_path):
     assert sorted(Path(r.source).relative_to(logs).as_posix() for r in outcome.imported) == sorted(GOOD)
     assert {p.relative_to(logs).as_posix(): reason for p, reason in outcome.skipped} == SKIPPED
     assert sorted(p.relative_to(logs).as_posix() for p in outcome.ignored) == sorted(SIDE_FILES)
+
+
+def test_a_collection_imported_again_analyses_what_a_stopped_import_left_unanalysed(logs, tmp_path):
+    db = tmp_path / "d.db"
+    api.import_files([logs], db=db, experiment="backrooms")
+    with Store(db) as store:
+        run_id = store.experiment_run_records("backrooms")[0].id
+        with store.conn:  # as if the import had been stopped before this run's analysis
+            store.conn.execute("UPDATE runs SET analysis = NULL WHERE id = ?", (run_id,))
+        assert store.run_loops(run_id) is None
+    outcome = api.import_files([logs], db=db, experiment="backrooms")
+    assert (outcome.imported, outcome.joined, outcome.analysed) == ([], [], 1)
+    with Store(db) as store:
+        assert store.run_loops(run_id) is not None

@@ -227,8 +227,9 @@ def import_files(
         return outcome
     with Store(db) as store:
         joined: list[Run] = []
+        members: list[Run] = []
         if experiment is not None:
-            joined = _joining(store, experiment, joining)
+            joined, members = _joining(store, experiment, joining)
             _ensure_collection(store, experiment, [*runs, *joined])
             store.set_experiments([(run.id, experiment, run.experiment_cell or {}) for run in joined])
         progress("storing", 0, len(runs))
@@ -236,7 +237,8 @@ def import_files(
         outcome.imported = runs
         if experiment is not None:
             outcome.joined = [run.id for run in joined]
-            unanalysed = [r for r in joined if store.run_loops(r.id) is None]
+            # Runs of the collection an earlier import stored but did not analyse (it was stopped) are analysed now.
+            unanalysed = [r for r in [*joined, *members] if store.run_loops(r.id) is None]
             outcome.analysed = _analyse(store, [*runs, *unanalysed], progress)
     return outcome
 
@@ -256,18 +258,19 @@ def _give_ids(runs: list[Run], stored: set[str], taken: set[str], *, keep: bool,
         taken.add(run.id)
 
 
-def _joining(store: Any, name: str, run_ids: list[str]) -> list[Run]:
-    """The runs imported before and in no experiment yet, with their cells in the collection `name`
-    (they keep their ids; the caller stores where they now belong)."""
-    joined = []
+def _joining(store: Any, name: str, run_ids: list[str]) -> tuple[list[Run], list[Run]]:
+    """Of the runs imported before: those in no experiment yet, with their cells in the collection `name`
+    (they keep their ids; the caller stores where they now belong), and those already in it."""
+    joined, members = [], []
     for run_id in run_ids:
         run = store.get_run(run_id)
-        if run.experiment_id is not None or run.source_hash is None:
-            continue
-        run.experiment_id = name
-        run.experiment_cell = collection_cell(run, run.source_hash, _position(store, run))
-        joined.append(run)
-    return joined
+        if run.experiment_id == name:
+            members.append(run)
+        elif run.experiment_id is None and run.source_hash is not None:
+            run.experiment_id = name
+            run.experiment_cell = collection_cell(run, run.source_hash, _position(store, run))
+            joined.append(run)
+    return joined, members
 
 
 def _position(store: Any, run: Run) -> int | None:
