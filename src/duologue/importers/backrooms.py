@@ -74,8 +74,8 @@ class _Mark:
 
 
 def detect(path: Path) -> bool:
-    """A log opens with the header, or has a heading, a round line or an agent's block after an empty line
-    near its start (an older log's first line may be an `{actor}:` heading)."""
+    """A log opens with the header, or has a numbered actor's heading, a round line or an agent's block
+    after an empty line near its start (an older log's first line may be an `{actor}:` heading)."""
     text = head_text(path, 2048).replace("\r\n", "\n")
     if text.startswith(HEADER + "\n"):
         return True
@@ -84,7 +84,10 @@ def detect(path: Path) -> bool:
     kinds = [_classify(m.group()) for m in _AFTER_EMPTY.finditer("\n\n" + text.lstrip("\n"))]
     if kinds and kinds[0] is not None and kinds[0][0] == "old":
         return True
-    return any(kind is not None and kind[0] in ("speaker", "agent", "error", "round") for kind in kinds)
+    return any(
+        kind is not None and (kind[0] in ("agent", "error", "round") or kind[0] == "speaker" and _position(kind[1]))
+        for kind in kinds
+    )
 
 
 def _classify(line: str) -> tuple[str, str] | None:
