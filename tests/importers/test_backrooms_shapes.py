@@ -16,6 +16,7 @@ import pytest
 
 from duologue.errors import NoMessageError, TranscriptFormatError
 from duologue.importers import detect_format, read_runs
+from duologue.importers.corpus import find_files
 from helpers import FIXTURES
 
 LOGS = FIXTURES / "importers" / "backrooms_logs"
@@ -244,8 +245,10 @@ def test_text_before_the_first_heading_is_kept_as_a_preamble(tmp_path):
     assert run.spec["metadata"]["preamble"] == "TRANSCRIPT:"
 
 
-def test_a_file_of_no_log_shape_is_still_a_format_error(tmp_path):
-    (tmp_path / "notes.txt").write_text("just some notes\n")
+@pytest.mark.parametrize("text", ["just some notes\n", "Notes\n\n### Ideas ###\nan unnumbered heading is no actor's\n"])
+def test_a_file_of_no_log_shape_is_still_a_format_error(tmp_path, text):
+    (tmp_path / "notes.txt").write_text(text)
+    assert find_files([tmp_path]) == ([], [tmp_path / "notes.txt"])  # no format recognises it: a folder leaves it
     with pytest.raises(TranscriptFormatError, match="not a valid backrooms file: line 2") as caught:
         read_runs(tmp_path / "notes.txt", "backrooms")
     assert not isinstance(caught.value, NoMessageError)

@@ -139,6 +139,8 @@ def import_cmd(paths, fmt, list_formats, experiment, strict, conversation, names
         return
     if not paths:
         raise click.UsageError("give a file or folder to import (or --formats)")
+    if experiment is not None and not experiment.strip():
+        raise click.UsageError("--experiment needs a name for the collection")
     name_list = tuple(n.strip() for n in names.split(",")) if names is not None else None
     alone = len(paths) == 1 and Path(paths[0]).is_file()
     options = ImportOptions(conversation, name_list)

@@ -84,10 +84,7 @@ def detect(path: Path) -> bool:
     kinds = [_classify(m.group()) for m in _AFTER_EMPTY.finditer("\n\n" + text.lstrip("\n"))]
     if kinds and kinds[0] is not None and kinds[0][0] == "old":
         return True
-    return any(
-        kind is not None and (kind[0] in ("agent", "error", "round") or kind[0] == "speaker" and _position(kind[1]))
-        for kind in kinds
-    )
+    return any(kind is not None and kind[0] in ("speaker", "agent", "error", "round") for kind in kinds)
 
 
 def _classify(line: str) -> tuple[str, str] | None:
@@ -97,7 +94,10 @@ def _classify(line: str) -> tuple[str, str] | None:
             return "round", line
         if heading := _HEADING.fullmatch(line):
             name = heading.group(1)
-            return ("agent" if _AGENT.fullmatch(name) else "speaker"), name
+            if _AGENT.fullmatch(name):
+                return "agent", name
+            # backrooms.py names an actor by its model and position (`GPT-5 1`), or `CLI` (the world interface).
+            return ("speaker", name) if _position(name) or name == "CLI" else None
         return None
     if old := _OLD_HEADING.fullmatch(line):
         return "old", old.group(1)
