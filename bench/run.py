@@ -24,7 +24,10 @@ Rows (see each script's docstring for the details of what it compares):
    `duologue report` on a stored experiment of 1,000 runs;
 7. bench/analyze_scale.py  `duologue analyze` and the viewer's run page on runs of 2,000 and 10,000
    messages (wall seconds, and the CPU seconds that the wall time would be on an idle machine);
-8. bench/extra_bufts.py  what the native-crash guard costs: each weight file with llama.cpp's extra buffer
+8. bench/import_scale.py  a synthetic corpus of 875 UniversalBackrooms logs in the real folder's shapes
+   and sizes: `duologue import DIR --experiment` and `duologue report` over it (wall), against one
+   `duologue import FILE` per log (bench/import_corpus.py PATH does the import on a real folder).
+9. bench/extra_bufts.py  what the native-crash guard costs: each weight file with llama.cpp's extra buffer
    types on and off (tokens/s, or the signal that killed it), and the probe's one-time cost.
 
     python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
@@ -48,6 +51,7 @@ sys.path.insert(0, str(HERE))
 import analyze_scale  # noqa: E402
 import concurrency  # noqa: E402
 import extra_bufts  # noqa: E402
+import import_scale  # noqa: E402
 import listener_prefill  # noqa: E402
 import lookup  # noqa: E402
 import semantic_cost  # noqa: E402
@@ -183,7 +187,10 @@ def main() -> None:
     sca = in_child("analyze_scale", "measure_all", sizes=sizes, repeats=1 if q else 3)
     t_sca = time.perf_counter() - t
 
-    t = step("row 8: llama.cpp's extra buffer types on and off, per weight file")
+    t = step("row 8: a corpus of UniversalBackrooms logs imported as a collection, and its report")
+    isc = import_scale.measure(logs=200 if q else 875, sample=5 if q else 20)
+    t_isc = time.perf_counter() - t
+    t = step("row 9: llama.cpp's extra buffer types on and off, per weight file")
     eb = in_child("extra_bufts", "measure", repeats=1 if q else 3)
     t_eb = time.perf_counter() - t
 
@@ -349,12 +356,14 @@ def main() -> None:
     ]
     lines += [("6", what, measured, "", goal) for what, measured, goal in semantic_cost.rows(sc["live"], sc["report"])]
     lines += [("7", what, measured, "", goal) for what, measured, goal in analyze_scale.rows(sca)]
-    lines += [("8", what, measured, ratio, "") for what, measured, ratio in extra_bufts.rows(eb)]
+    lines += [("8", what, measured, ratio, goal) for what, measured, ratio, goal in import_scale.rows(isc)]
+    lines += [("9", what, measured, ratio, "") for what, measured, ratio in extra_bufts.rows(eb)]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
         f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
         f"row 3b {t_lk:.0f} s, row 3c {t_lp:.0f} s, "
-        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s, row 8 {t_eb:.0f} s)\n"
+        f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s, row 8 {t_isc:.0f} s, "
+        f"row 9 {t_eb:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)

@@ -347,12 +347,39 @@ def import_runs(
     """Store every conversation of a file, or of several (format `fmt`, or detected: duologue.importers) as
     a run, all in one transaction: a bad file, or a run already in the store, leaves the store as it was."""
     from .importers import ImportOptions, read_runs
+    from .importers.corpus import file_hash
 
     options = ImportOptions(conversation, tuple(names) if names is not None else None)
-    runs = [r for p in ([path] if isinstance(path, (str, Path)) else path) for r in read_runs(p, fmt, options)]
+    runs = []
+    for p in [path] if isinstance(path, (str, Path)) else path:
+        read = read_runs(p, fmt, options)
+        digest = file_hash(Path(p))
+        for run in read:
+            run.source_hash = digest  # what a later `import` of the same file recognises
+        runs += read
     with Store(db) as store:
         store.create_runs(runs)
     return runs
+
+
+def import_files(
+    paths: Sequence[str | Path],
+    *,
+    db: str | Path = DEFAULT_DB,
+    fmt: str | None = None,
+    options=None,
+    experiment: str | None = None,
+    strict: bool = False,
+    on_progress=None,
+):
+    """Import files, folders (recursively) and globs: the runs of the files that read are stored, the
+    others listed with their reasons, files imported before recognised (duologue.importers.corpus).
+    `experiment`: group the runs as a collection of that name and analyse them. Returns an ImportOutcome."""
+    from .importers.corpus import import_files as import_many
+
+    return import_many(
+        paths, db=db, fmt=fmt, options=options, experiment=experiment, strict=strict, on_progress=on_progress
+    )
 
 
 def import_transcript(path: str | Path, *, db: str | Path = DEFAULT_DB) -> Run:

@@ -265,7 +265,10 @@ REPORT_SETTINGS = ("pairing", "opener", "system", "temperature")
 
 def report_settings(exp_spec: dict[str, Any]) -> tuple[ExperimentSpec | None, list[str]]:
     """The stored experiment, and the settings its report splits the runs by: the pairing, then every
-    varied path."""
+    varied path. A collection of imported runs (`import --experiment`) has no experiment file: its record
+    names its settings (the pairing, the template)."""
+    if exp_spec.get("collection"):
+        return None, [str(s) for s in exp_spec.get("settings") or ["pairing"]]
     stored = stored_experiment(exp_spec)
     return stored, (stored.settings if stored else list(REPORT_SETTINGS))
 

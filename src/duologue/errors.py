@@ -35,3 +35,8 @@ class RunNotFoundError(DuologueError):
 
 class BackendError(DuologueError):
     """A backend failed for good (after its retries); the message is safe to show."""
+
+
+class NoMessageError(TranscriptFormatError):
+    """A file in a known format that holds no message (a log of a run that wrote only its header): there
+    is nothing to import, which is not the same as a damaged file."""

@@ -5,7 +5,9 @@ An event is a row of the store's events table, as `Store.get_events` returns it:
 `kind`, `message_index`, `detail`, `data` (a dict or None) and `created_at`. Kinds written today:
 `context` (a trim, with the summary's text when summarized), `injection`, `change`, `window`,
 `limits` (a resume that raised a limit), and the detections `loop`, `near_loop`, `convergence`,
-`attractor`. Unknown kinds are described by their detail alone.
+`attractor`; an imported log's `agent` (the block a side agent wrote after a message: a
+UniversalBackrooms media, Discord or SQL agent) and `agent_error` (its error line). Unknown kinds are
+described by their detail alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 BEFORE = ("injection", "change", "context", "context_trimmed", "window")
 # Detections: their data's plain values are worth a line (the detail says the rest).
 DETECTION_KINDS = ("loop", "near_loop", "convergence", "attractor")
+# What an imported log's side agents wrote: the detail names the agent (or is the error's line), the
+# data's text is what they wrote.
+AGENT_KINDS = ("agent", "agent_error")
 
 
 def format_value(v: Any) -> str:
@@ -53,6 +58,7 @@ class EventDescription:
     summary: str | None = None  # a context summary's whole text
     facts: list[tuple[str, str]] = field(default_factory=list)  # a detection's values, formatted
     created_at: str | None = None
+    text: str | None = None  # what an imported log's agent wrote (the lines after the detail)
 
     @property
     def where(self) -> str:
@@ -68,6 +74,8 @@ class EventDescription:
             out.append(f"  summary: {self.summary}")
         elif self.facts:
             out.append("  " + "  ".join(f"{k} {v}" for k, v in self.facts))
+        if self.text:
+            out += ["  " + line for line in self.text.split("\n")]
         return out
 
 
@@ -78,14 +86,19 @@ def describe_event(ev: Mapping[str, Any]) -> EventDescription:
     facts: list[tuple[str, str]] = []
     if kind in DETECTION_KINDS:
         facts = [(k, format_value(v)) for k, v in data.items() if not isinstance(v, (dict, list)) and v is not None]
+    detail = str(ev.get("detail") or "")
+    text = data.get("text") if kind in AGENT_KINDS and isinstance(data.get("text"), str) else None
+    if text is not None and text.startswith(detail):  # an error's text starts with its line, the detail
+        text = text[len(detail) :].removeprefix("\n")
     return EventDescription(
         kind=kind,
         message_index=ev.get("message_index"),
-        detail=str(ev.get("detail") or ""),
+        detail=detail,
         before=kind in BEFORE,
         summary=summary or None,
         facts=facts,
         created_at=ev.get("created_at"),
+        text=text or None,
     )
 
 

@@ -40,6 +40,17 @@ class Message:
 
 
 @dataclass
+class Event:
+    """Something recorded along a run besides its messages (a row of the store's events table): what an
+    imported file holds that is not a message, e.g. a UniversalBackrooms media agent's block."""
+
+    kind: str
+    detail: str
+    message_index: int | None = None  # the message it is attached to (after it, unless its kind says before)
+    data: dict[str, Any] | None = None
+
+
+@dataclass
 class Run:
     """One executed (or imported) conversation."""
 
@@ -58,7 +69,11 @@ class Run:
     experiment_id: str | None = None
     experiment_cell: dict[str, Any] | None = None  # which cell of the experiment's matrix, and which repeat
     source: str | None = None  # e.g. the path of an imported transcript
+    # An imported run: the SHA-256 of the file it came from, so importing the file again adds nothing.
+    source_hash: str | None = None
     messages: list[Message] = field(default_factory=list)
+    # An imported run: what its file recorded besides the messages, stored with it as events.
+    events: list[Event] = field(default_factory=list)
 
     @property
     def title(self) -> str:

@@ -262,6 +262,10 @@ class ConversationSpec(BaseModel):
     context: ContextPolicy = Field(default_factory=ContextPolicy)
     injections: list[Injection] = Field(default_factory=list)
     changes: list[Change] = Field(default_factory=list)
+    # What the run's source says about it that duologue does not run by: an imported UniversalBackrooms
+    # log's template, model keys and start time (importers/backrooms.py), or a user's own labels. `show`
+    # prints it; a report over imported runs splits them by it (importers/corpus.py).
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _distinct_names(self) -> ConversationSpec:

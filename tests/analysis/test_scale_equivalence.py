@@ -103,7 +103,8 @@ def reference_lexicon_count(self: Lexicon, cleaned: str) -> dict[str, int]:
 
 
 def reference_scores(self, content, vector):
-    """ThemeScorer.scores without the substring test in front of each lexicon's pattern."""
+    """ThemeScorer.scores without the substring test in front of each lexicon's pattern: each theme's whole
+    lexicon as one pattern, every match counted."""
     out = np.zeros(len(self.phrase_themes), dtype=np.float64)
     if not len(self._phrases) or not np.any(vector):
         return out
@@ -112,7 +113,7 @@ def reference_scores(self, content, vector):
     for i in range(len(self.phrase_themes)):
         out[i] = float(sims[bounds[i] : bounds[i + 1]].max())
     text = content.casefold()
-    for i, pattern in enumerate(self._lexicons):
+    for i, pattern in enumerate(themes_module._lexicon_pattern(t.lexicon) for t in self.phrase_themes):
         if pattern is not None:
             out[i] += self.params.lexicon_weight * min(1.0, sum(1 for _ in pattern.finditer(text)) / 3)
     return out

@@ -60,7 +60,7 @@ def test_backrooms_log_reads_every_message_in_order():
         ("Claude 2", "# notes\n\n### Claude 3 ###\nnot a heading: no Claude 3 speaks here\n---\n\nthe end of notes"),
         ("Claude 1", "that is enough for today. ^C^C"),
     ]
-    assert (run.stop_reason, run.stop_detail) == ("end_marker", "Claude 1 ended the conversation with ^C^C")
+    assert (run.stop_reason, run.stop_detail) == ("end_marker", "Claude 1 has ended the conversation with ^C^C.")
     assert [m.model for m in run.messages[:2]] == ["opus", "sonnet"]  # the model keys of the file's name
     # The file's name holds the local time the run started.
     assert run.started_at == datetime(2024, 10, 18, 13, 18, 1).astimezone()

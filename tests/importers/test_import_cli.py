@@ -110,7 +110,7 @@ def test_named_format_overrides_detection(tmp_path):
     result = CliRunner().invoke(cli, ["import", str(tmp_path / "t.txt"), "--db", str(tmp_path / "d.db")])
     assert result.exit_code == 0 and "17 messages" in result.output
     result = CliRunner().invoke(
-        cli, ["import", str(tmp_path / "t.txt"), "--format", "backrooms", "--db", str(tmp_path / "d.db")]
+        cli, ["import", str(tmp_path / "t.txt"), "--format", "backrooms", "--db", str(tmp_path / "other.db")]
     )
     assert result.exit_code == 2 and "not a valid backrooms file" in result.output
 
@@ -153,21 +153,37 @@ def test_an_imported_running_run_has_no_writer_here(tmp_path):
         assert store.run_pid(run.id) is None  # no process here writes it: `ls` shows it as killed
 
 
-def test_several_files_in_one_transaction(tmp_path):
+def test_several_files_in_one_transaction_with_strict(tmp_path):
     here = FIXTURES / "importers"
     files = [here / "opus_sonnet_cli_20241018_131801.txt", here / "openai-chat.json", EXAMPLE_MD]
     out = run_cli("import", *map(str, files), "--db", "d.db", cwd=tmp_path, check=True).stdout.splitlines()
     assert [line.split(" as run ")[0] for line in out] == [f"imported {f}" for f in files]
     (tmp_path / "bad.md").write_text("not a transcript\n")
-    proc = run_cli("import", *map(str, files), "bad.md", "--db", "other.db", cwd=tmp_path)
+    proc = run_cli("import", *map(str, files), "bad.md", "--strict", "--db", "other.db", cwd=tmp_path)
     assert_one_line_error(proc, "bad.md", "not a valid md file", "line 1")
     assert not (tmp_path / "other.db").exists()
     runs, db = two_runs(tmp_path)
     (tmp_path / "one.json").write_text(api.export_run(runs[0].id, "json", db=db), encoding="utf-8")
-    proc = run_cli("import", "one.json", "one.json", "--db", "third.db", cwd=tmp_path)
+    (tmp_path / "two.json").write_text(api.export_run(runs[0].id, "json", db=db) + "\n", encoding="utf-8")
+    proc = run_cli("import", "one.json", "two.json", "--strict", "--db", "third.db", cwd=tmp_path)
     assert_one_line_error(proc, f"run {runs[0].id} comes twice")
     with Store(tmp_path / "third.db") as store:
         assert store.list_runs() == []
+
+
+def test_several_files_without_strict_store_the_good_ones_and_list_the_others(tmp_path):
+    here = FIXTURES / "importers"
+    files = [here / "opus_sonnet_cli_20241018_131801.txt", here / "openai-chat.json", EXAMPLE_MD]
+    (tmp_path / "bad.md").write_text("not a transcript\n")
+    proc = run_cli("import", *map(str, files), "bad.md", "--db", "d.db", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert [line.split(" as run ")[0] for line in proc.stdout.splitlines()] == [f"imported {f}" for f in files]
+    assert proc.stderr.splitlines() == [
+        "skipped bad.md: not a valid md file: line 1: expected the title '# {name} ↔ {name}'",
+        "3 files imported (3 runs); 1 skipped",
+    ]
+    with Store(tmp_path / "d.db") as store:
+        assert sorted(r for (r,) in store.conn.execute("SELECT source FROM runs")) == sorted(map(str, files))
 
 
 def test_a_program_adds_a_format(tmp_path):

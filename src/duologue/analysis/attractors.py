@@ -88,9 +88,18 @@ def run_end(
     )
 
 
-def _distinctive_words(texts: Sequence[str], others: Sequence[str], k: int = 3) -> list[str]:
-    inside = Counter(w for t in texts for w in {w.casefold() for w in _WORD.findall(t)} - _STOP)
-    outside = Counter(w for t in others for w in {w.casefold() for w in _WORD.findall(t)} - _STOP)
+def _word_set(text: str) -> set[str]:
+    return {w.casefold() for w in _WORD.findall(text)} - _STOP
+
+
+def _distinctive_words(
+    texts: Sequence[str], others: Sequence[str], k: int = 3, *, outside: Counter[str] | None = None
+) -> list[str]:
+    """The words the texts share most, against the `others` (`outside`: their word counts, when the
+    caller has them already)."""
+    inside = Counter(w for t in texts for w in _word_set(t))
+    if outside is None:
+        outside = Counter(w for t in others for w in _word_set(t))
     n_in, n_out = max(len(texts), 1), max(len(others), 1)
     scored = sorted(inside, key=lambda w: (-(inside[w] / n_in - outside[w] / n_out), -inside[w], w))
     return scored[:k]
@@ -132,11 +141,13 @@ def cluster_unknown(runs: Sequence[RunEnd], embedder=None, similarity: float = C
     vectors = embedder.embed([r.final_text for r in unknown]).astype(np.float64)
     clusters = _average_linkage(vectors @ vectors.T, similarity)
     others_all = [r.final_text for r in runs]
+    outside = Counter(w for t in others_all for w in _word_set(t))  # once, not once per cluster
     for members in clusters:
         if len(members) < 2:
             continue
         texts = [unknown[i].final_text for i in members]
-        name = "other: " + " ".join(_distinctive_words(texts, others_all)) if texts else UNRESOLVED
+        words = _distinctive_words(texts, others_all, outside=outside)
+        name = "other: " + " ".join(words) if texts else UNRESOLVED
         for i in members:
             unknown[i].cluster = name
 
@@ -244,9 +255,12 @@ def write_attractor_plots(
             if k not in shares:
                 continue
             ys = np.array(shares[k])
-            xs = np.arange(1, len(ys) + 1)
-            ax.bar(xs, ys, width=1.0, bottom=bottom, color=colours[k], label=labels.get(k, k), linewidth=0)
-            bottom = ys if bottom is None else bottom + ys
+            # One area per label, stepped like bars of width 1 (bars would be a patch per message: a corpus
+            # of long runs made tens of thousands of them, and most of the report's time).
+            edges = np.arange(0.5, len(ys) + 1)
+            low = np.zeros(len(ys)) if bottom is None else bottom
+            ax.stairs(low + ys, edges, baseline=low, fill=True, color=colours[k], label=labels.get(k, k), linewidth=0)
+            bottom = low + ys
         ax.set_xlim(0.5, max(2, max((r.messages for r in runs), default=2)) + 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel("share of runs")

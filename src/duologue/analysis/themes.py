@@ -40,6 +40,7 @@ message at a time, as an event when a theme's rule first holds.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Sequence
@@ -233,8 +234,12 @@ def _lexicon_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
     """One pattern for a theme's whole lexicon (longest terms first, so "thank you" wins over "thank")."""
     if not terms:
         return None
-    ordered = sorted(dict.fromkeys(terms), key=lambda t: (-len(t), t))
-    return re.compile("|".join(_lexicon_term(t) for t in ordered))
+    return re.compile("|".join(_ordered_terms(terms)))
+
+
+def _ordered_terms(terms: Sequence[str]) -> list[str]:
+    """The terms' patterns, longest first (ties alphabetically)."""
+    return [_lexicon_term(t) for t in sorted(dict.fromkeys(terms), key=lambda t: (-len(t), t))]
 
 
 class ThemeScorer:
@@ -248,14 +253,15 @@ class ThemeScorer:
         bounds = np.cumsum([0] + [len(t.phrases) for t in self.phrase_themes])
         self._starts = np.asarray(bounds[:-1], dtype=np.intp)
         self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
-        self._lexicons = [_lexicon_pattern(t.lexicon) for t in self.phrase_themes]
-        # Each lexicon's terms as plain substrings: a text that holds none of them has no hit, and
-        # testing that is far cheaper than the pattern's word-boundary search.
+        # Each lexicon's terms as plain substrings (and as written): a text that holds none of them has no
+        # hit, and testing that is far cheaper than the pattern's word-boundary search.
         self._terms = [
-            (term, i)
-            for i, t in enumerate(self.phrase_themes)
-            for term in dict.fromkeys(term.casefold() for term in t.lexicon)
+            (term.casefold(), term, i) for i, t in enumerate(self.phrase_themes) for term in dict.fromkeys(t.lexicon)
         ]
+        # The pattern of the terms a text holds, per theme: the whole lexicon's pattern tries every term at
+        # every position of the text (most of the analysis of long messages); one of the few terms present
+        # finds the same matches, since a term the text does not hold matches nowhere in it.
+        self._present_patterns: dict[tuple[int, tuple[str, ...]], re.Pattern[str]] = {}
 
     def scores(self, content: str, vector: np.ndarray) -> np.ndarray:
         """One score per phrase theme (in `phrase_themes` order)."""
@@ -267,11 +273,17 @@ class ThemeScorer:
         out[:] = np.maximum.reduceat(sims, self._starts)  # each theme's best phrase (every theme has one)
         text = content.casefold()
         w = self.params.lexicon_weight
-        present = {i for term, i in self._terms if term in text}
-        for i, pattern in enumerate(self._lexicons):
-            if pattern is not None and i in present:
-                hits = sum(1 for _ in pattern.finditer(text))
-                out[i] += w * min(1.0, hits / 3)
+        present: dict[int, list[str]] = {}
+        for folded, term, i in self._terms:
+            if folded in text:
+                present.setdefault(i, []).append(term)
+        for i, terms in present.items():
+            key = (i, tuple(terms))
+            pattern = self._present_patterns.get(key)
+            if pattern is None:
+                pattern = self._present_patterns[key] = re.compile("|".join(_ordered_terms(terms)))
+            hits = len(list(itertools.islice(pattern.finditer(text), 3)))  # 3 hits score in full
+            out[i] += w * min(1.0, hits / 3)
         return out
 
 

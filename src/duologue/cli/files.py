@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .. import api
 from ..errors import DuologueError
-from .common import db_option, err_console
+from .common import db_option, err_console, print_json
 from .completion import complete_run_id
 
 
@@ -93,31 +94,146 @@ def export(target, fmt, output, list_formats, all_runs, experiment, status, stop
     "--format",
     "fmt",
     default=None,
-    help="The file's format (`duologue import --formats` lists them); by default it is detected.",
+    help="The files' format (`duologue import --formats` lists them); by default each file's is detected. "
+    "In a folder, every file with the format's suffix is read with it.",
 )
 @click.option("--formats", "list_formats", is_flag=True, help="List the import formats and exit.")
+@click.option(
+    "--experiment",
+    metavar="NAME",
+    default=None,
+    help="Group the runs as a collection of this name (created if missing; runs imported before join it "
+    "too) and analyse each, so `report NAME`, the viewer's experiment page and `export NAME` work on it as "
+    "on an experiment duologue ran, split by model pairing and by template (read from each log's header).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="All or nothing: the first file that cannot be imported is an error (exit status 2) and nothing is "
+    "stored. Without it, the files that read are stored and each other file is listed with its reason.",
+)
 @click.option("--conversation", default=None, help="llm logs.db: import only the conversation with this id.")
 @click.option(
     "--names",
     default=None,
     help="Another tool's file: the participants' names, comma-separated, in the order they first speak.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print what became of each file as one JSON object.")
 @db_option
-def import_cmd(paths, fmt, list_formats, conversation, names, db) -> None:
+def import_cmd(paths, fmt, list_formats, experiment, strict, conversation, names, as_json, db) -> None:
     """Import files of conversations as runs: duologue's Markdown, JSON or JSONL, UniversalBackrooms
-    logs, resonant-chat-arena pages, OpenAI-style messages JSON, or simonw/llm's logs.db. Every run of
-    the files is stored in one transaction: a bad file stores nothing."""
-    from ..importers import import_format, import_formats
+    logs, resonant-chat-arena pages, OpenAI-style messages JSON, or simonw/llm's logs.db.
+
+    PATHS are files, folders (read recursively: every file a format recognises; others are left alone and
+    counted) and globs ('logs/**/*.txt', quoted). The runs of the files that can be read are stored in one
+    transaction; each other file is listed on stderr with its one-line reason, and a count ends the output.
+    Exit status 0 when every file was imported (or had been before), 1 when some were skipped. A file
+    imported before (the same bytes) is recognised and not stored twice. One file named alone is all
+    or nothing, as is every file with --strict: an error (exit status 2) and nothing stored.
+    """
+    from ..importers import ImportOptions, import_formats
 
     if list_formats:
         for f in import_formats().values():
             click.echo(f"{f.name:10} {f.description}")
         return
     if not paths:
-        raise click.UsageError("give a file to import (or --formats)")
-    if fmt is not None:
-        import_format(fmt)  # an unknown format is an error before the file is read
-    name_list = [n.strip() for n in names.split(",")] if names is not None else None
-    runs = api.import_runs(paths, fmt=fmt, db=db, conversation=conversation, names=name_list)
-    for run in runs:
+        raise click.UsageError("give a file or folder to import (or --formats)")
+    if experiment is not None and not experiment.strip():
+        raise click.UsageError("--experiment needs a name for the collection")
+    name_list = tuple(n.strip() for n in names.split(",")) if names is not None else None
+    alone = len(paths) == 1 and Path(paths[0]).is_file()
+    options = ImportOptions(conversation, name_list)
+    with _ImportProgress(enabled=not as_json) as progress:
+        outcome = api.import_files(
+            paths, fmt=fmt, db=db, options=options, experiment=experiment, strict=strict or alone,
+            on_progress=progress.update,
+        )  # fmt: skip
+    if as_json:
+        print_json(_outcome_json(outcome))
+    else:
+        _print_outcome(outcome)
+    if outcome.skipped:
+        sys.exit(1)
+
+
+class _ImportProgress:
+    """A bar on stderr while files are read, stored and analysed, when stderr is a terminal; else nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            self.task = self.progress.add_task("import", total=None)
+
+    def __enter__(self) -> _ImportProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, step: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=step, completed=done, total=total)
+
+
+def _outcome_json(outcome) -> dict:
+    return {
+        "files": outcome.files,
+        "imported": [
+            {"source": r.source, "run_id": r.id, "messages": len(r.messages), "title": r.title}
+            for r in outcome.imported
+        ],
+        "skipped": [{"file": str(p), "reason": reason} for p, reason in outcome.skipped],
+        "known": [{"file": str(p), "run_ids": ids} for p, ids in outcome.known],
+        "ignored": [str(p) for p in outcome.ignored],
+        "notes": [{"file": str(p), "note": note} for p, note in outcome.notes],
+        "collection": outcome.collection,
+        "joined": outcome.joined,
+        "analysed": outcome.analysed,
+    }
+
+
+def _print_outcome(outcome) -> None:
+    for run in outcome.imported:
         click.echo(f"imported {run.source} as run {run.id} ({len(run.messages)} messages)")
+    for path, note in outcome.notes:
+        click.echo(f"note: {path}: {note}", err=True)
+    for path, reason in outcome.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    if len(outcome.known) <= 3:
+        for path, ids in outcome.known:
+            click.echo(f"already imported {path} (run {', '.join(ids)}): nothing new", err=True)
+    files = len({r.source for r in outcome.imported})
+    counts = [f"{files} file{'s' if files != 1 else ''} imported ({len(outcome.imported)} runs)"]
+    counts.append(f"{len(outcome.skipped)} skipped")
+    if outcome.known:
+        counts.append(f"{len(outcome.known)} already imported")
+    if outcome.ignored:
+        shown = ", ".join(str(p) for p in outcome.ignored[:2]) + (", …" if len(outcome.ignored) > 2 else "")
+        counts.append(f"{len(outcome.ignored)} left alone: no format recognises them ({shown})")
+    click.echo("; ".join(counts), err=True)
+    if outcome.collection and (outcome.imported or outcome.joined):
+        added = len(outcome.imported) + len(outcome.joined)
+        click.echo(
+            f"collection {outcome.collection}: {added} runs added and analysed; "
+            f"report: duologue report {outcome.collection}",
+            err=True,
+        )

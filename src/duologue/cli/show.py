@@ -53,7 +53,10 @@ def show(run_id, as_json, width, db) -> None:
         return
     c = console_for(width)
     _print_header(c, run, db)
-    _print_spec(c, run.spec)
+    # An imported run's opener is its first message, shown once: as message 1.
+    first = run.messages[0] if run.messages else None
+    opener_shown = not (run.source and first is not None and first.content == run.spec.get("opener"))
+    _print_spec(c, run.spec, opener=opener_shown)
     _print_messages(c, run, api.run_events(run.id, db=db))
 
 
@@ -99,28 +102,33 @@ def _settings(pairs) -> str:
     return "  ".join(f"{k} {format_value(v)}" for k, v in pairs)
 
 
-def _print_spec(c: Console, spec: dict[str, Any]) -> None:
-    """Every setting of the stored spec: what it takes to repeat the run."""
+def _print_spec(c: Console, spec: dict[str, Any], *, opener: bool = True) -> None:
+    """Every setting of the stored spec: what it takes to repeat the run. A setting the spec does not
+    hold (an imported run's sampling, its limits) is left out, not shown empty."""
     if not spec:
         return
     for p in spec.get("participants", []):
-        first = "  ".join(f"{k} {p.get(k)}" for k in FIRST_LINE)
-        c.print(Text(f"  {p.get('name')}: {p.get('model')}  {first}"))
+        first = "".join(f"  {k} {p[k]}" for k in FIRST_LINE if p.get(k) is not None)
+        c.print(Text(f"  {p.get('name')}: {p.get('model')}{first}"))
         rest = [(k, v) for k, v in _flat(p) if k.split(".")[0] not in (*APART, *FIRST_LINE)]
         if rest:
             c.print(Text(f"    {_settings(rest)}", style="dim"))
         if p.get("system") is not None:
             c.print(Text(f"    system: {p['system']}", style="dim"))
-    if "opener" in spec:
+    if "opener" in spec and opener:
         c.print(Text(f"opener: {spec['opener']}"))
     limits = [(k, spec[k]) for k in LIMITS if k in spec]
-    c.print(Text("limits: " + _settings((k.replace("_", " "), v) for k, v in limits)))
+    if limits:
+        c.print(Text("limits: " + _settings((k.replace("_", " "), v) for k, v in limits)))
     actions = [(k, spec[k]) for k in ACTIONS if k in spec]
     if actions:
         c.print(Text("on detection: " + _settings(actions)))
     if spec.get("context"):
         c.print(Text("context: " + _settings(_flat(spec["context"]))))
+    if spec.get("metadata"):
+        c.print(Text("metadata: " + "  ".join(f"{k} {v}" for k, v in _metadata(spec["metadata"]))))
     known = {"participants", "opener", "title", *LIMITS, *ACTIONS, "context", "injections", "changes", "detection"}
+    known.add("metadata")
     others = [(k, v) for k, v in spec.items() if k not in known and v is not None and v != [] and v != {}]
     if others:
         c.print(Text(_settings(others)))
@@ -131,6 +139,23 @@ def _print_spec(c: Console, spec: dict[str, Any]) -> None:
     for ch in spec.get("changes") or []:
         settings = _settings((k, v) for k, v in ch.items() if k not in ("at", "participant") and v is not None)
         c.print(Text(f"change at {ch.get('at')} for {ch.get('participant')}: {settings}"))
+
+
+def _metadata(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the run's source says about it: short values as they are, a list of words joined, a long
+    text or a table by its size (`show --json` has them whole)."""
+    out: list[tuple[str, str]] = []
+    for k, v in meta.items():
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            shown = ", ".join(v)
+        elif isinstance(v, dict):
+            shown = f"({len(v)} entr{'y' if len(v) == 1 else 'ies'}: show --json)"
+        elif isinstance(v, str):
+            shown = v if len(v) <= 80 and "\n" not in v else f"({len(v)} characters: show --json)"
+        else:
+            shown = format_value(v)
+        out.append((k, shown))
+    return out
 
 
 def _print_messages(c: Console, run, events: list[dict[str, Any]]) -> None:

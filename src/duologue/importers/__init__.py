@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DuologueError, TranscriptFormatError
+from ..errors import DuologueError, NoMessageError, TranscriptFormatError
 from ..plugins import discover
 from ..records import Run
 from .common import renamed
@@ -41,6 +41,7 @@ class ImportFormat:
     read: Callable[[Path, ImportOptions], list[Run]]
     foreign: bool = True  # not duologue's own: the names may be changed (--names)
     conversations: bool = False  # a file of several conversations that --conversation picks from
+    keeps_ids: bool = False  # its runs keep the ids the file gives them (duologue's JSON exports)
 
 
 _FORMATS: dict[str, ImportFormat] | None = None
@@ -104,6 +105,8 @@ def read_runs(path: str | Path, fmt: str | None = None, options: ImportOptions |
         runs = chosen.read(path, options)
     except UnicodeDecodeError:
         raise TranscriptFormatError(f"{path}: not UTF-8 text") from None
+    except NoMessageError as err:
+        raise NoMessageError(f"{path}: {err}") from None
     except TranscriptFormatError as err:
         raise TranscriptFormatError(f"{path}: not a valid {chosen.name} file: {err}") from None
     except OSError as err:

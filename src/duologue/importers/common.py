@@ -6,9 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..errors import SpecError, TranscriptFormatError
-from ..records import Message, Run
+from ..records import Event, Message, Run
 from ..spec import spec_from_dict
 
 IMPORTED_MODEL = "imported"  # a participant whose model duologue cannot run (fork asks for one)
@@ -28,6 +29,20 @@ def head_text(path: Path, size: int = 4096) -> str:
 def read_text(path: Path) -> str:
     """The whole file as UTF-8 text (UnicodeDecodeError for anything else), a leading BOM dropped."""
     return path.read_text(encoding="utf-8").removeprefix("\ufeff")
+
+
+def read_text_replacing(path: Path) -> tuple[str, str | None]:
+    """The whole file as UTF-8 text, a leading BOM dropped, and what was done to it: bytes that are not
+    UTF-8 are each replaced by U+FFFD, and the note says how many and from which line (None: none)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff"), None
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    replaced = text.count("\ufffd") - data.count("\ufffd".encode())
+    what = "byte sequence that is" if replaced == 1 else "byte sequences that are"
+    return text, f"{replaced} {what} not UTF-8 replaced by U+FFFD (the first on line {line})"
 
 
 def file_time(path: Path) -> datetime:
@@ -68,12 +83,15 @@ def foreign_run(
     histories: dict[str, list[dict[str, str]]] | None = None,
     stop_reason: str | None = None,
     stop_detail: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    events: Sequence[Event] = (),
 ) -> Run:
     """A conversation another tool recorded, as a finished run of `imported` participants.
 
-    The spec holds what the file says about each side (its system prompt, its private preamble)
-    and the opener (message 1); models go on the messages (`Message.model`), since duologue cannot
-    run them as they are named there. The spec is validated, so a name duologue cannot hold is one
+    The spec holds what the file says about each side (its system prompt, its private preamble),
+    the opener (message 1) and what else the file says about the run (`metadata`); models go on the
+    messages (`Message.model`), since duologue cannot run them as they are named there. `events`: what
+    the file holds besides messages (stored with the run). The spec is validated, so a name duologue cannot hold is one
     line here instead of a broken run later.
     """
     if len(participants) < 2:
@@ -90,6 +108,7 @@ def foreign_run(
             for name in participants
         ],
         "opener": messages[0].content if messages else " ",
+        **({"metadata": metadata} if metadata else {}),
     }
     try:
         spec = spec_from_dict(spec).model_dump(mode="json", exclude_defaults=True)
@@ -109,6 +128,7 @@ def foreign_run(
         stop_detail=stop_detail,
         source=str(path),
         messages=list(messages),
+        events=list(events),
     )
 
 

@@ -40,4 +40,5 @@ FORMAT = ImportFormat(
     detect=detect,
     read=read,
     foreign=False,
+    keeps_ids=True,
 )

@@ -39,4 +39,5 @@ FORMAT = ImportFormat(
     detect=detect,
     read=read,
     foreign=False,
+    keeps_ids=True,
 )

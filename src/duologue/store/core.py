@@ -17,15 +17,23 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DuologueError, RunNotFoundError
 from ..records import Message, Run, utcnow
-from .experiments import LOOP_COLUMNS, SEMANTIC_COLUMNS, Experiments, loop_values, loops_from_row, semantic_values
+from .experiments import (
+    LOOP_COLUMNS,
+    SEMANTIC_COLUMNS,
+    Experiments,
+    cell_key,
+    loop_values,
+    loops_from_row,
+    semantic_values,
+)
 from .listing import RunLists
 from .rows import LoopSummary, MessageTheme, SemanticSummary
 from .schema import apply_migrations
@@ -42,15 +50,6 @@ _LAST = re.compile(r"@last(?:~(\d+))?")
 
 class StoreFullError(DuologueError):
     """The disk (or the store's size limit) is full: the write that hit it was not made."""
-
-
-@overload
-def cell_key(cell: dict[str, Any]) -> str: ...
-@overload
-def cell_key(cell: None) -> None: ...
-def cell_key(cell: dict[str, Any] | None) -> str | None:
-    """The canonical text of an experiment cell, as stored and compared."""
-    return json.dumps(cell, sort_keys=True, ensure_ascii=False) if cell is not None else None
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -136,34 +135,68 @@ class Store(RunLists, Experiments, MessageSearch):
 
     def _insert_run(self, run: Run, copy_messages: bool, pid: int | None) -> None:
         models = [p.get("model") for p in run.spec.get("participants", [])]
-        self.conn.execute(
-            """INSERT INTO runs (id, title, participants, models, spec, started_at, ended_at,
+        columns = """id, title, participants, models, spec, started_at, ended_at,
                status, stop_reason, stop_detail, duologue_version, parent_run_id, fork_at,
-               experiment_id, source, pid, experiment_cell)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                run.id,
-                run.title,
-                json.dumps(run.participants, ensure_ascii=False),
-                json.dumps(models, ensure_ascii=False),
-                json.dumps(run.spec, ensure_ascii=False),
-                _iso(run.started_at),
-                _iso(run.ended_at),
-                run.status,
-                run.stop_reason,
-                run.stop_detail,
-                run.duologue_version,
-                run.parent_run_id,
-                run.fork_at,
-                run.experiment_id,
-                run.source,
-                pid,
-                cell_key(run.experiment_cell),
-            ),
+               experiment_id, source, pid, experiment_cell"""
+        values: tuple = (
+            run.id,
+            run.title,
+            json.dumps(run.participants, ensure_ascii=False),
+            json.dumps(models, ensure_ascii=False),
+            json.dumps(run.spec, ensure_ascii=False),
+            _iso(run.started_at),
+            _iso(run.ended_at),
+            run.status,
+            run.stop_reason,
+            run.stop_detail,
+            run.duologue_version,
+            run.parent_run_id,
+            run.fork_at,
+            run.experiment_id,
+            run.source,
+            pid,
+            cell_key(run.experiment_cell),
         )
+        if run.source_hash is not None:  # an imported file's hash (migration 009)
+            columns += ", source_hash"
+            values += (run.source_hash,)
+        marks = ", ".join("?" * len(values))
+        self.conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
         if copy_messages:
             for m in run.messages:
                 self._insert_message(run.id, m)
+        if run.events:
+            now = _iso(utcnow())
+            self.conn.executemany(
+                "INSERT INTO events (run_id, message_index, kind, detail, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run.id,
+                        e.message_index,
+                        e.kind,
+                        e.detail,
+                        json.dumps(e.data, ensure_ascii=False) if e.data else None,
+                        now,
+                    )
+                    for e in run.events
+                ],
+            )
+
+    def imported_from(self, hashes: Iterable[str]) -> dict[str, list[str]]:
+        """{file hash: the ids of the runs imported from a file with that SHA-256} for those of `hashes`
+        the store has runs of (oldest first)."""
+        found: dict[str, list[str]] = {}
+        wanted = list(dict.fromkeys(hashes))
+        for start in range(0, len(wanted), 500):  # SQLite's limit on bound parameters
+            chunk = wanted[start : start + 500]
+            rows = self.conn.execute(
+                f"SELECT source_hash, id FROM runs WHERE source_hash IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY started_at, id",
+                chunk,
+            )
+            for digest, run_id in rows:
+                found.setdefault(digest, []).append(run_id)
+        return found
 
     def has_run(self, run_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
@@ -344,6 +377,7 @@ class Store(RunLists, Experiments, MessageSearch):
             fork_at=row["fork_at"],
             experiment_id=row["experiment_id"],
             source=row["source"],
+            source_hash=row["source_hash"] if "source_hash" in row.keys() else None,  # noqa: SIM118 (a Row)
             experiment_cell=json.loads(row["experiment_cell"]) if row["experiment_cell"] else None,
         )
 

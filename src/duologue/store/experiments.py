@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..errors import DuologueError
 from ..records import utcnow
@@ -22,6 +22,16 @@ from .rows import (
     NearLoopRecord,
     SemanticSummary,
 )
+
+
+@overload
+def cell_key(cell: dict[str, Any]) -> str: ...
+@overload
+def cell_key(cell: None) -> None: ...
+def cell_key(cell: dict[str, Any] | None) -> str | None:
+    """The canonical text of an experiment cell, as stored and compared."""
+    return json.dumps(cell, sort_keys=True, ensure_ascii=False) if cell is not None else None
+
 
 # The loop columns of `runs`, in the order loops_from_row reads them.
 LOOP_COLUMNS = (
@@ -117,6 +127,21 @@ class Experiments:
             conn.execute(
                 "INSERT INTO experiments (id, name, spec, created_at) VALUES (?, ?, ?, ?)",
                 (experiment_id, name, json.dumps(spec, ensure_ascii=False), utcnow().isoformat()),
+            )
+
+    def update_experiment_spec(self, experiment_id: str, spec: dict[str, Any]) -> None:
+        """Replace an experiment's record (a collection of imported runs learning a new setting)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE experiments SET spec=? WHERE id=?", (json.dumps(spec, ensure_ascii=False), experiment_id)
+            )
+
+    def set_experiments(self, placed: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Put runs into experiments, each with its cell: (run id, experiment id, cell), in one transaction."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE runs SET experiment_id=?, experiment_cell=? WHERE id=?",
+                [(experiment_id, cell_key(cell), run_id) for run_id, experiment_id, cell in placed],
             )
 
     def list_experiments(self) -> list[ExperimentRow]:

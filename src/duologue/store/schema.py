@@ -242,6 +242,18 @@ def _m008_lookup_tokens(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m009_source_hash(conn: sqlite3.Connection) -> None:
+    # An imported run remembers the SHA-256 of the file it came from: importing the same file (or a
+    # folder holding it) again finds its runs here instead of storing them twice.
+    run_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN source_hash TEXT;
+        CREATE INDEX runs_source_hash ON runs(source_hash) WHERE source_hash IS NOT NULL;
+        """,
+    )
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
     _m001_initial,
@@ -252,6 +264,7 @@ MIGRATIONS: list[Migration] = [
     _m006_semantic,
     _m007_message_search,
     _m008_lookup_tokens,
+    _m009_source_hash,
 ]
 
 

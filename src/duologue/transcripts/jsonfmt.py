@@ -32,7 +32,7 @@ def run_to_dict(
     for f in fields(Run):
         if f.name == "messages":
             d["messages"] = [{g.name: _to_json(getattr(m, g.name)) for g in fields(Message)} for m in run.messages]
-        elif f.name != "id":
+        elif f.name not in ("id", "events"):  # an import's events are in the store's, given as `events`
             d[f.name] = _to_json(getattr(run, f.name))
     if analysis is not None:
         d["analysis"] = copy.deepcopy(analysis)
@@ -46,7 +46,7 @@ def run_from_dict(d: dict) -> Run:
         raise TranscriptFormatError(f"expected a JSON object for a run, got {type(d).__name__}")
     if d.get("format") != FORMAT:
         raise TranscriptFormatError(f"'format' is {d.get('format')!r}, expected {FORMAT!r}")
-    values = _read_fields(Run, d, "run", skip=frozenset({"messages"}))
+    values = _read_fields(Run, d, "run", skip=frozenset({"messages", "events"}))
     messages = d.get("messages", [])
     if not isinstance(messages, list):
         raise TranscriptFormatError("run.messages: expected a list")
