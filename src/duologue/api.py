@@ -418,12 +418,10 @@ def load_run(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Run:
 
 def killed_run_note(run_ref: str, *, db: str | Path = DEFAULT_DB) -> str | None:
     """For a killed run whose process crashed (store/crashes.py): one line on what happened and what to try."""
-    from .store.crashes import crash_note
+    from .store.crashes import killed_run_note as note
 
     with Store(db, create=False) as store:
-        run = store.get_run(run_ref, with_messages=False)
-        pid = store.run_pid(run.id)
-    return crash_note(run.id, pid, run.started_at) if run.status == "killed" else None
+        return note(store, run_ref)
 
 
 def run_events(run_ref: str, *, db: str | Path = DEFAULT_DB) -> list[dict]:

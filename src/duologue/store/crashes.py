@@ -24,9 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..folders import cache_dir
 from .status import process_alive
+
+if TYPE_CHECKING:
+    from .core import Store
 
 # What to try when llama.cpp crashed: its extra buffer types (guard.py) and the weights are the known causes.
 EMBEDDED_ADVICE = (
@@ -119,3 +123,9 @@ def crash_note(run_id: str, pid: int | None, since: datetime | None = None) -> s
             f"then `duologue resume {run_id}` (stacks: {crash.log})"
         )
     return f"run {run_id}: its process crashed ({crash.signal}); stacks in {crash.log}; `duologue resume {run_id}`"
+
+
+def killed_run_note(store: Store, run_ref: str) -> str | None:
+    """crash_note for a run of the store, when it shows as killed."""
+    run = store.get_run(run_ref, with_messages=False)
+    return crash_note(run.id, store.run_pid(run.id), run.started_at) if run.status == "killed" else None
