@@ -211,6 +211,7 @@ def child(engine: str, messages: int, max_tokens: int, threads: int | None = Non
                 "index": m.index,
                 "speaker": m.speaker,
                 "completion_tokens": m.completion_tokens or 0,
+                "accepted_tokens": m.accepted_tokens or 0,  # lookup decoding's drafts that were kept
                 "stored_prompt_tokens": m.prompt_tokens or 0,
                 "cached_tokens": m.cached_tokens or 0,
                 "ttft": m.ttft,
@@ -292,6 +293,7 @@ def summary(r: dict) -> dict:
         "sample_s": sample,
         "samples": sum(m["samples"] for m in ms),
         "completion_tokens": sum(m["completion_tokens"] for m in ms),
+        "accepted_tokens": sum(m.get("accepted_tokens", 0) for m in ms),
         "engine_py_s": engine_py,
         "harness_s": r["wall"] - prompt - decode - sample,
         "messages": len(ms),
@@ -354,6 +356,8 @@ def print_breakdown(r: dict) -> None:
     ]
     for label, seconds, note in parts:
         print(f"  {label:26} {seconds:7.2f} s {seconds / wall:6.1%}   {note}")
+    share = s["accepted_tokens"] / max(1, s["completion_tokens"])
+    print(f"  completion tokens that were accepted lookup drafts: {s['accepted_tokens']} ({share:.0%})")
 
 
 def main() -> None:

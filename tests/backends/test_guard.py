@@ -19,7 +19,14 @@ import pytest
 from duologue.backends.embedded import guard
 
 TOKENS = [[1, 2, 3], [4, 5]]
-TIMING = {"lone_prompt_tps": 400.0, "lone_decode_tps": 150.0, "shard_prompt_tps": 200.0, "shard_decode_tps": 130.0}
+TIMING = {
+    "lone_prompt_tps": 400.0,
+    "lone_draft_tps": 300.0,
+    "lone_decode_tps": 150.0,
+    "shard_prompt_tps": 200.0,
+    "shard_draft_tps": 150.0,
+    "shard_decode_tps": 130.0,
+}
 
 
 def child_script(extra: str, timing: bool) -> str:
@@ -151,9 +158,12 @@ def test_the_environment_overrides_the_probe(probes, monkeypatch):
 
 
 def test_turn_seconds_weigh_the_workload():
-    t = {"lone_prompt_tps": 400.0, "lone_decode_tps": 160.0, "shard_prompt_tps": 200.0, "shard_decode_tps": 100.0}
-    assert guard.turn_seconds(t, batched=False) == pytest.approx(100 / 400 + 80 / 160)
-    assert guard.turn_seconds(t, batched=True) == pytest.approx(100 / 200 + 80 / 100)
+    t = TIMING
+    assert guard.turn_seconds(t, batched=False) == pytest.approx(100 / 400 + 80 / 150)
+    assert guard.turn_seconds(t, batched=True) == pytest.approx(100 / 200 + 80 / 130)
+    # With lookup a quarter of the tokens come in 16-position steps of which 12 are kept.
+    with_lookup = 100 / 400 + 80 * (0.75 / 150 + 0.25 * (16 / 12) / 300)
+    assert guard.turn_seconds(t, batched=False, lookup=True) == pytest.approx(with_lookup)
 
 
 # -- every load path passes what the verdict says --------------------------------------------------------

@@ -36,6 +36,7 @@ def doctor(again, as_json, width) -> None:
     if not engine_installed() or embedded_model_path("smollm2") is None:
         raise DuologueError(f"the embedded engine or its model is not installed: {INSTALL_LOCAL}")
     from ..backends.embedded import guard
+    from ..backends.embedded.lookup import lookup_default
     from ..backends.embedded.weights import machine_choice
     from ..folders import cache_dir
 
@@ -55,8 +56,13 @@ def doctor(again, as_json, width) -> None:
                         "reason": v.reason,
                         "probed": v.probed,
                         "timing": v.timing,
-                        "lone_turn_seconds": guard.turn_seconds(v.timing, False) if v.timing else None,
-                        "batched_turn_seconds": guard.turn_seconds(v.timing, True) if v.timing else None,
+                        "lookup": lookup_default(None, kind),
+                        "lone_turn_seconds": guard.turn_seconds(v.timing, False, lookup_default(None, kind))
+                        if v.timing
+                        else None,
+                        "batched_turn_seconds": guard.turn_seconds(v.timing, True, lookup_default(None, kind))
+                        if v.timing
+                        else None,
                     }
                     for kind, v in choice.verdicts.items()
                 },
@@ -72,6 +78,7 @@ def doctor(again, as_json, width) -> None:
     cols = (
         Col("weights"),
         Col("extra buffer types"),
+        Col("lookup"),
         Col("lone turn", justify="right"),
         Col("batched turn", justify="right"),
         Col("why", priority=1, wrap=True, min_width=24),
@@ -83,8 +90,9 @@ def doctor(again, as_json, width) -> None:
             [
                 kind,
                 "on" if v.extra_bufts else "off",
-                f"{guard.turn_seconds(t, False):.2f} s" if t else "",
-                f"{guard.turn_seconds(t, True):.2f} s" if t else "",
+                "on" if lookup_default(None, kind) else "off",
+                f"{guard.turn_seconds(t, False, lookup_default(None, kind)):.2f} s" if t else "",
+                f"{guard.turn_seconds(t, True, lookup_default(None, kind)):.2f} s" if t else "",
                 Text(v.reason),
             ]
         )

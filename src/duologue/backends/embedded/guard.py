@@ -62,11 +62,17 @@ from ...folders import cache_dir
 from .common import file_type
 
 EXTRA_BUFTS_ENV = "DUOLOGUE_EXTRA_BUFTS"  # on | off | auto (the default: the probe decides)
-SCHEMA = 1  # of the cache files; another value is probed again
+SCHEMA = 2  # of the cache files; another value is probed again (2: timings of lookup's draft steps)
 PROBE_TIMEOUT = 300.0  # seconds a child may take (a large GGUF of the user's loads for a while)
 
 # A turn, as `auto`'s choice weighs it: the tokens it reads (the other's message and the template) and writes.
 TURN_IN, TURN_OUT = 100, 80
+# Of the tokens written with lookup decoding, the share that come as accepted drafts: a quarter (measured on
+# bench/lone_breakdown.py's conversation at temperature 0.9, 2026-12-04: 37% on Q8_0, 24% on BF16; at 1.2,
+# bench/lookup.py, 4%; where conversations loop, 67-76%). Each costs its place in a 16-position step of
+# which about 12 are kept (73% of drafts accepted, lookup.py).
+LOOKUP_SHARE = 0.25
+DRAFT_COST = 16 / 12
 
 _lock = threading.Lock()  # one probe at a time in this process (a file lock keeps processes apart)
 
@@ -338,12 +344,16 @@ def _probe(path: Path, key: dict[str, Any], timing: bool, say: Callable[[str], N
     return entry
 
 
-def turn_seconds(timing: dict[str, float], batched: bool) -> float:
-    """What a turn costs by the probe's timings: reading TURN_IN tokens as a prompt chunk and writing TURN_OUT
-    one at a time, on every core (a lone engine), or on one thread in steps shared with other sequences
-    (a shard of a batch: its decode rate is the steps' total)."""
+def turn_seconds(timing: dict[str, float], batched: bool, lookup: bool = False) -> float:
+    """What a turn costs by the probe's timings: reading TURN_IN tokens as a prompt chunk and writing TURN_OUT,
+    on every core (a lone engine), or on one thread in steps shared with other sequences (a shard of a batch:
+    its decode rate is the steps' total). With lookup decoding (the weights' default, lookup.py) a share
+    LOOKUP_SHARE of the tokens written come as accepted drafts, in steps of 16 positions of which about 12
+    are kept; the rest one at a time."""
     side = "shard" if batched else "lone"
-    return TURN_IN / timing[f"{side}_prompt_tps"] + TURN_OUT / timing[f"{side}_decode_tps"]
+    share = LOOKUP_SHARE if lookup else 0.0
+    per_token = (1 - share) / timing[f"{side}_decode_tps"] + share * DRAFT_COST / timing[f"{side}_draft_tps"]
+    return TURN_IN / timing[f"{side}_prompt_tps"] + TURN_OUT * per_token
 
 
 # -- the parameters every load path uses ---------------------------------------------------------------

@@ -18,7 +18,8 @@ a signal says what it had to say.
 weights `auto` picks (guard.py): a turn of a lone conversation (a prompt
 chunk, then single tokens, on every usable core) and a shard's steps in a
 batch (one thread, a token for each of four sequences per step, and a prompt
-chunk), best of a few repeats.
+chunk), and, both ways, steps of 16 tokens of one sequence (what verifying
+lookup decoding's drafts costs), best of a few repeats.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ TURN_PROMPT = 64  # tokens a turn evaluates before replying (the other's message
 TURN_REPLY = 24  # tokens decoded one at a time (timed; a reply of 80 is scaled from it)
 BATCH_SEQS = 4  # sequences decoding together on one shard (a batch of 8 conversations on 2 cores)
 BATCH_STEPS = 8
+DRAFT_STEP, DRAFT_STEPS = 16, 3  # a lookup verification step: a token and its drafts, of one sequence
 REPEATS = 2
 
 
@@ -149,11 +151,23 @@ class Child:
                 tokens = self.decode([(s, [t]) for s, t in enumerate(tokens)])
             return time.perf_counter() - t0
 
+        def drafts() -> float:
+            """Steps of DRAFT_STEP tokens of one sequence: what verifying lookup's drafts costs."""
+            self.clear()
+            self.decode([(0, prompt[:8])])
+            t0 = time.perf_counter()
+            for i in range(DRAFT_STEPS):
+                self.decode([(0, prompt[8 + i * DRAFT_STEP : 8 + (i + 1) * DRAFT_STEP])])
+            return time.perf_counter() - t0
+
+        out: dict[str, float] = {"cores": self.cores}
+        for side, threads in (("lone", self.cores), ("shard", 1)):
+            self.threads(threads)
+            out[f"{side}_prompt_tps"] = TURN_PROMPT / best(chunk)
+            out[f"{side}_draft_tps"] = DRAFT_STEP * DRAFT_STEPS / best(drafts)
         self.threads(self.cores)
-        out = {"cores": self.cores, "lone_prompt_tps": TURN_PROMPT / best(chunk)}
         out["lone_decode_tps"] = TURN_REPLY / best(lambda: steps(TURN_REPLY, 1))
         self.threads(1)
-        out["shard_prompt_tps"] = TURN_PROMPT / best(chunk)
         out["shard_decode_tps"] = BATCH_SEQS * BATCH_STEPS / best(lambda: steps(BATCH_STEPS, BATCH_SEQS))
         return out
 

@@ -48,6 +48,7 @@ from ...spec import Weights
 from .catalogue import resolve_gguf
 from .common import file_type
 from .guard import Verdict, turn_seconds, verdict
+from .lookup import lookup_default
 
 WEIGHTS: tuple[str, ...] = get_args(Weights)  # the spec's choices
 DERIVED: dict[str, str] = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "bf16": "LLAMA_FTYPE_MOSTLY_BF16"}  # made from the source
@@ -86,9 +87,10 @@ def resolve(weights: str, model: str = "local/smollm2", batched: bool = False) -
 
 def fastest(source: Path, batched: bool) -> str:
     """The weights of AUTO_CHOICES whose turn costs least on this machine by the probe's timings of each file
-    (guard.verdict: measured once per machine with the extra buffer types the verdict allows, then cached):
+    (guard.verdict: measured once per machine with the extra buffer types the verdict allows, then cached),
+    each with its own lookup default (lookup decoding pays on weights whose several-token steps are cheap):
     for an engine of its own (`batched` False) or a shard whose steps are batches."""
-    cost = {kind: turn_seconds(timing, batched) for kind, timing in _timings(source).items()}
+    cost = {kind: turn_seconds(t, batched, lookup_default(None, kind)) for kind, t in _timings(source).items()}
     return min(cost, key=cost.__getitem__)
 
 
@@ -237,7 +239,6 @@ def complete_embedded(spec):
     Left as asked: a participant whose model a `[[changes]]` entry replaces (the resolved weights
     would carry over to the new model, which `auto` may treat otherwise), and every participant when
     DUOLOGUE_EMBEDDED_ENGINE=llama (that engine loads the shipped file as it is, without lookup)."""
-    from .lookup import lookup_default
     from .pool import current_pool, is_embedded
     from .provider import EMBEDDED_ENGINE_ENV
 
