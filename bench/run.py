@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ import import_scale  # noqa: E402
 import listener_prefill  # noqa: E402
 import lookup  # noqa: E402
 import semantic_cost  # noqa: E402
+from machine import machine  # noqa: E402
 
 # Today's engine as it was before the weights and lookup decoding (issue #14's yardstick): the shared engine
 # on the shipped Q4_1 file, no lookup.
@@ -87,27 +87,6 @@ def lone_rows(lb: list[dict]) -> list[tuple[str, str, str, str, str]]:
             )
         )
     return rows
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from duologue.backends.embedded.cpu import usable_cores
-
-    cores = usable_cores()
-    mem = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 2**20:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{cores} cores ({cpu}){mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def in_child(module: str, function: str, **kwargs) -> dict:

@@ -16,7 +16,7 @@ measured first and reported on its own line.
 Row B, `duologue report` on an experiment of `--runs` finished runs of 30
 messages (four pairings x five openers x two temperatures x repeats, planned by
 `plan_experiment`), built through the Store API with each run's analysis stored
-as a finished run has it (`duologue.api._store_analysis`). The text is
+as a finished run has it (`duologue.analysis.stored.store_analysis`). The text is
 procedural: healthy on-task talk, drift into gratitude, farewell spirals, emoji
 collapse, mutual praise and verbatim loops, with random onsets and wording.
 Building the store is setup and is not measured; then `python -m duologue
@@ -450,7 +450,7 @@ def experiment_spec(runs: int):
 
 def fill(db: Path, runs: int, messages: int = 30, seed: int = 3) -> dict:
     """The experiment's runs with their stored analyses; returns what was built."""
-    from duologue.api import _store_analysis
+    from duologue.analysis.stored import store_analysis
     from duologue.batch import plan_experiment
     from duologue.records import Message, Run
     from duologue.store import Store
@@ -501,7 +501,7 @@ def fill(db: Path, runs: int, messages: int = 30, seed: int = 3) -> dict:
             )
             store.create_run(run)
             t = time.perf_counter()
-            _store_analysis(store, run)  # what a finished run stores: its analysis and the loop columns
+            store_analysis(store, run)  # what a finished run stores: its analysis and the loop columns
             analyse_s += time.perf_counter() - t
         n_messages = store.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     return {
@@ -647,7 +647,7 @@ def main() -> None:
         rep = measure_report(runs, args.keep)
 
     sys.path.insert(0, str(HERE))
-    from run import machine
+    from machine import machine
 
     print(f"\nduologue semantic cost, {date.today().isoformat()}, {machine()}")
     w = live["words"]

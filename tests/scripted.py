@@ -103,8 +103,11 @@ class ScriptedModels:
     context_length: int | None = None
     reply: Callable[[int, list[ChatMessage]], str] | None = None
     gates: dict[str, threading.Event] = field(default_factory=dict)  # participant -> hold its first reply
+    # (participant, its context_length, the window the run needs) for each backend the provider made
+    windows: list[tuple[str, int | None, int | None]] = field(default_factory=list)
 
-    def make(self, p) -> ScriptedBackend:
+    def make(self, p, window: int | None = None) -> ScriptedBackend:
+        self.windows.append((p.name, p.context_length, window))
         backend = ScriptedBackend(
             p.model, name=p.name, context_length=self.context_length or p.context_length, reply=self.reply
         )
@@ -128,7 +131,7 @@ def scripted_provider() -> Iterator[ScriptedModels]:
             "scripted",
             "scripted",
             description="tests: answers from a script",
-            make=lambda p, provider, name: models.make(p),
+            make=lambda p, provider, name, window=None: models.make(p, window),
             check=lambda p, provider, name: None,
         )
     )

@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from duologue.cli import cli
-from duologue.spec import load_experiment_spec, spec_from_dict
+from duologue.experiment_spec import load_experiment_spec
+from duologue.spec import spec_from_dict
+from duologue.spec_checks import entering_experiment, entering_spec
 
 
 @pytest.fixture
@@ -109,26 +111,26 @@ def test_toml_participants_changes_and_experiment_pools_take_aliases(config, tmp
     assert (
         duologue("alias", "set", "fast", "openai/gpt-4o", "--extra", "top_k=3", "--extra", "seed_mode=1").exit_code == 0
     )
-    spec = spec_from_dict(
-        {
-            "participants": [
-                {"name": "a", "model": "fast", "extra": {"top_k": 9}, "base_url": "http://own/v1"},
-                {"name": "b"},
-            ],
-            "changes": [{"at": 4, "participant": "b", "model": "fast"}],
-        }
-    )
+    data = {
+        "participants": [
+            {"name": "a", "model": "fast", "extra": {"top_k": 9}, "base_url": "http://own/v1"},
+            {"name": "b"},
+        ],
+        "changes": [{"at": 4, "participant": "b", "model": "fast"}],
+    }
+    # A spec is data: validating it reads no aliases file; where it enters a run the aliases are resolved.
+    assert spec_from_dict(data).participants[0].model == "fast"
+    spec = entering_spec(spec_from_dict(data))
     a = spec.participants[0]
     assert (a.model, a.alias, a.base_url) == ("openai/gpt-4o", "fast", "http://own/v1")  # its own base URL wins
     assert a.extra == {"top_k": 9, "seed_mode": 1}  # its own extra keys win over the alias's
     assert spec.changes[0].model == "openai/gpt-4o"
     # A stored spec always loads, whatever aliases are set now: a name that is no alias stays as it is.
-    assert spec_from_dict({"participants": [{"name": "a", "model": "gone"}, {"name": "b"}]}).participants[0].model == (
-        "gone"
-    )
+    gone = spec_from_dict({"participants": [{"name": "a", "model": "gone"}, {"name": "b"}]})
+    assert entering_spec(gone).participants[0].model == "gone"
     exp = tmp_path / "exp.toml"
     exp.write_text('[[participants]]\nname = "p"\nmodel = "fast"\n[[participants]]\nname = "q"\n')
-    pool = load_experiment_spec(exp).participants
+    pool = entering_experiment(load_experiment_spec(exp)).participants
     assert (pool[0].model, pool[0].alias) == ("openai/gpt-4o", "fast")
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, TECH
-from duologue.batch import experiment_report, experiment_tables, run_experiment
-from duologue.spec import ExperimentSpec, Participant
+from duologue.analysis.experiment_report import experiment_report
+from duologue.batch import run_experiment
+from duologue.experiment_spec import ExperimentSpec
+from duologue.exports.experiment import experiment_tables
+from duologue.spec import Participant
 from duologue.store import Store
 
 SCRIPTS = {

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 import pytest
 
 from duologue.analysis.experiment import RunStats, group_stats, quartiles, survival_curve
+from duologue.analysis.experiment_report import experiment_report
 from duologue.api import analyze_run
-from duologue.batch import derive_seed, experiment_report, plan_experiment
+from duologue.experiment_spec import ExperimentSpec, derive_seed, plan_experiment
 from duologue.records import Message, Run
-from duologue.spec import ExperimentSpec, Participant
+from duologue.spec import Participant
 from duologue.store import Store
 from helpers import REPO, run_cli, start_cli
 

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from duologue import api
-from duologue.batch import plan_experiment
 from duologue.cli import build_spec, cli
 from duologue.engine import Conversation
 from duologue.errors import DuologueError, SpecError
+from duologue.experiment_spec import ExperimentSpec, plan_experiment
 from duologue.records import Message
-from duologue.spec import ExperimentSpec, Participant, spec_from_dict
+from duologue.spec import Participant, spec_from_dict
 from duologue.stopping import message_tokens, spent_tokens
 
 

@@ -12,6 +12,7 @@ from duologue.detectors import Detector, detectors, register_detector, unregiste
 from duologue.errors import DuologueError
 from duologue.exports import RunFormat, register_run_format, run_formats, unregister_run_format
 from duologue.spec import spec_from_dict
+from duologue.spec_checks import entering_spec
 from duologue.stopping import WatchEvent
 
 
@@ -86,14 +87,15 @@ def test_flag_records_and_continue_silences(tmp_path, scripted_models, shouting)
     ],
 )
 def test_a_detectors_bad_settings_are_one_line_errors(shouting, table, needle):
+    s = spec(detection={"shouting": table})  # a spec is data: validating it asks no installed detector
     with pytest.raises(DuologueError) as err:
-        spec(detection={"shouting": table})
+        entering_spec(s)  # where it enters a run (the CLI, the API, a batch)
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_an_unknown_detector_table_is_an_error():
     with pytest.raises(DuologueError, match="nobody"):
-        spec(detection={"nobody": {"on": "stop"}})
+        entering_spec(spec(detection={"nobody": {"on": "stop"}}))
 
 
 def test_an_export_format_of_ones_own(tmp_path, scripted_models):

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from duologue.batch import run_experiment
 from duologue.cli import cli
-from duologue.spec import ExperimentSpec, Participant
+from duologue.experiment_spec import ExperimentSpec
+from duologue.spec import Participant
 
 
 def test_report_help_names_the_files_it_writes(tmp_path, scripted_models):

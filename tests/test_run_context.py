@@ -37,22 +37,18 @@ def test_the_window_grows_with_the_run_and_covers_every_message_at_max_tokens():
 
 
 def test_the_engine_hands_the_sized_window_to_backends_unless_context_length_is_set(scripted_models, tmp_path):
-    seen = []
-
-    def make(p):
-        seen.append((p.name, p.context_length, p._run_context))
-        return scripted_models.make(p)
-
-    api.run_conversation(spec(12), db=tmp_path / "d.db", make_backend=make)
+    """Through the provider: its factory is given the window the run needs (the `scripted` provider's
+    records it), as the embedded provider's is."""
+    api.run_conversation(spec(12), db=tmp_path / "d.db")
     expected = run_context(spec(12), spec(12).participants[0])
-    assert seen == [("b", None, expected), ("a", None, expected)]
-    seen.clear()
-    api.run_conversation(spec(12, context_length=999), db=tmp_path / "d.db", make_backend=make)
-    assert seen == [("b", 999, None), ("a", 999, None)]
-    # The hint is never stored with the spec.
+    assert scripted_models.windows == [("b", None, expected), ("a", None, expected)]
+    scripted_models.windows.clear()
+    api.run_conversation(spec(12, context_length=999), db=tmp_path / "d.db")
+    assert scripted_models.windows == [("b", 999, None), ("a", 999, None)]
+    # The window is never stored with the spec.
     with Store(tmp_path / "d.db") as store:
         (run, *_) = store.list_runs()
-        assert "_run_context" not in str(store.get_run(run.id).spec)
+        assert all("window" not in p for p in store.get_run(run.id).spec["participants"])
 
 
 def test_default_context_is_explicit_or_the_run_capped_at_the_trained_window(embedded_gguf):
@@ -61,11 +57,10 @@ def test_default_context_is_explicit_or_the_run_capped_at_the_trained_window(emb
     s = spec(60, model="local/smollm2")
     p = s.participants[0]
     assert default_context(p) == LlamaSettings.context_length  # no run known: the old default
-    p._run_context = run_context(s, p)
-    assert p._run_context > trained and default_context(p) == trained
-    p._run_context = 1024
-    assert default_context(p) == 1024
-    assert default_context(p.model_copy(update={"context_length": 16384})) == 16384  # explicit wins
+    window = run_context(s, p)
+    assert window > trained and default_context(p, window) == trained
+    assert default_context(p, 1024) == 1024
+    assert default_context(p.model_copy(update={"context_length": 16384}), 1024) == 16384  # explicit wins
 
 
 def test_context_full_says_which_flag_changes_it(scripted_models, tmp_path):
@@ -110,26 +105,24 @@ def test_a_backend_with_a_kv_cache_reports_its_window_once_and_what_the_run_may_
 
 
 def test_the_summarizer_gets_the_participants_window_or_one_sized_to_the_run(scripted_models, tmp_path):
-    seen = {}
-
-    def make(p):
-        seen[p.name] = (p.context_length, p._run_context)
-        backend = scripted_models.make(p)
-        backend.context_length = p.context_length or 130  # small enough that summaries are written
-        return backend
+    scripted_models.context_length = 130  # small enough that summaries are written
 
     def summarized(**participant):
         data = spec(30, max_tokens=20, **participant).model_dump(mode="json")
         return spec_from_dict({**data, "context": {"strategy": "summarize", "summarizer": {"max_tokens": 10}}})
 
-    first = api.run_conversation(summarized(context_length=130), db=tmp_path / "d.db", make_backend=make)
+    def summarizer_window() -> tuple[int | None, int | None]:
+        (found,) = {(length, window) for name, length, window in scripted_models.windows if name == "summarizer"}
+        return found
+
+    first = api.run_conversation(summarized(context_length=130), db=tmp_path / "d.db")
     assert first.stop_reason == "max_messages", first.stop_detail
-    assert seen["summarizer"] == (130, None)
-    seen.clear()
+    assert summarizer_window() == (130, None)
+    scripted_models.windows.clear()
     sized = summarized()
-    api.run_conversation(sized, db=tmp_path / "d.db", make_backend=make)
+    api.run_conversation(sized, db=tmp_path / "d.db")
     summarizer = sized.context.summarizer.model_copy(update={"model": "scripted/x"})
-    assert seen["summarizer"] == (None, run_context(sized, summarizer))
+    assert summarizer_window() == (None, run_context(sized, summarizer))
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ from duologue import api
 from duologue.batch import run_experiment
 from duologue.cli import cli
 from duologue.errors import BackendError
-from duologue.spec import ExperimentSpec, Participant, spec_from_dict
+from duologue.experiment_spec import ExperimentSpec
+from duologue.spec import Participant, spec_from_dict
 
 
 def invoke(*args: str, code: int = 0):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from duologue.errors import SpecError
-from duologue.spec import load_experiment_spec, spec_from_dict
+from duologue.experiment_spec import load_experiment_spec
+from duologue.spec import spec_from_dict
 from helpers import LEAKS, run_cli
 
 PAIR = [{"name": "a"}, {"name": "b"}]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from duologue import api
+from duologue import api, conversations
 from duologue.cli import cli
 from duologue.records import Message, Run, utcnow
 from duologue.store import Store, schema
@@ -91,7 +91,7 @@ def test_a_full_disk_ends_the_run_with_one_line_and_resume_continues(tmp_path, s
         pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
     # Each reply fills more than a page; the store may grow by a few pages only.
     scripted_models.reply = lambda n, view: f"{n} " + FILL
-    monkeypatch.setattr(api, "Store", TinyStore)
+    monkeypatch.setattr(conversations, "Store", TinyStore)  # where `run` opens the store
     monkeypatch.setattr(TinyStore, "max_pages", pages + 12)
 
     full = invoke("run", *MODELS, "--max-messages", "30", "-q", "--db", str(db))

@@ -10,10 +10,17 @@ import pytest
 from click.testing import CliRunner
 
 from duologue.analysis.loops import LoopParams
-from duologue.batch import _check_experiment_record, derive_seed, experiment_tables, plan_experiment
+from duologue.batch import _check_experiment_record
 from duologue.cli import cli
 from duologue.errors import DuologueError, SpecError
-from duologue.experiment_spec import ExperimentSpec, experiment_from_dict, load_experiment_spec
+from duologue.experiment_spec import (
+    ExperimentSpec,
+    derive_seed,
+    experiment_from_dict,
+    load_experiment_spec,
+    plan_experiment,
+)
+from duologue.exports.experiment import experiment_tables
 from duologue.spec import Detection, spec_from_dict
 from duologue.store import Store, cell_key
 from helpers import REPO
@@ -275,9 +282,3 @@ def test_the_example_plans_and_validates():
     plans = plan_experiment(exp)
     assert len(plans) == 16 and exp.settings == ["pairing", "context.strategy", "opener", "injections"]
     assert {p.spec.context.strategy for p in plans} == {"stop", "truncate"}
-
-
-def test_spec_module_still_offers_the_experiment_names():
-    from duologue import spec
-
-    assert spec.ExperimentSpec is ExperimentSpec and spec.load_experiment_spec is load_experiment_spec

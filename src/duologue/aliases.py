@@ -15,11 +15,14 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import SpecError
+
+if TYPE_CHECKING:
+    from .spec import ConversationSpec
 
 CONFIG_ENV = "DUOLOGUE_CONFIG_DIR"
 FILE_NAME = "aliases.toml"
@@ -178,3 +181,20 @@ def parse_extra(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
             table = nxt
         table[last] = value
     return extra
+
+
+def resolve_aliases(spec: ConversationSpec) -> ConversationSpec:
+    """The spec with every alias it names (a participant's, the summarizer's or a change's model) replaced by
+    what the alias stands for now (resolve_participant). Done where a spec enters a run (the CLI, the runner),
+    never when a spec is validated: a spec built in a test or a notebook reads no config folder."""
+    if all("/" in model for model in spec.models()):
+        return spec  # nothing names an alias: the aliases file is not read
+    data = spec.model_dump(mode="json", by_alias=True)
+    data["participants"] = [resolve_participant(p) for p in data["participants"]]
+    summarizer = data["context"]["summarizer"]
+    if summarizer.get("model"):
+        data["context"]["summarizer"] = resolve_participant(summarizer)
+    for change in data["changes"]:
+        if change.get("model"):  # its model string only: base URL and extra stay with the participant's own
+            change["model"] = resolve_participant({"model": change["model"]})["model"]
+    return type(spec).model_validate(data)

@@ -177,7 +177,7 @@ class Conversation:
         # Which model each participant's backend serves: a change of model needs a new backend.
         self._serves = {p.name: p.model for p in spec.participants if p.name in self._backends}
         # Backends come from the provider registry unless the caller makes them (a test, a program).
-        self._make_backend = make_backend or registry_make_backend
+        self._make_backend = make_backend
         self._summarizer: Backend | None = None
         self._windows: set[int] = set()  # backends whose window was reported
         self._retired: list[Backend] = []  # replaced by a change of model; closed when the run ends
@@ -211,10 +211,10 @@ class Conversation:
         )
 
     def _new_backend(self, p: Participant) -> Backend:
-        if p.context_length is None:  # the embedded engine sizes its window to the run asked for
-            p = p.model_copy()
-            p._run_context = run_context(self.spec, p)
-        return self._make_backend(p)
+        if self._make_backend is not None:  # the caller's own: it answers for its models
+            return self._make_backend(p)
+        # A provider that sizes its window to the run (the embedded engine) is told what the run needs.
+        return registry_make_backend(p, window=run_context(self.spec, p) if p.context_length is None else None)
 
     def backend_for(self, p: Participant) -> Backend:
         backend = self._backends.get(p.name)

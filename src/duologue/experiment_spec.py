@@ -429,3 +429,11 @@ def load_experiment_spec(path: str | Path) -> ExperimentSpec:
     data = load_toml(path)
     data.setdefault("name", Path(path).stem)
     return experiment_from_dict(data, str(path))
+
+
+def stored_experiment(spec: dict[str, Any]) -> ExperimentSpec | None:
+    """The experiment a stored record describes; None when today's duologue cannot read it."""
+    try:
+        return ExperimentSpec.model_validate(spec)
+    except ValidationError:
+        return None

@@ -1,4 +1,4 @@
-"""A batch's counts (`BatchTotals`, kept by the `_Counter` listener) and its progress display:
+"""A batch's counts (`BatchTotals`, kept by the `BatchCounter` listener) and its progress display:
 conversations finished, stopped early and errored, running, messages, tokens/s, detections, ETA."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ DETECTION_FIELDS = {
 RAN_THROUGH = ("max_messages", "end_marker")
 
 
-class _Counter(RunListener):
+class BatchCounter(RunListener):
     def __init__(self, totals: BatchTotals, on_change):
         self.totals = totals
         self.on_change = on_change

@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .analysis.convergence import ConvergenceParams
 from .analysis.loops import LoopParams
@@ -63,10 +63,10 @@ class Participant(BaseModel):
     # (the provider refuses what does not fit). CPU threads: embedded only.
     context_length: int | None = Field(None, ge=128)
     threads: int | None = Field(None, ge=1)
-    # Embedded engine: which weights (the shipped Q4_1, a Q8_0 or BF16 copy of them, or auto: Q8_0 for the
-    # shipped model, BF16 in batches of several conversations per core where the CPU has BF16 instructions,
-    # a user's own GGUF as it is) and lookup decoding (None: on with Q8_0 and BF16). A run's stored
-    # spec holds what was used (weights.complete_embedded).
+    # Embedded engine: which weights (the shipped Q4_1, a Q8_0 or BF16 copy of them, or auto: for the shipped
+    # model the one the crash guard's probe timed fastest on this machine, a user's own GGUF as it is) and
+    # lookup decoding (None: on with Q8_0 and BF16). A run's stored spec holds what was used (the embedded
+    # provider's `prepare`).
     weights: Weights = "auto"
     lookup: bool | None = None
     show_reasoning: bool = False  # let the other side see this participant's reasoning
@@ -84,16 +84,6 @@ class Participant(BaseModel):
     timeout: float = Field(60.0, gt=0)
     retry_base_delay: float = Field(1.0, ge=0)
     retry_max_delay: float = Field(30.0, ge=0)
-    # Set by the engine, never stored: the window this participant's view needs for the run asked for
-    # (the embedded engine's default when context_length is not given).
-    _run_context: int | None = PrivateAttr(None)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _resolve_alias(cls, data: Any) -> Any:
-        from .aliases import resolve_participant
-
-        return resolve_participant(data) if isinstance(data, dict) else data
 
     @field_validator("name")
     @classmethod
@@ -111,7 +101,8 @@ OnDetect = Literal["stop", "flag", "continue"]
 class Detection(BaseModel):
     """Thresholds of the loop detectors (docs/detectors.md has the definitions and defaults)."""
 
-    # extra keys are the [detection.<name>] tables of detector plugins (duologue.detectors), checked below
+    # extra keys are the [detection.<name>] tables of detector plugins (duologue.detectors), checked before a
+    # run against the detectors installed (detectors.check_detection), not here: a spec is data
     model_config = ConfigDict(extra="allow")
 
     # The loop detectors' thresholds: analysis.loops.LoopParams's fields, its defaults (the bounds are
@@ -129,14 +120,6 @@ class Detection(BaseModel):
     # fields and defaults are declared once, by the detectors (analysis/convergence.py, themes.py).
     convergence: ConvergenceParams = Field(default_factory=ConvergenceParams)
     attractor: AttractorParams = Field(default_factory=AttractorParams)
-
-    @model_validator(mode="after")
-    def _detector_tables(self) -> Detection:
-        from .detectors import check_settings
-
-        for name, table in (self.model_extra or {}).items():
-            check_settings(name, table)
-        return self
 
     @model_validator(mode="after")
     def _onset_window(self) -> Detection:
@@ -216,14 +199,6 @@ class Change(BaseModel):
     system: str | None = None
     temperature: float | None = Field(None, ge=0, le=5)
 
-    @field_validator("model")
-    @classmethod
-    def _alias_model(cls, v: str | None) -> str | None:
-        # An alias gives its model string (its base URL and extra stay with the participant's own).
-        from .aliases import resolve_participant
-
-        return v if v is None or "/" in v else resolve_participant({"model": v})["model"]
-
     @property
     def settings(self) -> dict[str, Any]:
         return {k: v for k in ("model", "system", "temperature") if (v := getattr(self, k)) is not None}
@@ -302,6 +277,14 @@ class ConversationSpec(BaseModel):
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.participants]
+
+    def models(self) -> set[str]:
+        """Every model the conversation may use: its participants', its changes', its summarizer's."""
+        models = {p.model for p in self.participants}
+        models.update(ch.model for ch in self.changes if ch.model is not None)
+        if self.context.strategy == "summarize":
+            models.add(self.context.summarizer.model or self.participants[0].model)
+        return models
 
     def participant(self, name: str) -> Participant:
         for p in self.participants:
@@ -403,12 +386,3 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 def load_conversation_spec(path: str | Path) -> ConversationSpec:
     """Read a conversation TOML file: top-level settings and [[participants]] tables."""
     return spec_from_dict(load_toml(path), source=str(path))
-
-
-def __getattr__(name: str) -> Any:
-    # ExperimentSpec and load_experiment_spec live in experiment_spec.py (which imports this module).
-    if name in ("ExperimentSpec", "load_experiment_spec"):
-        from . import experiment_spec
-
-        return getattr(experiment_spec, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from duologue.api import arun_conversation
+from duologue.backends import lifecycle
 from duologue.backends.embedded import weights
 from duologue.backends.embedded.pool import EmbeddedPool
 from duologue.cli.options import build_spec
@@ -85,16 +86,16 @@ def test_the_recorded_weights_and_lookup_are_those_the_engine_runs(monkeypatch):
         ],
         max_messages=4,
     )
-    done = weights.complete_embedded(spec)
+    done = lifecycle.prepare(spec)  # the embedded provider's `prepare` hook, as the runner calls it
     # The user's Q8_0 file keeps its lookup default (on, as the engine loading that file decides).
     assert [(p.weights, p.lookup) for p in done.participants] == [("q8_0", True), ("q4_1", True)]
     # A participant whose model a change replaces keeps what it asked for (the new model decides then).
     changed = spec.model_copy(update={"changes": [Change(at=3, participant="a", model="local/models/mine.gguf")]})
-    done = weights.complete_embedded(changed)
+    done = lifecycle.prepare(changed)
     assert [(p.weights, p.lookup) for p in done.participants] == [("auto", None), ("q4_1", True)]
     # The first engine loads the shipped file as it is, without lookup: nothing is resolved for it.
     monkeypatch.setenv("DUOLOGUE_EMBEDDED_ENGINE", "llama")
-    assert [(p.weights, p.lookup) for p in weights.complete_embedded(spec).participants] == [("auto", None)] * 2
+    assert [(p.weights, p.lookup) for p in lifecycle.prepare(spec).participants] == [("auto", None)] * 2
 
 
 def test_file_types_by_name():

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import duologue.analysis
-import duologue.api
+import duologue.analysis.stored
 from duologue.records import Message
 from duologue.store import Store
 from duologue.web import create_app
@@ -143,8 +143,8 @@ def test_plots_are_drawn_once_and_kept_across_viewers(long_db, tmp_path, monkeyp
 
 
 def test_an_unanalysed_run_is_analysed_once_for_its_pages_and_plots(client, monkeypatch):
-    analyses = Calls(duologue.api.analyze_run)
-    monkeypatch.setattr(duologue.api, "analyze_run", analyses)
+    analyses = Calls(duologue.analysis.stored.analyze_run)
+    monkeypatch.setattr(duologue.analysis.stored, "analyze_run", analyses)
     for path in ("", "?page=2", "", "/plots/words", "/plots/similarity"):
         assert client.get(f"/runs/{UNANALYSED}{path}").status_code == 200
     assert analyses.n == 1

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, ROLE_COLLAPSE, TECH
-from duologue.api import _store_analysis
+from duologue.analysis.stored import store_analysis as _store_analysis
 from duologue.records import Message, Run
 from duologue.store import Store
 

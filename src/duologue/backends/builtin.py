@@ -12,6 +12,10 @@ OPENAI = "duologue.backends.openai_compat:OpenAICompatBackend.for_participant"
 ANTHROPIC = "duologue.backends.anthropic:AnthropicBackend.for_participant"
 EMBEDDED = "duologue.backends.embedded.provider:make_backend"
 EMBEDDED_CHECK = "duologue.backends.embedded.provider:check_participant"
+# The embedded provider's lifecycle hooks (provider.py): its pool of engines, a conversation's shard, weights.
+EMBEDDED_HOOKS = {
+    hook: f"duologue.backends.embedded.provider:{hook}" for hook in ("workload", "conversation", "prepare")
+}
 # What each kind of backend does not send (the warnings before a run).
 OPENAI_UNSENT = "duologue.backends.settings:openai_unsent"
 ANTHROPIC_UNSENT = "duologue.backends.settings:anthropic_unsent"
@@ -43,6 +47,7 @@ PROVIDERS: list[Provider] = [
         make=EMBEDDED,
         check=EMBEDDED_CHECK,
         unsent=EMBEDDED_UNSENT,
+        **EMBEDDED_HOOKS,
     ),
     _openai("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "OpenAI"),
     _openai("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", True, "OpenRouter"),

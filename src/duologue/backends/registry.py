@@ -131,8 +131,9 @@ def check_participant(p: Participant) -> None:
         check(p, provider, name)
 
 
-def make_backend(p: Participant) -> Backend:
-    """A fresh backend for one participant (each gets its own context or client), from its provider."""
+def make_backend(p: Participant, window: int | None = None) -> Backend:
+    """A fresh backend for one participant (each gets its own context or client), from its provider;
+    `window`: the context the run needs of it, when it sets no context_length (context.run_context)."""
     provider, name = parse_model_string(p.model)
     check_participant(p)
-    return provider.factory()(p, provider, name)
+    return provider.make_backend(p, name, window)

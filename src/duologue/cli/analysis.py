@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .. import api
+from .. import queries
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id_or_file
 from .layout import Cell, Col, console_for, print_table, width_option
@@ -131,13 +131,13 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
     """
     import json as jsonlib
 
-    from ..analysis import analysis_to_dict, format_summary, write_plots
+    from ..analysis import analysis_to_dict, format_summary, stored, write_plots
 
-    run, stem = api.load_target(target, db=db)
+    run, stem = queries.load_target(target, db=db)
     if not Path(target).is_file():  # a run in the store: its stored embeddings, and keep the analysis with it
-        analysis = api.analyze_stored_run(run, db=db, themes=themes_file)
+        analysis = stored.analyze_stored_run(run, db=db, themes=themes_file)
     else:
-        analysis = api.analyze_run(run, themes=themes_file)
+        analysis = stored.analyze_run(run, themes=themes_file)
     written = []
     if not no_plots:
         folder = plots_dir or Path(db).parent / "analysis" / stem
@@ -174,9 +174,10 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
     from .. import batch as batchmod
     from ..backends.settings import pool_warnings
     from ..experiment_spec import load_experiment_spec
+    from ..spec_checks import entering_experiment, planned
 
-    exp = load_experiment_spec(experiment_file)
-    plans = batchmod.plan_experiment(exp)
+    exp = entering_experiment(load_experiment_spec(experiment_file))
+    plans = planned(exp)
     messages = sum(plan.spec.max_messages for plan in plans)
     rows = batchmod.describe_plan(exp, plans)
     for line in pool_warnings(exp.participants, sweeps=_swept(exp), seed="base_seed" in exp.model_fields_set):
@@ -289,8 +290,10 @@ def report(experiment, output, as_json, width, db) -> None:
     Writes EXPERIMENT-report.json (the report as JSON) and the plots (PNG,
     named EXPERIMENT-…) into the output folder.
     """
+    from ..analysis.experiment_report import write_experiment_report
+
     folder = output or Path(db).parent / "reports" / experiment
-    rep = api.experiment_report(experiment, folder, db=db)
+    rep = write_experiment_report(experiment, folder, db=db)
     if as_json:
         print_json(rep)
         return

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .. import api_exports as api
 from ..errors import DuologueError
+from ..exports import runs as run_exports
 from .common import err_console
 
 MANY_FORMATS = ("jsonl", "parquet")  # what --all writes
@@ -48,15 +48,15 @@ def export_many(fmt: str | None, output: Path | None, experiment, status, stop, 
     filters = {"experiment": experiment, "status": status, "stop": stop, "db": db}
     if fmt == "parquet":
         check_binary_stdout(output)
-        data = api.export_runs_parquet(output, **filters)
+        data = run_exports.export_runs_parquet(output, **filters)
         write_binary(data, output, "one per participant of each run")
         return
     if output is not None:
-        n = api.write_runs_jsonl(output, **filters)
+        n = run_exports.write_runs_jsonl(output, **filters)
         err_console.print(f"wrote {output} ({n} run{'s' if n != 1 else ''})")
         return
     try:
-        api.export_runs_jsonl(sys.stdout, **filters)
+        run_exports.export_runs_jsonl(sys.stdout, **filters)
         sys.stdout.flush()
     except BrokenPipeError:
         _output_closed()
@@ -65,5 +65,5 @@ def export_many(fmt: str | None, output: Path | None, experiment, status, stop, 
 def export_run_parquet(target: str, output: Path | None, db) -> None:
     """One run's participant views as Parquet."""
     check_binary_stdout(output)
-    data = api.export_runs_parquet(output, runs=[target], db=db)
+    data = run_exports.export_runs_parquet(output, runs=[target], db=db)
     write_binary(data, output, "one per participant")

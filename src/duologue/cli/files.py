@@ -8,8 +8,11 @@ from typing import Any
 
 import click
 
-from .. import api
+from .. import queries, transcript_writer
 from ..errors import DuologueError
+from ..exports import runs as run_exports
+from ..exports.experiment import write_experiment_tables
+from ..importers import corpus
 from .common import db_option, err_console, print_json
 from .completion import complete_run_id
 
@@ -63,12 +66,12 @@ def export(target, fmt, output, list_formats, all_runs, experiment, status, stop
         raise DuologueError("--experiment, --status and --stop choose runs for --all; add --all")
     if target is None:
         raise click.UsageError("give a run id or an experiment name, or --all (or --formats)")
-    if api.find_experiment(target, db=db) is not None:
+    if queries.find_experiment(target, db=db) is not None:
         fmt = fmt or "csv"
         if fmt not in ("csv", "parquet", "jsonl"):
             raise DuologueError(f"an experiment exports as csv, parquet or jsonl, not {fmt}")
         folder = output or Path(db).parent / "exports" / target
-        for path in api.export_experiment(target, fmt, folder, db=db):
+        for path in write_experiment_tables(target, fmt, folder, db=db):
             click.echo(f"wrote {path}")
         return
     fmt = fmt or "md"
@@ -79,9 +82,9 @@ def export(target, fmt, output, list_formats, all_runs, experiment, status, stop
         formats = ", ".join([*run_formats(), "parquet"])
         raise DuologueError(f"a run exports as {formats}, not {fmt} (tables are for experiments)")
     run_format(fmt)  # an unknown format is an error before the store is opened
-    text = api.export_run(target, fmt, db=db)
+    text = run_exports.export_run(target, fmt, db=db)
     if output:
-        api.write_atomically(output, text)
+        transcript_writer.write_atomically(output, text)
         err_console.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
@@ -145,7 +148,7 @@ def import_cmd(paths, fmt, list_formats, experiment, strict, conversation, names
     alone = len(paths) == 1 and Path(paths[0]).is_file()
     options = ImportOptions(conversation, name_list)
     with _ImportProgress(enabled=not as_json) as progress:
-        outcome = api.import_files(
+        outcome = corpus.import_files(
             paths, fmt=fmt, db=db, options=options, experiment=experiment, strict=strict or alone,
             on_progress=progress.update,
         )  # fmt: skip

@@ -11,6 +11,7 @@ import click
 from ..backends.embedded.weights import WEIGHTS
 from ..errors import SpecError
 from ..spec import ConversationSpec, load_toml, parse_participant_option, spec_from_dict
+from ..spec_checks import entering_spec
 
 
 def _default_name(model: str) -> str:
@@ -99,7 +100,7 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
                 {**summarizer, "model": flags["summarizer"]} if isinstance(summarizer, dict) else flags["summarizer"]
             )
         data["context"] = context
-    return spec_from_dict(data, source=source)
+    return entering_spec(spec_from_dict(data, source=source), source)
 
 
 def _side_flag(flags: dict[str, Any], parts: list, p: dict, key: str) -> bool:

@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 from rich.text import Text
 
-from .. import api
+from .. import conversations, queries, runner, transcript_writer
 from ..backends.settings import unsent_warnings
 from ..errors import DuologueError
 from ..store import STATUSES
@@ -39,14 +39,17 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
-    api.check_spec(spec)  # models, files and keys first: a warning about a run that cannot start is noise
+    conversations.check_spec(spec)  # models, files and keys first: a warning about a run that cannot start is noise
     for line in unsent_warnings(spec):  # settings asked for that a provider will not be sent
         click.echo(line, err=True)
-    current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
+    current, renderer = runner.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector(renderer) if interactive else None
     _run_to_end(
-        lambda: api.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector), current, renderer, db
+        lambda: conversations.arun_conversation(spec, db=db, listeners=listeners, interjector=interjector),
+        current,
+        renderer,
+        db,
     )
 
 
@@ -71,17 +74,17 @@ def fork(run_id, at, model_a, model_b, interactive, meta, quiet, db, **flags) ->
     parent and fork point (`ls`, `show`, the JSON export).
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
-    parent = api.load_run(run_id, db=db)
-    base = api.fork_base(parent, at) if 1 <= at <= len(parent.messages) else parent.spec
+    parent = queries.load_run(run_id, db=db)
+    base = conversations.fork_base(parent, at) if 1 <= at <= len(parent.messages) else parent.spec
     if flags.get("seed") is not None:  # a new base seed: the parent's per-participant seeds give way
         for p in base.get("participants", []):
             p["seed"] = None
     spec = spec_with_flags(base, flags, source=f"fork of {parent.id}")
-    current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
+    current, renderer = runner.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector(renderer) if interactive else None
     _run_to_end(
-        lambda: api.afork_run(parent.id, at, spec, db=db, listeners=listeners, interjector=interjector),
+        lambda: conversations.afork_run(parent.id, at, spec, db=db, listeners=listeners, interjector=interjector),
         current,
         renderer,
         db,
@@ -105,7 +108,7 @@ def _renderer(meta: bool):
 EXIT_OUTPUT_CLOSED = 141
 
 
-def _run_to_end(start, current: api.CurrentRun, renderer, db: Path) -> None:
+def _run_to_end(start, current: runner.CurrentRun, renderer, db: Path) -> None:
     """Run a conversation, then print its summary; Ctrl-C (exit 130) or a closed stdout (exit 141) keeps
     the run as interrupted, to resume."""
     try:
@@ -129,7 +132,7 @@ def _output_closed(run_id: str | None, db: Path) -> NoReturn:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     if run_id is not None:
-        status = api.load_run(run_id, db=db).status
+        status = queries.load_run(run_id, db=db).status
         if status == "interrupted":
             resume = f"continue it with `duologue resume {run_id}`"
             err_console.print(Text(f"output closed: run {run_id} stopped; {resume}", style="yellow"), soft_wrap=True)
@@ -157,7 +160,7 @@ def _end(run, db: Path) -> None:
 
 
 def _print_summary(run, db: Path) -> None:
-    totals = api.run_totals(run)
+    totals = queries.run_totals(run)
     c = console_for(None)  # piped: the transcript's path on one line
     stop = f"{run.stop_reason}" + (f" ({run.stop_detail})" if run.stop_detail else "")
     c.print(Text("─" * 60, style="dim"))
@@ -167,7 +170,7 @@ def _print_summary(run, db: Path) -> None:
         f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
         f"{totals.tokens_per_second:.1f} tokens/s"
     )
-    c.print(f"transcript: {api.transcript_path(db, run.id)}")
+    c.print(f"transcript: {transcript_writer.transcript_path(db, run.id)}")
     if run.status in ("error", "interrupted"):
         c.print(Text(f"resume with: duologue resume {run.id}", style="yellow"))
     elif run.stop_reason in ("token_budget", "time_limit"):
@@ -210,12 +213,12 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messa
     loop it found was reported then, and only a new detection stops it again.
     Exit status 1 when the run ends with an error.
     """
-    current, renderer = api.CurrentRun(), None if quiet else _renderer(meta)
+    current, renderer = runner.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector(renderer) if interactive else None
     limits = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
     _run_to_end(
-        lambda: api.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits),
+        lambda: conversations.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits),
         current,
         renderer,
         db,
@@ -250,11 +253,11 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
     reasons are always shown whole.
     """
     filters = {"experiment_id": experiment, "status": status, "model": model, "looped": looped}
-    if experiment and Path(db).exists() and api.find_experiment(experiment, db=db) is None:
+    if experiment and Path(db).exists() and queries.find_experiment(experiment, db=db) is None:
         raise DuologueError(
             f"no experiment '{experiment}' in {db} (`duologue ls` lists the runs and their experiments)"
         )
-    rows = api.list_runs(db=db, limit=limit, **filters) if Path(db).exists() else []
+    rows = queries.list_runs(db=db, limit=limit, **filters) if Path(db).exists() else []
     if as_json:
         print_json(rows)
         return
@@ -290,7 +293,7 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
     c = console_for(width)
     print_table(c, cols, table, hint="or --json")
     for r in rows:  # a killed run whose process crashed says why (store/crashes.py)
-        note = api.killed_run_note(r["id"], db=db) if r["status"] == "killed" else None
+        note = queries.killed_run_note(r["id"], db=db) if r["status"] == "killed" else None
         if note:
             c.print(Text(note, style="yellow"))
     if len(rows) == limit:

@@ -9,8 +9,9 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from .. import api
+from .. import queries
 from ..events import format_value
+from ..exports import runs as run_exports
 from .common import db_option, print_json
 from .completion import complete_run_id
 from .layout import console_for, width_option
@@ -41,10 +42,10 @@ def show(run_id, as_json, width, db) -> None:
     and new limits) are printed where they happened. Piped, each message is one
     line: nothing is wrapped.
     """
-    run = api.load_run(run_id, db=db)
+    run = queries.load_run(run_id, db=db)
     if as_json:
-        doc = json.loads(api.export_run(run.id, "json", db=db))
-        lineage = api.run_lineage(run.id, db=db)
+        doc = json.loads(run_exports.export_run(run.id, "json", db=db))
+        lineage = queries.run_lineage(run.id, db=db)
         doc["lineage"] = {
             "ancestors": [{"run_id": rid, "child_fork_at": at} for rid, at in lineage.ancestors],
             "forks": [{"run_id": rid, "fork_at": at} for rid, at in lineage.forks],
@@ -57,13 +58,13 @@ def show(run_id, as_json, width, db) -> None:
     first = run.messages[0] if run.messages else None
     opener_shown = not (run.source and first is not None and first.content == run.spec.get("opener"))
     _print_spec(c, run.spec, opener=opener_shown)
-    _print_messages(c, run, api.run_events(run.id, db=db))
+    _print_messages(c, run, queries.run_events(run.id, db=db))
 
 
 def _print_header(c: Console, run, db) -> None:
     c.print(Text(f"# {run.title}", style="bold"))
     if run.status == "killed":
-        note = api.killed_run_note(run.id, db=db) or (
+        note = queries.killed_run_note(run.id, db=db) or (
             f"its process is gone (killed?): continue it with `duologue resume {run.id}`"
         )
         c.print(Text(note, style="yellow"))
@@ -77,7 +78,7 @@ def _print_header(c: Console, run, db) -> None:
     c.print(f"started {_local(run.started_at.isoformat())}   ended {ended}")
     if run.parent_run_id:
         c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
-    lineage = api.run_lineage(run.id, db=db)
+    lineage = queries.run_lineage(run.id, db=db)
     if len(lineage.ancestors) > 1:
         chain = " → ".join(f"{rid}@{at}" if at else rid for rid, at in lineage.ancestors)
         c.print(Text(f"lineage: {chain} → {run.id}"))

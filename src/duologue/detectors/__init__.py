@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..errors import SpecError
 from ..plugins import discover
 
 if TYPE_CHECKING:
@@ -90,6 +91,19 @@ def check_settings(name: str, table: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name}: {err}") from None
     return dict(table)
+
+
+def check_detection(spec: ConversationSpec, source: str | None = None) -> None:
+    """Every [detection.<name>] table of a spec checked against the detectors installed (check_settings);
+    a SpecError with one line per problem. Done where a spec enters a run, not when it is validated."""
+    problems = []
+    for name, table in (spec.detection.model_extra or {}).items():
+        try:
+            check_settings(name, table)
+        except ValueError as err:
+            problems.append(f"{source + ': ' if source else ''}detection: {err}")
+    if problems:
+        raise SpecError(*problems)
 
 
 def settings_for(spec: ConversationSpec, det: Detector) -> tuple[Any, str]:

@@ -61,7 +61,7 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
     app = _viewer()
     from markupsafe import Markup
 
-    from ..api import analyze_run
+    from ..analysis.stored import analyze_run
     from ..events import describe_events
     from ..web.chat import chat_blocks
     from ..web.paging import MessagePages
@@ -75,7 +75,7 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
     plots: dict[str, str] = {}
     if run.messages:
         a = analyze_run(run)
-        loops, semantic, message_themes, found = app._summaries(a)
+        loops, semantic, message_themes, found = app.run_summaries(a)
         themes = theme_view(semantic, message_themes, {**labels, **found}, order)
         plots = plot_uris(a, [m.content for m in run.messages], app.PLOTS)
     exact = loops.exact if loops else None
@@ -90,7 +90,7 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
         "blocks": chat_blocks(run.messages, exact, themes.marks_at() if themes else None),
         "badges": themes.badges if themes else {},
         "seats": app.seats(run),
-        "models": app._models(run),
+        "models": app.participant_models(run),
         "spec_json": json.dumps(run.spec, indent=2, ensure_ascii=False),
         "experiment": None,
         "plots": tuple(plots),

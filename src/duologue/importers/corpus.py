@@ -312,11 +312,10 @@ def collection_record(settings: Sequence[str]) -> dict[str, Any]:
 
 def _analyse(store: Any, runs: list[Run], progress: Progress) -> int:
     """Analyse each new run of a collection with its stored embeddings, as `batch` does when a run ends."""
-    from ..api import analyze_run, run_vectors
+    from ..analysis.stored import store_analysis
 
     for k, run in enumerate(runs):
         progress("analysing", k, len(runs))
-        vectors, embedder = run_vectors(store, run)
-        store.save_analysis(run.id, analyze_run(run, vectors=vectors), vectors=vectors, embedder=embedder)
+        store_analysis(store, run)
     progress("analysing", len(runs), len(runs))
     return len(runs)

@@ -30,7 +30,7 @@ from .rows import (
     SemanticSummary,
 )
 from .schema import MIGRATIONS
-from .status import process_alive, shown_status
+from .status import held_elsewhere, process_alive, shown_status
 
 __all__ = [
     "DEFAULT_DB",
@@ -58,6 +58,7 @@ __all__ = [
     "RunRow",
     "SemanticSummary",
     "MIGRATIONS",
+    "held_elsewhere",
     "process_alive",
     "shown_status",
 ]

@@ -170,7 +170,7 @@ class Viewer:
         labels, order = run_theme_labels(run.spec)
         if loops is None and not live and run.messages:
             # Imported runs, killed runs: analyse on the fly (once per run and length), store nothing.
-            loops, semantic, message_themes, found = _summaries(self.figures.analysis(run))
+            loops, semantic, message_themes, found = run_summaries(self.figures.analysis(run))
             labels = {**labels, **found}
         themes = theme_view(semantic, message_themes, labels, order) if not live else None
         exact = loops.exact if loops else None
@@ -189,7 +189,7 @@ class Viewer:
             blocks=chat_blocks(shown, exact, themes.marks_at() if themes else None),
             badges=themes.badges if themes else {},
             seats=seats(run),
-            models=_models(run),
+            models=participant_models(run),
             spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment,
             plots=PLOTS if run.messages and not live else (),
@@ -310,7 +310,7 @@ class Viewer:
         return self.page(request, "error.html", status_code=status, status=status, detail=detail)
 
 
-def _summaries(a: Analysis) -> tuple[LoopSummary, SemanticSummary, list[MessageTheme], dict[str, str]]:
+def run_summaries(a: Analysis) -> tuple[LoopSummary, SemanticSummary, list[MessageTheme], dict[str, str]]:
     """A run's loops, semantic findings, message themes and theme labels, from an analysis."""
     themes = [MessageTheme(m.index, m.label, m.topic) for m in a.themes or []]
     return LoopSummary.of(a), SemanticSummary.of(a), themes, dict(a.theme_labels or {})
@@ -343,7 +343,8 @@ def seats(run: Run) -> dict[str, Seat]:
     return {s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}}
 
 
-def _models(run: Run) -> dict[str, str]:
+def participant_models(run: Run) -> dict[str, str]:
+    """Each participant's model string, by name (the run page's header)."""
     return {p.get("name"): p.get("model") for p in run.spec.get("participants", []) if p.get("name")}
 
 

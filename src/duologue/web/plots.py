@@ -91,7 +91,7 @@ class RunFigures:
             if key in self._analyses:
                 self._analyses.move_to_end(key)
                 return self._analyses[key]
-        from ..api import analyze_run, run_vectors
+        from ..analysis.stored import analyze_run, run_vectors
 
         with Store(self.db, create=False) as store:  # the embeddings stored with the messages
             vectors, _ = run_vectors(store, run)

@@ -16,7 +16,7 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
     attractor map: where the runs end up, per pairing and varied setting (PNG as data: URIs)."""
     from ..analysis.attractors import grouped_ends, write_attractor_plots
     from ..analysis.experiment import grouped, write_experiment_plots
-    from ..batch import experiment_stats_by
+    from ..analysis.experiment_report import experiment_stats_by
 
     stats, report = experiment_stats_by(store, experiment.id)
     ends = report.pop("_ends", [])  # the runs' RunEnd objects: for the plots only

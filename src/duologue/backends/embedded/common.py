@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from ..base import ChatMessage
 
 
+# Which embedded engine backs `local/...` participants: "shared" (the default: a llama.cpp sequence per
+# participant, decoded together with the others in the pool) or "llama" (a llama-cpp-python `Llama`
+# per participant, as duologue first did; kept for comparison, see simple.py).
+EMBEDDED_ENGINE_ENV = "DUOLOGUE_EMBEDDED_ENGINE"
+
+
 @dataclass
 class LlamaSettings:
     context_length: int = 2048

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,15 +154,6 @@ def is_embedded(model: str) -> bool:
     return model.partition("/")[0] == PROVIDER
 
 
-def spec_models(spec: ConversationSpec) -> set[str]:
-    """Every model a conversation may use: its participants', its changes', its summarizer's."""
-    models = {p.model for p in spec.participants}
-    models.update(ch.model for ch in spec.changes if ch.model is not None)
-    if spec.context.strategy == "summarize":
-        models.add(spec.context.summarizer.model or spec.participants[0].model)
-    return models
-
-
 def embedded_streams(specs: list[ConversationSpec], concurrency: int) -> dict[str, int]:
     """Sequences each embedded model's shared context needs with `concurrency` of these conversations at once.
 
@@ -177,21 +168,3 @@ def embedded_streams(specs: list[ConversationSpec], concurrency: int) -> dict[st
                 per_conversation[model] = max(per_conversation.get(model, 0), n)
     k = min(concurrency, len(specs))
     return {model: k * n + (1 if k > 1 else 0) for model, n in per_conversation.items()}
-
-
-@asynccontextmanager
-async def pool_for(
-    specs: list[ConversationSpec], concurrency: int = 1, shards: int = 1
-) -> AsyncIterator[EmbeddedPool | None]:
-    """The pool these conversations' embedded participants share, for the length of the block.
-
-    The caller's, when it runs inside an `async with EmbeddedPool()` block; else, when any of
-    their models is embedded, a new one (one model in memory, sized for them from the start),
-    closed when the block ends; else none.
-    """
-    pool = current_pool()
-    if pool is not None or not any(is_embedded(m) for spec in specs for m in spec_models(spec)):
-        yield pool
-        return
-    async with EmbeddedPool(embedded_streams(specs, concurrency), shards, min(concurrency, len(specs))) as pool:
-        yield pool

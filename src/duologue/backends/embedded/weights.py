@@ -229,27 +229,3 @@ def loaded_type(model: str, weights: str) -> str:
         return weights
     own = "" if shipped(model) else file_type(Path(model.partition("/")[2]))
     return own or weights
-
-
-def complete_embedded(spec):
-    """The spec with each embedded participant's weights and lookup decoding as they will be used, so the
-    stored spec says. A ConversationSpec in, a copy out; other participants unchanged. Inside an
-    EmbeddedPool the pool's workload decides what `auto` means (see EmbeddedPool.batched).
-
-    Left as asked: a participant whose model a `[[changes]]` entry replaces (the resolved weights
-    would carry over to the new model, which `auto` may treat otherwise), and every participant when
-    DUOLOGUE_EMBEDDED_ENGINE=llama (that engine loads the shipped file as it is, without lookup)."""
-    from .pool import current_pool, is_embedded
-    from .provider import EMBEDDED_ENGINE_ENV
-
-    if os.environ.get(EMBEDDED_ENGINE_ENV, "shared") == "llama":
-        return spec
-    pool = current_pool()
-    batched = pool is not None and pool.batched
-    changed = {ch.participant for ch in spec.changes if ch.model is not None}
-    spec = spec.model_copy(deep=True)
-    for p in spec.participants:
-        if is_embedded(p.model) and p.name not in changed:
-            p.weights = resolve(p.weights, p.model, batched)
-            p.lookup = lookup_default(p.lookup, loaded_type(p.model, p.weights))
-    return spec

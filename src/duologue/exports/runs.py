@@ -1,4 +1,4 @@
-"""Exports of many runs (part of the Python API; api.py re-exports these).
+"""Exports of runs: one run in any export format (`export_run`), and many runs (duologue.api re-exports these).
 
 - JSONL: one line per run, each line the very object `export_run(run, "json")` gives for it
   (`"format": "duologue.run/1"`, spec, messages with timings, analysis, events), so
@@ -20,10 +20,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DuologueError
-from .records import Run
-from .store import DEFAULT_DB, STATUSES, Store
-from .transcripts.jsonfmt import jsonl_line, run_to_dict
+from ..errors import DuologueError
+from ..records import Run
+from ..store import DEFAULT_DB, STATUSES, Store
+from ..transcripts.jsonfmt import jsonl_line, run_to_dict
+
+
+def export_run(run_ref: str, fmt: str = "md", *, db: str | Path = DEFAULT_DB) -> str:
+    """A run in one of the export formats (duologue.exports): md (the transcript), json (everything)…"""
+    from . import run_format
+
+    export = run_format(fmt)
+    with Store(db, create=False) as store:
+        run = store.get_run(run_ref)
+        analysis, events = store.load_analysis(run.id), store.get_events(run.id)
+    return export.render(run, analysis, events)
 
 
 def select_runs(
@@ -125,7 +136,7 @@ def export_runs_parquet(
     whole, never left half-written), returning the number of rows; without `dest`, the file's bytes."""
     import pyarrow as pa
 
-    from .exports.parquet import write_views
+    from .parquet import write_views
 
     with Store(db, create=False) as store:
         if runs is not None:

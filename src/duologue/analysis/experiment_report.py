@@ -1,0 +1,150 @@
+"""An experiment's report, from the store alone: each run's stats and place on the attractor map, the
+numbers overall and split by the pairing and every varied setting, survival curves, and the plots.
+
+`duologue report`, the viewer's experiment page and scripts read it; a collection of imported runs
+(`import --experiment`) is reported as an experiment duologue ran, split by its record's settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import DuologueError
+from ..experiment_spec import ExperimentSpec, stored_experiment
+from ..store import DEFAULT_DB, Store
+
+
+def load_experiment_stats(store: Store, name: str, ends: list | None = None):
+    """RunStats for every run of the experiment, from the store alone. Given a list `ends`, it is
+    filled with each run's place on the attractor map (analysis.attractors.RunEnd)."""
+    from .attractors import run_end
+    from .experiment import run_stats
+    from .text import words
+
+    store.require_experiment(name)
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    themes: dict[str, list[tuple[str | None, str | None, str]]] = {}
+    for m in store.experiment_messages(name):
+        by_run.setdefault(m.run_id, []).append(
+            {
+                "idx": m.message_index,
+                "prompt_tokens": m.prompt_tokens,
+                "completion_tokens": m.completion_tokens,
+                "latency": m.latency,
+                "words": len(words(m.content)),
+            }
+        )
+        themes.setdefault(m.run_id, []).append((m.theme, m.topic, m.content))
+    stats = []
+    for run in store.experiment_run_records(name):
+        run_row: dict[str, Any] = {
+            "id": run.id,
+            "status": run.status,
+            "stop_reason": run.stop_reason,
+            "max_messages": run.spec.get("max_messages"),
+            # A run added to the experiment by hand has no cell: its title stands for its pairing.
+            "cell": run.cell if run.cell else {"pairing": run.title},
+        }
+        stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
+        if ends is not None:
+            msgs = themes.get(run.id, [])
+            sem = run.semantic
+            window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
+            ends.append(
+                run_end(
+                    run.id,
+                    run_row["cell"],
+                    sem.end_state,
+                    sem.attractor,
+                    sem.attractor_onset,
+                    [t for t, _, _ in msgs],
+                    [tp for _, tp, _ in msgs],
+                    [c for _, _, c in msgs[-window:]],
+                )
+            )
+    return stats
+
+
+# What a report splits an older experiment by (one whose record today's duologue cannot read).
+REPORT_SETTINGS = ("pairing", "opener", "system", "temperature")
+
+
+def report_settings(exp_spec: dict[str, Any]) -> tuple[ExperimentSpec | None, list[str]]:
+    """The stored experiment, and the settings its report splits the runs by: the pairing, then every
+    varied path. A collection of imported runs (`import --experiment`) has no experiment file: its record
+    names its settings (the pairing, the template)."""
+    if exp_spec.get("collection"):
+        return None, [str(s) for s in exp_spec.get("settings") or ["pairing"]]
+    stored = stored_experiment(exp_spec)
+    return stored, (stored.settings if stored else list(REPORT_SETTINGS))
+
+
+def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
+    """The runs' stats, and the report's numbers: overall, by each setting that varies, survival per pairing."""
+    from dataclasses import asdict
+
+    from .attractors import attractor_group, cluster_unknown, entry_survival, grouped_ends, share_by_turn
+    from .experiment import group_stats, grouped, survival_curve
+    from .themes import load_themes
+
+    ends: list = []
+    stats = load_experiment_stats(store, name, ends)
+    exp_spec = store.require_experiment(name).spec
+    stored, settings = report_settings(exp_spec)
+    if stored is not None:
+        for r in [*stats, *ends]:  # each varied value as shown: an opener by its text, not its position
+            r.cell = stored.shown_cell(r.cell)
+    report: dict[str, Any] = {"experiment": name, "runs": len(stats), "overall": asdict(group_stats("all", stats))}
+    report["settings"] = []
+    for setting in settings:
+        groups = grouped(stats, setting)
+        if len(groups) > 1 or setting == "pairing":
+            report["settings"].append(setting)
+            report[f"by_{setting}"] = [asdict(group_stats(g, runs)) for g, runs in groups.items()]
+    report["survival"] = {g: survival_curve(runs) for g, runs in grouped(stats, "pairing").items()}
+    # The attractor map: where the conversations end up, per pairing and per varied setting.
+    cluster_unknown(ends)
+    theme_file = ((exp_spec.get("detection") or {}).get("attractor") or {}).get("themes")
+    try:
+        labels = {t.id: t.label for t in load_themes(theme_file).themes}
+    except DuologueError:
+        labels = {}
+    attractors: dict[str, Any] = {"labels": labels, "overall": asdict(attractor_group("all", ends))}
+    for setting in settings:
+        end_groups = grouped_ends(ends, setting)
+        if len(end_groups) > 1 or setting == "pairing":
+            attractors[f"by_{setting}"] = [asdict(attractor_group(g, group)) for g, group in end_groups.items()]
+    by_pairing = grouped_ends(ends, "pairing")
+    attractors["entry_survival"] = {g: entry_survival(runs) for g, runs in by_pairing.items()}
+    attractors["share_by_turn"] = {g: share_by_turn(runs) for g, runs in by_pairing.items()}
+    attractors["runs"] = [
+        {"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor, "entry": r.entry} for r in ends
+    ]
+    report["attractors"] = attractors
+    report["_ends"] = ends  # for the plots; not written to JSON
+    return stats, report
+
+
+def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
+    """Aggregate the experiment, write its plots and `<name>-report.json` into `folder`, return the report."""
+    import json
+
+    from .attractors import grouped_ends, write_attractor_plots
+    from .experiment import grouped, write_experiment_plots
+
+    stats, report = experiment_stats_by(store, name)
+    ends = report.pop("_ends")
+    report["plots"] = [str(p) for p in write_experiment_plots(grouped(stats, "pairing"), folder, name)]
+    report["plots"] += [
+        str(p)
+        for p in write_attractor_plots(grouped_ends(ends, "pairing"), report["attractors"]["labels"], folder, name)
+    ]
+    (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    return report
+
+
+def write_experiment_report(name: str, folder: Path, *, db: str | Path = DEFAULT_DB) -> dict[str, Any]:
+    """experiment_report on the store at `db` (what `duologue report` does)."""
+    with Store(db, create=False) as store:
+        return experiment_report(store, name, folder)
