@@ -58,3 +58,40 @@ def test_every_public_name_resolves():
         for alias in node.names
     }
     assert declared == {name: f"duologue{module}" for name, module in duologue._EXPORTS.items()}
+
+
+def test_the_public_surface_is_declared_and_typed():
+    """`duologue.__all__` and `duologue.api.__all__` name what exists (each resolves), the facade offers every
+    name the package does, and the package says it is typed (PEP 561)."""
+    from duologue import api
+
+    assert set(duologue.__all__) <= set(api.__all__) | {
+        "ConversationSpec",
+        "DuologueError",
+        "Message",
+        "Participant",
+        "Run",
+        "Store",
+        "__version__",
+        "default_spec",
+        "load_conversation_spec",
+    }
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    assert sorted(api.__all__) == api.__all__ and len(set(api.__all__)) == len(api.__all__)
+    assert (Path(duologue.__file__).parent / "py.typed").is_file()
+
+
+def test_the_public_functions_have_explicit_signatures():
+    """No **kwargs on the API's functions: a typo in a keyword is an error, and editors can complete them."""
+    import inspect
+
+    from duologue import api
+
+    loose = [
+        name
+        for name in api.__all__
+        if inspect.isfunction(getattr(api, name))
+        and any(p.kind is p.VAR_KEYWORD for p in inspect.signature(getattr(api, name)).parameters.values())
+    ]
+    assert loose == []

@@ -125,3 +125,47 @@ def test_the_json_export_carries_the_events(tmp_path, scripted_models):
     data = json.loads(api.export_run(run.id, "json", db=tmp_path / "d.db"))
     assert run.stop_reason == "loop"
     assert [e["kind"] for e in data["events"]][:1] == ["loop"] and data["events"][0]["message_index"] >= 4
+
+
+def bare_spec(**extra):
+    """A spec that says nothing of its detectors but what it is given."""
+    return spec_from_dict(
+        {"participants": [{"name": "a", "model": "scripted/a"}, {"name": "b", "model": "scripted/b"}], **extra}
+    )
+
+
+def test_built_in_detectors_take_the_same_tables_as_a_plugins(tmp_path, scripted_models):
+    """[detection.<name>] with `on` and thresholds configures the built-in detectors as it does a plugin's;
+    the stored spec holds the older spelling, so runs made before read the same."""
+    s = bare_spec(
+        max_messages=12,
+        detection={
+            "loop": {"on": "flag", "max_period": 4},
+            "near_loop": {"on": "continue", "near_window": 3},
+            "attractor": {"on": "continue", "theme_threshold": 0.4},
+        },
+    )
+    assert (s.on_loop, s.on_near_loop, s.on_attractor, s.on_convergence) == ("flag", "continue", "continue", "flag")
+    assert s.detection.attractor.theme_threshold == 0.4
+    assert (s.detection.max_period, s.detection.near_window) == (4, 3)
+    stored = s.model_dump(mode="json")
+    assert "loop" not in stored["detection"] and stored["on_loop"] == "flag"
+    # A loop flagged, not stopped: the scripted model says the same thing every time.
+    scripted_models.reply = lambda n, view: "the same words again"
+    run = api.run_conversation(s, db=tmp_path / "d.db")
+    assert run.stop_reason == "max_messages" and len(run.messages) == 12
+    assert [e["kind"] for e in api.run_events(run.id, db=tmp_path / "d.db")].count("loop") >= 1
+
+
+@pytest.mark.parametrize(
+    ("detection", "top", "needle"),
+    [
+        ({"loop": {"on": "flag"}}, {"on_loop": "stop"}, "detection.loop.on and on_loop disagree"),
+        ({"loop": {"near_window": 3}}, {}, "detection.loop.near_window: unknown field"),
+        ({"near_loop": {"near_window": 3}, "near_window": 4}, {}, "detection.near_loop.near_window and detection"),
+    ],
+)
+def test_a_table_and_an_older_key_that_disagree_are_one_line(detection, top, needle):
+    with pytest.raises(DuologueError) as err:
+        bare_spec(detection=detection, **top)
+    assert needle in str(err.value) and "\n" not in str(err.value)

@@ -97,6 +97,19 @@ class Participant(BaseModel):
 
 OnDetect = Literal["stop", "flag", "continue"]
 
+# The built-in detectors' tables under [detection] and the spec field their `on` sets (ConversationSpec).
+BUILTIN_DETECTORS = {
+    "loop": "on_loop",
+    "near_loop": "on_near_loop",
+    "convergence": "on_convergence",
+    "attractor": "on_attractor",
+}
+# The loop detectors' thresholds a [detection.loop] / [detection.near_loop] table may set.
+LOOP_TABLES = {
+    "loop": ("max_period", "min_cycles"),
+    "near_loop": ("near_window", "near_threshold", "ngram", "onset_run", "onset_min", "tail_share", "near_size_ratio"),
+}
+
 
 class Detection(BaseModel):
     """Thresholds of the loop detectors (docs/detectors.md has the definitions and defaults)."""
@@ -241,6 +254,39 @@ class ConversationSpec(BaseModel):
     # log's template, model keys and start time (importers/backrooms.py), or a user's own labels. `show`
     # prints it; a report over imported runs splits them by it (importers/corpus.py).
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detector_tables(cls, data: Any) -> Any:
+        """One way to configure every detector: `[detection.<name>]` with `on` and its thresholds, for the
+        built-in ones too (`loop`, `near_loop`, `convergence`, `attractor`), as for a plugin's. The
+        built-ins' older keys (on_loop … on_attractor, the loop thresholds in [detection]) mean the same
+        and are what a stored spec holds; a table and an older key that disagree are an error."""
+        if not isinstance(data, dict) or not isinstance(data.get("detection"), dict):
+            return data
+        data, detection = dict(data), dict(data["detection"])
+        for name, field_name in BUILTIN_DETECTORS.items():
+            table = detection.get(name)
+            if not isinstance(table, dict):
+                continue
+            table = dict(table)
+            if "on" in table:
+                on = table.pop("on")
+                if field_name in data and data[field_name] != on:
+                    raise ValueError(f"detection.{name}.on and {field_name} disagree ({on!r}, {data[field_name]!r})")
+                data[field_name] = on
+            if name in LOOP_TABLES:  # its thresholds live at the top of [detection]
+                for key, value in table.items():
+                    if key not in LOOP_TABLES[name]:
+                        raise ValueError(f"detection.{name}.{key}: unknown field")
+                    if key in detection and detection[key] != value:
+                        raise ValueError(f"detection.{name}.{key} and detection.{key} disagree")
+                    detection[key] = value
+                del detection[name]
+            else:
+                detection[name] = table
+        data["detection"] = detection
+        return data
 
     @model_validator(mode="after")
     def _distinct_names(self) -> ConversationSpec:

@@ -14,11 +14,11 @@ imported only when one of its backends is made.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from importlib.metadata import entry_points
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import DuologueError, UnknownModelError
+from ..plugins import Registry
 from .builtin import PROVIDERS as BUILTIN_PROVIDERS
 from .provider import Provider
 
@@ -33,67 +33,15 @@ ENTRY_POINT_GROUP = "duologue.providers"
 BackendFactory = Callable[["Participant"], "Backend"]
 
 
-class ProviderRegistry(Mapping[str, Provider]):
-    """The providers by name; filled on first use by the built-ins, then the entry points of `group`."""
-
-    def __init__(self, builtins: Iterable[Provider] = (), group: str | None = ENTRY_POINT_GROUP):
-        self._builtins = list(builtins)
-        self._group = group
-        self._providers: dict[str, Provider] = {}
-        self._broken: dict[str, str] = {}  # entry point -> why it could not be loaded
-        self._loaded = False
-
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        for provider in self._builtins:
-            self.register(provider)
-        if self._group is None:
-            return
-        for ep in entry_points(group=self._group):
-            try:
-                found = ep.load()
-                if callable(found) and not isinstance(found, Provider):
-                    found = found()
-                for provider in [found] if isinstance(found, Provider) else list(found):
-                    if not isinstance(provider, Provider):
-                        raise TypeError(f"{provider!r} is not a duologue Provider")
-                    self.register(provider)
-            except Exception as err:  # one broken plugin must not take the other providers down
-                self._broken[ep.name] = f"plugin {ep.value} failed to load: {type(err).__name__}: {err}"
-
-    def register(self, provider: Provider, *, replace: bool = False) -> None:
-        self._load()
-        if "/" in provider.name or not provider.name:
-            raise DuologueError(f"provider name '{provider.name}' must be non-empty and contain no '/'")
-        if provider.name in self._providers and not replace:
-            raise DuologueError(f"provider '{provider.name}' is already registered")
-        self._providers[provider.name] = provider
-
-    def unregister(self, name: str) -> None:
-        self._load()
-        self._providers.pop(name, None)
-
-    def why_missing(self, name: str) -> str | None:
-        """Why a provider of this name is not here, when a plugin of that name failed to load."""
-        self._load()
-        return self._broken.get(name)
-
-    def __getitem__(self, name: str) -> Provider:
-        self._load()
-        return self._providers[name]
-
-    def __iter__(self) -> Iterator[str]:
-        self._load()
-        return iter(list(self._providers))
-
-    def __len__(self) -> int:
-        self._load()
-        return len(self._providers)
+def _check_name(provider: Provider) -> None:
+    if "/" in provider.name or not provider.name:
+        raise DuologueError(f"provider name '{provider.name}' must be non-empty and contain no '/'")
 
 
-PROVIDERS = ProviderRegistry(BUILTIN_PROVIDERS)
+# The providers by name: duologue's own (builtin.py), then plugins' (entry points), then registered ones.
+PROVIDERS: Registry[Provider] = Registry(
+    "provider", Provider, ENTRY_POINT_GROUP, builtins=lambda: BUILTIN_PROVIDERS, check=_check_name
+)
 
 
 def register_provider(provider: Provider, *, replace: bool = False) -> None:

@@ -6,14 +6,18 @@ settings)` that returns the run's Watcher (an object with `observe(message)
 dataclass of its thresholds with their defaults. A run builds one watcher per
 detector (`watchers_for`); a live run and `analyze` call the same code.
 
-Configuration. A detector with `params` is configured by the table
-`[detection.<name>]` of a conversation or experiment TOML: its thresholds by
-field name, plus `on = "stop" | "flag" | "continue"` (default "flag"): stop the
-run (stop reason: the detector's name), record an event and go on, or stay
-silent. Unknown keys are errors, as everywhere in a spec. The built-in
-detectors (loops.py, semantic.py) predate this table and keep their own
-settings: on_loop / on_near_loop / on_convergence / on_attractor, [detection],
-[detection.convergence] and [detection.attractor].
+Configuration: one scheme for every detector, `[detection.<name>]` in a
+conversation or experiment TOML: `on = "stop" | "flag" | "continue"` (stop the
+run, with the detector's name as stop reason; record an event and go on; stay
+silent) and its thresholds by field name. A plugin's detector with `params`
+is configured so (default `on = "flag"`). The built-in ones are too:
+`[detection.loop]` (on, max_period, min_cycles), `[detection.near_loop]` (on
+and the near-loop thresholds), `[detection.convergence]`, `[detection.attractor]`
+(spec.py, ConversationSpec._detector_tables); their older spellings (on_loop,
+on_near_loop, on_convergence, on_attractor and the loop thresholds at the top
+of [detection]) mean the same, and are what a stored spec holds. Unknown keys
+are errors, as everywhere in a spec; a plugin's table is checked where a spec
+enters a run (`check_detection`), against the detectors installed.
 
 So a new detector is one file in this folder, and its settings in the TOML.
 Third-party packages add detectors through the entry-point group
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
-from ..plugins import discover
+from ..plugins import Registry, package_parts
 
 if TYPE_CHECKING:
     from ..engine import Watcher
@@ -45,24 +49,23 @@ class Detector:
     description: str = ""
 
 
-_DETECTORS: dict[str, Detector] | None = None
+# Every detector: this package's modules (by name), then plugins' (entry points), then registered ones.
+DETECTORS: Registry[Detector] = Registry(
+    "detector", Detector, "duologue.detectors", builtins=package_parts(__name__, __path__, "DETECTOR", Detector)
+)
 
 
-def detectors() -> dict[str, Detector]:
-    """Every detector: this package's modules (by name), then plugins."""
-    global _DETECTORS
-    if _DETECTORS is None:
-        _DETECTORS = discover(__name__, __path__, "DETECTOR", Detector, "duologue.detectors", "detector")
-    return _DETECTORS
+def detectors() -> Registry[Detector]:
+    return DETECTORS
 
 
-def register_detector(det: Detector) -> None:
+def register_detector(det: Detector, *, replace: bool = False) -> None:
     """Add a detector from a program (plugins in packages use the entry-point group instead)."""
-    detectors()[det.name] = det
+    DETECTORS.register(det, replace=replace)
 
 
 def unregister_detector(name: str) -> None:
-    detectors().pop(name, None)
+    DETECTORS.unregister(name)
 
 
 def configurable() -> dict[str, Detector]:

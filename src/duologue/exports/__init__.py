@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DuologueError
-from ..plugins import discover
+from ..plugins import Registry, package_parts
 from ..records import Run
 
 
@@ -29,28 +29,28 @@ class RunFormat:
     render: Callable[[Run, Mapping[str, Any] | None, Sequence[Mapping[str, Any]]], str]
 
 
-_FORMATS: dict[str, RunFormat] | None = None
+# Every run export format: this package's modules first, then plugins' (entry points), then registered ones.
+RUN_FORMATS: Registry[RunFormat] = Registry(
+    "export format", RunFormat, "duologue.exports", builtins=package_parts(__name__, __path__, "FORMAT", RunFormat)
+)
 
 
-def run_formats() -> dict[str, RunFormat]:
-    """Every run export format, built-ins (this package's modules) first, then plugins."""
-    global _FORMATS
-    if _FORMATS is None:
-        _FORMATS = discover(__name__, __path__, "FORMAT", RunFormat, "duologue.exports", "export format")
-    return _FORMATS
+def run_formats() -> Registry[RunFormat]:
+    return RUN_FORMATS
 
 
-def register_run_format(fmt: RunFormat) -> None:
+def register_run_format(fmt: RunFormat, *, replace: bool = False) -> None:
     """Add a format from a program (plugins in packages use the entry-point group instead)."""
-    run_formats()[fmt.name] = fmt
+    RUN_FORMATS.register(fmt, replace=replace)
 
 
 def unregister_run_format(name: str) -> None:
-    run_formats().pop(name, None)
+    RUN_FORMATS.unregister(name)
 
 
 def run_format(name: str) -> RunFormat:
     formats = run_formats()
     if name not in formats:
-        raise DuologueError(f"unknown export format '{name}' (a run exports as {', '.join(formats)})")
+        broken = formats.why_missing(name)
+        raise DuologueError(broken or f"unknown export format '{name}' (a run exports as {', '.join(formats)})")
     return formats[name]

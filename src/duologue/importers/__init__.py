@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DuologueError, NoMessageError, TranscriptFormatError
-from ..plugins import discover
+from ..plugins import Registry, package_parts
 from ..records import Run
 from .common import renamed
 
@@ -44,30 +44,33 @@ class ImportFormat:
     keeps_ids: bool = False  # its runs keep the ids the file gives them (duologue's JSON exports)
 
 
-_FORMATS: dict[str, ImportFormat] | None = None
+# Every import format: this package's modules first, then plugins' (entry points), then registered ones.
+IMPORT_FORMATS: Registry[ImportFormat] = Registry(
+    "import format",
+    ImportFormat,
+    "duologue.importers",
+    builtins=package_parts(__name__, __path__, "FORMAT", ImportFormat),
+)
 
 
-def import_formats() -> dict[str, ImportFormat]:
-    """Every import format, built-ins (this package's modules) first, then plugins."""
-    global _FORMATS
-    if _FORMATS is None:
-        _FORMATS = discover(__name__, __path__, "FORMAT", ImportFormat, "duologue.importers", "import format")
-    return _FORMATS
+def import_formats() -> Registry[ImportFormat]:
+    return IMPORT_FORMATS
 
 
-def register_import_format(fmt: ImportFormat) -> None:
+def register_import_format(fmt: ImportFormat, *, replace: bool = False) -> None:
     """Add a format from a program (plugins in packages use the entry-point group instead)."""
-    import_formats()[fmt.name] = fmt
+    IMPORT_FORMATS.register(fmt, replace=replace)
 
 
 def unregister_import_format(name: str) -> None:
-    import_formats().pop(name, None)
+    IMPORT_FORMATS.unregister(name)
 
 
 def import_format(name: str) -> ImportFormat:
     formats = import_formats()
     if name not in formats:
-        raise DuologueError(f"unknown import format '{name}' (one of {', '.join(formats)})")
+        broken = formats.why_missing(name)
+        raise DuologueError(broken or f"unknown import format '{name}' (one of {', '.join(formats)})")
     return formats[name]
 
 
