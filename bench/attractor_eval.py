@@ -191,8 +191,11 @@ def evaluate(cases: Sequence[Case]) -> tuple[list[Found], float]:
 
 def show(cases: Sequence[Case], founds: Sequence[Found]) -> None:
     for c, f in zip(cases, founds, strict=True):
-        ok = "ok " if expected(c) == got(f) and (not c.attractor or abs((f.onset or 0) - (c.onset or 0)) <= 2) else "XX "
-        print(f"{ok}{c.id}: label {expected(c)} @{c.onset} end {c.end_state}; found {got(f)} @{f.onset} end {f.end_state}")
+        right = expected(c) == got(f) and (not c.attractor or abs((f.onset or 0) - (c.onset or 0)) <= 2)
+        print(
+            f"{'ok' if right else 'XX'} {c.id}: label {expected(c)} @{c.onset} end {c.end_state}; "
+            f"found {got(f)} @{f.onset} end {f.end_state}"
+        )
         print(f"     {f.strip}")
 
 
