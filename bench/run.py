@@ -29,6 +29,8 @@ Rows (see each script's docstring for the details of what it compares):
    `duologue import FILE` per log (bench/import_corpus.py PATH does the import on a real folder).
 9. bench/extra_bufts.py  what the native-crash guard costs: each weight file with llama.cpp's extra buffer
    types on and off (tokens/s, or the signal that killed it), and the probe's one-time cost.
+10. bench/attractor_eval.py  the attractor verdict on 48 conversations written blind (bench/attractor_eval/):
+   per family precision / recall, and drifts found with their onset within ±2 messages, dev and test halves.
 
     python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
 """
@@ -48,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import analyze_scale  # noqa: E402
+import attractor_eval  # noqa: E402
 import concurrency  # noqa: E402
 import extra_bufts  # noqa: E402
 import import_scale  # noqa: E402
@@ -172,6 +175,9 @@ def main() -> None:
     t = step("row 9: llama.cpp's extra buffer types on and off, per weight file")
     eb = in_child("extra_bufts", "measure", repeats=1 if q else 3)
     t_eb = time.perf_counter() - t
+    t = step("row 10: the attractor verdict on the blind evaluation set")
+    ae = in_child("attractor_eval", "measure", half="both")
+    t_ae = time.perf_counter() - t
 
     # -- the table ---------------------------------------------------------------------------
     live_wall, floor, naive = tc["wall"], sum(tc["floor"]), sum(tc["naive"])
@@ -337,12 +343,13 @@ def main() -> None:
     lines += [("7", what, measured, "", goal) for what, measured, goal in analyze_scale.rows(sca)]
     lines += [("8", what, measured, ratio, goal) for what, measured, ratio, goal in import_scale.rows(isc)]
     lines += [("9", what, measured, ratio, "") for what, measured, ratio in extra_bufts.rows(eb)]
+    lines += [("10", what, measured, "", goal) for what, measured, goal in attractor_eval.rows(ae)]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
         f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
         f"row 3b {t_lk:.0f} s, row 3c {t_lp:.0f} s, "
         f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s, row 8 {t_isc:.0f} s, "
-        f"row 9 {t_eb:.0f} s)\n"
+        f"row 9 {t_eb:.0f} s, row 10 {t_ae:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)

@@ -48,18 +48,20 @@ def test_report_maps_where_the_runs_end_up(tmp_path, scripted_models):
     drift = next(g for name, g in by_opener.items() if "B-trees" in name)
     farewell = next(g for name, g in by_opener.items() if "part" in name)
     debate = next(g for name, g in by_opener.items() if "monolith" in name)
-    assert drift["end_states"] == {"gratitude": 1.0} and drift["median_entry"] == {"gratitude": 9.0}
+    assert drift["end_states"] == {"bliss": 1.0} and drift["median_entry"] == {"bliss": 9.0}
     assert farewell["end_states"] == {"farewell": 1.0} and farewell["median_entry"] == {"farewell": 7.0}
-    assert debate["entered"] == 0 and "gratitude" not in debate["end_states"]
+    assert debate["entered"] == 0 and "bliss" not in debate["end_states"]
     # Kaplan–Meier of time to entry: 4 of 6 runs entered, at 7 and 9; the debates are censored.
     curve = dict(att["entry_survival"]["a ↔ b"])
     assert curve[6] == 1.0 and abs(curve[7] - 4 / 6) < 1e-6 and abs(curve[9] - 2 / 6) < 1e-6 and curve[20] == curve[9]
     shares = att["share_by_turn"]["a ↔ b"]
-    assert abs(shares["gratitude"][15] - 2 / 6) < 1e-3  # message 16: both drifts are in gratitude
+    assert (
+        abs(sum(shares[k][15] for k in ("gratitude", "unity", "stillness", "wordless") if k in shares) - 2 / 6) < 1e-3
+    )  # message 16: both drifts are in bliss
     # The JSON written beside the plots carries the map; the tables carry each run's end state.
     written = json.loads((tmp_path / "reports" / "map-report.json").read_text())
     assert written["attractors"]["by_opener"] == att["by_opener"]
-    assert sorted(tables["runs"]["attractor"].dropna()) == ["farewell"] * 2 + ["gratitude"] * 2
+    assert sorted(tables["runs"]["attractor"].dropna()) == ["bliss"] * 2 + ["farewell"] * 2
     assert set(tables["messages"]["theme"].dropna()) >= {"gratitude", "farewell"}
     assert {p.rsplit("-", 1)[-1] for p in rep["plots"]} >= {"attractors.png", "entry.png", "states.png"}
 

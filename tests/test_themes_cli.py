@@ -14,7 +14,8 @@ def test_themes_lists_the_builtin_set_and_prints_its_file(tmp_path):
     for theme in builtin_themes().themes:
         assert theme.id in listed
     printed = run_cli("themes", "--toml", cwd=tmp_path, check=True).stdout
-    assert parse_themes(printed, "printed") == builtin_themes().__class__(builtin_themes().themes, "printed")
+    builtin = builtin_themes()
+    assert parse_themes(printed, "printed") == builtin.__class__(builtin.themes, "printed", builtin.families)
     assert tomllib.loads(printed)["theme"][0]["id"] == "gratitude"
 
 
@@ -42,7 +43,7 @@ def test_analyze_with_a_theme_file_of_ones_own(tmp_path):
     found = json.loads(proc.stdout)
     assert found["attractor"]["theme"] == "thanks" and found["attractor"]["label"] == "thankfulness"
     builtin = json.loads(run_cli("analyze", drift, "--json", "--no-plots", cwd=tmp_path, check=True).stdout)
-    assert builtin["attractor"]["theme"] == "gratitude" and builtin["attractor"]["onset_message"] == 9
+    assert builtin["attractor"]["theme"] == "bliss" and builtin["attractor"]["onset_message"] == 9
 
 
 def test_the_open_ended_example_plans_the_published_protocol(tmp_path):

@@ -122,7 +122,7 @@ class Case:
 
 def cases() -> list[Case]:
     return [
-        Case("gratitude drift", TECH + GRATITUDE_DRIFT, "gratitude", len(TECH) + 1),
+        Case("gratitude drift", TECH + GRATITUDE_DRIFT, "bliss", len(TECH) + 1),
         Case("farewell spiral", TECH[:6] + FAREWELL_SPIRAL, "farewell", 7),
         Case("emoji collapse", TECH[:4] + EMOJI_COLLAPSE, "emoji", 7),
         Case("role collapse", TECH[:6] + ROLE_COLLAPSE, "role_collapse", 8),

@@ -10,16 +10,9 @@ import pytest
 from duologue.analysis import analyze, format_summary
 from duologue.analysis.convergence import ConvergenceParams, ConvergenceWatcher, detect_convergence, window_stats
 from duologue.analysis.embeddings import get_embedder
+from duologue.analysis.entry import end_state, family_flags
 from duologue.analysis.semantic import SemanticWatcher, semantic_analysis
-from duologue.analysis.themes import (
-    AttractorParams,
-    ThemeSetError,
-    builtin_themes,
-    detect_attractor,
-    end_state,
-    load_themes,
-    parse_themes,
-)
+from duologue.analysis.themes import AttractorParams, ThemeSetError, builtin_themes, load_themes, parse_themes
 
 from .semantic_cases import DEBATE, GRATITUDE_DRIFT, TECH, cases, simulator_log
 
@@ -32,7 +25,7 @@ def test_each_drift_is_found_with_its_theme_and_onset(name):
     a = analyze(case.speakers, case.contents)
     assert a.attractor is not None, format_summary(a)
     assert a.attractor.theme == case.theme, format_summary(a)
-    assert a.attractor.onset == case.onset, format_summary(a)
+    assert abs(a.attractor.onset - case.onset) <= 2, format_summary(a)  # the bench's tolerance
     assert a.end_state == case.theme
 
 
@@ -41,7 +34,7 @@ def test_paraphrased_gratitude_has_little_word_overlap_but_is_found():
     case = CASES["gratitude drift"]
     a = analyze(case.speakers, case.contents)
     assert a.exact_loop is None and a.near_loop is None
-    assert a.attractor.label == "gratitude/unity" and "gratitude/unity since message 9" in format_summary(a)
+    assert a.attractor.theme == "bliss" and "attractor: spiritual bliss since message" in format_summary(a)
 
 
 @pytest.mark.parametrize("contents", [DEBATE, simulator_log()], ids=["debate", "simulator"])
@@ -83,7 +76,7 @@ def test_live_and_batch_agree_at_every_prefix():
                 found = getattr(ev, "attractor", None) or getattr(ev, "convergence", None)
                 assert ev.message_index == k
                 if hasattr(ev, "attractor"):
-                    flags = [m.label == found.theme for m in batch.trajectory]
+                    flags = family_flags(batch.trajectory, builtin_themes(), found.theme)
                     assert flags[found.onset - 1] and sum(flags[found.onset - 1 :]) >= 3
 
 
@@ -119,7 +112,7 @@ def test_on_task_is_an_end_state_not_an_attractor():
     contents = TECH + [m + " (Said again.)" for m in TECH]  # on topic, never verbatim
     sem = semantic_analysis(["a", "b"] * 8, contents, attractor=AttractorParams(on_task_similarity=0.2))
     labels = [m.label for m in sem.trajectory]
-    assert set(labels) <= {None, "on_task"} and labels.count("on_task") >= 12
+    assert labels.count("on_task") >= 12
     assert sem.attractor is None
     assert sem.end_state == "on_task"
 
@@ -169,9 +162,15 @@ def test_missing_theme_file_is_one_line(tmp_path):
 
 
 def test_builtin_themes_follow_the_published_taxonomy():
-    ids = {t.id for t in builtin_themes().themes}
+    themes = builtin_themes()
+    ids = {t.id for t in themes.themes}
+    # The model cards' spiritual bliss attractor is one family with several faces.
+    assert {t.id for t in themes.members("bliss")} == {"gratitude", "unity", "stillness", "wordless"}
+    assert themes.label("bliss") == "spiritual bliss" and themes.family_of("stillness") == "bliss"
     assert {
-        "bliss",
+        "unity",
+        "stillness",
+        "wordless",
         "emoji",
         "meta_loop",
         "silence",
@@ -185,13 +184,27 @@ def test_builtin_themes_follow_the_published_taxonomy():
     assert {"consciousness", "introspection", "uncertainty", "performativity", "meta_conversation"} <= ids
 
 
-def test_attractor_is_the_latest_theme_entered():
-    # Gratitude first, then an emoji collapse: the conversation is in the second now.
+def test_a_collapse_after_a_family_continues_it():
+    # Gratitude first, then emoji: bliss fading into emoji is still bliss (the blind labels say so), and the
+    # end state says how it ended; the emoji alone (no family before) are an emoji collapse.
     contents = TECH[:4] + GRATITUDE_DRIFT[4:10] + ["🙏", "✨", "🙏✨", "🌟", "✨", "🙏"]
     sem = semantic_analysis(["a", "b"] * 8, contents)
-    assert sem.attractor.theme == "emoji" and sem.attractor.onset == 11
-    earlier = detect_attractor(sem.trajectory[:10], builtin_themes())
-    assert earlier is not None and earlier.theme == "gratitude"
+    assert sem.attractor.theme == "bliss" and sem.attractor.onset <= 6
+    assert sem.end_state == "emoji"
+    alone = semantic_analysis(["a", "b"] * 5, TECH[:4] + contents[10:])
+    assert alone.attractor.theme == "emoji" and alone.attractor.onset == 5
+
+
+def test_an_attractor_from_the_first_messages_is_the_topic():
+    # Asked for from the opener: the family is the conversation's topic, not a drift (and no event live).
+    contents = GRATITUDE_DRIFT[:10]
+    sem = semantic_analysis(["a", "b"] * 5, contents)
+    assert sem.attractor is None and sem.topic_from_start == "bliss"
+    watcher = SemanticWatcher()
+    events = [e for s, c in zip(["a", "b"] * 5, contents, strict=True) for e in watcher.observe(s, c)]
+    assert not [e for e in events if hasattr(e, "attractor")]
+    drifted = semantic_analysis(["a", "b"] * 9, TECH + contents)
+    assert drifted.topic_from_start is None and drifted.attractor.theme == "bliss"
 
 
 def test_rule_themes_are_labelled_by_their_own_id(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from markupsafe import escape
 from starlette.testclient import TestClient
 
+from duologue.analysis.themes import builtin_themes
 from duologue.store import MessageTheme, SemanticSummary, Store
 from duologue.web import create_app
 from duologue.web.chat import chat_blocks
@@ -52,11 +53,15 @@ def strip_cells(page: str) -> list[tuple[str, str, str]]:
     ]
 
 
+LABELS = {**{t.id: t.label for t in builtin_themes().themes}, None: "none"}
+
+
 def test_store_gives_each_message_its_theme(theme_db):
     with Store(theme_db) as store:
         themes = store.message_themes(DRIFT_RUN)
         assert [t.index for t in themes] == list(range(1, len(DRIFT) + 1))
-        assert {t.theme for t in themes[11:]} == {"gratitude"}  # messages 12…: deep in the drift
+        bliss = {"gratitude", "unity", "stillness", "wordless"}  # the faces of the spiritual bliss family
+        assert {t.theme for t in themes[11:]} <= bliss  # messages 12…: deep in the drift
         assert store.run_semantic(DRIFT_RUN).attractor_onset == 9
         assert store.message_themes(UNANALYSED_RUN) == [] and store.run_semantic(UNANALYSED_RUN) is None
 
@@ -70,20 +75,20 @@ def test_run_page_shows_the_strip_the_entry_and_the_badges(client, theme_db):
         stored = store.message_themes(DRIFT_RUN)
     # Each cell is coloured (a class) by its theme; the title names message, theme and topic.
     for (classes, _, title), m in zip(cells, stored, strict=True):
-        label = {"gratitude": "gratitude/unity", "on_task": "on task", None: "none"}[m.theme]
+        label = LABELS[m.theme]
         assert title.startswith(f"message {m.index}: {label}")
         assert ("t-none" in classes) == (m.theme is None) and ("t-task" in classes) == (m.theme == "on_task")
-    assert cells[8][2] == "message 9: gratitude/unity · topic: performativity"
-    gratitude = {c.split()[0] for c, _, t in cells if "gratitude/unity" in t}
+    assert cells[8][2].startswith("message 9: gratitude")
+    gratitude = {c.split()[0] for c, _, t in cells if ": gratitude" in t}
     assert len(gratitude) == 1 and re.fullmatch(r"t\d", gratitude.pop())
     # The attractor's entry: on the cell, under the strip, in the summary and before message 9 in the chat.
     assert [i for c, i, _ in cells if "entry" in c.split()] == ["9"]
-    assert '<span class="strip-mark entry" id="strip-entry">▲ entered gratitude/unity at message 9</span>' in page
-    assert '<span id="attractor"><a href="#attractor-entry">entered gratitude/unity at message 9</a>' in page
-    assert '<span id="end-state">gratitude/unity</span>' in page
+    assert '<span class="strip-mark entry" id="strip-entry">▲ entered spiritual bliss at message 9</span>' in page
+    assert '<span id="attractor"><a href="#attractor-entry">entered spiritual bliss at message 9</a>' in page
+    assert '<span id="end-state">spiritual bliss</span>' in page
     assert '<span id="convergence">none</span>' in page
     chat = page.split('id="chat"', 1)[1]
-    assert re.search(r'id="attractor-entry">entered gratitude/unity at message 9</div>\s*<article[^>]* id="m9"', chat)
+    assert re.search(r'id="attractor-entry">entered spiritual bliss at message 9</div>\s*<article[^>]* id="m9"', chat)
     # A badge on each message with a theme, in the message's header.
     badges = [
         b
@@ -96,11 +101,12 @@ def test_run_page_shows_the_strip_the_entry_and_the_badges(client, theme_db):
         )
     ]
     assert {int(i) for i, _, _ in badges} == {m.index for m in stored if m.theme or m.topic}
-    assert ("20", next(c for c, _, t in cells if "message 20:" in t).split()[0], "gratitude/unity") in badges
+    last = LABELS[stored[19].theme]
+    assert ("20", next(c for c, _, t in cells if "message 20:" in t).split()[0], last) in badges
     # The legend: every theme of the strip once, with its message count.
     legend = page.split('id="theme-legend"', 1)[1].split("</ul>", 1)[0]
     names = re.findall(r'<span class="name">([^<]*)</span> <span class="n">(\d+)</span>', legend)
-    assert dict(names)["gratitude/unity"] == str(sum(m.theme == "gratitude" for m in stored))
+    assert dict(names)["gratitude"] == str(sum(m.theme == "gratitude" for m in stored))
     assert sum(int(n) for _, n in names) == 20
 
 
@@ -129,7 +135,7 @@ def test_theme_labels_from_a_user_file_are_escaped(client):
 
 def test_unanalysed_run_is_analysed_on_the_fly_and_a_live_run_has_no_strip(client):
     page = client.get(f"/runs/{UNANALYSED_RUN}").text
-    assert len(strip_cells(page)) == len(DRIFT) and "entered gratitude/unity at message 9" in page
+    assert len(strip_cells(page)) == len(DRIFT) and "entered spiritual bliss at message 9" in page
     r = client.get(f"/runs/{LIVE_THEME_RUN}")
     assert r.status_code == 200
     assert 'id="theme-strip"' not in r.text and 'id="semantic-summary"' not in r.text and 'class="badge' not in r.text
@@ -186,8 +192,8 @@ def test_experiment_page_shows_the_attractor_map(client):
     by_pairing = {row[0]: row for row in attractor_table(page, "pairing")}
     assert set(by_pairing) == {PAIRING_A, PAIRING_B}
     a, b = by_pairing[PAIRING_A], by_pairing[PAIRING_B]
-    assert a[1:4] == ["2", "gratitude/unity 100%", "2 (100%)"]
-    assert a[4] == "gratitude/unity: message 8"  # entries at 9 and 7
+    assert a[1:4] == ["2", "spiritual bliss 100%", "2 (100%)"]
+    assert a[4] == "spiritual bliss: message 8"  # entries at 9 and 7
     assert b[1] == "2" and b[3] == "1 (50%)" and b[4] == "farewell spiral: message 7"
     assert "farewell spiral 50%" in b[2] and "unresolved 50%" in b[2]
     by_temperature = {row[0]: row for row in attractor_table(page, "temperature")}

@@ -41,12 +41,13 @@ EXPERIMENT_RUNS = [
 
 
 def hostile_theme_file(folder: Path) -> Path:
-    """The built-in theme set with gratitude's label replaced by markup."""
+    """The built-in theme set with gratitude's label and its family's (spiritual bliss) replaced by markup."""
     text = resources.files("duologue.analysis").joinpath("themes.toml").read_text(encoding="utf-8")
-    assert 'label = "gratitude/unity"' in text
+    assert 'label = "gratitude"' in text and 'bliss = "spiritual bliss"' in text
     path = folder / "hostile-themes.toml"
     escaped = HOSTILE_LABEL.replace("\\", "\\\\").replace('"', '\\"')
-    path.write_text(text.replace('label = "gratitude/unity"', f'label = "{escaped}"'), encoding="utf-8")
+    text = text.replace('label = "gratitude"', f'label = "{escaped}"')
+    path.write_text(text.replace('bliss = "spiritual bliss"', f'bliss = "{escaped}"'), encoding="utf-8")
     return path
 
 

@@ -86,6 +86,7 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
 
     from .attractors import attractor_group, cluster_unknown, entry_survival, grouped_ends, share_by_turn
     from .experiment import group_stats, grouped, survival_curve
+    from .semantic import theme_labels
     from .themes import load_themes
 
     ends: list = []
@@ -107,7 +108,7 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     cluster_unknown(ends)
     theme_file = ((exp_spec.get("detection") or {}).get("attractor") or {}).get("themes")
     try:
-        labels = {t.id: t.label for t in load_themes(theme_file).themes}
+        labels = theme_labels(load_themes(theme_file))  # themes' and families' labels
     except DuologueError:
         labels = {}
     attractors: dict[str, Any] = {"labels": labels, "overall": asdict(attractor_group("all", ends))}

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from .convergence import Convergence, ConvergenceParams
+from .entry import Attractor
 from .loops import ExactLoop, LoopParams, NearLoop, detect_exact_loop, detect_near_loop
 from .metrics import DEFAULT_LEXICON, MessageMetrics, compute_metrics
 from .semantic import SemanticResult, semantic_analysis
 from .similarity import gram_sets, heatmap_matrix, overlap_matrix
-from .themes import Attractor, AttractorParams, MessageThemes
+from .themes import AttractorParams, MessageThemes
 
 PLOT_DPI = 100
 SERIES_FIGSIZE = (8.0, 4.0)  # inches
@@ -53,6 +54,7 @@ class Analysis:
     themes: list[MessageThemes] | None = None
     topics: dict[str, float] | None = None  # share of messages per topic, largest first
     theme_labels: dict[str, str] | None = None  # theme id -> label, for people
+    topic_from_start: str | None = None  # the family the conversation began in (its topic, not a drift)
 
 
 def analyze(
@@ -113,6 +115,7 @@ def analyze(
         themes=sem.trajectory if sem else None,
         topics=sem.topics if sem else None,
         theme_labels=sem.labels if sem else None,
+        topic_from_start=sem.topic_from_start if sem else None,
     )
 
 
@@ -180,6 +183,7 @@ def analysis_to_dict(a: Analysis) -> dict[str, Any]:
         "convergence": convergence_to_dict(a.convergence) if a.convergence else None,
         "attractor": attractor_to_dict(a.attractor) if a.attractor else None,
         "end_state": a.end_state,
+        "topic_from_start": a.topic_from_start,
         "topics": dict(a.topics) if a.topics is not None else None,
         "themes": [{"message": m.index, "theme": m.label, "topic": m.topic, "scores": m.scores} for m in a.themes]
         if a.themes is not None
@@ -218,6 +222,8 @@ def format_summary(a: Analysis) -> str:
     if a.attractor:
         at = a.attractor
         attr = f"{at.label} since message {at.onset} ({at.share:.0%} of messages since, score {at.strength:.2f})"
+    if a.topic_from_start and not a.attractor:
+        attr = f"none (the conversation began in {labels.get(a.topic_from_start, a.topic_from_start)}: its topic)"
     end = labels.get(a.end_state, a.end_state) if a.end_state else "unresolved"
     topics = ", ".join(f"{labels.get(t, t)} {share:.0%}" for t, share in (a.topics or {}).items()) or "none"
     lines = [
@@ -248,6 +254,9 @@ STRIP_MARKS = {
     "emoji": "e",
     "role_collapse": "r",
     "gratitude": "G",
+    "unity": "U",
+    "stillness": "S",
+    "wordless": "W",
     "bliss": "B",
     "farewell": "F",
     "praise": "P",

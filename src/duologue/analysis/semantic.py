@@ -17,19 +17,8 @@ import numpy as np
 
 from .convergence import Convergence, ConvergenceEvent, ConvergenceParams, ConvergenceWatcher, detect_convergence
 from .embeddings import Embedder, get_embedder
-from .themes import (
-    Attractor,
-    AttractorEvent,
-    AttractorParams,
-    AttractorWatcher,
-    MessageThemes,
-    ThemeScorer,
-    ThemeSet,
-    ThemeTracker,
-    detect_attractor,
-    end_state,
-    load_themes,
-)
+from .entry import Attractor, AttractorEvent, AttractorWatcher, detect_attractor, end_state, topic_from_start
+from .themes import AttractorParams, MessageThemes, ThemeScorer, ThemeSet, ThemeTracker, load_themes
 
 _SCORERS: dict[tuple[str, str, AttractorParams], ThemeScorer] = {}
 
@@ -60,7 +49,8 @@ class SemanticResult:
     end_state: str | None
     trajectory: list[MessageThemes]
     topics: dict[str, float]
-    labels: dict[str, str] = field(default_factory=dict)  # theme id -> label
+    labels: dict[str, str] = field(default_factory=dict)  # theme (and family) id -> label
+    topic_from_start: str | None = None  # the family the conversation began in and stayed in
 
 
 def topic_shares(trajectory: Sequence[MessageThemes]) -> dict[str, float]:
@@ -87,11 +77,17 @@ def semantic_analysis(
         vectors=vectors,
         convergence=detect_convergence(vectors, convergence),
         attractor=detect_attractor(trajectory, scorer.themes, attractor),
-        end_state=end_state(trajectory, attractor),
+        end_state=end_state(trajectory, attractor, scorer.themes),
         trajectory=trajectory,
         topics=topic_shares(trajectory),
-        labels={t.id: t.label for t in scorer.themes.themes},
+        labels=theme_labels(scorer.themes),
+        topic_from_start=topic_from_start(trajectory, scorer.themes, attractor),
     )
+
+
+def theme_labels(themes: ThemeSet) -> dict[str, str]:
+    """Theme id -> label, and family id -> label."""
+    return {**{t.id: t.label for t in themes.themes}, **dict(themes.families)}
 
 
 class SemanticWatcher:

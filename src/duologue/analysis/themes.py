@@ -17,25 +17,19 @@ of these that holds:
 4. role_collapse — another speaker's message right before it says the same
    thing: cosine ≥ `role_collapse_similarity` and the two share at least
    `role_collapse_words` of their words (Jaccard);
-5. the phrase theme (end state) with the highest score, when that score is at
-   least `theme_threshold` and beats every other end-state theme by `margin`;
+5. the end-state phrase theme with the highest score, when that score is at
+   least `theme_threshold` and leads its rival by `margin`: the rival is the
+   best "neutral" theme (on-task talk that looks like an end state), or the
+   cosine with the conversation's opening × `on_task_weight` when higher;
 6. on_task — cosine with the conversation's opening (the first two messages
    with three or more words) at least `on_task_similarity`;
 7. none.
 
-The topic label is the phrase theme of kind "topic" with the highest score
-when it reaches `theme_threshold`. Labels depend only on the message and the
-ones before it, so a live run and the analysis of its transcript label every
-message alike.
-
-Attractor. For each end-state theme, the messages labelled with it are marked
-and the onset rule of onset.py (`onset_run`, `onset_min`, `tail_share`) finds
-where the conversation entered it and stayed (the onset is the first marked
-message of the window where the rule first holds). "on task" is an end state
-but not an attractor: the attractor is the theme whose
-rule holds with the latest onset (the one the conversation is in now), ties
-going to the larger share of the tail. `AttractorWatcher` reports the same one
-message at a time, as an event when a theme's rule first holds.
+End states may share a family (the faces of spiritual bliss); the label is the
+theme, entry is per family (entry.py). The topic label is the phrase theme of
+kind "topic" with the highest score when it reaches `theme_threshold`. Labels
+depend only on the message and the ones before it, so a live run and the
+analysis of its transcript label every message alike.
 """
 
 from __future__ import annotations
@@ -51,19 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DuologueError
-from .onset import OnsetRule, OnsetTracker, first_onset
+from .onset import OnsetRule
 from .text import SILENCE, count_emoji, is_emoji, normalize, words
 
-# Staying on task is an end state (the attractor map counts it) but not an attractor.
-NOT_ATTRACTOR_RULES = ("on_task",)
-
-
-def _not_attractors(themes: ThemeSet) -> set[str | None]:
-    return {None, *(t.id for t in themes.themes if t.rule in NOT_ATTRACTOR_RULES)}
-
-
 RULES = ("verbatim", "silence", "emoji", "role_collapse", "on_task")
-KINDS = ("end_state", "topic")
+KINDS = ("end_state", "topic", "neutral")
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -80,12 +66,30 @@ class Theme:
     phrases: tuple[str, ...] = ()
     lexicon: tuple[str, ...] = ()
     rule: str | None = None
+    family: str | None = None  # the family this end state is a face of; None: its own
+
+    @property
+    def family_id(self) -> str:
+        return self.family or self.id
 
 
 @dataclass(frozen=True)
 class ThemeSet:
     themes: tuple[Theme, ...]
     source: str  # "built-in" or the file's path
+    families: tuple[tuple[str, str], ...] = ()  # (family id, label) from the file's [families] table
+
+    def family_of(self, theme_id: str | None) -> str | None:
+        """The family of a theme (its own id without one); an unknown id is its own family."""
+        if theme_id is None:
+            return None
+        for t in self.themes:
+            if t.id == theme_id:
+                return t.family_id
+        return theme_id
+
+    def members(self, family: str) -> list[Theme]:
+        return [t for t in self.themes if t.kind == "end_state" and t.family_id == family]
 
     def get(self, theme_id: str) -> Theme:
         for t in self.themes:
@@ -96,6 +100,9 @@ class ThemeSet:
     def label(self, theme_id: str | None) -> str:
         if theme_id is None:
             return "none"
+        for fid, label in self.families:
+            if fid == theme_id:
+                return label
         try:
             return self.get(theme_id).label
         except KeyError:
@@ -109,11 +116,16 @@ class ThemeSet:
     def topics(self) -> list[Theme]:
         return [t for t in self.themes if t.kind == "topic"]
 
+    @property
+    def family_ids(self) -> list[str]:
+        """The end states' families, in the file's order (a rule theme is a family of its own)."""
+        return list(dict.fromkeys(t.family_id for t in self.end_states))
+
 
 def _theme_from(raw: object, where: str) -> Theme:
     if not isinstance(raw, dict):
         raise ThemeSetError(f"{where}: each [[theme]] must be a table")
-    unknown = set(raw) - {"id", "label", "kind", "description", "phrases", "lexicon", "rule"}
+    unknown = set(raw) - {"id", "label", "kind", "description", "phrases", "lexicon", "rule", "family"}
     if unknown:
         raise ThemeSetError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     theme_id = raw.get("id")
@@ -133,6 +145,12 @@ def _theme_from(raw: object, where: str) -> Theme:
         raise ThemeSetError(f"{where} ({theme_id}): give phrases (or a rule)")
     if rule is not None and kind != "end_state":
         raise ThemeSetError(f"{where} ({theme_id}): a rule theme must be an end_state")
+    family = raw.get("family")
+    if family is not None:
+        if not isinstance(family, str) or not _ID.match(family):
+            raise ThemeSetError(f"{where} ({theme_id}): family must be letters, digits, _ or - (got {family!r})")
+        if kind != "end_state" or rule is not None:
+            raise ThemeSetError(f"{where} ({theme_id}): only an end state with phrases has a family")
     label = raw.get("label", theme_id)
     return Theme(
         id=theme_id,
@@ -142,6 +160,7 @@ def _theme_from(raw: object, where: str) -> Theme:
         phrases=tuple(phrases),
         lexicon=tuple(lexicon),
         rule=rule,
+        family=family,
     )
 
 
@@ -153,12 +172,21 @@ def parse_themes(text: str, source: str) -> ThemeSet:
     raw = data.get("theme")
     if not isinstance(raw, list) or not raw:
         raise ThemeSetError(f"{source}: no [[theme]] tables")
+    unknown = set(data) - {"theme", "families"}
+    if unknown:
+        raise ThemeSetError(f"{source}: unknown table(s) {', '.join(sorted(unknown))} (expected [[theme]], [families])")
     themes = tuple(_theme_from(r, f"{source}, theme {i}") for i, r in enumerate(raw, start=1))
     ids = [t.id for t in themes]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise ThemeSetError(f"{source}: theme id(s) used twice: {', '.join(dup)}")
-    return ThemeSet(themes, source)
+    families = data.get("families", {})
+    if not isinstance(families, dict) or not all(isinstance(v, str) for v in families.values()):
+        raise ThemeSetError(f'{source}: [families] maps a family id to its label (family = "label")')
+    clash = sorted(f for f in families if f in ids and themes[ids.index(f)].family_id != f)
+    if clash:
+        raise ThemeSetError(f"{source}: family id(s) {', '.join(clash)} name a theme of another family")
+    return ThemeSet(themes, source, tuple(families.items()))
 
 
 _BUILTIN: ThemeSet | None = None
@@ -191,8 +219,9 @@ class AttractorParams:
     __pydantic_config__ = {"extra": "forbid"}  # unknown keys in [detection.*] are errors
     """Thresholds of the theme labels and the attractor rule (see the module docstring)."""
 
-    theme_threshold: float = 0.35
-    margin: float = 0.05
+    theme_threshold: float = 0.2
+    margin: float = 0.06
+    on_task_weight: float = 0.7
     lexicon_weight: float = 0.15
     emoji_share: float = 0.5
     role_collapse_similarity: float = 0.85
@@ -201,7 +230,8 @@ class AttractorParams:
     max_period: int = 8
     onset_run: int = 4
     onset_min: int = 3
-    tail_share: float = 0.75
+    tail_share: float = 0.5
+    topic_messages: int = 2  # a family entered by message 2 is the conversation's topic, not a drift
     final_window: int = 6  # the messages whose labels name a conversation's end state
     themes: str | None = None  # a theme file; None: the built-in set
 
@@ -209,6 +239,8 @@ class AttractorParams:
         OnsetRule(self.onset_run, self.onset_min, self.tail_share)  # raises on a bad window
         if self.final_window < 1 or self.max_period < 1:
             raise ValueError("final_window and max_period must be at least 1")
+        if self.topic_messages < 0:
+            raise ValueError("topic_messages must be at least 0")
 
     @property
     def rule(self) -> OnsetRule:
@@ -308,6 +340,7 @@ class ThemeTracker:
         phrase = scorer.phrase_themes
         self._end_idx = [i for i, t in enumerate(phrase) if t.kind == "end_state"]
         self._topic_idx = [i for i, t in enumerate(phrase) if t.kind == "topic"]
+        self._neutral_idx = [i for i, t in enumerate(phrase) if t.kind == "neutral"]
         # A rule theme's label is its id (a user's file may call the silence rule "quiet").
         self._rules = {t.rule: t.id for t in scorer.themes.themes if t.rule}
 
@@ -332,15 +365,18 @@ class ThemeTracker:
         elif "role_collapse" in rules and self._role_collapse(speaker, content, vector):
             label = rules["role_collapse"]
         else:
-            label = self._best(scores, self._end_idx)
-            if label is None and "on_task" in rules and self._opening:
+            on_task = 0.0  # cosine with the opening
+            if self._opening:
                 centroid = np.mean(self._opening, axis=0)
                 norm_c = float(np.linalg.norm(centroid))
-                if norm_c > 0 and float(vector @ centroid) / norm_c >= p.on_task_similarity:
-                    label = rules["on_task"]
+                on_task = float(vector @ centroid) / norm_c if norm_c > 0 else 0.0
+            label = self._end_state_theme(scores, on_task)
+            if label is None and "on_task" in rules and on_task >= p.on_task_similarity:
+                label = rules["on_task"]
         topic = self._best(scores, self._topic_idx, margin=0.0)
         if len(self._opening) < 2 and len(words(content, self.end_marker)) >= 3 and np.any(vector):
             self._opening.append(vector.astype(np.float64))
+
         self._recent.append(norm)
         if len(self._recent) > p.max_period:
             del self._recent[0]
@@ -351,6 +387,18 @@ class ThemeTracker:
             topic=topic,
             scores={phrase[i].id: round(float(s), 4) for i, s in enumerate(scores)},
         )
+
+    def _end_state_theme(self, scores: np.ndarray, on_task: float) -> str | None:
+        """The best end-state phrase theme, when it reaches `theme_threshold` and leads its rival by `margin`:
+        the rival is the best neutral theme, or the opening (its cosine × `on_task_weight`) when higher."""
+        if not self._end_idx:
+            return None
+        p = self.params
+        top = max(self._end_idx, key=lambda i: scores[i])  # the first of equal scores
+        rival = max([p.on_task_weight * on_task, *(scores[i] for i in self._neutral_idx)])
+        if scores[top] < p.theme_threshold or scores[top] - rival < p.margin:
+            return None
+        return self.scorer.phrase_themes[top].id
 
     def _best(self, scores: np.ndarray, idx: list[int], margin: float | None = None) -> str | None:
         if not idx:
@@ -382,97 +430,15 @@ class ThemeTracker:
         return _word_jaccard(content, prev_content) >= self.params.role_collapse_words
 
 
-@dataclass
-class Attractor:
-    theme: str  # theme id
-    label: str
-    onset: int  # message where the conversation entered the theme (numbered from 1)
-    share: float  # share of the messages onset..end labelled with it
-    strength: float  # mean score of the theme over onset..end (1.0 for rule themes)
-
-    def detail(self) -> str:
-        return f"entered {self.label} at message {self.onset} and stayed ({self.share:.0%} of messages since)"
-
-
-def _attractor_for(
-    theme_id: str, flags: Sequence[int], onset: int, themes: ThemeSet, trajectory: Sequence[MessageThemes]
-) -> Attractor:
-    n = len(flags)
-    while not flags[onset - 1]:  # the window where the rule holds starts with unmarked messages
-        onset += 1
-    tail = range(onset, n + 1)
-    share = sum(flags[i - 1] for i in tail) / len(tail)
-    scored = [trajectory[i - 1].scores.get(theme_id) for i in tail]
-    values = [s for s in scored if s is not None]
-    strength = float(np.mean(values)) if values else 1.0
-    return Attractor(theme_id, themes.label(theme_id), onset, share, round(strength, 4))
-
-
-def detect_attractor(
-    trajectory: Sequence[MessageThemes], themes: ThemeSet, params: AttractorParams = AttractorParams()
-) -> Attractor | None:
-    """The theme the conversation entered and stayed in (latest onset; then larger share), or None."""
-    best: tuple[int, float, Attractor] | None = None
-    not_attractors = _not_attractors(themes)
-    for theme_id in dict.fromkeys(m.label for m in trajectory if m.label is not None):
-        if theme_id in not_attractors:
-            continue
-        flags = [1 if m.label == theme_id else 0 for m in trajectory]
-        onset = first_onset(flags, params.rule)
-        if onset is None:
-            continue
-        a = _attractor_for(theme_id, flags, onset, themes, trajectory)
-        key = (onset, a.share)
-        if best is None or key > best[:2]:
-            best = (onset, a.share, a)
-    return best[2] if best else None
-
-
-def end_state(trajectory: Sequence[MessageThemes], params: AttractorParams = AttractorParams()) -> str | None:
-    """The theme of the final window: the label most of its messages share, else None (unresolved)."""
-    window = [m.label for m in trajectory[-params.final_window :]]
-    if not window:
-        return None
-    counts: dict[str | None, int] = {}
-    for label in window:
-        counts[label] = counts.get(label, 0) + 1
-    label, count = max(counts.items(), key=lambda kv: (kv[1], kv[0] is not None))
-    return label if label is not None and count * 2 > len(window) else None
-
-
-@dataclass(frozen=True)
-class AttractorEvent:
-    message_index: int
-    attractor: Attractor
-
-    @property
-    def detail(self) -> str:
-        return self.attractor.detail()
-
-
-class AttractorWatcher:
-    """`detect_attractor` one message at a time: an event when a theme's rule first holds."""
-
-    def __init__(self, themes: ThemeSet, params: AttractorParams = AttractorParams()) -> None:
-        self.themes = themes
-        self.params = params
-        self.trajectory: list[MessageThemes] = []
-        not_attractors = _not_attractors(themes)
-        self._trackers = {t.id: OnsetTracker(params.rule) for t in themes.end_states if t.id not in not_attractors}
-
-    def observe(self, mt: MessageThemes) -> list[AttractorEvent]:
-        self.trajectory.append(mt)
-        events = []
-        for theme_id, tracker in self._trackers.items():
-            if tracker.push(mt.label == theme_id) == "start":
-                flags = tracker.flags
-                onset = first_onset(flags, self.params.rule, tracker.start)
-                assert onset is not None  # the same rule, computed the long way
-                a = _attractor_for(theme_id, flags, onset, self.themes, self.trajectory)
-                events.append(AttractorEvent(mt.index, a))
-        return events
-
-    @property
-    def attractor(self) -> Attractor | None:
-        """What `detect_attractor` reports for the messages so far."""
-        return detect_attractor(self.trajectory, self.themes, self.params)
+__all__ = [
+    "AttractorParams",
+    "MessageThemes",
+    "Theme",
+    "ThemeScorer",
+    "ThemeSet",
+    "ThemeSetError",
+    "ThemeTracker",
+    "builtin_themes",
+    "load_themes",
+    "parse_themes",
+]

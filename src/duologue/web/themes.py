@@ -85,6 +85,7 @@ def run_theme_labels(spec: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
         chosen = builtin
     labels = {t.id: t.label for t in builtin.themes}
     labels.update({t.id: t.label for t in chosen.themes})
+    labels.update({**dict(builtin.families), **dict(chosen.families)})  # an attractor is named by its family
     order = [t.id for t in chosen.end_states] + [t.id for t in builtin.end_states]
     return labels, list(dict.fromkeys(order))
 
