@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo lint test test-fast bench clean
+.PHONY: install browser demo lint docs test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "installing duologue and its dependencies (llama-cpp-python compiles the first time: ~6 minutes)"
-	$(PY) -m pip install --quiet -e '.[local,viewer,test]'
+	$(PY) -m pip install --quiet -e '.[local,viewer,test,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +30,13 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src/duologue
 
-test: lint browser
+# The documentation site into build/site (mkdocs.yml; warnings are errors), after checking that the
+# command-line reference (docs/cli.md) is what `--help` prints: `python docs/cli_reference.py` rewrites it.
+docs: install
+	$(PY) docs/cli_reference.py --check
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+test: lint docs browser
 	$(PY) -m pytest
 
 # Everything but the tests that run the embedded model or start servers.

@@ -117,10 +117,10 @@ def test_random_turn_order_is_seeded_and_never_answers_itself(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_the_readme_three_way_example_on_the_embedded_model(tmp_path):
+def test_the_usage_guides_three_way_example_on_the_embedded_model(tmp_path):
     """Done means: examples/three-way.toml runs, and every request each participant got is its own view."""
-    readme = (REPO / "README.md").read_text()
-    assert "## Three voices, forks and perturbations" in readme and "examples/three-way.toml" in readme
+    guide = (REPO / "docs" / "usage.md").read_text()
+    assert "## Three voices, forks and perturbations" in guide and "examples/three-way.toml" in guide
 
     measured = MeasuredModels()
     spec = load_conversation_spec(THREE_WAY)
