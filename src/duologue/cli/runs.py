@@ -13,12 +13,13 @@ from rich.text import Text
 
 from .. import conversations, queries, runner, transcript_writer
 from ..backends.settings import unsent_warnings
+from ..costs import describe_cost
 from ..errors import DuologueError
 from ..store import STATUSES
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id
 from .layout import Col, console_for, print_table, width_option
-from .options import TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
+from .options import COST_LIMIT_HELP, TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
 
 
 @click.command()
@@ -170,12 +171,21 @@ def _print_summary(run, db: Path) -> None:
         f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
         f"{totals.tokens_per_second:.1f} tokens/s"
     )
+    c.print(f"cost: {describe_cost(run)}")
     c.print(f"transcript: {transcript_writer.transcript_path(db, run.id)}")
     if run.status in ("error", "interrupted"):
         c.print(Text(f"resume with: duologue resume {run.id}", style="yellow"))
-    elif run.stop_reason in ("token_budget", "time_limit"):
-        flag = "--token-budget N" if run.stop_reason == "token_budget" else "--time-limit SECONDS"
+    elif run.stop_reason in LIMIT_FLAGS:
+        flag = LIMIT_FLAGS[run.stop_reason]
         c.print(Text(f"continue with a new limit: duologue resume {run.id} {flag}", style="dim"))
+
+
+# What `resume` takes to continue a run stopped at each limit.
+LIMIT_FLAGS = {
+    "token_budget": "--token-budget N",
+    "time_limit": "--time-limit SECONDS",
+    "cost_limit": "--cost-limit USD",
+}
 
 
 @click.command()
@@ -202,13 +212,19 @@ def _print_summary(run, db: Path) -> None:
     metavar="N",
     help="Extend the run to N messages in all (more than it has; stored in the run's spec).",
 )
+@click.option(
+    "--cost-limit",
+    type=float,
+    metavar="USD",
+    help="A new cost limit, above what the run has spent (stored in the run's spec). " + COST_LIMIT_HELP,
+)
 @db_option
-def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messages, db) -> None:
+def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messages, cost_limit, db) -> None:
     """Continue an interrupted, failed or killed run from the store.
 
-    A run that stopped at its token budget or time limit continues when given a
-    new one (--token-budget, --time-limit); any finished run continues when
-    given a larger --max-messages. The run's spec keeps the new limit, and an
+    A run that stopped at its token budget, time or cost limit continues when
+    given a new one (--token-budget, --time-limit, --cost-limit); any finished
+    run continues when given a larger --max-messages. The run's spec keeps the new limit, and an
     event records it. A run a detector stopped (on_loop = "stop") goes on: the
     loop it found was reported then, and only a new detection stops it again.
     Exit status 1 when the run ends with an error.
@@ -216,7 +232,12 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messa
     current, renderer = runner.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector(renderer) if interactive else None
-    limits = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
+    limits = {
+        "token_budget": token_budget,
+        "time_limit": time_limit,
+        "max_messages": max_messages,
+        "cost_limit": cost_limit,
+    }
     _run_to_end(
         lambda: conversations.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits),
         current,
