@@ -249,6 +249,10 @@ def _print_batch_json(result) -> None:
             "near_loops": t.near_loops,
             "convergences": t.convergences,
             "attractors": t.attractors,
+            "cost_usd": result.cost,
+            "cost_unknown_messages": result.cost_unknown,
+            "cost_limit": result.cost_limit,
+            "held_back": result.held_back,
         }
     )
 
@@ -267,6 +271,16 @@ def _print_batch(result, experiment_file: Path, c: Console) -> None:
     ]
     if result.errors:
         lines.append(f"re-run `duologue batch {experiment_file}` to resume the runs that failed")
+    from ..costs import cost_cell, format_usd
+
+    limit = f", its cost limit {format_usd(result.cost_limit)}" if result.cost_limit is not None else ""
+    unknown = f"; {result.cost_unknown} messages of unknown cost" if result.cost_unknown else ""
+    lines.append(f"cost: {cost_cell(result.cost, result.cost_unknown)} (every run of the experiment{limit}{unknown})")
+    if result.held_back:
+        lines.append(
+            f"{result.held_back} conversation{'s' if result.held_back != 1 else ''} not started: the cost limit "
+            f"was reached; raise cost_limit in {experiment_file} and re-run to go on"
+        )
     lines.append(f"report: duologue report {exp_name}")
     for line in lines:
         c.print(Text(line))
@@ -333,6 +347,9 @@ REPORT_COLUMNS = (
     Col("seconds", priority=5, justify="right"),
     Col("tokens\nin loops", priority=4, justify="right"),
     Col("saved\n(est.)", priority=4, justify="right"),
+    Col("cost", priority=1, justify="right"),
+    Col("per\nconversation", priority=3, justify="right"),
+    Col("per\nmessage", priority=4, justify="right"),
 )
 MAP_COLUMNS = (
     Col("group", wrap=True, min_width=12),
@@ -361,12 +378,25 @@ def _print_report(rep: dict, c: Console) -> None:
                     f"{g['seconds']:.1f}",
                     str(g["tokens_in_loops"]),
                     f"{g['tokens_saved']:.0f}",
+                    *_group_costs(g),
                 ]
             )
         print_table(c, REPORT_COLUMNS, rows, title=f"by {label}", hint="or --json")
     _print_attractor_map(c, rep.get("attractors") or {})
     for path in rep["plots"]:
         c.print(Text(f"plot: {path}", style="dim"))
+
+
+def _group_costs(g: dict) -> list[str]:
+    """A report group's cost in all ("≥" when some messages' cost is unknown, "?" when every one's is), per
+    conversation and per message."""
+    from ..costs import cost_cell, format_usd
+
+    per = [g.get("cost_per_conversation"), g.get("cost_per_message")]  # of the messages with a known cost
+    return [
+        cost_cell(g.get("cost_usd", 0.0), g.get("cost_unknown_messages", 0)),
+        *("?" if v is None else format_usd(v) for v in per),
+    ]
 
 
 def _print_attractor_map(c: Console, att: dict) -> None:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from .. import conversations, queries, runner, transcript_writer
 from ..backends.settings import unsent_warnings
-from ..costs import describe_cost
+from ..costs import cost_cell, describe_cost
 from ..errors import DuologueError
 from ..store import STATUSES
 from .common import db_option, err_console, print_json, run_async
@@ -248,7 +248,7 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messa
 
 LS_KEYS = (
     "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, "
-    "parent_run_id, fork_at, experiment_id, messages"
+    "parent_run_id, fork_at, experiment_id, messages, cost_usd, cost_unknown_messages"
 )
 
 
@@ -269,9 +269,10 @@ LS_KEYS = (
 def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None:
     """List runs, newest first, with their experiment, status and stop reason.
 
-    At a narrow width the least needed columns (started, parent, experiment,
-    title) are left out, and named below the table; ids, statuses and stop
-    reasons are always shown whole.
+    The cost column is what each run's own generated messages cost ("≥" when
+    some have no known price, "?" when none has). At a narrow width the least
+    needed columns (started, parent, cost, experiment, title) are left out, and
+    named below the table; ids, statuses and stop reasons are always shown whole.
     """
     filters = {"experiment_id": experiment, "status": status, "model": model, "looped": looped}
     if experiment and Path(db).exists() and queries.find_experiment(experiment, db=db) is None:
@@ -294,6 +295,7 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
         Col("msgs", justify="right"),
         Col("status"),
         Col("stop"),
+        Col("cost", priority=3, justify="right"),
         Col("experiment", priority=2, wrap=True),
         Col("started", priority=3),
         Col("parent", priority=4),
@@ -305,6 +307,7 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
             str(r["messages"]),
             r["status"],
             r["stop_reason"] or "",
+            cost_cell(r["cost_usd"], r["cost_unknown_messages"]),
             Text(r["experiment_id"] or ""),
             _local(r["started_at"]),
             f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else "",
