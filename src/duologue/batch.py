@@ -201,6 +201,22 @@ def run_experiment(
     )
 
 
+def remaining(exp: ExperimentSpec, plans: list[PlannedConversation], db: str | Path) -> list[PlannedConversation]:
+    """The conversations a batch of `exp` would run now: those the store at `db` does not hold finished
+    (or, under a cost limit, stopped at it)."""
+    if not Path(db).exists():
+        return list(plans)
+    with Store(db, create=False) as store:
+        found = store.experiment_runs(exp.name)
+    left = []
+    for plan in plans:
+        cell = found.get(plan.key)
+        done = cell is not None and cell.status == "finished"
+        if not done or (exp.cost_limit is not None and cell is not None and cell.stop_reason == "cost_limit"):
+            left.append(plan)
+    return left
+
+
 def describe_plan(exp: ExperimentSpec, plans: list[PlannedConversation]) -> list[dict[str, Any]]:
     """One row per cell (repeats folded), its varied values as shown (openers as text), for --dry-run."""
     rows: dict[str, dict[str, Any]] = {}

@@ -29,9 +29,15 @@ from .options import COST_LIMIT_HELP, TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_
     type=click.Path(dir_okay=False, path_type=Path),
     help="A conversation TOML file (flags given too override it).",
 )
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="Print the run's estimated tokens and cost (a range: replies of a typical length measured from the "
+    "store, to every reply at max_tokens; each provider's caching counted) and run nothing.",
+)
 @spec_options
 @db_option
-def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
+def run(config, estimate, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
     """Run a conversation between two (or more) models and stream it.
 
     With no arguments, two embedded SmolLM2 participants talk offline. Three or
@@ -40,6 +46,12 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
+    if estimate:
+        from ..costs.estimate import estimate_with_store
+
+        for line in estimate_with_store([spec], db).lines():
+            click.echo(line)
+        return
     conversations.check_spec(spec)  # models, files and keys first: a warning about a run that cannot start is noise
     for line in unsent_warnings(spec):  # settings asked for that a provider will not be sent
         click.echo(line, err=True)
