@@ -99,9 +99,7 @@ class ScriptedOpenAI:
 class FakeAnthropic:
     """The Messages API, streaming. Text is deterministic: "reply N" plus the last user turn's first words."""
 
-    def __init__(
-        self, api_key: str, *, faults: Callable[[int], str | None] = lambda n: None, cache: bool = False
-    ):
+    def __init__(self, api_key: str, *, faults: Callable[[int], str | None] = lambda n: None, cache: bool = False):
         self.api_key = api_key
         self.faults = faults  # request number -> "529", "cut", "error-event" or None
         self.requests: list[dict] = []

@@ -9,9 +9,11 @@ characters a token, 4 tokens of framing a message: backends/base.py).
 
 The range's two ends differ in how long each reply is:
 
-- low: a typical reply, measured from the store (the mean completion tokens of
-  the replies it holds from the same model), or, when it holds none, half of
-  the participant's max_tokens (said as assumed);
+- low: a typical short reply, measured from the store: the lower quartile of
+  the completion tokens of the replies it holds from the same model (its
+  newest 5000), so that a conversation of the usual replies, some shorter and
+  some longer, lands inside; when the store holds none, half of the
+  participant's max_tokens (said as assumed);
 - high: every reply at its max_tokens.
 
 Each provider's caching is counted as it works: Anthropic requests mark cache
@@ -26,6 +28,7 @@ conversation runs to max_messages.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,10 +215,17 @@ def _tally(
     return side
 
 
-def estimate(specs: list[ConversationSpec], measured: Mapping[str, tuple[int, float]] | None = None) -> Estimate:
-    """The range of what these conversations cost. `measured`: {model: (replies, mean completion tokens)}
-    from the store (Store.reply_lengths)."""
-    measured = measured or {}
+def typical_reply(lengths: list[int]) -> float:
+    """The low end's reply: the lower quartile of measured reply lengths (inclusive method)."""
+    if len(lengths) == 1:
+        return float(lengths[0])
+    return statistics.quantiles(lengths, n=4, method="inclusive")[0]
+
+
+def estimate(specs: list[ConversationSpec], measured: Mapping[str, list[int]] | None = None) -> Estimate:
+    """The range of what these conversations cost. `measured`: {model: completion tokens of its stored
+    replies} (Store.reply_lengths)."""
+    lengths = {m: (len(v), typical_reply(v)) for m, v in (measured or {}).items() if v}
     models = sorted({m for spec in specs for m in spec.models()})
     prices: dict[str, ModelPrices | str] = {}
     for spec in specs:
@@ -228,10 +238,10 @@ def estimate(specs: list[ConversationSpec], measured: Mapping[str, tuple[int, fl
     typical: dict[str, tuple[float, str]] = {}
 
     def low_reply(p: Participant) -> float:
-        n, mean = measured.get(p.model, (0, 0.0))
+        n, short = lengths.get(p.model, (0, 0.0))
         if n:
-            typical.setdefault(p.model, (mean, f"mean of {n} stored repl{'y' if n == 1 else 'ies'}"))
-            return mean
+            typical.setdefault(p.model, (short, f"lower quartile of {n} stored repl{'y' if n == 1 else 'ies'}"))
+            return short
         typical.setdefault(p.model, (p.max_tokens * ASSUMED_SHARE, "assumed: half of max_tokens, none stored"))
         return p.max_tokens * ASSUMED_SHARE
 
@@ -242,7 +252,7 @@ def estimate(specs: list[ConversationSpec], measured: Mapping[str, tuple[int, fl
 
 def estimate_with_store(specs: list[ConversationSpec], db: str | Path) -> Estimate:
     """`estimate`, each model's typical reply measured from the store at `db` (when there is one)."""
-    measured: dict[str, tuple[int, float]] = {}
+    measured: dict[str, list[int]] = {}
     if Path(db).exists():
         with Store(db, create=False) as store:
             measured = store.reply_lengths(m for spec in specs for m in spec.models())

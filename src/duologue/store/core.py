@@ -460,18 +460,19 @@ class Store(RunLists, Experiments, MessageSearch):
             for r in rows
         ]
 
-    def reply_lengths(self, models: Iterable[str]) -> dict[str, tuple[int, float]]:
-        """{model: (how many generated messages of it the store holds with a completion count, their mean
-        completion tokens)} for those of `models` it has any of (an estimate's typical reply)."""
-        wanted = sorted(set(models))
-        if not wanted:
-            return {}
-        rows = self.conn.execute(
-            f"SELECT model, COUNT(*), AVG(completion_tokens) FROM messages WHERE injected = 0 "
-            f"AND completion_tokens IS NOT NULL AND model IN ({', '.join('?' * len(wanted))}) GROUP BY model",
-            wanted,
-        )
-        return {model: (int(n), float(mean)) for model, n, mean in rows}
+    def reply_lengths(self, models: Iterable[str], newest: int = 5000) -> dict[str, list[int]]:
+        """{model: the completion tokens of its newest generated messages (up to `newest`)} for those of
+        `models` the store holds any of (what an estimate measures a typical reply from)."""
+        out: dict[str, list[int]] = {}
+        for model in sorted(set(models)):
+            rows = self.conn.execute(
+                "SELECT completion_tokens FROM messages WHERE model = ? AND injected = 0 "
+                "AND completion_tokens IS NOT NULL ORDER BY rowid DESC LIMIT ?",
+                (model, newest),
+            ).fetchall()
+            if rows:
+                out[model] = [r[0] for r in rows]
+        return out
 
     # -- events ----------------------------------------------------------------
 
