@@ -8,7 +8,6 @@ import json
 import math
 import re
 import socket
-from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
@@ -24,27 +23,9 @@ from duologue.experiment_spec import experiment_from_dict
 from duologue.records import utcnow
 from duologue.spec import spec_from_dict
 from duologue.store import Store
+from helpers import by_hand, rates
 
 PRICE_DATA = price_data_version()
-
-
-def rates(provider_id: str, model_id: str) -> dict[str, Decimal]:
-    """A model's rates as the price data lists them (USD per million tokens), read without duologue."""
-    from genai_prices.data import providers
-
-    provider = next(p for p in providers if p.id == provider_id)
-    model = next(m for m in provider.models if m.id == model_id)
-    return {k: v for k, v in vars(model.prices).items() if isinstance(v, Decimal)}
-
-
-def by_hand(r: dict[str, Decimal], uncached: int, read: int, write: int, out: int) -> float:
-    total = (
-        uncached * r["input_mtok"]
-        + read * r.get("cache_read_mtok", r["input_mtok"])
-        + write * r.get("cache_write_mtok", r["input_mtok"])
-        + out * r["output_mtok"]
-    )
-    return float(total / 1_000_000)
 
 
 def test_openai_prices_uncached_and_cached_input_and_output():
