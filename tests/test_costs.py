@@ -299,6 +299,19 @@ def test_an_experiment_limit_stops_the_experiment_and_a_higher_one_resumes_it(tm
     assert group["cost_per_message"] == pytest.approx(per_conversation / 7)
     table = invoke("report", "paid", "--db", str(db), "-o", str(tmp_path / "rep")).stdout
     assert "per conversation" in table and f"${per_conversation:.4f}" in table
+    # The viewer: the experiment page's report, a run's page and its messages' details.
+    from starlette.testclient import TestClient
+
+    from duologue.web import create_app
+
+    with TestClient(create_app(db)) as client:
+        page = client.get("/experiments/paid").text
+        assert "<th>cost</th><th>per conversation</th><th>per message</th>" in page
+        assert f"${spent:.4f}" in page and f"${per_conversation:.4f}" in page
+        run = runs[0]
+        page = client.get(f"/runs/{run.id}").text
+        assert re.search(r'<dt>cost</dt><dd id="cost" title="genai-prices [\d.]+">\$0\.\d{4} \(genai-prices', page)
+        assert re.search(r'<dt>cost</dt><dd class="cost">\$0\.\d{4}</dd>', page)
 
 
 def _one_spec():
@@ -395,3 +408,19 @@ def test_batch_asks_before_spending_and_refuses_without_a_terminal(tmp_path):
     cheap = invoke("batch", str(toml), "--dry-run", "--json", "--db", str(tmp_path / "d.db")).stdout
     est = json.loads(cheap)["estimate"]
     assert est["high"]["cost_usd"] > est["low"]["cost_usd"] > 1
+
+
+def test_a_reply_without_a_price_under_a_limit_ends_the_run_with_an_error(tmp_path):
+    class Silent(Hosted):  # its third reply comes without token counts
+        async def complete(self, messages, sampling, on_event=None):
+            reply = await super().complete(messages, sampling, on_event)
+            if self.calls == 3:
+                reply.usage = Usage()
+            return reply
+
+    run = api.run_conversation(paid_spec(cost_limit=10), db=tmp_path / "d.db", make_backend=lambda p: Silent(p.model))
+    assert (run.status, run.stop_reason, len(run.messages)) == ("error", "error", 6)
+    assert run.stop_detail == (
+        "the cost of message 6 (anthropic/claude-haiku-4-5) is unknown (the provider reported no token counts), "
+        "so the cost limit cannot be kept"
+    )
