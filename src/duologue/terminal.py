@@ -167,8 +167,7 @@ def format_message_meta(m: Message) -> str:
         parts.append(f"finish {m.finish_reason}")
     if m.attempts > 1:
         parts.append(f"attempts {m.attempts}")
+    # A known price (an unknown one is said once, with its reason, on the run's cost line; free is no news).
     if m.cost is not None and not (m.cost_source or "").startswith("free"):
         parts.append(f"cost {format_usd(m.cost)}")
-    elif m.cost is None and m.cost_source:
-        parts.append(f"cost {m.cost_source}")
     return " · ".join(parts)

@@ -122,7 +122,8 @@ def _print_spec(c: Console, spec: dict[str, Any], *, opener: bool = True) -> Non
             c.print(Text(f"    system: {p['system']}", style="dim"))
     if "opener" in spec and opener:
         c.print(Text(f"opener: {spec['opener']}"))
-    limits = [(k, spec[k]) for k in LIMITS if k in spec]
+    # (A cost limit only when set: runs from before costs have none to show.)
+    limits = [(k, spec[k]) for k in LIMITS if k in spec and not (k == "cost_limit" and spec[k] is None)]
     if limits:
         c.print(Text("limits: " + _settings((k.replace("_", " "), v) for k, v in limits)))
     actions = [(k, spec[k]) for k in ACTIONS if k in spec]

@@ -67,8 +67,8 @@ def _snapshot():
     return data_snapshot.get_snapshot()
 
 
-def _is_local(url: str | None) -> bool:
-    host = urlsplit(url).hostname if url else None
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname
     return host is None or host in LOOPBACK or host.endswith(".local")
 
 
@@ -84,11 +84,13 @@ def price_target(model: str, base_url: str | None = None) -> PriceTarget | str:
     if any(p.id == provider.name for p in snapshot.providers):
         return PriceTarget(name, provider_id=provider.name)
     url = base_url or provider.base_url
-    if url and not _is_local(url):
-        if any(re.match(p.api_pattern, url) for p in snapshot.providers):
-            return PriceTarget(name, api_url=url)
-        return f"unknown: {provider.name} at {url} is not in the price data ({price_data_version()})"
-    return SELF_HOSTED
+    if url is None:
+        return f"unknown: provider {provider.name} is not in the price data ({price_data_version()})"
+    if _is_local(url):
+        return SELF_HOSTED
+    if any(re.match(p.api_pattern, url) for p in snapshot.providers):
+        return PriceTarget(name, api_url=url)
+    return f"unknown: {provider.name} at {url} is not in the price data ({price_data_version()})"
 
 
 def _lookup(target: PriceTarget):
