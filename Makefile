@@ -43,7 +43,7 @@ test: lint docs browser
 test-fast: lint
 	$(PY) -m pytest -m 'not slow'
 
-# bench/run.py measures rows 1-8 side by side and prints one table (see its docstring);
+# bench/run.py measures rows 1-11 side by side and prints one table (see its docstring);
 # viewer_runs.py times the viewer's runs page over 10,000 runs.
 bench: install
 	$(PY) bench/run.py

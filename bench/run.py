@@ -31,6 +31,8 @@ Rows (see each script's docstring for the details of what it compares):
    types on and off (tokens/s, or the signal that killed it), and the probe's one-time cost.
 10. bench/attractor_eval.py  the attractor verdict on 48 conversations written blind (bench/attractor_eval/):
    per family precision / recall, and drifts found with their onset within ±2 messages, dev and test halves.
+11. bench/caching_cost.py  the input cost of a 30-message Anthropic conversation with duologue's cache breakpoints
+   and without, from the request bodies it sends and genai-prices' bundled prices.
 
     python bench/run.py [--quick]     (--quick: smaller sizes, to check the scripts run)
 """
@@ -51,6 +53,7 @@ sys.path.insert(0, str(HERE))
 
 import analyze_scale  # noqa: E402
 import attractor_eval  # noqa: E402
+import caching_cost  # noqa: E402
 import concurrency  # noqa: E402
 import extra_bufts  # noqa: E402
 import import_scale  # noqa: E402
@@ -178,6 +181,9 @@ def main() -> None:
     t = step("row 10: the attractor verdict on the blind evaluation set")
     ae = in_child("attractor_eval", "measure", half="both")
     t_ae = time.perf_counter() - t
+    t = step("row 11: a 30-message Anthropic conversation's input cost with and without cache breakpoints")
+    cc = caching_cost.measure()
+    t_cc = time.perf_counter() - t
 
     # -- the table ---------------------------------------------------------------------------
     live_wall, floor, naive = tc["wall"], sum(tc["floor"]), sum(tc["naive"])
@@ -344,12 +350,13 @@ def main() -> None:
     lines += [("8", what, measured, ratio, goal) for what, measured, ratio, goal in import_scale.rows(isc)]
     lines += [("9", what, measured, ratio, "") for what, measured, ratio in extra_bufts.rows(eb)]
     lines += [("10", what, measured, "", goal) for what, measured, goal in attractor_eval.rows(ae)]
+    lines += [("11", what, measured, ratio, goal) for what, measured, ratio, goal in caching_cost.rows(cc)]
     print(f"\nduologue benchmarks, {date.today().isoformat()}, {machine()}")
     print(
         f"took {time.perf_counter() - t_start:.0f} s (rows 1-2 {t_tc:.0f} s, row 3 {t_conc:.0f} s, "
         f"row 3b {t_lk:.0f} s, row 3c {t_lp:.0f} s, "
         f"row 4 {t_ls:.0f} s, row 5 {t_ho:.0f} s, row 6 {t_sc:.0f} s, row 7 {t_sca:.0f} s, row 8 {t_isc:.0f} s, "
-        f"row 9 {t_eb:.0f} s, row 10 {t_ae:.0f} s)\n"
+        f"row 9 {t_eb:.0f} s, row 10 {t_ae:.0f} s, row 11 {t_cc:.0f} s)\n"
     )
     w = max(len(x[1]) for x in lines)
     v = max(len(x[2]) for x in lines)

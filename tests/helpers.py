@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from duologue.records import Message, Run
@@ -90,3 +91,22 @@ def assert_one_line_error(proc, *needles: str) -> None:
     assert "Traceback" not in proc.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def rates(provider_id: str, model_id: str) -> dict[str, Decimal]:
+    """A model's rates as the price data lists them (USD per million tokens), read without duologue."""
+    from genai_prices.data import providers
+
+    provider = next(p for p in providers if p.id == provider_id)
+    model = next(m for m in provider.models if m.id == model_id)
+    return {k: v for k, v in vars(model.prices).items() if isinstance(v, Decimal)}
+
+
+def by_hand(r: dict[str, Decimal], uncached: int, read: int, write: int, out: int) -> float:
+    total = (
+        uncached * r["input_mtok"]
+        + read * r.get("cache_read_mtok", r["input_mtok"])
+        + write * r.get("cache_write_mtok", r["input_mtok"])
+        + out * r["output_mtok"]
+    )
+    return float(total / 1_000_000)

@@ -20,12 +20,14 @@ from typing import Any
 
 from .backends import lifecycle
 from .backends.registry import BackendFactory, check_participant
+from .costs.limit import SharedBudget, check_prices
 from .engine import RunListener
 from .errors import DuologueError
 from .experiment_spec import ExperimentSpec, PlannedConversation, stored_experiment
 from .progress import BatchCounter, BatchTotals
 from .runner import run_conversation_once
 from .spec_checks import entering_experiment, planned
+from .stopping import format_usd
 from .store import DEFAULT_DB, Store, cell_key, held_elsewhere
 from .sync import run_sync
 
@@ -48,6 +50,12 @@ class BatchResult:
     finished: int
     errors: list[tuple[str, str]]  # (run id, detail)
     totals: BatchTotals
+    # The experiment's cost limit: what its conversations have spent (USD), the limit, and how many
+    # conversations were not started (or not resumed) because it was reached.
+    cost: float = 0.0
+    cost_limit: float | None = None
+    held_back: int = 0
+    cost_unknown: int = 0  # the experiment's generated messages whose cost is unknown
 
 
 def _check_experiment_record(store: Store, exp: ExperimentSpec) -> None:
@@ -82,9 +90,12 @@ async def arun_experiment(
     plans = planned(exp)
     for p in exp.participants if make_backend is None else ():
         check_participant(p)  # models, files and keys, before anything is written
+    if exp.cost_limit is not None:
+        check_prices([plan.spec for plan in plans], "the experiment's cost_limit")
     limits = {**DEFAULT_CONCURRENCY, **exp.concurrency}
     with Store(db) as store:
         _check_experiment_record(store, exp)
+        budget = _budget(store, exp)
         existing = store.experiment_runs(exp.name)
         todo: list[tuple[PlannedConversation, str | None]] = []
         for plan in plans:
@@ -93,8 +104,8 @@ async def arun_experiment(
                 todo.append((plan, None))
                 continue
             run_id, status, pid = found.run_id, found.status, found.pid
-            if status == "finished":
-                continue
+            if status == "finished" and not (budget is not None and found.stop_reason == "cost_limit"):
+                continue  # (one the experiment's limit stopped goes on under a higher limit)
             if status == "running" and held_elsewhere(pid):
                 raise DuologueError(f"experiment '{exp.name}' is being run by process {pid} (run {run_id})")
             todo.append((plan, run_id))
@@ -105,11 +116,17 @@ async def arun_experiment(
         notify(totals)
         semaphores = {name: asyncio.Semaphore(n) for name, n in limits.items()}
         errors: list[tuple[str, str]] = []
+        held: list[PlannedConversation] = []
 
         async def one(plan: PlannedConversation, run_id: str | None) -> None:
             async with AsyncExitStack() as stack:
                 for provider in plan.providers:  # sorted: no two tasks wait on each other in a cycle
                     await stack.enter_async_context(semaphores.get(provider, semaphores["default"]))
+                if budget is not None and budget.reached:  # the experiment's limit: no more conversations
+                    held.append(plan)
+                    totals.done += 1
+                    notify(totals)
+                    return
                 totals.running += 1
                 totals.max_running = max(totals.max_running, totals.running)
                 notify(totals)
@@ -125,6 +142,7 @@ async def arun_experiment(
                         make_backend=make_backend,
                         transcript_interval=TRANSCRIPT_INTERVAL,
                         in_workload=True,
+                        budget=budget,
                     )
                     if run.status == "error":
                         errors.append((run.id, run.stop_detail or "error"))
@@ -143,8 +161,30 @@ async def arun_experiment(
             await asyncio.gather(*(one(plan, run_id) for plan, run_id in todo))
         stored = store.experiment_runs(exp.name)
         finished = sum(1 for plan in plans if (cell := stored.get(plan.key)) and cell.status == "finished")
+        spent, unknown = store.experiment_cost(exp.name)
     totals.errors = len(errors)
-    return BatchResult(exp.name, len(plans), totals.skipped, finished, errors, totals)
+    return BatchResult(
+        exp.name, len(plans), totals.skipped, finished, errors, totals, spent, exp.cost_limit, len(held), unknown
+    )
+
+
+def _budget(store: Store, exp: ExperimentSpec) -> SharedBudget | None:
+    """The experiment's spending limit, started from what its stored runs spent; None without a limit."""
+    if exp.cost_limit is None:
+        return None
+    spent, unknown = store.experiment_cost(exp.name)
+    if unknown:
+        raise DuologueError(
+            f"experiment '{exp.name}' has {unknown} message{'s' if unknown != 1 else ''} of unknown cost, "
+            "so its cost_limit cannot count what it spent"
+        )
+    budget = SharedBudget(exp.name, exp.cost_limit, spent)
+    if budget.reached:
+        raise DuologueError(
+            f"experiment '{exp.name}' has spent {format_usd(spent)}, reaching its cost_limit of "
+            f"{format_usd(exp.cost_limit)}: raise cost_limit in its file to go on"
+        )
+    return budget
 
 
 def run_experiment(
@@ -159,6 +199,22 @@ def run_experiment(
     return run_sync(
         arun_experiment(exp, db=db, on_progress=on_progress, listeners=listeners, make_backend=make_backend)
     )
+
+
+def remaining(exp: ExperimentSpec, plans: list[PlannedConversation], db: str | Path) -> list[PlannedConversation]:
+    """The conversations a batch of `exp` would run now: those the store at `db` does not hold finished
+    (or, under a cost limit, stopped at it)."""
+    if not Path(db).exists():
+        return list(plans)
+    with Store(db, create=False) as store:
+        found = store.experiment_runs(exp.name)
+    left = []
+    for plan in plans:
+        cell = found.get(plan.key)
+        done = cell is not None and cell.status == "finished"
+        if not done or (exp.cost_limit is not None and cell is not None and cell.stop_reason == "cost_limit"):
+            left.append(plan)
+    return left
 
 
 def describe_plan(exp: ExperimentSpec, plans: list[PlannedConversation]) -> list[dict[str, Any]]:

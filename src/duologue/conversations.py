@@ -12,13 +12,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .backends.registry import BackendFactory, check_participant
+from .costs.limit import check_prices
 from .engine import Interjector, RunListener, Watcher
 from .errors import DuologueError
 from .records import Run
 from .runner import Fork, run_conversation_once
 from .spec import ConversationSpec, spec_from_dict
 from .spec_checks import entering_spec
-from .stopping import check_resumable, format_limit
+from .stopping import check_resumable, format_limit, spent_cost
 from .store import DEFAULT_DB, Store, held_elsewhere
 from .sync import run_sync
 
@@ -50,6 +51,8 @@ def _check(spec: ConversationSpec, make_backend: BackendFactory | None) -> None:
     # A caller's own factory answers for its models; the registry checks its providers'.
     if make_backend is None:
         check_spec(spec)
+    if spec.cost_limit is not None:  # whoever makes the backends, a limit needs the models' prices
+        check_prices([spec])
 
 
 async def arun_conversation(
@@ -90,19 +93,33 @@ async def aresume_run(
     token_budget: int | None = None,
     time_limit: float | None = None,
     max_messages: int | None = None,
+    cost_limit: float | None = None,
 ) -> Run:
-    """Continue a run. `token_budget` / `time_limit` / `max_messages` replace the run's own (stored in its
-    spec, with a `limits` event); a run that stopped at its budget or time limit continues only given a
-    new one, and a finished run of any other stop reason only given a larger `max_messages`."""
+    """Continue a run. `token_budget` / `time_limit` / `max_messages` / `cost_limit` replace the run's own
+    (stored in its spec, with a `limits` event); a run that stopped at its budget, time or cost limit
+    continues only given a new one, and a finished run of any other stop reason only given a larger
+    `max_messages`."""
     with Store(db, create=False) as store:
         run = store.get_run(run_ref)
         if run.source:
             raise DuologueError(f"run {run.id} was imported from {run.source}; it has no spec to resume")
-        check_resumable(run, token_budget, time_limit, max_messages)
+        check_resumable(run, token_budget, time_limit, max_messages, cost_limit)
         if run.status == "running" and held_elsewhere(store.run_pid(run.id)):
             raise DuologueError(f"run {run.id} is still running in process {store.run_pid(run.id)}")
         spec = entering_spec(spec_from_dict(run.spec, source=f"run {run.id}"), f"run {run.id}")
-        given = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
+        given = {
+            "token_budget": token_budget,
+            "time_limit": time_limit,
+            "max_messages": max_messages,
+            "cost_limit": cost_limit,
+        }
+        if spec.cost_limit is not None or cost_limit is not None:
+            unknown = spent_cost(run)[1]
+            if unknown:
+                raise DuologueError(
+                    f"run {run.id} has {unknown} message{'s' if unknown != 1 else ''} of unknown cost, "
+                    "so a cost limit cannot count what it spent"
+                )
         if any(v is not None for v in given.values()):
             spec = _new_limits(store, run, spec, given)
         _check(spec, make_backend)
@@ -233,10 +250,11 @@ def resume_run(
     token_budget: int | None = None,
     time_limit: float | None = None,
     max_messages: int | None = None,
+    cost_limit: float | None = None,
 ) -> Run:
     """Continue an interrupted, failed or killed run from the store with its own spec (or one stopped
-    by its token budget or time limit, given a new one: `token_budget=`, `time_limit=`; or any finished
-    run, given a larger `max_messages=`). The arguments are aresume_run's."""
+    by its token budget, time or cost limit, given a new one: `token_budget=`, `time_limit=`,
+    `cost_limit=`; or any finished run, given a larger `max_messages=`). The arguments are aresume_run's."""
     return run_sync(
         aresume_run(
             run_ref,
@@ -248,6 +266,7 @@ def resume_run(
             token_budget=token_budget,
             time_limit=time_limit,
             max_messages=max_messages,
+            cost_limit=cost_limit,
         )
     )
 

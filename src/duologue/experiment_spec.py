@@ -44,12 +44,23 @@ from .spec_errors import problems, shown
 from .store import cell_key
 
 # The experiment's own keys; every other top-level key is a conversation field (the template).
-EXPERIMENT_KEYS = ("name", "description", "participants", "pairings", "repeats", "base_seed", "concurrency", "vary")
+EXPERIMENT_KEYS = (
+    "name",
+    "description",
+    "participants",
+    "pairings",
+    "repeats",
+    "base_seed",
+    "concurrency",
+    "vary",
+    "cost_limit",
+)
 # The older way to vary settings (files without [vary]).
 LEGACY_KEYS = ("openers", "system_prompts", "temperatures")
 # Set per cell by the plan: never in a template or a [vary] path.
 PLANNED = ("participants", "seed")
-CONVERSATION_FIELDS = [f for f in ConversationSpec.model_fields if f not in PLANNED]
+# (cost_limit at an experiment's top level is the experiment's: a total across its conversations.)
+CONVERSATION_FIELDS = [f for f in ConversationSpec.model_fields if f not in PLANNED and f not in EXPERIMENT_KEYS]
 PARTICIPANT_FIELDS = [f for f in Participant.model_fields if f not in ("name", "seed")]
 SPEAKERS = {"a": 0, "b": 1}
 
@@ -165,6 +176,10 @@ class ExperimentSpec(BaseModel):
     concurrency: dict[str, int] = Field(default_factory=dict)
     # path -> its values (a list) or named values (a table). None: an older file (openers, …).
     vary: dict[str, Any] | None = None
+    # USD: the batch stops every conversation (stop reason cost_limit) once its conversations together have
+    # spent this much, and starts no more; a higher limit (re-running the batch) resumes them. Not part of
+    # the record: raising it changes no conversation.
+    cost_limit: float | None = Field(None, gt=0)
     # The older files' lists (only when vary is None).
     openers: list[str] | None = Field(None, min_length=1)
     system_prompts: dict[str, str] | None = None
@@ -277,7 +292,9 @@ class ExperimentSpec(BaseModel):
     def record(self) -> dict[str, Any]:
         """The experiment as stored with it: its file's shape, every default filled in, so two files that
         plan the same conversations have the same record (and an older duologue's record reads back)."""
-        data: dict[str, Any] = self.model_dump(mode="json", exclude={"conversation", "vary", *LEGACY_KEYS})
+        data: dict[str, Any] = self.model_dump(
+            mode="json", exclude={"conversation", "vary", "cost_limit", *LEGACY_KEYS}
+        )
         a, b = pairings(self)[0]
         names = _side_names(a, b)
         spec = spec_from_dict({**copy.deepcopy(self.conversation), "participants": [{"name": n} for n in names]})

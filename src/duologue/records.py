@@ -31,12 +31,18 @@ class Message:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None  # prompt tokens reused from the context (not evaluated)
     completion_tokens: int | None = None
+    cache_write_tokens: int | None = None  # prompt tokens written to a provider's cache (Anthropic)
     # Lookup decoding (the embedded engine): completion tokens drafted from the history, and those accepted.
     draft_tokens: int | None = None
     accepted_tokens: int | None = None
     finish_reason: str | None = None
     attempts: int = 1
     injected: bool = False  # written by the opener, a person or a perturbation, not generated
+    # What generating it cost in USD (None: unknown, or not recorded), and where that figure comes from or
+    # why it is unknown: "reported by openrouter", "genai-prices 0.2.3", "free: embedded model",
+    # "unknown: model not in the price data (genai-prices 0.2.3)". Injected messages cost nothing.
+    cost: float | None = None
+    cost_source: str | None = None
 
 
 @dataclass
@@ -71,6 +77,8 @@ class Run:
     source: str | None = None  # e.g. the path of an imported transcript
     # An imported run: the SHA-256 of the file it came from, so importing the file again adds nothing.
     source_hash: str | None = None
+    # The price data its messages' costs come from (e.g. "genai-prices 0.2.3"; the latest resume's).
+    price_data: str | None = None
     messages: list[Message] = field(default_factory=list)
     # An imported run: what its file recorded besides the messages, stored with it as events.
     events: list[Event] = field(default_factory=list)

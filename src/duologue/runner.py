@@ -12,7 +12,9 @@
    messages);
 5. each provider's scope around the conversation (the embedded pool keeps its
    participants on one shard), and the turn loop (engine.Conversation) to the
-   end;
+   end, its backends priced (costs/priced.py: each reply's cost in its usage),
+   the price data's version recorded with the run, and a spending limit
+   watched when the run or its experiment has one (costs/limit.py);
 6. the analysis of the whole run, stored with it (analysis/stored.py).
 
 A full disk is named with the run and `duologue resume`.
@@ -29,6 +31,9 @@ from pathlib import Path
 from .analysis.stored import store_analysis
 from .backends import lifecycle
 from .backends.registry import BackendFactory
+from .costs.limit import CostLimit, SharedBudget
+from .costs.priced import priced_factory
+from .costs.prices import price_data_version
 from .detectors import watchers_for
 from .engine import Conversation, Interjector, RunListener, Watcher, new_run_id
 from .records import Run, utcnow
@@ -72,9 +77,11 @@ async def run_conversation_once(
     make_backend: BackendFactory | None = None,
     transcript_interval: float = 0.0,
     in_workload: bool = False,
+    budget: SharedBudget | None = None,
 ) -> Run:
     """Run one conversation (new, `resume`d or a `fork`) to its end, with its transcript and stored analysis.
-    `in_workload`: the caller holds the providers' workload scope for many conversations (a batch)."""
+    `in_workload`: the caller holds the providers' workload scope for many conversations (a batch);
+    `budget`: the spending limit it shares with other conversations (an experiment's cost_limit)."""
     scope = contextlib.nullcontext() if in_workload else lifecycle.workload([spec])
     async with scope:
         if resume is None:
@@ -85,6 +92,10 @@ async def run_conversation_once(
             store.create_run(run)
         listeners = list(listeners)
         watchers = watchers_for(spec) if watchers is None else list(watchers)
+        if spec.cost_limit is not None or budget is not None:
+            start = (run.fork_at or 0) if run is not None else 0
+            replayed = len(run.messages) if run is not None else 0
+            watchers.append(CostLimit(spec.cost_limit, start=start, replayed=replayed, shared=budget))
         conv = Conversation(
             spec,
             store,
@@ -94,8 +105,9 @@ async def run_conversation_once(
             experiment_id=experiment_id,
             experiment_cell=experiment_cell,
             interjector=interjector,
-            make_backend=make_backend,
+            make_backend=priced_factory(spec, make_backend),
         )
+        store.set_price_data(conv.run.id, price_data_version())
         for listener in listeners:
             if isinstance(listener, CurrentRun):
                 listener.id = conv.run.id

@@ -236,6 +236,10 @@ class ConversationSpec(BaseModel):
     # Stop (time_limit) when a message ends this many wall-clock seconds or more after the run, or its
     # latest resume, started (checked between messages: a message is never cut off).
     time_limit: float | None = Field(None, gt=0)
+    # Stop (cost_limit) once the generated messages' cost reaches this many US dollars (each message's
+    # cost as recorded: the provider's figure or the price data's; a fork counts only its own messages).
+    # Every model must have a known price (the embedded one costs 0), or the run does not start.
+    cost_limit: float | None = Field(None, gt=0)
     end_marker: str = "[END]"
     end_on: Literal["never", "any", "both"] = "never"
     seed: int | None = None  # default seed for participants that set none

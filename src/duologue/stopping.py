@@ -1,5 +1,5 @@
 """Why a run ended: the StopReason vocabulary, the end-marker, message-limit, token-budget and
-time-limit rules.
+time-limit rules; what a run has spent (tokens, and the cost its messages recorded).
 
 The detectors that watch a run as it goes (loops, semantic convergence,
 attractors, and any a plugin adds) live in duologue.detectors.
@@ -25,6 +25,7 @@ class StopReason(str, Enum):  # noqa: UP042  (a StrEnum would change what str() 
     ATTRACTOR = "attractor"
     TOKEN_BUDGET = "token_budget"
     TIME_LIMIT = "time_limit"
+    COST_LIMIT = "cost_limit"
     CONTEXT_FULL = "context_full"
     ERROR = "error"
     INTERRUPTED = "interrupted"
@@ -103,6 +104,23 @@ def token_budget_stop(messages: Sequence[Message], budget: int | None) -> Stop |
     return None
 
 
+def spent_cost(run: Run) -> tuple[float, int]:
+    """What a run's own generated messages cost (USD, as recorded with each) and how many of them have no
+    known cost. A fork's kept messages were its parent's spending; injected messages cost nothing."""
+    start = run.fork_at or 0
+    own = [m for m in run.messages if not m.injected and m.index > start]
+    return sum(m.cost or 0.0 for m in own), sum(1 for m in own if m.cost is None)
+
+
+def format_usd(usd: float) -> str:
+    """A cost for people: $0, <$0.0001, $0.0123, $1.23."""
+    if usd == 0:
+        return "$0"
+    if usd < 0.0001:
+        return "<$0.0001"
+    return f"${usd:.4f}" if usd < 1 else f"${usd:,.2f}"
+
+
 def time_limit_stop(elapsed: float, limit: float | None) -> Stop | None:
     """`elapsed`: wall-clock seconds since the run (or its latest resume) started."""
     if limit is None or elapsed < limit:
@@ -111,13 +129,21 @@ def time_limit_stop(elapsed: float, limit: float | None) -> Stop | None:
 
 
 def check_resumable(
-    run: Run, token_budget: int | None, time_limit: float | None, max_messages: int | None = None
+    run: Run,
+    token_budget: int | None,
+    time_limit: float | None,
+    max_messages: int | None = None,
+    cost_limit: float | None = None,
 ) -> None:
     """A finished run continues when it stopped at a limit and a new limit is given, or, whatever stopped
     it, when given a larger message limit (`max_messages`)."""
     spent = spent_tokens(run.messages)
     if token_budget is not None and token_budget <= spent:
         raise DuologueError(f"run {run.id} has spent {spent} completion tokens; give a --token-budget above that")
+    if cost_limit is not None:
+        usd, _ = spent_cost(run)
+        if cost_limit <= usd:
+            raise DuologueError(f"run {run.id} has spent {format_usd(usd)}; give a --cost-limit above that")
     if max_messages is not None and max_messages <= len(run.messages):
         raise DuologueError(f"run {run.id} already has {len(run.messages)} messages; give a --max-messages above that")
     if run.status != "finished":
@@ -132,7 +158,12 @@ def check_resumable(
             f"run {run.id} stopped at its time limit; continue it with `duologue resume {run.id} --time-limit "
             "SECONDS` (the clock starts again at the resume)"
         )
-    if run.stop_reason not in ("token_budget", "time_limit") and max_messages is None:
+    if run.stop_reason == "cost_limit" and cost_limit is None:
+        raise DuologueError(
+            f"run {run.id} stopped at its cost limit ({format_usd(spent_cost(run)[0])} spent); "
+            f"continue it with a larger one: `duologue resume {run.id} --cost-limit USD`"
+        )
+    if run.stop_reason not in ("token_budget", "time_limit", "cost_limit") and max_messages is None:
         raise DuologueError(
             f"run {run.id} already finished ({run.stop_reason}); extend it with "
             f"`duologue resume {run.id} --max-messages N`"

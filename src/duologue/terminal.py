@@ -19,6 +19,7 @@ from .backends.base import RetryNotice
 from .engine import RunListener, WatchEvent
 from .events import BEFORE
 from .records import Message, Run
+from .stopping import format_usd
 
 SPEAKER_STYLES = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue", "bold red"]
 TEXT_STYLES = ["cyan", "magenta", "green", "yellow", "blue", "red"]
@@ -150,7 +151,9 @@ class TerminalRenderer(RunListener):
 def format_message_meta(m: Message) -> str:
     parts = []
     if m.prompt_tokens is not None:
-        cached = f" ({m.cached_tokens} cached)" if m.cached_tokens else ""
+        cache = [f"{m.cached_tokens} cached"] if m.cached_tokens else []
+        cache += [f"{m.cache_write_tokens} written to cache"] if m.cache_write_tokens else []
+        cached = f" ({', '.join(cache)})" if cache else ""
         parts.append(f"prompt {m.prompt_tokens}{cached}")
     if m.completion_tokens is not None:
         parts.append(f"completion {m.completion_tokens}")
@@ -164,4 +167,7 @@ def format_message_meta(m: Message) -> str:
         parts.append(f"finish {m.finish_reason}")
     if m.attempts > 1:
         parts.append(f"attempts {m.attempts}")
+    # A known price (an unknown one is said once, with its reason, on the run's cost line; free is no news).
+    if m.cost is not None and not (m.cost_source or "").startswith("free"):
+        parts.append(f"cost {format_usd(m.cost)}")
     return " · ".join(parts)

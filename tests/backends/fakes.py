@@ -7,7 +7,14 @@ script function. `FakeAnthropic` speaks the Messages API streaming format as
 Anthropic documents it (message_start, content_block_start,
 content_block_delta with text_delta / thinking_delta / signature_delta,
 content_block_stop, message_delta with stop_reason and usage, message_stop,
-with ping events in between) and checks each request the way the API does.
+with ping events in between) and checks each request the way the API does:
+text given as a string or as a list of text blocks, at most four
+`cache_control` breakpoints. With `cache=True` it keeps a prompt cache as the
+API does: each breakpoint's prefix (system, then the turns' blocks, up to and
+including the marked block) is written; a request reads the longest of its
+marked prefixes already written, writes the rest up to its last breakpoint,
+and reports cache_read_input_tokens, cache_creation_input_tokens and the
+uncached input_tokens after it (a token a whitespace-separated word).
 Both record the requests they get.
 """
 
@@ -92,11 +99,13 @@ class ScriptedOpenAI:
 class FakeAnthropic:
     """The Messages API, streaming. Text is deterministic: "reply N" plus the last user turn's first words."""
 
-    def __init__(self, api_key: str, *, faults: Callable[[int], str | None] = lambda n: None):
+    def __init__(self, api_key: str, *, faults: Callable[[int], str | None] = lambda n: None, cache: bool = False):
         self.api_key = api_key
         self.faults = faults  # request number -> "529", "cut", "error-event" or None
         self.requests: list[dict] = []
         self.headers: list[dict[str, str]] = []
+        self.cache: dict[str, int] | None = {} if cache else None  # a written prefix -> its tokens
+        self.usages: list[dict] = []  # the usage each request's message_start reported
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -119,7 +128,38 @@ class FakeAnthropic:
         fault = self.faults(n)
         if fault == "529":
             return await send_json(send, 529, error("overloaded_error", "Overloaded"), {"retry-after": "0"})
-        await stream_events(send, message_events(n, body, fault))
+        usage = cached_usage(body, self.cache) if self.cache is not None else None
+        if usage is not None:
+            self.usages.append(usage)
+        await stream_events(send, message_events(n, body, fault, usage))
+
+
+def text_blocks(content) -> list[dict]:
+    """A system prompt's or a turn's content as text blocks (a string is one block without a breakpoint)."""
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def cached_usage(body: dict, cache: dict[str, int]) -> dict:
+    """What the API's prompt cache does with a request: read the longest marked prefix written before,
+    write every marked prefix, and bill the tokens after the last breakpoint as plain input."""
+    blocks = text_blocks(body.get("system") or []) + [b for m in body["messages"] for b in text_blocks(m["content"])]
+    total, prefix, marks = 0, [], []
+    for b in blocks:
+        total += len(b["text"].split())
+        prefix.append(b["text"])
+        if b.get("cache_control"):
+            marks.append((json.dumps(prefix), total))
+    read = max((tokens for key, tokens in marks if key in cache), default=0)
+    last = marks[-1][1] if marks else 0
+    for key, tokens in marks:
+        cache[key] = tokens
+    written = max(0, last - read)
+    return {
+        "input_tokens": total - read - written,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": written,
+        "output_tokens": 1,
+    }
 
 
 def error(kind: str, message: str) -> dict:
@@ -148,18 +188,45 @@ def check_request(body: dict, version: str = "2026-10-21") -> str | None:
     for a, b in zip(messages, messages[1:], strict=False):
         if a["role"] == b["role"]:
             return "messages: roles must alternate between user and assistant"
+    marks = 0
     for m in messages:
         if m["role"] not in ("user", "assistant"):
             return f"messages: unexpected role {m['role']!r} (the system prompt goes in `system`)"
-        if not isinstance(m["content"], str) or not m["content"].strip():
-            return "messages: text content blocks must contain non-whitespace text"
-    if "system" in body and not isinstance(body["system"], str):
-        return "system: expected a string"
+        problem = check_content(m["content"], "messages")
+        if problem:
+            return problem
+        marks += sum(1 for b in text_blocks(m["content"]) if b.get("cache_control"))
+    if "system" in body:
+        problem = check_content(body["system"], "system")
+        if problem:
+            return problem
+        marks += sum(1 for b in text_blocks(body["system"]) if b.get("cache_control"))
+    if marks > 4:
+        return f"A maximum of 4 blocks with cache_control may be provided. Found {marks}."
     return None
 
 
-def message_events(n: int, body: dict, fault: str | None) -> list[bytes]:
-    last = body["messages"][-1]["content"]
+def check_content(content, where: str) -> str | None:
+    """A string, or a non-empty list of text blocks whose cache_control (if any) is {"type": "ephemeral"}."""
+    if isinstance(content, str):
+        return None if content.strip() else f"{where}: text content blocks must contain non-whitespace text"
+    if not isinstance(content, list) or not content:
+        return f"{where}: expected a string or a list of content blocks"
+    for b in content:
+        if not isinstance(b, dict) or b.get("type") != "text" or not isinstance(b.get("text"), str):
+            return f"{where}: expected text blocks"
+        if not b["text"].strip():
+            return f"{where}: text content blocks must contain non-whitespace text"
+        control = b.get("cache_control")
+        if control is not None and control.get("type") != "ephemeral":
+            return f"{where}: cache_control.type: Input should be 'ephemeral'"
+        if set(b) - {"type", "text", "cache_control"}:
+            return f"{where}: Extra inputs are not permitted"
+    return None
+
+
+def message_events(n: int, body: dict, fault: str | None, usage: dict | None = None) -> list[bytes]:
+    last = " ".join(b["text"] for b in text_blocks(body["messages"][-1]["content"]))
     words = f"reply {n}: you said {' '.join(last.split()[:4])}".split(" ")
     pieces = ([w + " " for w in words[:-1]] + [words[-1]])[: body["max_tokens"]]
     msg = {
@@ -170,7 +237,7 @@ def message_events(n: int, body: dict, fault: str | None) -> list[bytes]:
         "model": body["model"],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": 10 * n, "output_tokens": 1, "cache_read_input_tokens": 5},
+        "usage": usage or {"input_tokens": 10 * n, "output_tokens": 1, "cache_read_input_tokens": 5},
     }
     events = [sse({"type": "message_start", "message": msg}, "message_start")]
     index = 0

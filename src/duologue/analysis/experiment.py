@@ -1,4 +1,4 @@
-"""Statistics across the runs of an experiment: loop rates, onsets, survival, cost.
+"""Statistics across the runs of an experiment: loop rates, onsets, survival, tokens and money spent.
 
 Works from the store's rows (each run's stored analysis and its messages), so a
 report never re-runs a model. The survival curve is the Kaplan–Meier estimate of
@@ -33,6 +33,9 @@ class RunStats:
     tokens_in_loop: int  # completion tokens of the repeating part (first repeat onwards)
     tokens_saved: float  # estimated tokens early stopping did not spend (message limit − messages)
     words_by_index: list[int] = field(default_factory=list)
+    generated: int = 0  # messages a model wrote (not injected)
+    cost: float = 0.0  # USD: the known costs of its generated messages
+    cost_unknown: int = 0  # generated messages whose cost is unknown
 
     @property
     def pairing(self) -> str:
@@ -72,6 +75,9 @@ def run_stats(run_row: dict[str, Any], messages: Sequence[dict[str, Any]], loops
         tokens_in_loop=tokens_in_loop,
         tokens_saved=saved,
         words_by_index=[m.get("words", 0) for m in sorted(messages, key=lambda m: m["idx"])],
+        generated=sum(1 for m in messages if not m.get("injected")),
+        cost=float(run_row.get("cost") or 0.0),
+        cost_unknown=int(run_row.get("cost_unknown") or 0),
     )
 
 
@@ -114,6 +120,12 @@ class GroupStats:
     tokens_in_loops: int
     tokens_saved: float
     mean_words_by_index: list[float]
+    # Money: the known costs (USD), in all, per conversation and per generated message of known cost
+    # (None: no known cost), and how many generated messages have none.
+    cost_usd: float = 0.0
+    cost_per_conversation: float | None = None
+    cost_per_message: float | None = None
+    cost_unknown_messages: int = 0
 
 
 def group_stats(name: str, runs: Sequence[RunStats]) -> GroupStats:
@@ -136,7 +148,21 @@ def group_stats(name: str, runs: Sequence[RunStats]) -> GroupStats:
         tokens_in_loops=sum(r.tokens_in_loop for r in runs),
         tokens_saved=sum(r.tokens_saved for r in runs),
         mean_words_by_index=mean_words,
+        **_costs(runs),
     )
+
+
+def _costs(runs: Sequence[RunStats]) -> dict[str, Any]:
+    cost = sum(r.cost for r in runs)
+    unknown = sum(r.cost_unknown for r in runs)
+    known_messages = sum(r.generated for r in runs) - unknown
+    priced = [r for r in runs if r.generated > r.cost_unknown]
+    return {
+        "cost_usd": cost,
+        "cost_per_conversation": cost / len(priced) if priced else None,
+        "cost_per_message": cost / known_messages if known_messages > 0 else None,
+        "cost_unknown_messages": unknown,
+    }
 
 
 def grouped(runs: Iterable[RunStats], setting: str) -> dict[str, list[RunStats]]:

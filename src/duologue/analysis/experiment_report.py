@@ -33,6 +33,7 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
                 "completion_tokens": m.completion_tokens,
                 "latency": m.latency,
                 "words": len(words(m.content)),
+                "injected": bool(m.injected),
             }
         )
         themes.setdefault(m.run_id, []).append((m.theme, m.topic, m.content))
@@ -45,6 +46,8 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
             "max_messages": run.spec.get("max_messages"),
             # A run added to the experiment by hand has no cell: its title stands for its pairing.
             "cell": run.cell if run.cell else {"pairing": run.title},
+            "cost": run.cost,
+            "cost_unknown": run.cost_unknown,
         }
         stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
         if ends is not None:

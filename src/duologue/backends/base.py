@@ -35,10 +35,15 @@ class Sampling:
 class Usage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    cached_tokens: int | None = None  # prompt tokens reused rather than evaluated
+    cached_tokens: int | None = None  # prompt tokens reused rather than evaluated (read from a provider's cache)
+    cache_write_tokens: int | None = None  # prompt tokens written to the provider's cache (Anthropic's breakpoints)
     # Lookup decoding (the embedded engine): tokens drafted from the history, and those the model confirmed.
     draft_tokens: int | None = None
     accepted_tokens: int | None = None
+    # What the request cost in USD: as the provider reported it (OpenRouter's usage.cost), else priced from
+    # the price data where the run starts backends (costs/priced.py); None with `cost_source` "unknown: why".
+    cost: float | None = None
+    cost_source: str | None = None  # "reported by openrouter", "genai-prices 0.2.3", "free: …", "unknown: …"
 
 
 @dataclass

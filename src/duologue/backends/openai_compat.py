@@ -8,6 +8,13 @@ none leave the counts empty. Reasoning arrives in one of three dialects —
 (OpenRouter, Ollama) or a `<think>…</think>` block at the start of the text
 (Qwen3 and DeepSeek-R1 distills on plain servers) — and is kept apart from the
 message text in `Reply.reasoning`.
+
+Caching is the servers' own (OpenAI, DeepSeek and most of OpenRouter's models
+reuse a repeated prompt prefix by themselves): the cached tokens they report
+(`prompt_tokens_details.cached_tokens`, DeepSeek's `prompt_cache_hit_tokens`)
+and the cache writes OpenRouter reports are recorded. OpenRouter is asked for
+its usage accounting (`usage: {include: true}`) and its `usage.cost` (USD) is
+recorded as the message's cost.
 """
 
 from __future__ import annotations
@@ -107,12 +114,18 @@ def _reasoning_delta(delta: Any) -> str:
     return ""
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(raw: Any, where: str) -> Usage:
     details = getattr(raw, "prompt_tokens_details", None)
     cached = getattr(details, "cached_tokens", None)
     if cached is None:  # DeepSeek reports its context cache this way
         cached = getattr(raw, "prompt_cache_hit_tokens", None)
-    return Usage(getattr(raw, "prompt_tokens", None), getattr(raw, "completion_tokens", None), cached)
+    usage = Usage(getattr(raw, "prompt_tokens", None), getattr(raw, "completion_tokens", None), cached)
+    written = getattr(details, "cache_write_tokens", None)  # OpenRouter, for providers that charge cache writes
+    usage.cache_write_tokens = written if isinstance(written, int) else None
+    cost = getattr(raw, "cost", None)  # OpenRouter's accounting, in USD
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        usage.cost, usage.cost_source = float(cost), f"reported by {where}"
+    return usage
 
 
 @dataclass
@@ -122,12 +135,14 @@ class OpenAICompatBackend(HostedBackend):
     # of max_tokens, and no temperature or top_p, which those models refuse.
     reasoning: bool = False
     reasoning_effort: str | None = None  # sent as given when the participant sets it
+    ask_cost: bool = False  # OpenRouter: ask for its usage accounting (usage.cost)
 
     @classmethod
     def for_participant(cls, p: Participant, provider: Provider, name: str):
         backend = super().for_participant(p, provider, name)
         backend.reasoning = is_reasoning_model(p, provider, name)
         backend.reasoning_effort = p.reasoning_effort
+        backend.ask_cost = provider.name == "openrouter"
         return backend
 
     def client(self) -> AsyncOpenAI:
@@ -159,6 +174,8 @@ class OpenAICompatBackend(HostedBackend):
             body["reasoning_effort"] = self.reasoning_effort
         if self.ask_usage:
             body["stream_options"] = {"include_usage": True}
+        if self.ask_cost:
+            body["usage"] = {"include": True}
         if sampling.seed is not None:
             body["seed"] = sampling.seed
         if sampling.stop:
@@ -195,7 +212,7 @@ class OpenAICompatBackend(HostedBackend):
             async with stream:
                 async for chunk in stream:
                     if getattr(chunk, "usage", None):
-                        usage = _usage(chunk.usage)
+                        usage = _usage(chunk.usage, self.where)
                     for choice in getattr(chunk, "choices", None) or []:
                         delta = getattr(choice, "delta", None)
                         thought = _reasoning_delta(delta)

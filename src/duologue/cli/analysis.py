@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import queries
+from ..costs import format_usd
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id_or_file
 from .layout import Cell, Col, console_for, print_table, width_option
@@ -152,24 +153,46 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
         c.print(Text(f"plot: {path}", style="dim"))
 
 
+# `batch` asks before it may spend more than this many dollars (the estimate's high end); --confirm-above.
+CONFIRM_ABOVE = 1.0
+
+
 @click.command()
 @click.argument("experiment_file", type=click.Path(path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Print the matrix and its size; run nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the matrix, its size and its estimated tokens and cost (a range); run nothing.",
+)
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the outcome (or with --dry-run the matrix) as one JSON object; no progress bar.",
+    help="Print the outcome (or with --dry-run the matrix and estimate) as one JSON object; no progress bar.",
+)
+@click.option("-y", "--yes", is_flag=True, help="Run without asking, whatever the estimate.")
+@click.option(
+    "--confirm-above",
+    type=float,
+    default=CONFIRM_ABOVE,
+    show_default=True,
+    metavar="USD",
+    help="Ask before running when the conversations left to run may cost more than USD (the estimate's "
+    "high end); without a terminal to ask on, refuse unless --yes.",
 )
 @width_option
 @db_option
-def batch(experiment_file, dry_run, as_json, width, db) -> None:
+def batch(experiment_file, dry_run, as_json, yes, confirm_above, width, db) -> None:
     """Run an experiment: every conversation of its matrix, concurrently.
 
     Re-running the same command resumes it: finished conversations are
     skipped, interrupted or killed ones continue, nothing is duplicated.
-    Exit status 1 when any conversation ends with an error (their count on
-    stderr); re-running resumes them.
+    Before it runs, the conversations left to run are estimated (tokens and
+    cost, as a range: replies of a typical length measured from the store, to
+    every reply at max_tokens); above --confirm-above it asks first. With
+    `cost_limit` in the file, every conversation stops once the experiment
+    has spent that much. Exit status 1 when any conversation ends with an
+    error (their count on stderr); re-running resumes them.
     """
     from .. import batch as batchmod
     from ..backends.settings import pool_warnings
@@ -182,8 +205,21 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
     rows = batchmod.describe_plan(exp, plans)
     for line in pool_warnings(exp.participants, sweeps=_swept(exp), seed="base_seed" in exp.model_fields_set):
         click.echo(line, err=True)  # settings asked for that a provider will not be sent
+    from ..costs.estimate import estimate_with_store
+
+    if dry_run:
+        est = estimate_with_store([plan.spec for plan in plans], db)
     if dry_run and as_json:
-        print_json({"experiment": exp.name, "conversations": len(plans), "max_messages": messages, "cells": rows})
+        print_json(
+            {
+                "experiment": exp.name,
+                "conversations": len(plans),
+                "max_messages": messages,
+                "cells": rows,
+                "estimate": est.as_dict(),
+                "cost_limit": exp.cost_limit,
+            }
+        )
         return
     if dry_run:
         settings = list(exp.settings)
@@ -200,7 +236,12 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
             console_for(width), cols, table_rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json"
         )
         click.echo(f"{len(plans)} conversations, up to {messages} messages")
+        for line in est.lines():
+            click.echo(line)
+        if exp.cost_limit is not None:
+            click.echo(f"cost limit: {format_usd(exp.cost_limit)} across the experiment's conversations")
         return
+    _confirm_cost(exp, plans, experiment_file, db, yes, confirm_above)
     from ..progress import BatchProgressDisplay
 
     display = None if as_json else BatchProgressDisplay(exp.name, console_for(width, stderr=True))
@@ -221,6 +262,33 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
             f"{n} of {result.planned} conversation{'s' if result.planned != 1 else ''} ended with an error", err=True
         )
         sys.exit(1)
+
+
+def _confirm_cost(exp, plans, experiment_file: Path, db: Path, yes: bool, above: float) -> None:
+    """Above the threshold, ask (on a terminal) or refuse (without one) unless --yes."""
+    from .. import batch as batchmod
+    from ..costs.estimate import estimate_with_store
+    from ..errors import DuologueError
+
+    if yes:
+        return
+    left = batchmod.remaining(exp, plans, db)
+    if not left:
+        return
+    est = estimate_with_store([plan.spec for plan in left], db)
+    if est.high.cost <= above:
+        return
+    may = f"{format_usd(est.low.cost)}–{format_usd(est.high.cost)}"
+    what = f"the {len(left)} conversation{'s' if len(left) != 1 else ''} left to run may cost {may}"
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise DuologueError(
+            f"{what} (above {format_usd(above)}): run with --yes to go on "
+            f"(`duologue batch {experiment_file} --dry-run` shows the estimate)"
+        )
+    for line in est.lines():
+        click.echo(line, err=True)
+    if not click.confirm(f"{what}; run them?", default=False, err=True):
+        raise SystemExit(1)
 
 
 def _short(value, limit: int = 40) -> str:
@@ -249,6 +317,10 @@ def _print_batch_json(result) -> None:
             "near_loops": t.near_loops,
             "convergences": t.convergences,
             "attractors": t.attractors,
+            "cost_usd": result.cost,
+            "cost_unknown_messages": result.cost_unknown,
+            "cost_limit": result.cost_limit,
+            "held_back": result.held_back,
         }
     )
 
@@ -267,6 +339,16 @@ def _print_batch(result, experiment_file: Path, c: Console) -> None:
     ]
     if result.errors:
         lines.append(f"re-run `duologue batch {experiment_file}` to resume the runs that failed")
+    from ..costs import cost_cell
+
+    limit = f", its cost limit {format_usd(result.cost_limit)}" if result.cost_limit is not None else ""
+    unknown = f"; {result.cost_unknown} messages of unknown cost" if result.cost_unknown else ""
+    lines.append(f"cost: {cost_cell(result.cost, result.cost_unknown)} (every run of the experiment{limit}{unknown})")
+    if result.held_back:
+        lines.append(
+            f"{result.held_back} conversation{'s' if result.held_back != 1 else ''} not started: the cost limit "
+            f"was reached; raise cost_limit in {experiment_file} and re-run to go on"
+        )
     lines.append(f"report: duologue report {exp_name}")
     for line in lines:
         c.print(Text(line))
@@ -333,6 +415,9 @@ REPORT_COLUMNS = (
     Col("seconds", priority=5, justify="right"),
     Col("tokens\nin loops", priority=4, justify="right"),
     Col("saved\n(est.)", priority=4, justify="right"),
+    Col("cost", priority=1, justify="right"),
+    Col("per\nconversation", priority=3, justify="right"),
+    Col("per\nmessage", priority=4, justify="right"),
 )
 MAP_COLUMNS = (
     Col("group", wrap=True, min_width=12),
@@ -361,12 +446,25 @@ def _print_report(rep: dict, c: Console) -> None:
                     f"{g['seconds']:.1f}",
                     str(g["tokens_in_loops"]),
                     f"{g['tokens_saved']:.0f}",
+                    *_group_costs(g),
                 ]
             )
         print_table(c, REPORT_COLUMNS, rows, title=f"by {label}", hint="or --json")
     _print_attractor_map(c, rep.get("attractors") or {})
     for path in rep["plots"]:
         c.print(Text(f"plot: {path}", style="dim"))
+
+
+def _group_costs(g: dict) -> list[str]:
+    """A report group's cost in all ("≥" when some messages' cost is unknown, "?" when every one's is), per
+    conversation and per message."""
+    from ..costs import cost_cell
+
+    per = [g.get("cost_per_conversation"), g.get("cost_per_message")]  # of the messages with a known cost
+    return [
+        cost_cell(g.get("cost_usd", 0.0), g.get("cost_unknown_messages", 0)),
+        *("?" if v is None else format_usd(v) for v in per),
+    ]
 
 
 def _print_attractor_map(c: Console, att: dict) -> None:

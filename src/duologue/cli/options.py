@@ -79,6 +79,7 @@ def spec_with_flags(data: dict[str, Any], flags: dict[str, Any], source: str) ->
         "max_messages",
         "token_budget",
         "time_limit",
+        "cost_limit",
         "end_marker",
         "end_on",
         "seed",
@@ -131,6 +132,12 @@ TOKEN_BUDGET_HELP = (
 TIME_LIMIT_HELP = (
     "Stop (time_limit) when a message ends SECONDS of wall-clock time or more after the run started "
     "(a resume starts the clock again); a message is never cut off."
+)
+COST_LIMIT_HELP = (
+    "Stop (cost_limit) once the generated messages have cost USD dollars or more: each message's cost "
+    "as the provider reported it (OpenRouter) or from the price data (genai-prices, bundled); the embedded "
+    "model costs 0. Every model needs a known price, or the run does not start. A fork counts only its "
+    "own messages."
 )
 
 # The settings of a conversation, shared by `run` and `fork` (flags given override the file or the parent).
@@ -220,6 +227,7 @@ SPEC_OPTIONS = [
         metavar="SECONDS",
         help=TIME_LIMIT_HELP,
     ),
+    click.option("--cost-limit", type=float, metavar="USD", help=COST_LIMIT_HELP),
     click.option("--end-marker", help="The end marker kept in the text (default [END])."),
     click.option(
         "--end-on",

@@ -13,12 +13,13 @@ from rich.text import Text
 
 from .. import conversations, queries, runner, transcript_writer
 from ..backends.settings import unsent_warnings
+from ..costs import cost_cell, describe_cost
 from ..errors import DuologueError
 from ..store import STATUSES
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id
 from .layout import Col, console_for, print_table, width_option
-from .options import TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
+from .options import COST_LIMIT_HELP, TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_options, spec_with_flags
 
 
 @click.command()
@@ -28,9 +29,15 @@ from .options import TIME_LIMIT_HELP, TOKEN_BUDGET_HELP, build_spec, spec_option
     type=click.Path(dir_okay=False, path_type=Path),
     help="A conversation TOML file (flags given too override it).",
 )
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="Print the run's estimated tokens and cost (a range: replies of a typical length measured from the "
+    "store, to every reply at max_tokens; each provider's caching counted) and run nothing.",
+)
 @spec_options
 @db_option
-def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
+def run(config, estimate, model_a, model_b, interactive, meta, quiet, db, **flags) -> None:
     """Run a conversation between two (or more) models and stream it.
 
     With no arguments, two embedded SmolLM2 participants talk offline. Three or
@@ -39,6 +46,12 @@ def run(config, model_a, model_b, interactive, meta, quiet, db, **flags) -> None
     """
     flags["model_a"], flags["model_b"] = model_a, model_b
     spec = build_spec(config, flags)
+    if estimate:
+        from ..costs.estimate import estimate_with_store
+
+        for line in estimate_with_store([spec], db).lines():
+            click.echo(line)
+        return
     conversations.check_spec(spec)  # models, files and keys first: a warning about a run that cannot start is noise
     for line in unsent_warnings(spec):  # settings asked for that a provider will not be sent
         click.echo(line, err=True)
@@ -170,12 +183,21 @@ def _print_summary(run, db: Path) -> None:
         f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
         f"{totals.tokens_per_second:.1f} tokens/s"
     )
+    c.print(f"cost: {describe_cost(run)}")
     c.print(f"transcript: {transcript_writer.transcript_path(db, run.id)}")
     if run.status in ("error", "interrupted"):
         c.print(Text(f"resume with: duologue resume {run.id}", style="yellow"))
-    elif run.stop_reason in ("token_budget", "time_limit"):
-        flag = "--token-budget N" if run.stop_reason == "token_budget" else "--time-limit SECONDS"
+    elif run.stop_reason in LIMIT_FLAGS:
+        flag = LIMIT_FLAGS[run.stop_reason]
         c.print(Text(f"continue with a new limit: duologue resume {run.id} {flag}", style="dim"))
+
+
+# What `resume` takes to continue a run stopped at each limit.
+LIMIT_FLAGS = {
+    "token_budget": "--token-budget N",
+    "time_limit": "--time-limit SECONDS",
+    "cost_limit": "--cost-limit USD",
+}
 
 
 @click.command()
@@ -202,13 +224,19 @@ def _print_summary(run, db: Path) -> None:
     metavar="N",
     help="Extend the run to N messages in all (more than it has; stored in the run's spec).",
 )
+@click.option(
+    "--cost-limit",
+    type=float,
+    metavar="USD",
+    help="A new cost limit, above what the run has spent (stored in the run's spec). " + COST_LIMIT_HELP,
+)
 @db_option
-def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messages, db) -> None:
+def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messages, cost_limit, db) -> None:
     """Continue an interrupted, failed or killed run from the store.
 
-    A run that stopped at its token budget or time limit continues when given a
-    new one (--token-budget, --time-limit); any finished run continues when
-    given a larger --max-messages. The run's spec keeps the new limit, and an
+    A run that stopped at its token budget, time or cost limit continues when
+    given a new one (--token-budget, --time-limit, --cost-limit); any finished
+    run continues when given a larger --max-messages. The run's spec keeps the new limit, and an
     event records it. A run a detector stopped (on_loop = "stop") goes on: the
     loop it found was reported then, and only a new detection stops it again.
     Exit status 1 when the run ends with an error.
@@ -216,7 +244,12 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messa
     current, renderer = runner.CurrentRun(), None if quiet else _renderer(meta)
     listeners = [current] if renderer is None else [current, renderer]
     interjector = _interjector(renderer) if interactive else None
-    limits = {"token_budget": token_budget, "time_limit": time_limit, "max_messages": max_messages}
+    limits = {
+        "token_budget": token_budget,
+        "time_limit": time_limit,
+        "max_messages": max_messages,
+        "cost_limit": cost_limit,
+    }
     _run_to_end(
         lambda: conversations.aresume_run(run_id, db=db, listeners=listeners, interjector=interjector, **limits),
         current,
@@ -227,7 +260,7 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messa
 
 LS_KEYS = (
     "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, "
-    "parent_run_id, fork_at, experiment_id, messages"
+    "parent_run_id, fork_at, experiment_id, messages, cost_usd, cost_unknown_messages"
 )
 
 
@@ -248,9 +281,10 @@ LS_KEYS = (
 def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None:
     """List runs, newest first, with their experiment, status and stop reason.
 
-    At a narrow width the least needed columns (started, parent, experiment,
-    title) are left out, and named below the table; ids, statuses and stop
-    reasons are always shown whole.
+    The cost column is what each run's own generated messages cost ("≥" when
+    some have no known price, "?" when none has). At a narrow width the least
+    needed columns (started, parent, cost, experiment, title) are left out, and
+    named below the table; ids, statuses and stop reasons are always shown whole.
     """
     filters = {"experiment_id": experiment, "status": status, "model": model, "looped": looped}
     if experiment and Path(db).exists() and queries.find_experiment(experiment, db=db) is None:
@@ -273,6 +307,7 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
         Col("msgs", justify="right"),
         Col("status"),
         Col("stop"),
+        Col("cost", priority=3, justify="right"),
         Col("experiment", priority=2, wrap=True),
         Col("started", priority=3),
         Col("parent", priority=4),
@@ -284,6 +319,7 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
             str(r["messages"]),
             r["status"],
             r["stop_reason"] or "",
+            cost_cell(r["cost_usd"], r["cost_unknown_messages"]),
             Text(r["experiment_id"] or ""),
             _local(r["started_at"]),
             f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else "",

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import queries
+from ..costs import describe_cost
 from ..events import format_value
 from ..exports import runs as run_exports
 from .common import db_option, print_json
@@ -21,7 +22,7 @@ from .runs import _local
 FIRST_LINE = ("temperature", "seed")
 # Shown apart (the name, the model), or never (a secret's value is never in a spec; these are long).
 APART = ("name", "model", "system")
-LIMITS = ("max_messages", "token_budget", "time_limit", "end_marker", "end_on")
+LIMITS = ("max_messages", "token_budget", "time_limit", "cost_limit", "end_marker", "end_on")
 ACTIONS = ("on_loop", "on_near_loop", "on_convergence", "on_attractor")
 
 
@@ -86,6 +87,9 @@ def _print_header(c: Console, run, db) -> None:
         c.print(Text("forks: " + ", ".join(f"{rid}@{at}" for rid, at in lineage.forks)))
     if run.source:
         c.print(f"imported from {run.source}")
+    if any(not m.injected for m in run.messages):
+        priced = f"   prices {run.price_data}" if run.price_data else ""
+        c.print(Text(f"cost {describe_cost(run)}{priced}"))
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -118,7 +122,8 @@ def _print_spec(c: Console, spec: dict[str, Any], *, opener: bool = True) -> Non
             c.print(Text(f"    system: {p['system']}", style="dim"))
     if "opener" in spec and opener:
         c.print(Text(f"opener: {spec['opener']}"))
-    limits = [(k, spec[k]) for k in LIMITS if k in spec]
+    # (A cost limit only when set: runs from before costs have none to show.)
+    limits = [(k, spec[k]) for k in LIMITS if k in spec and not (k == "cost_limit" and spec[k] is None)]
     if limits:
         c.print(Text("limits: " + _settings((k.replace("_", " "), v) for k, v in limits)))
     actions = [(k, spec[k]) for k in ACTIONS if k in spec]

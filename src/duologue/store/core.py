@@ -160,6 +160,9 @@ class Store(RunLists, Experiments, MessageSearch):
         if run.source_hash is not None:  # an imported file's hash (migration 009)
             columns += ", source_hash"
             values += (run.source_hash,)
+        if run.price_data is not None:  # migration 010
+            columns += ", price_data"
+            values += (run.price_data,)
         marks = ", ".join("?" * len(values))
         self.conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
         if copy_messages:
@@ -218,6 +221,11 @@ class Store(RunLists, Experiments, MessageSearch):
                 "INSERT INTO events (run_id, message_index, kind, detail, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, index, kind, detail, json.dumps(data, ensure_ascii=False), _iso(utcnow())),
             )
+
+    def set_price_data(self, run_id: str, price_data: str) -> None:
+        """The price data a run's messages are priced with (e.g. "genai-prices 0.2.3"), the latest resume's."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET price_data=? WHERE id=?", (price_data, run_id))
 
     def finish_run(
         self, run_id: str, *, status: str, stop_reason: str | None, stop_detail: str | None, ended_at: datetime
@@ -378,6 +386,7 @@ class Store(RunLists, Experiments, MessageSearch):
             experiment_id=row["experiment_id"],
             source=row["source"],
             source_hash=row["source_hash"] if "source_hash" in row.keys() else None,  # noqa: SIM118 (a Row)
+            price_data=row["price_data"] if "price_data" in row.keys() else None,  # noqa: SIM118 (a Row)
             experiment_cell=json.loads(row["experiment_cell"]) if row["experiment_cell"] else None,
         )
 
@@ -413,6 +422,9 @@ class Store(RunLists, Experiments, MessageSearch):
         if m.draft_tokens is not None or m.accepted_tokens is not None:  # lookup decoding's counts (migration 008)
             columns += ", draft_tokens, accepted_tokens"
             values += (m.draft_tokens, m.accepted_tokens)
+        if m.cost is not None or m.cost_source is not None or m.cache_write_tokens is not None:  # migration 010
+            columns += ", cache_write_tokens, cost, cost_source"
+            values += (m.cache_write_tokens, m.cost, m.cost_source)
         marks = ", ".join("?" * len(values))
         self.conn.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", values)
 
@@ -421,6 +433,7 @@ class Store(RunLists, Experiments, MessageSearch):
             "SELECT * FROM messages WHERE run_id=? AND idx>? ORDER BY idx", (run_id, after)
         ).fetchall()
         lookup = bool(rows) and "draft_tokens" in rows[0].keys()  # a store before migration 008 (tests' old stores)
+        costs = bool(rows) and "cost" in rows[0].keys()  # … and before migration 010
         return [
             Message(
                 index=r["idx"],
@@ -440,9 +453,26 @@ class Store(RunLists, Experiments, MessageSearch):
                 finish_reason=r["finish_reason"],
                 attempts=r["attempts"],
                 injected=bool(r["injected"]),
+                cache_write_tokens=r["cache_write_tokens"] if costs else None,
+                cost=r["cost"] if costs else None,
+                cost_source=r["cost_source"] if costs else None,
             )
             for r in rows
         ]
+
+    def reply_lengths(self, models: Iterable[str], newest: int = 5000) -> dict[str, list[int]]:
+        """{model: the completion tokens of its newest generated messages (up to `newest`)} for those of
+        `models` the store holds any of (what an estimate measures a typical reply from)."""
+        out: dict[str, list[int]] = {}
+        for model in sorted(set(models)):
+            rows = self.conn.execute(
+                "SELECT completion_tokens FROM messages WHERE model = ? AND injected = 0 "
+                "AND completion_tokens IS NOT NULL ORDER BY rowid DESC LIMIT ?",
+                (model, newest),
+            ).fetchall()
+            if rows:
+                out[model] = [r[0] for r in rows]
+        return out
 
     # -- events ----------------------------------------------------------------
 

@@ -156,16 +156,26 @@ class Experiments:
     def experiment_runs(self, experiment_id: str) -> dict[str, CellRun]:
         """cell key -> the run of that cell, for the runs of an experiment."""
         rows = self.conn.execute(
-            "SELECT experiment_cell, id, status, pid FROM runs WHERE experiment_id=? AND experiment_cell IS NOT NULL",
+            "SELECT experiment_cell, id, status, pid, stop_reason FROM runs "
+            "WHERE experiment_id=? AND experiment_cell IS NOT NULL",
             (experiment_id,),
         ).fetchall()
-        return {r[0]: CellRun(r[1], r[2], r[3]) for r in rows}
+        return {r[0]: CellRun(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def experiment_cost(self, experiment_id: str) -> tuple[float, int]:
+        """What an experiment's runs have spent (USD, their generated messages' known costs) and how many
+        of their generated messages have no known cost."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(cost), 0), COALESCE(SUM(cost_unknown), 0) FROM runs WHERE experiment_id=?",
+            (experiment_id,),
+        ).fetchone()
+        return float(row[0]), int(row[1])
 
     def experiment_run_records(self, experiment_id: str) -> list[ExperimentRun]:
         """Every run of the experiment (no messages), by id."""
         rows = self.conn.execute(
             f"""SELECT id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail,
-                       spec, experiment_cell, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}
+                       spec, experiment_cell, cost, cost_unknown, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}
                 FROM runs WHERE experiment_id=? ORDER BY id""",
             (experiment_id,),
         )
@@ -184,6 +194,8 @@ class Experiments:
                 cell=json.loads(r["experiment_cell"]) if r["experiment_cell"] else None,
                 loops=loops_from_row(r),
                 semantic=semantic_from_row(r),
+                cost=r["cost"],
+                cost_unknown=r["cost_unknown"],
             )
             for r in rows
         ]
@@ -193,7 +205,7 @@ class Experiments:
         rows = self.conn.execute(
             """SELECT m.run_id, m.idx, m.speaker, m.model, m.content, m.reasoning, m.started_at, m.ended_at,
                       m.ttft, m.latency, m.prompt_tokens, m.cached_tokens, m.completion_tokens, m.finish_reason,
-                      m.attempts, m.injected, m.theme, m.topic
+                      m.attempts, m.injected, m.theme, m.topic, m.cache_write_tokens, m.cost, m.cost_source
                FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.experiment_id=? ORDER BY m.run_id, m.idx""",
             (experiment_id,),
         )

@@ -111,7 +111,7 @@ def _alive_pids(conn: sqlite3.Connection) -> set[int]:
 
 _ROW_COLUMNS = (
     "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, parent_run_id, "
-    "fork_at, experiment_id, message_count, loop_period, loop_onset, pid"
+    "fork_at, experiment_id, message_count, loop_period, loop_onset, pid, cost, cost_unknown"
 )
 
 
@@ -136,6 +136,8 @@ def _run_row(r: sqlite3.Row) -> RunRow:
         message_count=r["message_count"],
         loop_period=r["loop_period"],
         loop_onset=r["loop_onset"],
+        cost=r["cost"],
+        cost_unknown=r["cost_unknown"],
     )
 
 

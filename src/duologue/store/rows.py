@@ -101,6 +101,8 @@ class RunRow:
     message_count: int
     loop_period: int | None
     loop_onset: int | None
+    cost: float = 0.0  # USD: its own generated messages' known costs
+    cost_unknown: int = 0  # its own generated messages whose cost is unknown
 
     def as_dict(self) -> dict[str, Any]:
         """The dict `duologue.list_runs` has always returned (times as ISO text, `messages` the count)."""
@@ -118,6 +120,8 @@ class RunRow:
             "fork_at": self.fork_at,
             "experiment_id": self.experiment_id,
             "messages": self.message_count,
+            "cost_usd": self.cost,
+            "cost_unknown_messages": self.cost_unknown,
         }
 
 
@@ -170,6 +174,7 @@ class CellRun:
     run_id: str
     status: str  # as stored (a batch decides itself whether a running run's process is alive)
     pid: int | None
+    stop_reason: str | None = None
 
 
 @dataclass
@@ -189,6 +194,8 @@ class ExperimentRun:
     cell: dict[str, Any] | None
     loops: LoopSummary
     semantic: SemanticSummary = SemanticSummary()
+    cost: float = 0.0  # USD: its own generated messages' known costs (runs.cost)
+    cost_unknown: int = 0  # its own generated messages whose cost is unknown
 
 
 @dataclass
@@ -213,3 +220,6 @@ class MessageRow:
     injected: int
     theme: str | None = None  # the message's end-state theme label (stored analysis), None: none
     topic: str | None = None
+    cache_write_tokens: int | None = None
+    cost: float | None = None  # USD; None: unknown (cost_source says why) or not recorded
+    cost_source: str | None = None

@@ -254,6 +254,37 @@ def _m009_source_hash(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m010_costs(conn: sqlite3.Connection) -> None:
+    # What each generated message cost (USD; NULL: unknown or not recorded), where the figure comes from or
+    # why it is unknown (cost_source), and the tokens written to a provider's cache. Per run: the price
+    # data's version, and the sum of its own generated messages' known costs with the count of unknown
+    # ones, kept by triggers as message_count is (a fork's kept messages were its parent's spending), so
+    # `ls` and the viewer's runs page add nothing up. Runs stored before: every generated message unknown.
+    run_script(
+        conn,
+        """
+        ALTER TABLE messages ADD COLUMN cache_write_tokens INTEGER;
+        ALTER TABLE messages ADD COLUMN cost REAL;
+        ALTER TABLE messages ADD COLUMN cost_source TEXT;
+        ALTER TABLE runs ADD COLUMN price_data TEXT;
+        ALTER TABLE runs ADD COLUMN cost REAL NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0;
+        UPDATE runs SET cost_unknown = (
+            SELECT COUNT(*) FROM messages m
+            WHERE m.run_id = runs.id AND m.injected = 0 AND m.idx > COALESCE(runs.fork_at, 0)
+        );
+        CREATE TRIGGER runs_cost_message AFTER INSERT ON messages WHEN NEW.injected = 0 BEGIN
+            UPDATE runs SET cost = cost + COALESCE(NEW.cost, 0), cost_unknown = cost_unknown + (NEW.cost IS NULL)
+            WHERE id = NEW.run_id AND NEW.idx > COALESCE(fork_at, 0);
+        END;
+        CREATE TRIGGER runs_uncost_message AFTER DELETE ON messages WHEN OLD.injected = 0 BEGIN
+            UPDATE runs SET cost = cost - COALESCE(OLD.cost, 0), cost_unknown = cost_unknown - (OLD.cost IS NULL)
+            WHERE id = OLD.run_id AND OLD.idx > COALESCE(fork_at, 0);
+        END;
+        """,
+    )
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
     _m001_initial,
@@ -265,6 +296,7 @@ MIGRATIONS: list[Migration] = [
     _m007_message_search,
     _m008_lookup_tokens,
     _m009_source_hash,
+    _m010_costs,
 ]
 
 

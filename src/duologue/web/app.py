@@ -38,6 +38,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
+from ..costs import cost_cell, describe_cost, format_usd
 from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..events import EventDescription, Lineage, describe_events, format_value, lineage
 from ..records import Run
@@ -192,6 +193,7 @@ class Viewer:
             models=participant_models(run),
             spec_json=json.dumps(run.spec, indent=2, ensure_ascii=False),
             experiment=experiment,
+            cost=describe_cost(run),
             plots=PLOTS if run.messages and not live else (),
             **history_context(run, events, family),
         )
@@ -370,6 +372,8 @@ def make_templates() -> Jinja2Templates:
     env.filters["local_time"] = local_time
     env.filters["markdown"] = markdown  # model output: rendered with every tag escaped (web/markdown.py)
     env.filters["number"] = number
+    env.filters["usd"] = format_usd  # a cost in US dollars ($0.0123)
+    env.filters["cost_cell"] = cost_cell  # a group's cost: "≥" when some messages' cost is unknown
     env.filters["path"] = lambda value: quote(str(value), safe="")  # ids inside URL paths
     env.filters["marked"] = marked_snippet
     env.globals.update(local_time=local_time, number=number, sorts=SORTS)
