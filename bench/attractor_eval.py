@@ -18,9 +18,14 @@ on each and prints, per half and per family:
   attractor at all), counted the same way.
 
 With `--real LABELS --corpus DIR` it does the same for imported real logs
-(UniversalBackrooms): LABELS is a JSON list of {file, attractor, onset,
-end_state} (bench/attractor_eval/real-labels.json), DIR the folder holding the
-files (not part of this repository).
+(UniversalBackrooms): LABELS is a JSON list of {file, messages, attractor,
+onset, end_state} (bench/attractor_eval/real-labels.json: 40 logs of
+samhains/UniversalBackrooms labelled blind, see the README there), DIR the
+folder holding the files (var/backrooms_logs of a clone; not part of this
+repository). Messages are numbered as duologue imports them: the models' blocks
+in file order from 1; a file whose count differs from the label's is skipped.
+A rule end state labelled as the attractor (silence, verbatim) is a row of its
+own.
 
     python bench/attractor_eval.py [--half dev|test|both] [--show] [--real LABELS --corpus DIR]
 
@@ -99,6 +104,14 @@ def load_real(labels: Path, corpus: Path) -> list[Case]:
             print(f"attractor_eval: {path} is missing; skipped", file=sys.stderr)
             continue
         run = read_runs(path)[0]
+        if entry.get("messages") not in (None, len(run.messages)):
+            # The labels count the models' blocks in file order from 1, as duologue's import numbers them.
+            print(
+                f"attractor_eval: {entry['file']}: labelled with {entry['messages']} messages, "
+                f"imported with {len(run.messages)}; skipped",
+                file=sys.stderr,
+            )
+            continue
         out.append(
             Case(
                 id=entry["file"],
@@ -138,14 +151,17 @@ def got(found: Found) -> str:
 
 def table(cases: Sequence[Case], founds: Sequence[Found]) -> list[dict]:
     rows = []
-    for fam in (*FAMILIES, *OTHERS):
+    # A rule end state labelled or found as the attractor (the real logs' "silence", "verbatim") is a row of its own.
+    seen = {expected(c) for c in cases} | {got(f) for f in founds}
+    rules = sorted(seen - set(FAMILIES) - set(OTHERS))
+    for fam in (*FAMILIES, *rules, *OTHERS):
         tp = sum(1 for c, f in zip(cases, founds, strict=True) if expected(c) == fam and got(f) == fam)
         fp = sum(1 for c, f in zip(cases, founds, strict=True) if expected(c) != fam and got(f) == fam)
         fn = sum(1 for c, f in zip(cases, founds, strict=True) if expected(c) == fam and got(f) != fam)
         row: dict = {"family": fam, "labelled": tp + fn, "found": tp + fp, "tp": tp}
         row["precision"] = tp / (tp + fp) if tp + fp else None
         row["recall"] = tp / (tp + fn) if tp + fn else None
-        if fam in FAMILIES:
+        if fam not in OTHERS:
             errors = [
                 abs(f.onset - c.onset)
                 for c, f in zip(cases, founds, strict=True)
