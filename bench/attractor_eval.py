@@ -27,9 +27,11 @@ in file order from 1; a file whose count differs from the label's is skipped.
 A rule end state labelled as the attractor (silence, verbatim) is a row of its
 own.
 
-    python bench/attractor_eval.py [--half dev|test|both] [--show] [--real LABELS --corpus DIR]
+    python bench/attractor_eval.py [--half dev|test|both] [--show] [--real LABELS --corpus DIR] [--set KEY=VALUE]
 
-`--show` prints each conversation's label, what was found, and its theme strip.
+`--show` prints each conversation's label, what was found, and its theme strip;
+`--set topic_register=0.3` scores a [detection.attractor] setting other than its
+default.
 """
 
 from __future__ import annotations
@@ -125,11 +127,15 @@ def load_real(labels: Path, corpus: Path) -> list[Case]:
     return out
 
 
+SETTINGS: dict[str, float | int | None] = {}  # [detection.attractor] settings other than the defaults (--set)
+
+
 def find(case: Case) -> Found:
     from duologue.analysis import analyze
     from duologue.analysis.report import theme_strip
+    from duologue.analysis.themes import AttractorParams
 
-    a = analyze(case.speakers, case.contents)
+    a = analyze(case.speakers, case.contents, attractor=AttractorParams(**SETTINGS))
     at = a.attractor
     family = FAMILY_OF.get(at.theme, at.theme) if at else None
     start = getattr(a, "topic_from_start", None)
@@ -263,9 +269,19 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="each conversation: label, finding and theme strip")
     ap.add_argument("--real", type=Path, help="labels of real logs (JSON list of file, attractor, onset, end_state)")
     ap.add_argument("--corpus", type=Path, help="the folder holding the real logs named in --real")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [detection.attractor] setting instead of its default (e.g. topic_register=0.3); repeatable",
+    )
     args = ap.parse_args()
     if bool(args.real) != bool(args.corpus):
         ap.error("--real and --corpus go together")
+    for item in args.set:
+        key, _, value = item.partition("=")
+        SETTINGS[key.strip()] = json.loads(value)
     sets = []
     if args.half in ("dev", "both"):
         sets.append(("dev", load_half(EVAL / "dev")))
