@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DuologueError
+from .embeddings import embed_cached
 from .onset import OnsetRule
 from .text import SILENCE, count_emoji, is_emoji, normalize, words
 
@@ -293,7 +294,8 @@ class ThemeScorer:
         phrases = [p for t in self.phrase_themes for p in t.phrases]
         bounds = np.cumsum([0] + [len(t.phrases) for t in self.phrase_themes])
         self._starts = np.asarray(bounds[:-1], dtype=np.intp)
-        self._phrases = embedder.embed(phrases).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
+        # The phrases' vectors are kept in the cache folder: an analysis of stored vectors loads no model.
+        self._phrases = embed_cached(phrases, embedder).astype(np.float32) if phrases else np.zeros((0, embedder.dim))
         # Each lexicon's terms as plain substrings (and as written): a text that holds none of them has no
         # hit, and testing that is far cheaper than the pattern's word-boundary search.
         self._terms = [
