@@ -18,13 +18,20 @@ on each and prints, per half and per family:
   attractor at all), counted the same way.
 
 With `--real LABELS --corpus DIR` it does the same for imported real logs
-(UniversalBackrooms): LABELS is a JSON list of {file, attractor, onset,
-end_state} (bench/attractor_eval/real-labels.json), DIR the folder holding the
-files (not part of this repository).
+(UniversalBackrooms): LABELS is a JSON list of {file, messages, attractor,
+onset, end_state} (bench/attractor_eval/real-labels.json: 40 logs of
+samhains/UniversalBackrooms labelled blind, see the README there), DIR the
+folder holding the files (var/backrooms_logs of a clone; not part of this
+repository). Messages are numbered as duologue imports them: the models' blocks
+in file order from 1; a file whose count differs from the label's is skipped.
+A rule end state labelled as the attractor (silence, verbatim) is a row of its
+own.
 
-    python bench/attractor_eval.py [--half dev|test|both] [--show] [--real LABELS --corpus DIR]
+    python bench/attractor_eval.py [--half dev|test|both] [--show] [--real LABELS --corpus DIR] [--set KEY=VALUE]
 
-`--show` prints each conversation's label, what was found, and its theme strip.
+`--show` prints each conversation's label, what was found, and its theme strip;
+`--set topic_register=0.3` scores a [detection.attractor] setting other than its
+default.
 """
 
 from __future__ import annotations
@@ -99,6 +106,14 @@ def load_real(labels: Path, corpus: Path) -> list[Case]:
             print(f"attractor_eval: {path} is missing; skipped", file=sys.stderr)
             continue
         run = read_runs(path)[0]
+        if entry.get("messages") not in (None, len(run.messages)):
+            # The labels count the models' blocks in file order from 1, as duologue's import numbers them.
+            print(
+                f"attractor_eval: {entry['file']}: labelled with {entry['messages']} messages, "
+                f"imported with {len(run.messages)}; skipped",
+                file=sys.stderr,
+            )
+            continue
         out.append(
             Case(
                 id=entry["file"],
@@ -112,11 +127,15 @@ def load_real(labels: Path, corpus: Path) -> list[Case]:
     return out
 
 
+SETTINGS: dict[str, float | int | None] = {}  # [detection.attractor] settings other than the defaults (--set)
+
+
 def find(case: Case) -> Found:
     from duologue.analysis import analyze
     from duologue.analysis.report import theme_strip
+    from duologue.analysis.themes import AttractorParams
 
-    a = analyze(case.speakers, case.contents)
+    a = analyze(case.speakers, case.contents, attractor=AttractorParams(**SETTINGS))
     at = a.attractor
     family = FAMILY_OF.get(at.theme, at.theme) if at else None
     start = getattr(a, "topic_from_start", None)
@@ -138,14 +157,17 @@ def got(found: Found) -> str:
 
 def table(cases: Sequence[Case], founds: Sequence[Found]) -> list[dict]:
     rows = []
-    for fam in (*FAMILIES, *OTHERS):
+    # A rule end state labelled or found as the attractor (the real logs' "silence", "verbatim") is a row of its own.
+    seen = {expected(c) for c in cases} | {got(f) for f in founds}
+    rules = sorted(seen - set(FAMILIES) - set(OTHERS))
+    for fam in (*FAMILIES, *rules, *OTHERS):
         tp = sum(1 for c, f in zip(cases, founds, strict=True) if expected(c) == fam and got(f) == fam)
         fp = sum(1 for c, f in zip(cases, founds, strict=True) if expected(c) != fam and got(f) == fam)
         fn = sum(1 for c, f in zip(cases, founds, strict=True) if expected(c) == fam and got(f) != fam)
         row: dict = {"family": fam, "labelled": tp + fn, "found": tp + fp, "tp": tp}
         row["precision"] = tp / (tp + fp) if tp + fp else None
         row["recall"] = tp / (tp + fn) if tp + fn else None
-        if fam in FAMILIES:
+        if fam not in OTHERS:
             errors = [
                 abs(f.onset - c.onset)
                 for c, f in zip(cases, founds, strict=True)
@@ -247,9 +269,19 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="each conversation: label, finding and theme strip")
     ap.add_argument("--real", type=Path, help="labels of real logs (JSON list of file, attractor, onset, end_state)")
     ap.add_argument("--corpus", type=Path, help="the folder holding the real logs named in --real")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [detection.attractor] setting instead of its default (e.g. topic_register=0.3); repeatable",
+    )
     args = ap.parse_args()
     if bool(args.real) != bool(args.corpus):
         ap.error("--real and --corpus go together")
+    for item in args.set:
+        key, _, value = item.partition("=")
+        SETTINGS[key.strip()] = json.loads(value)
     sets = []
     if args.half in ("dev", "both"):
         sets.append(("dev", load_half(EVAL / "dev")))

@@ -416,7 +416,7 @@ def measure_live(long: int = 4, long_messages: int = 240, passes: int = 3, seed:
 
 
 def experiment_spec(runs: int):
-    from duologue.spec import ExperimentSpec
+    from duologue.experiment_spec import ExperimentSpec
 
     repeats = max(1, -(-runs // 40))  # 4 pairings x 5 openers x 2 temperatures = 40 cells
     return ExperimentSpec.model_validate(
@@ -451,7 +451,7 @@ def experiment_spec(runs: int):
 def fill(db: Path, runs: int, messages: int = 30, seed: int = 3) -> dict:
     """The experiment's runs with their stored analyses; returns what was built."""
     from duologue.analysis.stored import store_analysis
-    from duologue.batch import plan_experiment
+    from duologue.experiment_spec import plan_experiment
     from duologue.records import Message, Run
     from duologue.store import Store
 

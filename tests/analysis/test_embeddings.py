@@ -148,3 +148,54 @@ def test_a_fresh_process_loads_offline_without_touching_the_network(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "(2, 256)" in out.stdout and "attempts 0 []" in out.stdout
     assert not (tmp_path / ".cache" / "wordllama").exists()  # nothing fetched into the default cache
+
+
+def test_phrase_vectors_are_kept_in_the_cache_folder(tmp_path, monkeypatch, embedder):
+    monkeypatch.setenv("DUOLOGUE_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    class Counting:
+        name, dim = embedder.name, embedder.dim
+        cache_key = embedder.cache_key
+
+        def embed(self, texts):
+            calls.append(list(texts))
+            return embedder.embed(texts)
+
+    phrases = ["We are one now.", "Thank you for this."]
+    first = emb.embed_cached(phrases, Counting())
+    again = emb.embed_cached(phrases, Counting())
+    assert len(calls) == 1 and np.array_equal(first, again) and np.array_equal(first, embedder.embed(phrases))
+    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 1
+    emb.embed_cached([*phrases, "Goodbye."], Counting())  # other texts: their own entry
+    assert len(calls) == 2
+    # A broken entry is embedded again; an embedder without a cache key is never cached.
+    for f in (tmp_path / "embeddings").glob("*.npy"):
+        f.write_bytes(b"not an array")
+    emb.embed_cached(phrases, Counting())
+    assert len(calls) == 3
+    del Counting.cache_key
+    emb.embed_cached(phrases, Counting())
+    assert len(calls) == 4 and len(list((tmp_path / "embeddings").glob("*.npy"))) == 2
+
+
+def test_an_analysis_of_stored_vectors_loads_no_embedding_model(tmp_path):
+    # Once the theme phrases' vectors are in the cache folder, analysing messages whose vectors are given
+    # needs no model: a fresh process analyses without loading WordLlama's weights.
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from duologue.analysis import analyze
+        from duologue.analysis.embeddings import get_embedder
+        contents = ["Let us talk about B-trees.", "Sure, they keep keys sorted.", "Thank you, I am grateful."]
+        vectors = np.eye(3, 256, dtype=np.float32)
+        analyze(["a", "b", "a"], contents, vectors=vectors)
+        print("loaded", get_embedder()._table is not None)
+        """
+    )
+    env = {"PYTHONPATH": str(SRC), "DUOLOGUE_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "loaded True" in first.stdout  # the phrases are embedded once …
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert "loaded False" in second.stdout, second.stderr  # … and read from the cache folder after

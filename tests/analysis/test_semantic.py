@@ -219,3 +219,30 @@ def test_rule_themes_are_labelled_by_their_own_id(tmp_path):
     watcher = SemanticWatcher(attractor=params)
     events = [e for s, c in zip(["a", "b"] * 5, contents, strict=True) for e in watcher.observe(s, c)]
     assert [e.attractor.theme for e in events if hasattr(e, "attractor")] == ["quiet"]
+
+
+def test_a_family_the_opening_asked_for_is_the_topic_when_topic_register_is_set():
+    # The opener asks for gratitude (its score for the gratitude theme is high); the family comes at message 7 and
+    # its messages stay on the opening's subject. With `topic_register` set that is the topic; by default (and
+    # when the opening did not ask, or the family's messages left its subject) it is a drift.
+    from duologue.analysis.entry import AttractorWatcher, detect_attractor, topic_from_start
+    from duologue.analysis.themes import MessageThemes
+
+    def trajectory(register: float, similarity: float) -> list[MessageThemes]:
+        out = [MessageThemes(1, None, None, {"gratitude": register}, 0.0, True)]
+        out += [MessageThemes(2, "on_task", None, {"gratitude": 0.1}, 0.6, True)]
+        out += [MessageThemes(i, "on_task", None, {}, 0.5) for i in range(3, 7)]
+        out += [MessageThemes(i, "gratitude", None, {"gratitude": 0.5}, similarity) for i in range(7, 15)]
+        return out
+
+    themes = builtin_themes()
+    asked = AttractorParams(topic_register=0.3, topic_similarity=0.25)
+    assert detect_attractor(trajectory(0.45, 0.4), themes).onset == 7  # the default: a drift
+    assert detect_attractor(trajectory(0.45, 0.4), themes, asked) is None
+    assert topic_from_start(trajectory(0.45, 0.4), themes, asked) == "bliss"
+    assert detect_attractor(trajectory(0.2, 0.4), themes, asked).onset == 7  # the opening did not ask
+    assert detect_attractor(trajectory(0.45, 0.1), themes, asked).onset == 7  # the messages left its subject
+    # Live: no event for the topic, an event for the drift.
+    for params, events in ((asked, 0), (AttractorParams(), 1)):
+        watcher = AttractorWatcher(themes, params)
+        assert sum(len(watcher.observe(m)) for m in trajectory(0.45, 0.4)) == events

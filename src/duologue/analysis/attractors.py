@@ -225,11 +225,12 @@ def grouped_ends(runs: Iterable[RunEnd], setting: str) -> dict[str, list[RunEnd]
 
 
 def write_attractor_plots(
-    by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], folder: Path, stem: str
+    by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], folder: Path, stem: str, labeller: str = "built-in"
 ) -> list[Path]:
     """<stem>-attractors.png (stacked share by turn, one panel per pairing),
     <stem>-attractor-entry.png (Kaplan–Meier: runs not yet in an attractor) and
-    <stem>-end-states.png (topics and end states per pairing, as bars)."""
+    <stem>-end-states.png (topics and end states per pairing, as bars). Each names the `labeller` whose
+    message labels it shows (the built-in analysis, or a judge's model string)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,7 +274,10 @@ def write_attractor_plots(
             if n not in names:
                 handles.append(h)
                 names.append(n)
-    fig.suptitle("Where conversations are, by turn (a run that ended stays in its end state)", fontsize="medium")
+    fig.suptitle(
+        f"Where conversations are, by turn (a run that ended stays in its end state; labels: {labeller})",
+        fontsize="medium",
+    )
     fig.tight_layout(rect=(0, 0, 0.78, 0.97))
     if handles:
         fig.legend(handles, names, loc="center right", fontsize="small", frameon=False)
@@ -288,7 +292,7 @@ def write_attractor_plots(
     ax.set_xlabel("message")
     ax.set_ylabel("share of runs not yet in an attractor")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Time to attractor entry (Kaplan–Meier)")
+    ax.set_title(f"Time to attractor entry (Kaplan–Meier; labels: {labeller})")
     ax.grid(alpha=0.3)
     if by_pairing:
         ax.legend(fontsize="small")
@@ -296,11 +300,11 @@ def write_attractor_plots(
     paths.append(folder / f"{stem}-attractor-entry.png")
     fig.savefig(paths[-1])
 
-    paths.append(_shares_plot(by_pairing, labels, folder / f"{stem}-end-states.png"))
+    paths.append(_shares_plot(by_pairing, labels, folder / f"{stem}-end-states.png", labeller))
     return paths
 
 
-def _shares_plot(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], path: Path) -> Path:
+def _shares_plot(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], path: Path, labeller: str) -> Path:
     """Two panels of horizontal bars per pairing, as the model cards show them: the topics
     (mean share of messages) and the end states (share of runs)."""
     from matplotlib.figure import Figure
@@ -313,7 +317,7 @@ def _shares_plot(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], pa
     for col, (title, keys, values) in enumerate(
         (
             ("Topics (share of messages)", topics, lambda g, k: g.topics.get(k, 0.0)),
-            ("End states (share of runs)", ends, lambda g, k: g.end_states.get(k, 0.0)),
+            (f"End states (share of runs; labels: {labeller})", ends, lambda g, k: g.end_states.get(k, 0.0)),
         ),
         start=1,
     ):

@@ -91,6 +91,7 @@ __all__ = [
     "WordLlamaEmbedder",
     "cosine_matrix",
     "embed",
+    "embed_cached",
     "get_embedder",
     "phrase_centroid",
 ]
@@ -166,6 +167,47 @@ class WordLlamaEmbedder:
             if norm > 0.0:
                 out[i] = v / np.float32(norm)
         return out
+
+    @property
+    def cache_key(self) -> str:
+        """What its vectors depend on besides the text: the model and the package's version (its weights)."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{self.name}:{version('wordllama')}"
+        except PackageNotFoundError:
+            return self.name
+
+
+def embed_cached(texts: Sequence[str], embedder: Embedder) -> np.ndarray:
+    """`embedder.embed(texts)`, kept in the cache folder (`embeddings/`, one .npy per list of texts) for an
+    embedder that has a `cache_key`: a theme set's phrases are embedded once per machine, so an analysis of
+    stored vectors never loads the embedding model. A cache that cannot be read or written is skipped."""
+    import hashlib
+    import os
+
+    key = getattr(embedder, "cache_key", None)
+    if not key or not texts:
+        return embedder.embed(texts)
+    from ..folders import cache_dir
+
+    digest = hashlib.sha256("\x00".join([key, *texts]).encode("utf-8")).hexdigest()[:32]
+    path = cache_dir() / "embeddings" / f"{digest}.npy"
+    try:
+        vectors = np.load(path, allow_pickle=False)
+        if vectors.shape == (len(texts), embedder.dim) and vectors.dtype == np.float32:
+            return vectors
+    except (OSError, ValueError):
+        pass
+    vectors = embedder.embed(texts)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return vectors
 
 
 DEFAULT_EMBEDDER = "wordllama"

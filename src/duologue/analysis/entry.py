@@ -8,8 +8,9 @@ COLLAPSE_AFTER messages, when a collapse rule labels it (the same words again,
 emoji, nothing: how a family's stretch often ends). The onset rule of onset.py
 (`onset_run`, `onset_min`, `tail_share`) finds where the conversation entered
 the family and stayed, the onset moved to the first marked message of its
-window. A family entered by message `topic_messages` is the conversation's
-topic (the opener asked for it), not a drift. `AttractorWatcher` reports the
+window. A family entered by message `topic_messages` (or, with
+`topic_register` set, asked for by the opening: `is_topic`) is the
+conversation's topic, not a drift. `AttractorWatcher` reports the
 same one message at a time, with state bounded by the windows.
 """
 
@@ -97,6 +98,25 @@ def _attractor_for(
     return Attractor(family, themes.label(family), onset, share, round(strength, 4))
 
 
+def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes], params: AttractorParams) -> bool:
+    """Whether a family the conversation entered is its topic rather than a drift: entered by message
+    `topic_messages`; or, when `topic_register` is set, a family of phrase themes the opening asked for: a
+    message of the opening scores at least `topic_register` for one of the family's themes (the opener asks
+    for a meditation, a gratitude letter, a game of compliments) and the family's own messages from the onset
+    on keep to the opening's subject (their mean cosine with the opening reaches `topic_similarity`: the
+    conversation gave what was asked, maybe after a while). A drift leaves the opening's subject behind."""
+    if a.onset <= params.topic_messages:
+        return True
+    own = [t.id for t in themes.members(a.theme) if t.rule is None]
+    if params.topic_register is None or not own:
+        return False
+    register = max((m.scores.get(t, 0.0) for m in trajectory if m.opens for t in own), default=0.0)
+    if register < params.topic_register:
+        return False
+    sims = [m.opening for m in trajectory[a.onset - 1 :] if m.label in own]
+    return bool(sims) and sum(sims) / len(sims) >= params.topic_similarity
+
+
 def _attractor_families(themes: ThemeSet) -> list[str]:
     not_attractors = _not_attractors(themes)
     return [f for f in themes.family_ids if f not in not_attractors]
@@ -105,8 +125,7 @@ def _attractor_families(themes: ThemeSet) -> list[str]:
 def _entries(
     trajectory: Sequence[MessageThemes], themes: ThemeSet, params: AttractorParams
 ) -> list[tuple[Attractor, bool]]:
-    """Each family whose onset rule holds: its attractor, and whether it is the topic (onset by message
-    `topic_messages`)."""
+    """Each family whose onset rule holds: its attractor, and whether it is the topic (`is_topic`)."""
     present = {themes.family_of(m.label) for m in trajectory if m.label is not None}
     out = []
     for family in _attractor_families(themes):
@@ -117,7 +136,7 @@ def _entries(
         if onset is None:
             continue
         a = _attractor_for(family, flags, onset, themes, trajectory)
-        out.append((a, a.onset <= params.topic_messages))
+        out.append((a, is_topic(a, themes, trajectory, params)))
     return out
 
 
@@ -126,8 +145,8 @@ def detect_attractor(
 ) -> Attractor | None:
     """The family the conversation drifted into and stayed in, or None.
 
-    Among the families whose onset rule holds, those entered by message `topic_messages` are the
-    conversation's topic (see `topic_from_start`), not a drift; of the rest the earliest onset wins
+    Among the families whose onset rule holds, those the conversation began in or was asked for are its
+    topic (`is_topic`, `topic_from_start`), not a drift; of the rest the earliest onset wins
     (then the larger share): a family holding most messages from there to the end has been where the
     conversation is for longest, and a collapse inside it (bliss fading into emoji) counts towards it.
     """
@@ -138,7 +157,8 @@ def detect_attractor(
 def topic_from_start(
     trajectory: Sequence[MessageThemes], themes: ThemeSet, params: AttractorParams | None = None
 ) -> str | None:
-    """The family the conversation started in and stayed in (an opener that asks for a meditation), or None."""
+    """The family the conversation started in or was asked for by its opening, and stayed in (an opener that
+    asks for a meditation), or None."""
     topics = [a for a, topic in _entries(trajectory, themes, _params(params)) if topic]
     return min(topics, key=lambda a: (a.onset, -a.share)).theme if topics else None
 
@@ -174,7 +194,7 @@ class AttractorEvent:
 
 class AttractorWatcher:
     """`detect_attractor` one message at a time: an event when a family's rule first holds (per episode),
-    unless the onset is by message `topic_messages` (the conversation's topic, not a drift)."""
+    unless the family is then the conversation's topic (`is_topic` on the messages so far), not a drift."""
 
     def __init__(self, themes: ThemeSet, params: AttractorParams | None = None) -> None:
         self.themes = themes
@@ -191,7 +211,7 @@ class AttractorWatcher:
                 onset = first_onset(flags, self.params.rule, tracker.start)
                 assert onset is not None  # the same rule, computed the long way
                 a = _attractor_for(family, flags, onset, self.themes, self.trajectory)
-                if a.onset > self.params.topic_messages:
+                if not is_topic(a, self.themes, self.trajectory, self.params):
                     events.append(AttractorEvent(mt.index, a))
         return events
 

@@ -15,14 +15,16 @@ from ..experiment_spec import ExperimentSpec, stored_experiment
 from ..store import DEFAULT_DB, Store
 
 
-def load_experiment_stats(store: Store, name: str, ends: list | None = None):
+def load_experiment_stats(store: Store, name: str, ends: list | None = None, labeller: str | None = None):
     """RunStats for every run of the experiment, from the store alone. Given a list `ends`, it is
-    filled with each run's place on the attractor map (analysis.attractors.RunEnd)."""
+    filled with each run's place on the attractor map (analysis.attractors.RunEnd), from the built-in
+    analysis's message labels, or from `labeller`'s (a judge's model string: `duologue judge`)."""
     from .attractors import run_end
     from .experiment import run_stats
     from .text import words
 
     store.require_experiment(name)
+    judged = store.experiment_labels(name, labeller) if labeller else None
     by_run: dict[str, list[dict[str, Any]]] = {}
     themes: dict[str, list[tuple[str | None, str | None, str]]] = {}
     for m in store.experiment_messages(name):
@@ -53,20 +55,73 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
         if ends is not None:
             msgs = themes.get(run.id, [])
             sem = run.semantic
+            labels = [t for t, _, _ in msgs]
+            end, attractor, onset = sem.end_state, sem.attractor, sem.attractor_onset
+            if judged is not None:
+                labels, end, attractor, onset = labelled_ends(run.spec, judged.get(run.id, {}), len(msgs))
             window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
             ends.append(
                 run_end(
                     run.id,
                     run_row["cell"],
-                    sem.end_state,
-                    sem.attractor,
-                    sem.attractor_onset,
-                    [t for t, _, _ in msgs],
+                    end,
+                    attractor,
+                    onset,
+                    labels,
                     [tp for _, tp, _ in msgs],
                     [c for _, _, c in msgs[-window:]],
                 )
             )
     return stats
+
+
+def labelled_ends(
+    spec: dict[str, Any], labels: dict[int, str | None], n: int
+) -> tuple[list[str | None], str | None, str | None, int | None]:
+    """A run's labels 1..n from another labeller (a message it did not label counts as none), and the end
+    state, attractor and its onset the run's own attractor rule finds in them (entry.py)."""
+    from .entry import detect_attractor, end_state
+    from .params import detection_params
+    from .themes import MessageThemes, load_themes
+
+    _, _, params = detection_params(spec.get("detection") or {})
+    try:
+        themes = load_themes(params.themes)
+    except DuologueError:
+        themes = load_themes(None)
+    seq = [labels.get(i) for i in range(1, n + 1)]
+    trajectory = [MessageThemes(i, label, None) for i, label in enumerate(seq, start=1)]
+    found = detect_attractor(trajectory, themes, params)
+    return (
+        seq,
+        end_state(trajectory, params, themes),
+        found.theme if found else None,
+        found.onset if found else None,
+    )
+
+
+def experiment_agreement(store: Store, name: str, themes) -> list[dict[str, Any]]:
+    """Per labeller besides the built-in analysis (`duologue judge`), its agreement with the built-in
+    labels over every message of the experiment both labelled: Cohen's κ per family (agreement.py)."""
+    from .agreement import BUILTIN, agreement
+
+    runs = [r.id for r in store.experiment_run_records(name)]
+    labellers = sorted({x.labeller for x in store.labellings(runs)})
+    if not labellers:
+        return []
+    analysed = {r for r in runs if store.run_semantic(r) is not None}  # an unanalysed run has no built-in labels
+    builtin = {(m.run_id, m.message_index): m.theme for m in store.experiment_messages(name) if m.run_id in analysed}
+    out = []
+    for labeller in labellers:
+        other = store.experiment_labels(name, labeller)
+        pairs = [
+            (builtin[(run_id, idx)], label)
+            for run_id, labels in sorted(other.items())
+            for idx, label in sorted(labels.items())
+            if (run_id, idx) in builtin
+        ]
+        out.append(agreement(pairs, themes, BUILTIN, labeller).as_dict())
+    return out
 
 
 # What a report splits an older experiment by (one whose record today's duologue cannot read).
@@ -83,17 +138,28 @@ def report_settings(exp_spec: dict[str, Any]) -> tuple[ExperimentSpec | None, li
     return stored, (stored.settings if stored else list(REPORT_SETTINGS))
 
 
-def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
-    """The runs' stats, and the report's numbers: overall, by each setting that varies, survival per pairing."""
+def experiment_stats_by(store: Store, name: str, labeller: str | None = None) -> tuple[list, dict[str, Any]]:
+    """The runs' stats, and the report's numbers: overall, by each setting that varies, survival per pairing;
+    the attractor map from the built-in labels or `labeller`'s, and each other labeller's agreement with the
+    built-in one."""
     from dataclasses import asdict
 
+    from .agreement import BUILTIN
     from .attractors import attractor_group, cluster_unknown, entry_survival, grouped_ends, share_by_turn
     from .experiment import group_stats, grouped, survival_curve
     from .semantic import theme_labels
     from .themes import load_themes
 
+    if labeller == BUILTIN:
+        labeller = None
+    if labeller is not None and labeller not in {
+        x.labeller for x in store.labellings(r.id for r in store.experiment_run_records(name))
+    }:
+        raise DuologueError(
+            f"no labels by '{labeller}' in experiment {name} (`duologue judge {name} --model {labeller}` makes them)"
+        )
     ends: list = []
-    stats = load_experiment_stats(store, name, ends)
+    stats = load_experiment_stats(store, name, ends, labeller)
     exp_spec = store.require_experiment(name).spec
     stored, settings = report_settings(exp_spec)
     if stored is not None:
@@ -111,10 +177,15 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     cluster_unknown(ends)
     theme_file = ((exp_spec.get("detection") or {}).get("attractor") or {}).get("themes")
     try:
-        labels = theme_labels(load_themes(theme_file))  # themes' and families' labels
+        theme_set = load_themes(theme_file)
     except DuologueError:
-        labels = {}
-    attractors: dict[str, Any] = {"labels": labels, "overall": asdict(attractor_group("all", ends))}
+        theme_set = load_themes(None)
+    labels = theme_labels(theme_set)  # themes' and families' labels
+    attractors: dict[str, Any] = {
+        "labeller": labeller or BUILTIN,  # whose message labels the map is made of
+        "labels": labels,
+        "overall": asdict(attractor_group("all", ends)),
+    }
     for setting in settings:
         end_groups = grouped_ends(ends, setting)
         if len(end_groups) > 1 or setting == "pairing":
@@ -126,29 +197,39 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
         {"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor, "entry": r.entry} for r in ends
     ]
     report["attractors"] = attractors
+    report["agreement"] = experiment_agreement(store, name, theme_set)
     report["_ends"] = ends  # for the plots; not written to JSON
     return stats, report
 
 
-def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
-    """Aggregate the experiment, write its plots and `<name>-report.json` into `folder`, return the report."""
+def experiment_report(store: Store, name: str, folder: Path, labeller: str | None = None) -> dict[str, Any]:
+    """Aggregate the experiment, write its plots and `<name>-report.json` into `folder`, return the report.
+    `labeller`: whose message labels the attractor map uses (None: the built-in analysis's)."""
     import json
 
     from .attractors import grouped_ends, write_attractor_plots
     from .experiment import grouped, write_experiment_plots
 
-    stats, report = experiment_stats_by(store, name)
+    stats, report = experiment_stats_by(store, name, labeller)
     ends = report.pop("_ends")
     report["plots"] = [str(p) for p in write_experiment_plots(grouped(stats, "pairing"), folder, name)]
     report["plots"] += [
         str(p)
-        for p in write_attractor_plots(grouped_ends(ends, "pairing"), report["attractors"]["labels"], folder, name)
+        for p in write_attractor_plots(
+            grouped_ends(ends, "pairing"),
+            report["attractors"]["labels"],
+            folder,
+            name,
+            report["attractors"]["labeller"],
+        )
     ]
     (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
 
 
-def write_experiment_report(name: str, folder: Path, *, db: str | Path = DEFAULT_DB) -> dict[str, Any]:
+def write_experiment_report(
+    name: str, folder: Path, *, db: str | Path = DEFAULT_DB, labeller: str | None = None
+) -> dict[str, Any]:
     """experiment_report on the store at `db` (what `duologue report` does)."""
     with Store(db, create=False) as store:
-        return experiment_report(store, name, folder)
+        return experiment_report(store, name, folder, labeller)

@@ -1,9 +1,9 @@
 """The command line: parses, calls the Python API, prints.
 
 One module per group of commands (runs.py: run, fork, resume, ls; show.py: show; files.py: export, import;
-analysis.py: analyze, batch, report, themes, models; doctor.py: doctor; search.py: search; serve.py: serve);
-options.py builds a conversation's spec from a TOML file and flags. This module is the `duologue` group itself: it
-loads each command's module when the command is used, and turns every DuologueError into one line.
+analysis.py: analyze, batch, report, themes, models; judge.py: judge; doctor.py: doctor; search.py: search;
+serve.py: serve); options.py builds a conversation's spec from a TOML file and flags. This module is the `duologue`
+group itself: it loads each command's module when the command is used, and turns every DuologueError into one line.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("analysis", "batch"),
     "report": ("analysis", "report"),
     "themes": ("analysis", "themes"),
+    "judge": ("judge", "judge"),
     "serve": ("serve", "serve"),
     "alias": ("alias", "alias"),
 }

@@ -364,18 +364,26 @@ def _print_batch(result, experiment_file: Path, c: Console) -> None:
     "runs/reports/EXPERIMENT).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (what EXPERIMENT-report.json holds).")
+@click.option(
+    "--labeller",
+    metavar="PROVIDER/MODEL",
+    help="Make the attractor map from this judge's message labels (`duologue judge`) instead of the built-in ones.",
+)
 @width_option
 @db_option
-def report(experiment, output, as_json, width, db) -> None:
+def report(experiment, output, as_json, labeller, width, db) -> None:
     """Statistics across an experiment's runs: loop rates, onsets, stop reasons, cost; survival plots.
 
     Writes EXPERIMENT-report.json (the report as JSON) and the plots (PNG,
-    named EXPERIMENT-…) into the output folder.
+    named EXPERIMENT-…) into the output folder. The attractor map is made of
+    the built-in analysis's message labels (or --labeller's); when a judge has
+    labelled the runs too (`duologue judge`), the report shows how far the two
+    agree: Cohen's κ per attractor family.
     """
     from ..analysis.experiment_report import write_experiment_report
 
     folder = output or Path(db).parent / "reports" / experiment
-    rep = write_experiment_report(experiment, folder, db=db)
+    rep = write_experiment_report(experiment, folder, db=db, labeller=labeller)
     if as_json:
         print_json(rep)
         return
@@ -451,6 +459,7 @@ def _print_report(rep: dict, c: Console) -> None:
             )
         print_table(c, REPORT_COLUMNS, rows, title=f"by {label}", hint="or --json")
     _print_attractor_map(c, rep.get("attractors") or {})
+    _print_agreements(c, rep.get("agreement") or [])
     for path in rep["plots"]:
         c.print(Text(f"plot: {path}", style="dim"))
 
@@ -482,7 +491,32 @@ def _print_attractor_map(c: Console, att: dict) -> None:
             topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"
             group = Text(_short(g["group"], 60))
             rows.append([group, str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics)])
-        print_table(c, MAP_COLUMNS, rows, title=f"attractor map by {label}", hint="or --json")
+        who = att.get("labeller", "built-in")
+        print_table(c, MAP_COLUMNS, rows, title=f"attractor map by {label} (labels: {who})", hint="or --json")
+
+
+def _print_agreements(c: Console, agreements: list[dict]) -> None:
+    """Each judge's agreement with the built-in labels: Cohen's κ per family the one or the other used."""
+    from ..analysis.agreement import format_kappa
+
+    cols = (
+        Col("family", wrap=True, min_width=12),
+        Col("built-in", justify="right"),
+        Col("judge", justify="right"),
+        Col("both", justify="right"),
+        Col("κ", justify="right"),
+    )
+    for a in agreements:
+        rows: list[list[Cell]] = [
+            [Text(f["label"]), str(f["first"]), str(f["second"]), str(f["both"]), format_kappa(f["kappa"])]
+            for f in a["families"]
+            if f["first"] or f["second"]
+        ]
+        title = (
+            f"agreement of built-in and {a['second']} over {a['messages']} messages "
+            f"(Cohen's κ; overall {format_kappa(a['overall'])})"
+        )
+        print_table(c, cols, rows, title=title, hint="or --json")
 
 
 @click.command()

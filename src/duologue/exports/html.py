@@ -89,6 +89,7 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
         "themes": themes,
         "blocks": chat_blocks(run.messages, exact, themes.marks_at() if themes else None),
         "badges": themes.badges if themes else {},
+        "judges": [],  # other labellers' labels live in the store, not in a file
         "seats": app.seats(run),
         "models": app.participant_models(run),
         "spec_json": json.dumps(run.spec, indent=2, ensure_ascii=False),

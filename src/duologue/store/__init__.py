@@ -8,10 +8,12 @@ runs a query. The package's parts:
 - schema.py: the migrations, each applied once, in one transaction.
 - listing.py: lists of runs (filtered, sorted, paged) for `ls` and the viewer.
 - experiments.py: experiments and what their reports and tables read.
+- labels.py: other labellers' labels of the messages (`duologue judge`).
 - rows.py: the typed records the queries return.
 """
 
 from .core import DEFAULT_DB, Store, StoreFullError, cell_key
+from .labels import Labelling
 from .listing import KILLED, NULLABLE, RUNNING, SORTS, STATUSES, RunFilter
 from .rows import (
     PER_PAGE,
@@ -49,6 +51,7 @@ __all__ = [
     "ExperimentRow",
     "ExperimentRun",
     "FilterChoices",
+    "Labelling",
     "LoopSummary",
     "MessageRow",
     "MessageTheme",

@@ -34,6 +34,7 @@ from .experiments import (
     loops_from_row,
     semantic_values,
 )
+from .labels import Labels
 from .listing import RunLists
 from .rows import LoopSummary, MessageTheme, SemanticSummary
 from .schema import apply_migrations
@@ -60,7 +61,7 @@ def _dt(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
 
 
-class Store(RunLists, Experiments, MessageSearch):
+class Store(RunLists, Experiments, MessageSearch, Labels):
     """A duologue database. Open with `Store(path)`; close with `close()` or `with`."""
 
     def __init__(self, path: str | Path = DEFAULT_DB, *, create: bool = True):

@@ -285,6 +285,35 @@ def _m010_costs(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m011_message_labels(conn: sqlite3.Connection) -> None:
+    # A second labeller of the messages' end-state themes beside the built-in analysis (messages.theme):
+    # `duologue judge` asks a model. One row per run, message and labeller; `label` NULL: labelled "none".
+    # A message the labeller has no row for was not labelled (yet). `run_labellers` keeps, per run and
+    # labeller, the theme set it was given and what it cost.
+    run_script(
+        conn,
+        """
+        CREATE TABLE message_labels (
+            run_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            labeller TEXT NOT NULL,
+            label TEXT,
+            PRIMARY KEY (run_id, idx, labeller),
+            FOREIGN KEY (run_id, idx) REFERENCES messages(run_id, idx) ON DELETE CASCADE
+        );
+        CREATE TABLE run_labellers (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            labeller TEXT NOT NULL,
+            themes TEXT NOT NULL,
+            labelled_at TEXT NOT NULL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            PRIMARY KEY (run_id, labeller)
+        );
+        """,
+    )
+
+
 # Ordered; append new migrations, never edit or reorder applied ones.
 MIGRATIONS: list[Migration] = [
     _m001_initial,
@@ -297,6 +326,7 @@ MIGRATIONS: list[Migration] = [
     _m008_lookup_tokens,
     _m009_source_hash,
     _m010_costs,
+    _m011_message_labels,
 ]
 
 

@@ -49,7 +49,7 @@ from .paging import MessagePages, int_param
 from .plots import PLOTS, RunFigures, plot_cache_for
 from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
-from .themes import run_theme_labels, theme_view
+from .themes import judge_views, run_theme_labels, theme_view
 
 if TYPE_CHECKING:
     import uvicorn
@@ -163,12 +163,13 @@ class Viewer:
             experiment = store.get_experiment(run.experiment_id) if run.experiment_id else None
             events = describe_events(store.get_events(run.id))
             family = lineage(store, run)
-        live = run.status == "running"
+            live = run.status == "running"
+            labels, order = run_theme_labels(run.spec)
+            judges = judge_views(store, run, labels, order) if not live and run.messages else []
         pages = MessagePages.of(len(run.messages), request.query_params, live)
         target = pages.redirect_for(request.query_params)
         if target:
             return RedirectResponse(target, status_code=303)
-        labels, order = run_theme_labels(run.spec)
         if loops is None and not live and run.messages:
             # Imported runs, killed runs: analyse on the fly (once per run and length), store nothing.
             loops, semantic, message_themes, found = run_summaries(self.figures.analysis(run))
@@ -187,6 +188,7 @@ class Viewer:
             exact=exact,
             near=loops.near if loops else None,
             themes=themes,
+            judges=judges,
             blocks=chat_blocks(shown, exact, themes.marks_at() if themes else None),
             badges=themes.badges if themes else {},
             seats=seats(run),

@@ -25,7 +25,8 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_experiment_plots(grouped(stats, "pairing"), Path(tmp), "experiment")
         if ends:
-            paths += write_attractor_plots(grouped_ends(ends, "pairing"), labels, Path(tmp), "experiment")
+            labeller = attractors.get("labeller", "built-in")
+            paths += write_attractor_plots(grouped_ends(ends, "pairing"), labels, Path(tmp), "experiment", labeller)
         # experiment-survival.png -> "survival", experiment-attractor-entry.png -> "attractor-entry"
         images = {p.stem.removeprefix("experiment-"): base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
     settings = report.get("settings") or []  # the pairing, then each varied path
@@ -41,6 +42,8 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
         images=images,
         attractor_tables=attractor_tables if ends else [],
         overall=attractors.get("overall") if ends else None,
+        labeller=attractors.get("labeller", "built-in"),
+        agreements=report.get("agreement") or [],
         label=lambda k: labels.get(k, k),
     )
     return Markup(html)  # rendered with autoescape: model and user text inside is escaped

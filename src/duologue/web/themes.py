@@ -145,3 +145,44 @@ def theme_view(
         convergence_strength=semantic.convergence_strength,
         badges={c.index: c for c in cells if c.theme is not None or c.topic},
     )
+
+
+@dataclass
+class JudgeView:
+    """Another labeller's labels of a run (`duologue judge`): its strip, and its agreement with the built-in one."""
+
+    labeller: str
+    themes: str  # the theme set it was given
+    labelled: int  # messages it labelled
+    view: ThemeView | None
+    agreement: Any = None  # analysis.agreement.Agreement, None when no message has both labels
+
+    @property
+    def families(self) -> list[Any]:
+        """The families the one labeller or the other used, with their κ."""
+        return [f for f in self.agreement.families if f.first or f.second] if self.agreement else []
+
+
+def judge_views(store: Any, run: Any, labels: Mapping[str, str], order: Sequence[str]) -> list[JudgeView]:
+    """Each judge's labels of the run as a strip (its attractor and end state by the run's own rule, a message
+    it did not label counting as none) and its agreement with the built-in labels (Cohen's κ per family)."""
+    from ..analysis.agreement import runs_agreement
+    from ..analysis.experiment_report import labelled_ends
+
+    out = []
+    n = len(run.messages)
+    for labelling in store.labellings([run.id]):
+        judged = store.message_labels(run.id, labelling.labeller)
+        seq, end, attractor, onset = labelled_ends(run.spec, judged, n)
+        semantic = SemanticSummary(end_state=end, attractor=attractor, attractor_onset=onset)
+        messages = [MessageTheme(i, label, None) for i, label in enumerate(seq, start=1)]
+        out.append(
+            JudgeView(
+                labelling.labeller,
+                labelling.themes,
+                labelling.labelled,
+                theme_view(semantic, messages, labels, order),
+                runs_agreement(store, [run], labelling.labeller),
+            )
+        )
+    return out
