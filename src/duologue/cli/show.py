@@ -129,8 +129,12 @@ def _print_spec(c: Console, spec: dict[str, Any], *, opener: bool = True) -> Non
     if spec.get("metadata"):
         c.print(Text("metadata: " + "  ".join(f"{k} {v}" for k, v in _metadata(spec["metadata"]))))
     known = {"participants", "opener", "title", *LIMITS, *ACTIONS, "context", "injections", "changes", "detection"}
-    known.add("metadata")
+    known |= {"metadata", "seed"}
     others = [(k, v) for k, v in spec.items() if k not in known and v is not None and v != [] and v != {}]
+    if spec.get("seed") is not None:
+        # Not a participant's: each one's own is on its line (the base is what a participant without one gets,
+        # plus its position, and what draws a random turn order and a summary's sampling).
+        others.insert(0, ("base seed", spec["seed"]))
     if others:
         c.print(Text(_settings(others)))
     if spec.get("detection"):
