@@ -86,6 +86,7 @@ def test_ls_and_show_as_json(tmp_path, scripted_models):
         "fork_at",
         "experiment_id",
         "messages",
+        "verdict",
     }
     assert rows[0]["parent_run_id"] == parent.id and rows[0]["fork_at"] == 3 and rows[1]["messages"] == 5
     shown = as_json(invoke("show", parent.id, "--json", "--db", str(db)))

@@ -36,10 +36,10 @@ def test_batch_counts_each_ending_apart_and_report_names_what_it_counts(tmp_path
     )
     out = json.loads(invoke("batch", str(toml), "--json", "--db", db, code=1).stdout)
     assert out["ended"] == {"finished": 1, "stopped_early": 1, "errored": 1}
-    assert out["loops"] + out["near_loops"] >= 1 and out["finished"] == 2  # "finished": stored as finished
+    assert out["analysis"]["looped"] >= 1 and out["finished"] == 2  # "finished": stored as finished
     text = invoke("batch", str(toml), "--db", db, code=1).stdout  # again: only the failed one runs
     assert "1 of 3 conversations run (2 already done): finished 0 · stopped early 0 · errored 1" in text
-    assert "conversations with a detection: loop 0 · near loop 0 · convergence 0 · attractor 0" in text
+    assert "flagged live during this batch: loop 0 · near loop 0 · convergence 0 · attractor 0" in text
     assert "loops found" not in text
     rep = invoke("report", "voc", "--db", db, "-o", str(tmp_path / "rep")).stdout
     assert "loop or near loop" in rep and "looped" not in rep.replace("loop or near loop", "")

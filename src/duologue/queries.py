@@ -11,6 +11,7 @@ from .errors import DuologueError
 from .events import Lineage, lineage
 from .records import Run
 from .store import DEFAULT_DB, ExperimentRow, Store
+from .verdict import Verdict, verdict_of
 
 
 def load_run(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Run:
@@ -45,6 +46,13 @@ def list_runs(
     with Store(db, create=False) as store:
         rows = store.list_runs(limit=limit, experiment_id=experiment_id, status=status, model=model, looped=looped)
         return [r.as_dict() for r in rows]
+
+
+def run_verdict(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Verdict:
+    """A run's loop, attractor and end state from its stored analysis (verdict.py): what every surface says."""
+    with Store(db, create=False) as store:
+        run_id = store.resolve_run_id(run_ref)
+        return verdict_of(store.run_loops(run_id), store.run_semantic(run_id))
 
 
 def killed_run_note(run_ref: str, *, db: str | Path = DEFAULT_DB) -> str | None:

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-UNRESOLVED = "unresolved"
+from ..verdict import UNRESOLVED, Verdict
+
 CLUSTER_SIMILARITY = 0.35
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 _STOP = frozenset(
@@ -51,6 +52,8 @@ class RunEnd:
     topics: dict[str, float] = field(default_factory=dict)
     final_text: str = ""  # the final window's messages, for clustering unknown end states
     cluster: str | None = None  # "other: …" for a clustered unknown end state
+    verdict: Verdict | None = None  # the run's verdict (verdict.py), which end_state and attractor are from
+    window: int = 6  # the final window of its end state (AttractorParams.final_window)
 
     @property
     def pairing(self) -> str:

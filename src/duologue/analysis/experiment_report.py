@@ -49,20 +49,21 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
         stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
         if ends is not None:
             msgs = themes.get(run.id, [])
-            sem = run.semantic
+            verdict = run.verdict  # the stored analysis's, as every surface says it (verdict.py)
             window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
-            ends.append(
-                run_end(
-                    run.id,
-                    run_row["cell"],
-                    sem.end_state,
-                    sem.attractor,
-                    sem.attractor_onset,
-                    [t for t, _, _ in msgs],
-                    [tp for _, tp, _ in msgs],
-                    [c for _, _, c in msgs[-window:]],
-                )
+            end = run_end(
+                run.id,
+                run_row["cell"],
+                verdict.end_state,
+                verdict.attractor,
+                verdict.attractor_onset,
+                [t for t, _, _ in msgs],
+                [tp for _, tp, _ in msgs],
+                [c for _, _, c in msgs[-window:]],
             )
+            end.verdict = verdict
+            end.window = window
+            ends.append(end)
     return stats
 
 
@@ -121,6 +122,11 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     attractors["share_by_turn"] = {g: share_by_turn(runs) for g, runs in by_pairing.items()}
     attractors["runs"] = [
         {"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor, "entry": r.entry} for r in ends
+    ]
+    # Each run's verdict, as `ls`, `show`, the viewer and the exports give it; `cluster`: the name of the
+    # group of unresolved end states it falls in on the attractor map ("other: …"), if any.
+    report["verdicts"] = [
+        {"run_id": r.run_id, "cell": r.cell, **r.verdict.as_dict(), "cluster": r.cluster} for r in ends if r.verdict
     ]
     report["attractors"] = attractors
     report["_ends"] = ends  # for the plots; not written to JSON

@@ -12,10 +12,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ..verdict import Verdict, end_state_with_loop, verdict_of
 from .convergence import Convergence, ConvergenceParams
 from .entry import Attractor
 from .loops import ExactLoop, LoopParams, NearLoop, detect_exact_loop, detect_near_loop
@@ -111,7 +113,8 @@ def analyze(
         metrics=metrics,
         convergence=sem.convergence if sem else None,
         attractor=sem.attractor if sem else None,
-        end_state=sem.end_state if sem else None,
+        # A run that ends in an exact loop ends in the verbatim loop, whatever its final window's themes.
+        end_state=end_state_with_loop(sem.end_state, bool(exact and exact.absorbing), sem.verbatim) if sem else None,
         themes=sem.trajectory if sem else None,
         topics=sem.topics if sem else None,
         theme_labels=sem.labels if sem else None,
@@ -177,9 +180,20 @@ def metrics_to_dict(m: MessageMetrics) -> dict[str, Any]:
     return out
 
 
+def analysis_verdict(a: Analysis) -> Verdict:
+    """The analysis's verdict (loop, attractor, end state), as the store's columns give it (verdict.py)."""
+    at = a.attractor
+    loops = SimpleNamespace(exact=a.exact_loop, near=a.near_loop)
+    semantic = SimpleNamespace(
+        end_state=a.end_state, attractor=at.theme if at else None, attractor_onset=at and at.onset
+    )
+    return verdict_of(loops, semantic)
+
+
 def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     """A JSON-safe dict (keys of "exact_loop" match the examples' .expected.json)."""
     return {
+        "verdict": analysis_verdict(a).as_dict(),
         "convergence": convergence_to_dict(a.convergence) if a.convergence else None,
         "attractor": attractor_to_dict(a.attractor) if a.attractor else None,
         "end_state": a.end_state,

@@ -13,6 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import queries
+from ..verdict import theme_labels_for
+from ..vocabulary import WORDS
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id_or_file
 from .layout import Cell, Col, console_for, print_table, width_option
@@ -214,7 +216,7 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
     if as_json:
         _print_batch_json(result)
     else:
-        _print_batch(result, experiment_file, console_for(width))
+        _print_batch(result, experiment_file, console_for(width), theme_labels_for(exp.record())[0])
     if result.errors:
         n = len(result.errors)
         click.echo(
@@ -234,6 +236,8 @@ def _short(value, limit: int = 40) -> str:
 
 
 def _print_batch_json(result) -> None:
+    from ..progress import flagged_live
+
     t = result.totals
     print_json(
         {
@@ -245,15 +249,29 @@ def _print_batch_json(result) -> None:
             "messages": t.messages,
             "completion_tokens": t.completion_tokens,
             "ended": {"finished": t.finished, "stopped_early": t.stopped_early, "errored": t.errored},
-            "loops": t.loops,
-            "near_loops": t.near_loops,
-            "convergences": t.convergences,
-            "attractors": t.attractors,
+            # The experiment's runs by their stored analyses (each run's verdict: verdict.py), as `report` counts
+            # them; and what the live detectors flagged during this batch.
+            "analysis": result.verdict_counts(),
+            "verdicts": [{"run_id": run_id, **verdict.as_dict()} for run_id, verdict in result.verdicts],
+            "flagged_live": flagged_live(t),
         }
     )
 
 
-def _print_batch(result, experiment_file: Path, c: Console) -> None:
+def _verdict_line(result, labels: dict[str, str]) -> str:
+    """The experiment's runs by their stored analyses: the counts `report` gives."""
+    n = result.verdict_counts()
+    ends = ", ".join(f"{labels.get(k, k)} {v}" for k, v in n["end_states"].items()) or "-"
+    unanalysed = n["runs"] - n["analysed"]
+    return (
+        f"its {n['runs']} runs by their analyses: {WORDS['looped']} {n['looped']} "
+        f"({WORDS['exact_loop']} {n['exact_loop']} · {WORDS['near_loop']} {n['near_loop']}) · "
+        f"{WORDS['attractor']} {n['attractor']} · {WORDS['end_state']}s {ends}"
+        + (f" · not analysed {unanalysed}" if unanalysed else "")
+    )
+
+
+def _print_batch(result, experiment_file: Path, c: Console, labels: dict[str, str]) -> None:
     exp_name = result.experiment
     t = result.totals
     from ..progress import detection_counts, ended_counts
@@ -262,7 +280,8 @@ def _print_batch(result, experiment_file: Path, c: Console) -> None:
     lines = [
         f"{exp_name}: {ran} of {result.planned} conversations run ({result.skipped} already done): "
         f"{ended_counts(t)}; {t.messages} new messages",
-        f"conversations with a detection: {detection_counts(t)}",
+        _verdict_line(result, labels),
+        f"{WORDS['flagged_live']} during this batch: {detection_counts(t)}",
         *(f"  error in run {run_id}: {detail}" for run_id, detail in result.errors),
     ]
     if result.errors:

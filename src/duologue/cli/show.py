@@ -12,6 +12,7 @@ from rich.text import Text
 from .. import queries
 from ..events import format_value
 from ..exports import runs as run_exports
+from ..verdict import theme_labels_for
 from .common import db_option, print_json
 from .completion import complete_run_id
 from .layout import console_for, width_option
@@ -86,6 +87,14 @@ def _print_header(c: Console, run, db) -> None:
         c.print(Text("forks: " + ", ".join(f"{rid}@{at}" for rid, at in lineage.forks)))
     if run.source:
         c.print(f"imported from {run.source}")
+    # The verdict of the run's stored analysis of its final messages; the events below are what the live
+    # detectors saw at the time ("flagged live at message N").
+    verdict = queries.run_verdict(run.id, db=db)
+    if verdict.analysed:
+        labels, _ = theme_labels_for(run.spec)
+        c.print(Text(f"analysis: {verdict.line(labels)}"))
+    elif run.status != "running":
+        c.print(Text(f"analysis: none stored (`duologue analyze {run.id}` makes it)", style="dim"))
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

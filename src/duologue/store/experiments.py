@@ -165,7 +165,7 @@ class Experiments:
         """Every run of the experiment (no messages), by id."""
         rows = self.conn.execute(
             f"""SELECT id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail,
-                       spec, experiment_cell, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}
+                       spec, experiment_cell, analysis IS NOT NULL AS analysed, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}
                 FROM runs WHERE experiment_id=? ORDER BY id""",
             (experiment_id,),
         )
@@ -184,6 +184,7 @@ class Experiments:
                 cell=json.loads(r["experiment_cell"]) if r["experiment_cell"] else None,
                 loops=loops_from_row(r),
                 semantic=semantic_from_row(r),
+                analysed=bool(r["analysed"]),
             )
             for r in rows
         ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .experiments import LOOP_COLUMNS, SEMANTIC_COLUMNS, loops_from_row, semantic_from_row
 from .rows import PER_PAGE, FilterChoices, RunPage, RunProgress, RunRow
 from .search import fts_query
 from .status import process_alive, shown_status
@@ -111,7 +112,7 @@ def _alive_pids(conn: sqlite3.Connection) -> set[int]:
 
 _ROW_COLUMNS = (
     "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, parent_run_id, "
-    "fork_at, experiment_id, message_count, loop_period, loop_onset, pid"
+    f"fork_at, experiment_id, message_count, pid, analysis IS NOT NULL AS analysed, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}"
 )
 
 
@@ -136,6 +137,9 @@ def _run_row(r: sqlite3.Row) -> RunRow:
         message_count=r["message_count"],
         loop_period=r["loop_period"],
         loop_onset=r["loop_onset"],
+        # The run's stored analysis, for its verdict (verdict.py); None when it has none.
+        loops=loops_from_row(r) if r["analysed"] else None,
+        semantic=semantic_from_row(r) if r["analysed"] else None,
     )
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..verdict import Verdict, verdict_of
+
 if TYPE_CHECKING:
     from ..analysis.report import Analysis
 
@@ -101,6 +103,13 @@ class RunRow:
     message_count: int
     loop_period: int | None
     loop_onset: int | None
+    loops: LoopSummary | None = None  # the stored analysis's loops and semantic findings; None: not analysed
+    semantic: SemanticSummary | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        """Its loop, attractor and end state, as every surface says them (verdict.py)."""
+        return verdict_of(self.loops, self.semantic)
 
     def as_dict(self) -> dict[str, Any]:
         """The dict `duologue.list_runs` has always returned (times as ISO text, `messages` the count)."""
@@ -118,6 +127,7 @@ class RunRow:
             "fork_at": self.fork_at,
             "experiment_id": self.experiment_id,
             "messages": self.message_count,
+            "verdict": self.verdict.as_dict(),
         }
 
 
@@ -189,6 +199,12 @@ class ExperimentRun:
     cell: dict[str, Any] | None
     loops: LoopSummary
     semantic: SemanticSummary = SemanticSummary()
+    analysed: bool = True  # False: no analysis stored (loops and semantic are then empty)
+
+    @property
+    def verdict(self) -> Verdict:
+        """Its loop, attractor and end state, as every surface says them (verdict.py)."""
+        return verdict_of(self.loops, self.semantic) if self.analysed else verdict_of(None, None)
 
 
 @dataclass
