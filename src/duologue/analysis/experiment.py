@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..vocabulary import WORDS
+
 
 @dataclass
 class RunStats:
@@ -147,41 +149,38 @@ def grouped(runs: Iterable[RunStats], setting: str) -> dict[str, list[RunStats]]
     return dict(sorted(groups.items()))
 
 
-def write_experiment_plots(by_pairing: dict[str, list[RunStats]], folder: Path, stem: str) -> list[Path]:
-    """survival.png (runs not yet looped vs message index) and lengths.png (mean words by message index)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+def write_experiment_plots(
+    by_group: dict[str, list[RunStats]], folder: Path, stem: str, setting: str = "pairing"
+) -> list[Path]:
+    """The runs split by `setting` (the pairing, or a varied path): `<stem>-survival….png` (runs not yet
+    looped vs message index) and `<stem>-lengths….png` (mean words by message index); see plotting.plot_path."""
+    from .plotting import group_label, legend_below, new_figure, plot_path, save
 
     folder.mkdir(parents=True, exist_ok=True)
+    by = "" if setting == "pairing" else f" by {setting}"
     paths = []
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
-    for name, runs in by_pairing.items():
+    for name, runs in by_group.items():
         curve = survival_curve(runs)
-        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=f"{name} (n={len(runs)})")
+        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=group_label(name, len(runs)))
     ax.set_xlabel("message index")
-    ax.set_ylabel("share of runs in no loop or near loop yet")
+    ax.set_ylabel(f"share of runs in no {WORDS['looped']} yet")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Survival: runs not yet in a loop or near loop")
+    ax.set_title(f"Survival: runs not yet in a {WORDS['looped']}{by}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    paths.append(folder / f"{stem}-survival.png")
-    fig.savefig(paths[-1])
+    bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
+    paths.append(save(fig, plot_path(folder, stem, "survival", setting), bottom))
 
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
-    for name, runs in by_pairing.items():
+    for name, runs in by_group.items():
         words = group_stats(name, runs).mean_words_by_index
-        ax.plot(range(1, len(words) + 1), words, marker=".", label=name)
+        ax.plot(range(1, len(words) + 1), words, marker=".", label=group_label(name, len(runs)))
     ax.set_xlabel("message index")
     ax.set_ylabel("mean words per message")
-    ax.set_title("Message length by turn")
+    ax.set_title(f"Message length by turn{by}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    paths.append(folder / f"{stem}-lengths.png")
-    fig.savefig(paths[-1])
+    bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
+    paths.append(save(fig, plot_path(folder, stem, "lengths", setting), bottom))
     return paths

@@ -109,9 +109,11 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     cluster_unknown(ends)
     theme_file = ((exp_spec.get("detection") or {}).get("attractor") or {}).get("themes")
     try:
-        labels = theme_labels(load_themes(theme_file))  # themes' and families' labels
+        theme_set = load_themes(theme_file)
+        labels = theme_labels(theme_set)  # themes' and families' labels
+        family_of = {t.id: t.family_id for t in theme_set.themes}
     except DuologueError:
-        labels = {}
+        labels, family_of = {}, {}
     attractors: dict[str, Any] = {"labels": labels, "overall": asdict(attractor_group("all", ends))}
     for setting in settings:
         end_groups = grouped_ends(ends, setting)
@@ -119,7 +121,7 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
             attractors[f"by_{setting}"] = [asdict(attractor_group(g, group)) for g, group in end_groups.items()]
     by_pairing = grouped_ends(ends, "pairing")
     attractors["entry_survival"] = {g: entry_survival(runs) for g, runs in by_pairing.items()}
-    attractors["share_by_turn"] = {g: share_by_turn(runs) for g, runs in by_pairing.items()}
+    attractors["share_by_turn"] = {g: share_by_turn(runs, family_of=family_of) for g, runs in by_pairing.items()}
     attractors["runs"] = [
         {"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor, "entry": r.entry} for r in ends
     ]
@@ -130,23 +132,37 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     ]
     report["attractors"] = attractors
     report["_ends"] = ends  # for the plots; not written to JSON
+    report["_family_of"] = family_of
     return stats, report
+
+
+def write_report_plots(
+    stats: list, ends: list, report: dict[str, Any], folder: Path, stem: str, family_of: dict[str, str]
+) -> dict[str, list[Path]]:
+    """Every plot of the report once per setting it is split by (the pairing, then each varied path):
+    {setting: its plots' paths} (plotting.plot_path names them)."""
+    from .attractors import grouped_ends, write_attractor_plots
+    from .experiment import grouped, write_experiment_plots
+
+    labels = report["attractors"]["labels"]
+    out: dict[str, list[Path]] = {}
+    for setting in report["settings"]:
+        paths = write_experiment_plots(grouped(stats, setting), folder, stem, setting)
+        if ends:
+            paths += write_attractor_plots(grouped_ends(ends, setting), labels, folder, stem, setting, family_of)
+        out[setting] = paths
+    return out
 
 
 def experiment_report(store: Store, name: str, folder: Path) -> dict[str, Any]:
     """Aggregate the experiment, write its plots and `<name>-report.json` into `folder`, return the report."""
     import json
 
-    from .attractors import grouped_ends, write_attractor_plots
-    from .experiment import grouped, write_experiment_plots
-
     stats, report = experiment_stats_by(store, name)
-    ends = report.pop("_ends")
-    report["plots"] = [str(p) for p in write_experiment_plots(grouped(stats, "pairing"), folder, name)]
-    report["plots"] += [
-        str(p)
-        for p in write_attractor_plots(grouped_ends(ends, "pairing"), report["attractors"]["labels"], folder, name)
-    ]
+    ends, family_of = report.pop("_ends"), report.pop("_family_of")
+    plots = write_report_plots(stats, ends, report, folder, name, family_of)
+    report["plots"] = [str(p) for paths in plots.values() for p in paths]
+    report["plots_by"] = {setting: [str(p) for p in paths] for setting, paths in plots.items()}
     (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
 
