@@ -149,7 +149,7 @@ class BatchProgressDisplay:
             if finished != self._printed:
                 self._printed = finished
                 self.console.print(
-                    Text(f"{self.name}: {finished}/{totals.total} {ended_counts(totals)}"), soft_wrap=True
+                    Text(f"{self.name}: {finished}/{totals.total} {progress_counts(totals)}"), soft_wrap=True
                 )
             return
         now = time.monotonic()
@@ -160,7 +160,8 @@ class BatchProgressDisplay:
         task = self.progress.tasks[0]
         eta = "-" if task.time_remaining is None else str(timedelta(seconds=round(task.time_remaining)))
         below = (
-            f"running {totals.running} · msgs {totals.messages} · {totals.tokens_per_second:.1f} tok/s · eta {eta}",
+            f"running {totals.running} · msgs {totals.messages} · {totals.tokens_per_second:.1f} tok/s · eta {eta}"
+            + (f" · {totals.skipped} done before" if totals.skipped else ""),
             f"{WORDS['flagged_live']}: {detection_counts(totals)}",
         )
         self.progress.update(self.task, below=below)
@@ -169,6 +170,14 @@ class BatchProgressDisplay:
 def ended_counts(totals: BatchTotals) -> str:
     """How the conversations run so far ended, each way apart."""
     return f"finished {totals.finished} · stopped early {totals.stopped_early} · errored {totals.errored}"
+
+
+def progress_counts(totals: BatchTotals) -> str:
+    """How far the batch is beside its n/N: the conversations found done already (an earlier run of the
+    batch) apart from how this batch's ended, so that a re-run with nothing to do does not read as 0 finished."""
+    if totals.skipped:
+        return f"({totals.skipped} done before) {ended_counts(totals)}"
+    return ended_counts(totals)
 
 
 def detection_counts(totals: BatchTotals) -> str:

@@ -29,7 +29,7 @@ class RunStats:
     max_messages: int
     prompt_tokens: int
     completion_tokens: int
-    seconds: float
+    conversation_seconds: float  # its messages' generation time, summed
     looped_at: int | None  # onset of the exact loop or of the near loop, whichever is earlier, else None
     loop_kind: str | None  # "loop" (an exact loop) or "near_loop" (a near loop only)
     tokens_in_loop: int  # completion tokens of the repeating part (first repeat onwards)
@@ -68,7 +68,7 @@ def run_stats(run_row: dict[str, Any], messages: Sequence[dict[str, Any]], loops
         max_messages=max_messages,
         prompt_tokens=sum(m.get("prompt_tokens") or 0 for m in messages),
         completion_tokens=sum(m.get("completion_tokens") or 0 for m in messages),
-        seconds=sum(m.get("latency") or 0.0 for m in messages),
+        conversation_seconds=sum(m.get("latency") or 0.0 for m in messages),
         looped_at=looped_at,
         loop_kind=kind,
         tokens_in_loop=tokens_in_loop,
@@ -112,7 +112,8 @@ class GroupStats:
     stop_reasons: dict[str, int]
     prompt_tokens: int
     completion_tokens: int
-    seconds: float
+    # The sum over the group's runs of their messages' generation time: runs that ran at once count each.
+    conversation_seconds: float
     tokens_in_loops: int
     tokens_saved: float
     mean_words_by_index: list[float]
@@ -134,11 +135,32 @@ def group_stats(name: str, runs: Sequence[RunStats]) -> GroupStats:
         stop_reasons=dict(Counter(r.stop_reason or r.status for r in runs)),
         prompt_tokens=sum(r.prompt_tokens for r in runs),
         completion_tokens=sum(r.completion_tokens for r in runs),
-        seconds=sum(r.seconds for r in runs),
+        conversation_seconds=sum(r.conversation_seconds for r in runs),
         tokens_in_loops=sum(r.tokens_in_loop for r in runs),
         tokens_saved=sum(r.tokens_saved for r in runs),
         mean_words_by_index=mean_words,
     )
+
+
+def wall_seconds(spans: Iterable[tuple[str | None, str | None]]) -> float:
+    """The experiment's wall time: the time some run of it was going, from the runs' (start, end) times
+    (ISO text), overlaps counted once and the gaps between sittings (a batch resumed later) left out."""
+    from datetime import datetime
+
+    intervals = sorted(
+        (datetime.fromisoformat(a).timestamp(), datetime.fromisoformat(b).timestamp()) for a, b in spans if a and b
+    )
+    total, start, end = 0.0, None, None
+    for a, b in intervals:
+        if end is None or a > end:
+            if end is not None and start is not None:
+                total += end - start
+            start, end = a, b
+        else:
+            end = max(end, b)
+    if start is not None and end is not None:
+        total += end - start
+    return round(total, 3)
 
 
 def grouped(runs: Iterable[RunStats], setting: str) -> dict[str, list[RunStats]]:

@@ -15,9 +15,10 @@ from ..experiment_spec import ExperimentSpec, stored_experiment
 from ..store import DEFAULT_DB, Store
 
 
-def load_experiment_stats(store: Store, name: str, ends: list | None = None):
+def load_experiment_stats(store: Store, name: str, ends: list | None = None, spans: list | None = None):
     """RunStats for every run of the experiment, from the store alone. Given a list `ends`, it is
-    filled with each run's place on the attractor map (analysis.attractors.RunEnd)."""
+    filled with each run's place on the attractor map (analysis.attractors.RunEnd); given `spans`, with each
+    run's (started_at, ended_at)."""
     from .attractors import run_end
     from .experiment import run_stats
     from .text import words
@@ -47,6 +48,8 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None):
             "cell": run.cell if run.cell else {"pairing": run.title},
         }
         stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
+        if spans is not None:
+            spans.append((run.started_at, run.ended_at))
         if ends is not None:
             msgs = themes.get(run.id, [])
             verdict = run.verdict  # the stored analysis's, as every surface says it (verdict.py)
@@ -86,18 +89,22 @@ def experiment_stats_by(store: Store, name: str) -> tuple[list, dict[str, Any]]:
     from dataclasses import asdict
 
     from .attractors import attractor_group, cluster_unknown, entry_survival, grouped_ends, share_by_turn
-    from .experiment import group_stats, grouped, survival_curve
+    from .experiment import group_stats, grouped, survival_curve, wall_seconds
     from .semantic import theme_labels
     from .themes import load_themes
 
     ends: list = []
-    stats = load_experiment_stats(store, name, ends)
+    spans: list = []
+    stats = load_experiment_stats(store, name, ends, spans)
     exp_spec = store.require_experiment(name).spec
     stored, settings = report_settings(exp_spec)
     if stored is not None:
         for r in [*stats, *ends]:  # each varied value as shown: an opener by its text, not its position
             r.cell = stored.shown_cell(r.cell)
     report: dict[str, Any] = {"experiment": name, "runs": len(stats), "overall": asdict(group_stats("all", stats))}
+    # Two different sums of time: the experiment's own span, and each group's conversation_seconds (the sum
+    # over its runs, which ran side by side).
+    report["wall_seconds"] = wall_seconds(spans)
     report["settings"] = []
     for setting in settings:
         groups = grouped(stats, setting)

@@ -345,11 +345,11 @@ def _fmt_q(q) -> str:
 REPORT_COLUMNS = (
     Col("group", wrap=True, min_width=12),
     Col("runs", justify="right"),
-    Col("loop or\nnear loop"),
+    Col(WORDS["looped"].replace(" or ", " or\n")),
     Col("onset\nmedian [IQR]", priority=1),
     Col("stop\nreasons", priority=2, wrap=True),
     Col("tokens", priority=3, justify="right"),
-    Col("seconds", priority=5, justify="right"),
+    Col(WORDS["conversation_seconds"], priority=5, justify="right"),
     Col("tokens\nin loops", priority=4, justify="right"),
     Col("saved\n(est.)", priority=4, justify="right"),
 )
@@ -365,6 +365,13 @@ MAP_COLUMNS = (
 
 def _print_report(rep: dict, c: Console) -> None:
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
+    c.print(
+        Text(
+            f"{WORDS['wall_seconds']} {rep['wall_seconds']:.1f} s (while some run of it was going) · "
+            f"{WORDS['conversation_seconds']} {rep['overall']['conversation_seconds']:.1f} "
+            "(every run's generation time, summed: runs side by side count each)"
+        )
+    )
     for label, groups in _splits(rep):
         rows: list[list[Cell]] = []
         for g in groups:
@@ -377,7 +384,7 @@ def _print_report(rep: dict, c: Console) -> None:
                     _fmt_q(g["onset_quartiles"]),
                     reasons,
                     str(g["prompt_tokens"] + g["completion_tokens"]),
-                    f"{g['seconds']:.1f}",
+                    f"{g['conversation_seconds']:.1f}",
                     str(g["tokens_in_loops"]),
                     f"{g['tokens_saved']:.0f}",
                 ]

@@ -47,6 +47,9 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
         shown=shown_text,
         looped=WORDS["looped"],
         seconds_words=WORDS["conversation_seconds"],
+        wall_words=WORDS["wall_seconds"],
+        wall_seconds=report.get("wall_seconds", 0.0),
+        conversation_seconds=report["overall"]["conversation_seconds"],
     )
     return Markup(html)  # rendered with autoescape: model and user text inside is escaped
 
