@@ -213,8 +213,9 @@ def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     }
 
 
-def format_summary(a: Analysis) -> str:
-    """A few plain-text lines for a terminal or a log."""
+def format_summary(a: Analysis, strip_width: int | None = 60) -> str:
+    """A few plain-text lines for a terminal or a log; the theme strip's last `strip_width` messages
+    (None: all of them)."""
     words = ", ".join(f"{name} {n}" for name, n in a.words_per_speaker.items()) or "none"
     if a.exact_loop:
         loop = a.exact_loop
@@ -253,7 +254,7 @@ def format_summary(a: Analysis) -> str:
             f"convergence: {conv}",
             f"attractor: {attr}",
             f"end state: {end}",
-            f"theme strip: {theme_strip(a)}",
+            f"theme strip: {theme_strip(a, strip_width)}",
             f"topics: {topics}",
         ]
     lines.append(f"lexicon: {lexicon}")
@@ -278,11 +279,12 @@ STRIP_MARKS = {
 }
 
 
-def theme_strip(a: Analysis, width: int = 60) -> str:
-    """One character per message (the last `width`): each message's end-state theme."""
+def theme_strip(a: Analysis, width: int | None = 60) -> str:
+    """One character per message (the last `width`; None: every one): each message's end-state theme."""
     if not a.themes:
         return "(no messages)"
     marks = [STRIP_MARKS.get(m.label, (m.label or "?")[0].upper()) for m in a.themes]
+    width = width or len(marks)
     cut = len(marks) > width
     strip = "".join(marks[-width:])
     used = dict.fromkeys(m.label for m in a.themes[-width:])

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from .. import queries
 from ..verdict import theme_labels_for
-from ..vocabulary import WORDS
+from ..vocabulary import WORDS, shown_text
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id_or_file
-from .layout import Cell, Col, console_for, print_table, width_option
+from .layout import Cell, Col, console_for, is_piped, print_table, width_option
 
 
 def _key_state(p) -> str:
@@ -149,7 +148,7 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
         sys.stdout.write(jsonlib.dumps(analysis_to_dict(analysis), ensure_ascii=False, indent=2) + "\n")
         return
     c = console_for(width)
-    c.print(Text(format_summary(analysis)))
+    c.print(Text(format_summary(analysis, strip_width=None if is_piped(c) else 60)))  # piped: the whole strip
     for path in written:
         c.print(Text(f"plot: {path}", style="dim"))
 
@@ -194,13 +193,13 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
             Col("repeats", justify="right"),
             Col("models", priority=3, wrap=True, min_width=16),
         )
-        table_rows: list[list[Cell]] = [  # a long value (an opener, a system prompt) cut short; None: each one's own
-            [*(Text(_short(row.get(k), 30)) for k in settings), str(row.get("repeats")), Text(str(row.get("models")))]
+        c = console_for(width)
+        cut = None if is_piped(c) else 30  # on a terminal a long value (an opener) is cut short; piped, whole
+        table_rows: list[list[Cell]] = [  # None: each participant's own
+            [*(Text(_short(row.get(k), cut)) for k in settings), str(row.get("repeats")), Text(str(row.get("models")))]
             for row in rows
         ]
-        print_table(
-            console_for(width), cols, table_rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json"
-        )
+        print_table(c, cols, table_rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json")
         click.echo(f"{len(plans)} conversations, up to {messages} messages")
         return
     from ..progress import BatchProgressDisplay
@@ -225,14 +224,15 @@ def batch(experiment_file, dry_run, as_json, width, db) -> None:
         sys.exit(1)
 
 
-def _short(value, limit: int = 40) -> str:
+def _short(value, limit: int | None = 40) -> str:
+    """A setting's value for a table: cut to `limit` characters (None: whole, as piped output is)."""
     if value is None:
         return "(own)"
     if not isinstance(value, str):
         return str(value)
     if not value.strip():
-        return repr(value)  # a blank opener, visible
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+        return shown_text(value)  # a blank opener, visible
+    return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _print_batch_json(result) -> None:
@@ -364,6 +364,7 @@ MAP_COLUMNS = (
 
 
 def _print_report(rep: dict, c: Console) -> None:
+    cut = None if is_piped(c) else 60
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
     c.print(
         Text(
@@ -378,7 +379,7 @@ def _print_report(rep: dict, c: Console) -> None:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
             rows.append(
                 [
-                    Text(_short(g["group"], 60)),
+                    Text(_short(g["group"], cut)),
                     str(g["runs"]),
                     f"{g['looped']} ({g['loop_share']:.0%})",
                     _fmt_q(g["onset_quartiles"]),
@@ -390,12 +391,12 @@ def _print_report(rep: dict, c: Console) -> None:
                 ]
             )
         print_table(c, REPORT_COLUMNS, rows, title=f"by {label}", hint="or --json")
-    _print_attractor_map(c, rep.get("attractors") or {})
+    _print_attractor_map(c, rep.get("attractors") or {}, cut)
     for path in rep["plots"]:
         c.print(Text(f"plot: {path}", style="dim"))
 
 
-def _print_attractor_map(c: Console, att: dict) -> None:
+def _print_attractor_map(c: Console, att: dict, cut: int | None = 60) -> None:
     """Where the conversations end up (end states' shares), how soon (median entry), and their topics."""
     labels = att.get("labels") or {}
 
@@ -408,7 +409,7 @@ def _print_attractor_map(c: Console, att: dict) -> None:
             ends = ", ".join(f"{name(k)} {v:.0%}" for k, v in g["end_states"].items())
             entry = ", ".join(f"{name(k)} {v:g}" for k, v in g["median_entry"].items()) or "-"
             topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"
-            group = Text(_short(g["group"], 60))
+            group = Text(_short(g["group"], cut))
             rows.append([group, str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics)])
         print_table(c, MAP_COLUMNS, rows, title=f"attractor map by {label}", hint="or --json")
 
@@ -421,7 +422,8 @@ def _print_attractor_map(c: Console, att: dict) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Check and list a theme file of your own instead of the built-in one.",
 )
-def themes(as_toml, themes_file) -> None:
+@width_option
+def themes(as_toml, themes_file, width) -> None:
     """The attractor themes and topics that analyze, run and report look for.
 
     Use your own set with `analyze --themes FILE`, or `themes = "FILE"` under
@@ -435,13 +437,19 @@ def themes(as_toml, themes_file) -> None:
         sys.stdout.write(resources.files("duologue.analysis").joinpath("themes.toml").read_text(encoding="utf-8"))
         return
     theme_set = load_themes(themes_file)
-    table = Table(box=None, header_style="bold", title=f"themes ({theme_set.source})", title_justify="left")
-    table.add_column("id", no_wrap=True)
-    table.add_column("label", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("by", no_wrap=True)
-    table.add_column("description", overflow="fold", ratio=1)
+    cols = (
+        Col("id"),
+        Col("label", wrap=True, min_width=12),
+        Col("kind"),
+        Col("family", priority=2),
+        Col("by", priority=1),
+        Col("description", wrap=True, min_width=20),
+    )
+    rows: list[list[Cell]] = []
     for t in theme_set.themes:
         how = "rule" if t.rule else f"{len(t.phrases)} phrases"
-        table.add_row(t.id, Text(t.label), t.kind.replace("end_state", "end state"), how, Text(t.description))
-    Console(highlight=False).print(table)
+        family = theme_set.label(t.family) if t.family else ""
+        kind = t.kind.replace("end_state", "end state")
+        rows.append([t.id, Text(t.label), kind, Text(family), how, Text(t.description)])
+    # On a terminal the descriptions wrap; piped, each theme is one line.
+    print_table(console_for(width), cols, rows, title=f"themes ({theme_set.source})")
