@@ -171,16 +171,24 @@ def _print_summary(run, db: Path) -> None:
     verdict = queries.run_verdict(run.id, db=db)  # the stored analysis of its final messages, as `show` says it
     if verdict.analysed:
         c.print(Text(f"analysis: {verdict.line(theme_labels_for(run.spec)[0])}"))
-    c.print(
-        f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
-        f"{totals.tokens_per_second:.1f} tokens/s"
-    )
+    if totals.prompt_tokens is None and totals.completion_tokens is None:
+        c.print("tokens: not reported by the server")
+    else:
+        tps = totals.tokens_per_second
+        c.print(
+            f"tokens: {_count(totals.prompt_tokens)} prompt, {_count(totals.completion_tokens)} completion, "
+            f"{'not reported' if tps is None else f'{tps:.1f}'} tokens/s"
+        )
     c.print(f"transcript: {transcript_writer.transcript_path(db, run.id)}")
     if run.status in ("error", "interrupted"):
         c.print(Text(f"resume with: duologue resume {run.id}", style="yellow"))
     elif run.stop_reason in ("token_budget", "time_limit"):
         flag = "--token-budget N" if run.stop_reason == "token_budget" else "--time-limit SECONDS"
         c.print(Text(f"continue with a new limit: duologue resume {run.id} {flag}", style="dim"))
+
+
+def _count(n: int | None) -> str:
+    return "not reported" if n is None else str(n)
 
 
 @click.command()

@@ -58,7 +58,7 @@ def show(run_id, as_json, width, db) -> None:
     # An imported run's opener is its first message, shown once: as message 1.
     first = run.messages[0] if run.messages else None
     opener_shown = not (run.source and first is not None and first.content == run.spec.get("opener"))
-    _print_spec(c, run.spec, opener=opener_shown)
+    _print_spec(c, run.spec, opener=opener_shown, models=run.models)
     _print_messages(c, run, queries.run_events(run.id, db=db))
 
 
@@ -112,14 +112,17 @@ def _settings(pairs) -> str:
     return "  ".join(f"{k} {format_value(v)}" for k, v in pairs)
 
 
-def _print_spec(c: Console, spec: dict[str, Any], *, opener: bool = True) -> None:
+def _print_spec(
+    c: Console, spec: dict[str, Any], *, opener: bool = True, models: list[str | None] | None = None
+) -> None:
     """Every setting of the stored spec: what it takes to repeat the run. A setting the spec does not
     hold (an imported run's sampling, its limits) is left out, not shown empty."""
     if not spec:
         return
-    for p in spec.get("participants", []):
-        first = "".join(f"  {k} {p[k]}" for k in FIRST_LINE if p.get(k) is not None)
-        c.print(Text(f"  {p.get('name')}: {p.get('model')}{first}"))
+    for i, p in enumerate(spec.get("participants", [])):
+        first = "".join(f"  {key} {p[key]}" for key in FIRST_LINE if p.get(key) is not None)
+        model = models[i] if models and i < len(models) else p.get("model")  # an imported one: as its file names it
+        c.print(Text(f"  {p.get('name')}: {model}{first}"))
         rest = [(k, v) for k, v in _flat(p) if k.split(".")[0] not in (*APART, *FIRST_LINE)]
         if rest:
             c.print(Text(f"    {_settings(rest)}", style="dim"))

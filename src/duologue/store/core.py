@@ -135,7 +135,7 @@ class Store(RunLists, Experiments, MessageSearch):
                 self._insert_run(run, True, None)
 
     def _insert_run(self, run: Run, copy_messages: bool, pid: int | None) -> None:
-        models = [p.get("model") for p in run.spec.get("participants", [])]
+        models = run.models  # an imported participant: the model its file names
         columns = """id, title, participants, models, spec, started_at, ended_at,
                status, stop_reason, stop_detail, duologue_version, parent_run_id, fork_at,
                experiment_id, source, pid, experiment_cell"""

@@ -348,9 +348,13 @@ def seats(run: Run) -> dict[str, Seat]:
     return {s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}}
 
 
-def participant_models(run: Run) -> dict[str, str]:
+def participant_models(run: Run) -> dict[str, str | None]:
     """Each participant's model string, by name (the run page's header)."""
-    return {p.get("name"): p.get("model") for p in run.spec.get("participants", []) if p.get("name")}
+    return {
+        p.get("name"): model
+        for p, model in zip(run.spec.get("participants", []), run.models, strict=True)
+        if p.get("name")
+    }
 
 
 def marked_snippet(snippet: str) -> Markup:
