@@ -57,15 +57,18 @@ def test_self_pairs_and_explicit_pairings():
     assert [p.spec.names for p in plan_experiment(exp)] == [["y", "x"], ["y", "x"]]
 
 
+TWO = '[[participants]]\nname = "a"\n[[participants]]\nname = "b"\n'  # so the file has one problem only
+
+
 @pytest.mark.parametrize(
     "toml, needle",
     [
         ('[[participants]]\nname = "a"\n', "pairings = 'all' needs two participants"),
         ('pairings = [["a", "z"]]\n[[participants]]\nname = "a"\n', "'z', which is not a participant"),
-        ('repeats = 0\n[[participants]]\nname = "a"\n', "repeats"),
-        ('temperatures = [9]\n[[participants]]\nname = "a"\n', "outside 0..5"),
-        ('pairings = "some"\n[[participants]]\nname = "a"\n', "pairings"),
-        ('repeat = 2\n[[participants]]\nname = "a"\n', "repeat: unknown field"),
+        ("repeats = 0\n" + TWO, "repeats"),
+        ("temperatures = [9]\n" + TWO, "outside 0..5"),
+        ('pairings = "some"\n' + TWO, "pairings"),
+        ("repeat = 2\n" + TWO, "repeat: unknown field"),
     ],
 )
 def test_experiment_file_errors(tmp_path, toml, needle):
