@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, TECH
 from duologue.analysis.experiment_report import experiment_report
 from duologue.batch import run_experiment
@@ -55,9 +57,9 @@ def test_report_maps_where_the_runs_end_up(tmp_path, scripted_models):
     curve = dict(att["entry_survival"]["a ↔ b"])
     assert curve[6] == 1.0 and abs(curve[7] - 4 / 6) < 1e-6 and abs(curve[9] - 2 / 6) < 1e-6 and curve[20] == curve[9]
     shares = att["share_by_turn"]["a ↔ b"]
-    assert (
-        abs(sum(shares[k][15] for k in ("gratitude", "unity", "stillness", "wordless") if k in shares) - 2 / 6) < 1e-3
-    )  # message 16: both drifts are in bliss
+    assert abs(shares["bliss"][15] - 2 / 6) < 1e-3  # message 16: both drifts are in bliss (a family, as end states)
+    # By construction, the by-turn view ends where the end-state view is: at the last message, the same shares.
+    assert {k: v[-1] for k, v in shares.items() if v[-1]} == pytest.approx(att["by_pairing"][0]["end_states"])
     # The JSON written beside the plots carries the map; the tables carry each run's end state.
     written = json.loads((tmp_path / "reports" / "map-report.json").read_text())
     assert written["attractors"]["by_opener"] == att["by_opener"]

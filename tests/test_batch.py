@@ -57,15 +57,18 @@ def test_self_pairs_and_explicit_pairings():
     assert [p.spec.names for p in plan_experiment(exp)] == [["y", "x"], ["y", "x"]]
 
 
+TWO = '[[participants]]\nname = "a"\n[[participants]]\nname = "b"\n'  # so the file has one problem only
+
+
 @pytest.mark.parametrize(
     "toml, needle",
     [
         ('[[participants]]\nname = "a"\n', "pairings = 'all' needs two participants"),
         ('pairings = [["a", "z"]]\n[[participants]]\nname = "a"\n', "'z', which is not a participant"),
-        ('repeats = 0\n[[participants]]\nname = "a"\n', "repeats"),
-        ('temperatures = [9]\n[[participants]]\nname = "a"\n', "outside 0..5"),
-        ('pairings = "some"\n[[participants]]\nname = "a"\n', "pairings"),
-        ('repeat = 2\n[[participants]]\nname = "a"\n', "repeat: unknown field"),
+        ("repeats = 0\n" + TWO, "repeats"),
+        ("temperatures = [9]\n" + TWO, "outside 0..5"),
+        ('pairings = "some"\n' + TWO, "pairings"),
+        ("repeat = 2\n" + TWO, "repeat: unknown field"),
     ],
 )
 def test_experiment_file_errors(tmp_path, toml, needle):
@@ -104,7 +107,7 @@ def stats(onset, n, max_messages=10, stop="max_messages"):
         max_messages=max_messages,
         prompt_tokens=0,
         completion_tokens=0,
-        seconds=0.0,
+        conversation_seconds=0.0,
         looped_at=onset,
         loop_kind="loop" if onset else None,
         tokens_in_loop=0,
@@ -196,7 +199,7 @@ def test_report_numbers_by_hand(tmp_path):
     assert g["onset_quartiles"] == (4.0, 4.0, 4.0)
     assert g["stop_reasons"] == {"loop": 1, "max_messages": 1}
     assert g["prompt_tokens"] == 10 * 16 and g["completion_tokens"] == 4 * 16
-    assert g["seconds"] == pytest.approx(0.5 * 16)
+    assert g["conversation_seconds"] == pytest.approx(0.5 * 16)
     assert g["tokens_in_loops"] == 2 * 4  # messages 5 and 6 repeat message 4
     assert g["tokens_saved"] == pytest.approx((10 - 6) * 4)
     assert g["mean_words_by_index"][3] == pytest.approx((1 + 9) / 2)  # "Home." vs a 9-word sentence
@@ -310,13 +313,10 @@ def test_example_experiment_end_to_end(tmp_path):
     rep = run_cli("report", "self-talk", cwd=tmp_path, check=True)
     assert "experiment self-talk: 12 runs" in rep.stdout
     folder = tmp_path / "runs" / "reports" / "self-talk"
+    plots = ("survival", "lengths", "attractors", "attractor-entry", "end-states")
     assert {p.name for p in folder.iterdir()} == {
         "self-talk-report.json",
-        "self-talk-survival.png",
-        "self-talk-lengths.png",
-        "self-talk-attractors.png",
-        "self-talk-attractor-entry.png",
-        "self-talk-end-states.png",
+        *(f"self-talk-{plot}{by}.png" for plot in plots for by in ("", "-by-opener", "-by-temperature")),
     }
     assert "attractor map by pairing" in rep.stdout
     out = run_cli("export", "self-talk", "--format", "csv", cwd=tmp_path, check=True)

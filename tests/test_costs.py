@@ -249,7 +249,7 @@ def test_the_cli_shows_costs_and_continues_past_a_limit(tmp_path, monkeypatch):
         listed = invoke("ls", "--db", db).stdout
         assert f"${row['cost_usd']:.4f}" in listed and row["cost_unknown_messages"] == 0
         narrow = invoke("ls", "--db", db, "--width", "60").stdout  # where it does not fit, it is left out, and named
-        assert "cost" not in narrow.splitlines()[0] and re.search(r"left out at 60 columns: .*cost", narrow)
+        assert "cost" not in narrow.splitlines()[0] and re.search(r"left out at 60 columns: .*cost", narrow, re.S)
         for command in ("run", "fork", "resume"):
             assert "--cost-limit" in invoke(command, "--help").stdout
     finally:

@@ -88,6 +88,7 @@ def test_ls_and_show_as_json(tmp_path, scripted_models):
         "messages",
         "cost_usd",
         "cost_unknown_messages",
+        "verdict",
     }
     assert rows[0]["parent_run_id"] == parent.id and rows[0]["fork_at"] == 3 and rows[1]["messages"] == 5
     shown = as_json(invoke("show", parent.id, "--json", "--db", str(db)))

@@ -105,7 +105,7 @@ def test_show_prints_detections_with_their_details(tmp_path, scripted_models):
     assert detections
     shown = invoke("show", run_id, "--db", db).stdout
     for ev in detections:
-        assert f"▸ {ev['kind']}: {ev['detail']}" in shown
+        assert f"▸ {ev['kind']}, flagged live at message {ev['message_index']}: {ev['detail']}" in shown
         assert f"action {ev['data']['action']}" in shown
     doc = json.loads(invoke("show", run_id, "--json", "--db", db).stdout)
     assert [ev["detail"] for ev in doc["events"] if ev["kind"] in ("loop", "near_loop")] == [

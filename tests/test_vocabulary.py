@@ -36,10 +36,10 @@ def test_batch_counts_each_ending_apart_and_report_names_what_it_counts(tmp_path
     )
     out = json.loads(invoke("batch", str(toml), "--json", "--db", db, code=1).stdout)
     assert out["ended"] == {"finished": 1, "stopped_early": 1, "errored": 1}
-    assert out["loops"] + out["near_loops"] >= 1 and out["finished"] == 2  # "finished": stored as finished
+    assert out["analysis"]["looped"] >= 1 and out["finished"] == 2  # "finished": stored as finished
     text = invoke("batch", str(toml), "--db", db, code=1).stdout  # again: only the failed one runs
     assert "1 of 3 conversations run (2 already done): finished 0 · stopped early 0 · errored 1" in text
-    assert "conversations with a detection: loop 0 · near loop 0 · convergence 0 · attractor 0" in text
+    assert "flagged live during this batch: loop 0 · near loop 0 · convergence 0 · attractor 0" in text
     assert "loops found" not in text
     rep = invoke("report", "voc", "--db", db, "-o", str(tmp_path / "rep")).stdout
     assert "loop or near loop" in rep and "looped" not in rep.replace("loop or near loop", "")
@@ -49,3 +49,60 @@ def test_the_progress_words_are_the_summary_words():
     t = BatchTotals(total=5, finished=2, stopped_early=1, errored=2, loops=1, near_loops=2, attractors=1)
     assert ended_counts(t) == "finished 2 · stopped early 1 · errored 2"
     assert detection_counts(t) == "loop 1 · near loop 2 · convergence 0 · attractor 1"
+
+
+# Issue 25, finding 5: one set of words for each measure, read from one table (duologue.vocabulary.WORDS).
+
+
+def test_every_surface_uses_the_words_of_the_one_table(tmp_path, scripted_models):
+    import re
+
+    from starlette.testclient import TestClient
+
+    from duologue.vocabulary import WORDS
+    from duologue.web import create_app
+    from helpers import REPO
+
+    scripted_models.reply = reply
+    toml, db = tmp_path / "exp.toml", str(tmp_path / "d.db")
+    toml.write_text(
+        'name = "words"\nmax_messages = 12\non_loop = "stop"\npairings = "all"\n'
+        '[[participants]]\nname = "x"\nmodel = "scripted/x"\n[[participants]]\nname = "y"\nmodel = "scripted/y"\n'
+        '[vary]\nopener = [" ", "loop please"]\n'
+    )
+    invoke("batch", str(toml), "--db", db)
+    rep = json.loads(invoke("report", "words", "--db", db, "-o", str(tmp_path / "r"), "--json").stdout)
+    group = rep["by_pairing"][0]
+    # JSON keys are the table's keys.
+    assert {"looped", "conversation_seconds"} <= set(group) and "seconds" not in group
+    assert rep["wall_seconds"] > 0
+    text = invoke("report", "words", "--db", db, "-o", str(tmp_path / "r")).stdout
+    assert WORDS["looped"] in text and WORDS["conversation_seconds"] in text
+    assert re.search(rf"{WORDS['wall_seconds']} \d+\.\d s", text)
+    assert re.search(r"(?<![-\w])seconds\b", text.split("\n", 2)[2]) is None  # no bare "seconds" in the tables
+    assert "' '" in text  # the blank opener, visible
+    page = TestClient(create_app(db)).get("/experiments/words").text
+    assert f"<th>{WORDS['looped']}</th>" in page and "loop or convergence" not in page
+    assert WORDS["conversation_seconds"] in page and f"{WORDS['wall_seconds']} " in page
+    # The blank opener has a label in the viewer too: its tables' group and the runs' cells.
+    assert '<td class="models">&#39; &#39;</td>' in page
+    # A re-run with nothing to do says so, instead of "finished 0".
+    again = invoke("batch", str(toml), "--db", db)
+    assert "words: 2/2 (2 done before) finished 0 · stopped early 0 · errored 0" in again.stderr
+    # The docs use the same words (README is the door; the docs pages hold the details).
+    docs = " ".join(p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+    docs = " ".join(docs.split())  # a phrase may wrap across lines
+    for key in ("looped", "conversation_seconds", "wall_seconds", "flagged_live", "exact_loop", "end_state"):
+        assert WORDS[key] in docs, key
+
+
+def test_wall_time_counts_overlaps_once_and_leaves_out_the_gaps():
+    from duologue.analysis.experiment import wall_seconds
+
+    spans = [
+        ("2026-12-04T10:00:00+00:00", "2026-12-04T10:00:40+00:00"),
+        ("2026-12-04T10:00:10+00:00", "2026-12-04T10:00:54+00:00"),  # side by side with the first
+        ("2026-12-04T11:00:00+00:00", "2026-12-04T11:00:06+00:00"),  # resumed an hour later
+        ("2026-12-04T11:00:01+00:00", None),  # still going: not counted
+    ]
+    assert wall_seconds(spans) == 60.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from .spec_checks import entering_experiment, planned
 from .stopping import format_usd
 from .store import DEFAULT_DB, Store, cell_key, held_elsewhere
 from .sync import run_sync
+from .verdict import UNRESOLVED, Verdict
 
 __all__ = ["BatchResult", "arun_experiment", "describe_plan", "run_experiment"]
 
@@ -56,6 +57,26 @@ class BatchResult:
     cost_limit: float | None = None
     held_back: int = 0
     cost_unknown: int = 0  # the experiment's generated messages whose cost is unknown
+    # Every run of the experiment (this batch's and earlier ones) with its verdict: what its stored analysis
+    # says of its loop, attractor and end state (verdict.py), as `report`, `ls` and `show` say it.
+    verdicts: list[tuple[str, Verdict]] = field(default_factory=list)
+
+    def verdict_counts(self) -> dict[str, Any]:
+        """How many of the experiment's runs have each finding, by their stored analyses."""
+        analysed = [v for _, v in self.verdicts if v.analysed]
+        ends: dict[str, int] = {}
+        for v in analysed:
+            key = v.end_state or UNRESOLVED
+            ends[key] = ends.get(key, 0) + 1
+        return {
+            "runs": len(self.verdicts),
+            "analysed": len(analysed),
+            "looped": sum(1 for v in analysed if v.loop),
+            "exact_loop": sum(1 for v in analysed if v.loop == "exact_loop"),
+            "near_loop": sum(1 for v in analysed if v.loop == "near_loop"),
+            "attractor": sum(1 for v in analysed if v.attractor),
+            "end_states": dict(sorted(ends.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
 
 
 def _check_experiment_record(store: Store, exp: ExperimentSpec) -> None:
@@ -162,9 +183,20 @@ async def arun_experiment(
         stored = store.experiment_runs(exp.name)
         finished = sum(1 for plan in plans if (cell := stored.get(plan.key)) and cell.status == "finished")
         spent, unknown = store.experiment_cost(exp.name)
+        verdicts = [(r.id, r.verdict) for r in store.experiment_run_records(exp.name)]
     totals.errors = len(errors)
     return BatchResult(
-        exp.name, len(plans), totals.skipped, finished, errors, totals, spent, exp.cost_limit, len(held), unknown
+        exp.name,
+        len(plans),
+        totals.skipped,
+        finished,
+        errors,
+        totals,
+        spent,
+        exp.cost_limit,
+        len(held),
+        unknown,
+        verdicts=verdicts,
     )
 
 

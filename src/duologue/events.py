@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import DuologueError
+from .vocabulary import WORDS
 
 if TYPE_CHECKING:
     from .records import Run
@@ -67,9 +68,21 @@ class EventDescription:
             return ""
         return f"{'before' if self.before else 'after'} message {self.message_index}"
 
+    @property
+    def live(self) -> bool:
+        """A live detector's finding: what it saw at that message, not the run's verdict (verdict.py)."""
+        return self.kind in DETECTION_KINDS
+
+    @property
+    def heading(self) -> str:
+        """The kind, and for a detection when it was made: `attractor, flagged live at message 7`."""
+        if self.live and self.message_index is not None:
+            return f"{self.kind}, {WORDS['flagged_live']} at message {self.message_index}"
+        return self.kind
+
     def lines(self) -> list[str]:
         """As `duologue show` prints it: kind and detail, then the summary or the detection's values."""
-        out = [f"▸ {self.kind}: {self.detail}"]
+        out = [f"▸ {self.heading}: {self.detail}"]
         if self.summary:
             out.append(f"  summary: {self.summary}")
         elif self.facts:

@@ -424,11 +424,23 @@ def check_experiment(exp: ExperimentSpec, source: str | None = None) -> None:
     then every cell; each problem in duologue's words, naming where it is."""
     source = source or exp.name
     a, b = pairings(exp)[0]
-    spec_from_dict(conversation_data(exp, a, b, {}, None), source)
+    found: list[str] = []  # every problem, not only the first
+
+    def check(data: dict[str, Any], where: str) -> None:
+        try:
+            spec_from_dict(data, where)
+        except SpecError as err:
+            found.extend(err.problems)
+
+    check(conversation_data(exp, a, b, {}, None), source)
     for ax in exp.axes():
         for label, value in zip(ax.labels, ax.values, strict=True):
-            where = f"{source}: vary.{ax.path} = {shown(ax.shown(label))}"
-            spec_from_dict(conversation_data(exp, a, b, {ax.path: value}, None), where)
+            check(
+                conversation_data(exp, a, b, {ax.path: value}, None),
+                f"{source}: vary.{ax.path} = {shown(ax.shown(label))}",
+            )
+    if found:
+        raise SpecError(*found)
     plan_experiment(exp, source)
 
 
@@ -436,9 +448,27 @@ def experiment_from_dict(data: dict[str, Any], source: str | None = None) -> Exp
     try:
         exp = ExperimentSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(*problems(err, source)) from None
+        raise SpecError(*_every_problem(data, err, source)) from None
     check_experiment(exp, source)
     return exp
+
+
+def _every_problem(data: dict[str, Any], err: ValidationError, source: str | None) -> list[str]:
+    """The file's problems, every one: pydantic stops before the whole-file rules (pairings) when a field is
+    wrong, and the template and [vary] values are checked on a valid experiment only. So the file is checked
+    again with the fields in error left out (the whole-file rules), then with a pairing that always holds (the
+    template and each varied value)."""
+    found = problems(err, source)
+    bad = {str(e["loc"][0]) for e in err.errors() if e.get("loc")}
+    rest = {k: v for k, v in data.items() if k not in bad or k in ("name", "participants")}
+    for attempt in (rest, {**rest, "pairings": "all_with_self"}):
+        try:
+            check_experiment(ExperimentSpec.model_validate(attempt), source)
+        except ValidationError as more:
+            found += [p for p in problems(more, source) if p not in found]
+        except SpecError as more:
+            found += [p for p in more.problems if p not in found]
+    return found
 
 
 def load_experiment_spec(path: str | Path) -> ExperimentSpec:

@@ -16,6 +16,7 @@ from rich.text import Text
 from .engine import RunListener
 from .records import Message, Run
 from .stopping import WatchEvent
+from .vocabulary import WORDS
 
 
 @dataclass
@@ -35,7 +36,8 @@ class BatchTotals:
     finished: int = 0
     stopped_early: int = 0
     errored: int = 0
-    # Conversations with at least one detection of each kind (recorded or stopped at; not "continue").
+    # Conversations of this batch a live detector flagged, of each kind (recorded or stopped at; not
+    # "continue"): what the detectors saw while the runs went on, not the verdict of their stored analyses.
     loops: int = 0
     near_loops: int = 0
     convergences: int = 0
@@ -147,7 +149,7 @@ class BatchProgressDisplay:
             if finished != self._printed:
                 self._printed = finished
                 self.console.print(
-                    Text(f"{self.name}: {finished}/{totals.total} {ended_counts(totals)}"), soft_wrap=True
+                    Text(f"{self.name}: {finished}/{totals.total} {progress_counts(totals)}"), soft_wrap=True
                 )
             return
         now = time.monotonic()
@@ -158,8 +160,9 @@ class BatchProgressDisplay:
         task = self.progress.tasks[0]
         eta = "-" if task.time_remaining is None else str(timedelta(seconds=round(task.time_remaining)))
         below = (
-            f"running {totals.running} · msgs {totals.messages} · {totals.tokens_per_second:.1f} tok/s · eta {eta}",
-            f"with a detection: {detection_counts(totals)}",
+            f"running {totals.running} · msgs {totals.messages} · {totals.tokens_per_second:.1f} tok/s · eta {eta}"
+            + (f" · {totals.skipped} done before" if totals.skipped else ""),
+            f"{WORDS['flagged_live']}: {detection_counts(totals)}",
         )
         self.progress.update(self.task, below=below)
 
@@ -169,9 +172,22 @@ def ended_counts(totals: BatchTotals) -> str:
     return f"finished {totals.finished} · stopped early {totals.stopped_early} · errored {totals.errored}"
 
 
+def progress_counts(totals: BatchTotals) -> str:
+    """How far the batch is beside its n/N: the conversations found done already (an earlier run of the
+    batch) apart from how this batch's ended, so that a re-run with nothing to do does not read as 0 finished."""
+    if totals.skipped:
+        return f"({totals.skipped} done before) {ended_counts(totals)}"
+    return ended_counts(totals)
+
+
 def detection_counts(totals: BatchTotals) -> str:
-    """Conversations with each kind of detection, in the words `report` and `run` use."""
+    """Conversations a live detector flagged, of each kind, in the words `report` and `run` use."""
     return (
-        f"loop {totals.loops} · near loop {totals.near_loops} · convergence {totals.convergences} · "
-        f"attractor {totals.attractors}"
+        f"loop {totals.loops} · {WORDS['near_loop']} {totals.near_loops} · {WORDS['convergence']} "
+        f"{totals.convergences} · {WORDS['attractor']} {totals.attractors}"
     )
+
+
+def flagged_live(totals: BatchTotals) -> dict[str, int]:
+    """The live counts for JSON, keyed by the detections' kinds."""
+    return {kind: getattr(totals, name) for kind, name in DETECTION_FIELDS.items()}

@@ -11,6 +11,7 @@ from .errors import DuologueError
 from .events import Lineage, lineage
 from .records import Run
 from .store import DEFAULT_DB, ExperimentRow, Store
+from .verdict import Verdict, verdict_of
 
 
 def load_run(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Run:
@@ -47,6 +48,13 @@ def list_runs(
         return [r.as_dict() for r in rows]
 
 
+def run_verdict(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Verdict:
+    """A run's loop, attractor and end state from its stored analysis (verdict.py): what every surface says."""
+    with Store(db, create=False) as store:
+        run_id = store.resolve_run_id(run_ref)
+        return verdict_of(store.run_loops(run_id), store.run_semantic(run_id))
+
+
 def killed_run_note(run_ref: str, *, db: str | Path = DEFAULT_DB) -> str | None:
     """For a killed run whose process crashed (store/crashes.py): one line on what happened and what to try."""
     from .store.crashes import killed_run_note as note
@@ -79,6 +87,8 @@ def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
         run = single_run(path)
         run.source = str(path)
         return run, path.stem
+    if "/" in target or "." in target or path.exists():  # a path (a run id has neither): name the file
+        raise DuologueError(f"{target}: {'not a file' if path.exists() else 'no such file'}")
     if not Path(db).exists():
         raise DuologueError(f"{target}: no such file, and no duologue store at {db} to find a run in")
     run = load_run(target, db=db)
@@ -88,21 +98,28 @@ def load_target(target: str, *, db: str | Path = DEFAULT_DB) -> tuple[Run, str]:
 @dataclass
 class RunTotals:
     messages: int
-    prompt_tokens: int
-    completion_tokens: int
+    prompt_tokens: int | None  # None: no generated message's count was reported (a server that sends no usage)
+    completion_tokens: int | None
     generation_seconds: float
 
     @property
-    def tokens_per_second(self) -> float:
+    def tokens_per_second(self) -> float | None:
+        if self.completion_tokens is None:
+            return None
         return self.completion_tokens / self.generation_seconds if self.generation_seconds else 0.0
 
 
 def run_totals(run: Run) -> RunTotals:
-    """A run's messages, its generated messages' tokens and the seconds they took."""
+    """A run's messages, its generated messages' tokens (None when none was reported) and the seconds they took."""
     gen = [m for m in run.messages if not m.injected]
+
+    def total(counts: list[int | None]) -> int | None:
+        known = [n for n in counts if n is not None]
+        return sum(known) if known else None
+
     return RunTotals(
         messages=len(run.messages),
-        prompt_tokens=sum(m.prompt_tokens or 0 for m in gen),
-        completion_tokens=sum(m.completion_tokens or 0 for m in gen),
+        prompt_tokens=total([m.prompt_tokens for m in gen]),
+        completion_tokens=total([m.completion_tokens for m in gen]),
         generation_seconds=sum(m.latency or 0.0 for m in gen),
     )

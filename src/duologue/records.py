@@ -86,3 +86,21 @@ class Run:
     @property
     def title(self) -> str:
         return " ↔ ".join(self.participants)
+
+    @property
+    def models(self) -> list[str | None]:
+        """Each participant's model, in the spec's order. An imported participant (model `imported`: duologue
+        cannot run it as named) shows the model its file names: on its first message, else the file's list of
+        models at its position (a UniversalBackrooms header or file name), else `imported`."""
+        first: dict[str, str | None] = {}
+        for m in self.messages:
+            first.setdefault(m.speaker, m.model)
+        named = (self.spec.get("metadata") or {}).get("models")
+        named = named if isinstance(named, list) else []
+        out: list[str | None] = []
+        for k, p in enumerate(self.spec.get("participants", [])):
+            model = p.get("model")
+            if model == "imported":
+                model = first.get(p.get("name")) or (str(named[k]) if k < len(named) else None) or model
+            out.append(model)
+        return out

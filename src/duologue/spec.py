@@ -398,11 +398,13 @@ def parse_participant_option(text: str) -> dict[str, str]:
 
 
 def default_spec() -> ConversationSpec:
-    """The embedded default pair: two SmolLM2 participants."""
+    """The embedded default pair: two SmolLM2 participants, unseeded: each run gets fresh random seeds,
+    recorded in its stored spec (conversations.complete_seeds), as `duologue run` does. Set `seed` (or each
+    participant's) to repeat a run."""
     return ConversationSpec(
         participants=[
-            Participant(name="smollm2-a", seed=1),
-            Participant(name="smollm2-b", seed=2),
+            Participant(name="smollm2-a"),
+            Participant(name="smollm2-b"),
         ]
     )
 

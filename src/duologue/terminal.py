@@ -116,8 +116,11 @@ class TerminalRenderer(RunListener):
                 Text(message.content, style=self._style(run, message.speaker, TEXT_STYLES)), end="", soft_wrap=True
             )
         self._print()
-        if self.show_meta and message.completion_tokens is not None:
-            self._print(Text(format_message_meta(message), style="dim"))
+        if self.show_meta and not message.injected:  # a server that reports no usage: its timings all the same
+            meta = format_message_meta(message)
+            if message.completion_tokens is None:
+                meta = " · ".join(part for part in ("tokens not reported", meta) if part)
+            self._print(Text(meta, style="dim"))
         self.mid_message = False
         self._flush_after_message()
 

@@ -140,7 +140,7 @@ def test_show_prints_an_imported_runs_first_message_once_and_no_empty_fields(log
     shown = invoke("show", run_id, "--db", str(db)).stdout
     assert shown.count("you stand in a lighthouse made of folded maps") == 1
     assert "opener:" not in shown and "limits:" not in shown and "None" not in shown
-    assert "  GPT-5 1: imported\n" in shown
+    assert "  GPT-5 1: gpt5\n" in shown  # the model its header names, not `imported`
     assert (
         "metadata: format backrooms  template dreamsim3  models gpt5, k2  started 2025-09-06T01:15:00.250000+00:00"
         in (shown)

@@ -125,7 +125,8 @@ def test_events_timeline_shows_every_event_in_conversation_order(client):
     assert "system You are &lt;b&gt;terse&lt;/b&gt;." in timeline
     assert 'href="#events" id="events-link">events (6)</a>' in page
     # Each message names the events at it, linking to them in the timeline.
-    assert re.search(r'id="m7" .*?<a class="event-mark" href="#event-5"[^>]*>▸ near_loop</a>', page, re.S)
+    flagged = '▸ near_loop <span class="flag">flagged live</span></a>'
+    assert re.search(r'id="m7" .*?<a class="event-mark" href="#event-5"[^>]*>' + re.escape(flagged), page, re.S)
     assert re.search(r'id="m4" .*?<a class="event-mark" href="#event-2"[^>]*>▸ context</a>', page, re.S)
     # A run without events has no timeline.
     assert 'id="events"' not in client.get(f"/runs/{HOSTILE_MD_RUN}").text

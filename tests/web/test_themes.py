@@ -199,17 +199,18 @@ def test_experiment_page_shows_the_attractor_map(client):
     by_temperature = {row[0]: row for row in attractor_table(page, "temperature")}
     assert set(by_temperature) == {"0.7", "1.0"}
     assert by_temperature["0.7"][3] == "2 (100%)" and by_temperature["1.0"][3] == "1 (50%)"
-    # Both plots inline, as data: URIs (the CSP allows no other images).
-    assert (
-        len(
-            re.findall(
-                r'<img alt="(?:where conversations are|time to attractor entry)[^"]*" '
-                r'src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"',
-                page,
+    # The plots inline, as data: URIs (the CSP allows no other images): by pairing and by temperature.
+    for setting in ("pairing", "temperature"):
+        assert (
+            len(
+                re.findall(
+                    r'<img alt="(?:where conversations are|time to attractor entry|topics and end states)[^"]*'
+                    rf'by {setting}[^"]*" src="data:image/png;base64,[A-Za-z0-9+/=]{{200,}}"',
+                    page,
+                )
             )
+            == 3
         )
-        == 2
-    )
     assert "survival curves" in page  # the existing report is still there
     assert [e for *_, e in EXPERIMENT_RUNS].count(None) == 1
 

@@ -13,8 +13,13 @@ attractor and end state) and the text of its last messages; no model runs.
   hiding in one "unresolved" bucket. A cluster of one run stays "unresolved".
 - Time to attractor entry: Kaplan–Meier over runs, an event at the run's
   attractor onset (any theme but "on task"), censored at its last message.
-- Share by turn: at message k, the share of runs whose message k carries each
-  label; a run that ended before k counts with its end state (it stayed there).
+- Share by turn: at message k, the share of runs in each state: the end state
+  the run's messages up to k give (the same rule as its end state, on the window
+  ending at k), its end state at its last message and after it (it stayed
+  there). So the last column of the by-turn view is the end-state view.
+- Plots: one figure per plot and per setting the runs are split by (the pairing
+  and each varied path), legends below the axes, shares scaled to the data
+  (plotting.py).
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-UNRESOLVED = "unresolved"
+from ..verdict import UNRESOLVED, Verdict
+from .entry import window_majority
+
 CLUSTER_SIMILARITY = 0.35
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 _STOP = frozenset(
@@ -51,6 +58,8 @@ class RunEnd:
     topics: dict[str, float] = field(default_factory=dict)
     final_text: str = ""  # the final window's messages, for clustering unknown end states
     cluster: str | None = None  # "other: …" for a clustered unknown end state
+    verdict: Verdict | None = None  # the run's verdict (verdict.py), which end_state and attractor are from
+    window: int = 6  # the final window of its end state (AttractorParams.final_window)
 
     @property
     def pairing(self) -> str:
@@ -172,18 +181,29 @@ def entry_survival(runs: Sequence[RunEnd], horizon: int | None = None) -> list[t
     return curve
 
 
-def share_by_turn(runs: Sequence[RunEnd], horizon: int | None = None) -> dict[str, list[float]]:
-    """{shown label: [share of runs at message 1..horizon]} (a run past its end counts as its end state)."""
+def states_by_turn(r: RunEnd, family_of: Mapping[str, str] | None = None) -> list[str]:
+    """Where a run was at each of its messages: at message k < its last, the end state its messages up to k
+    give (the rule of its end state: the family most of the final window's messages share, else
+    unresolved); at its last message, its end state (shown_end). So the by-turn view ends where the
+    end-state view is, by construction."""
+    family_of = family_of or {}
+    families = [family_of.get(label, label) if label else None for label in r.labels]
+    states = [window_majority(families[max(0, k - r.window) : k]) or UNRESOLVED for k in range(1, r.messages)]
+    return [*states, r.shown_end] if r.messages else []
+
+
+def share_by_turn(
+    runs: Sequence[RunEnd], horizon: int | None = None, family_of: Mapping[str, str] | None = None
+) -> dict[str, list[float]]:
+    """{state: [share of runs at message 1..horizon]} (states_by_turn; a run past its end stays in its end
+    state). At the last message of the longest run the shares are the end states' shares."""
     horizon = horizon or max((r.messages for r in runs), default=0)
     out: dict[str, list[float]] = defaultdict(lambda: [0.0] * horizon)
     n = len(runs) or 1
     for r in runs:
+        states = states_by_turn(r, family_of)
         for k in range(horizon):
-            if k < len(r.labels):
-                label = r.labels[k] or "none"
-            else:
-                label = r.shown_end
-            out[label][k] += 1 / n
+            out[states[k] if k < len(states) else r.shown_end][k] += 1 / n
     return {k: [round(v, 4) for v in vals] for k, vals in sorted(out.items())}
 
 
@@ -225,32 +245,36 @@ def grouped_ends(runs: Iterable[RunEnd], setting: str) -> dict[str, list[RunEnd]
 
 
 def write_attractor_plots(
-    by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], folder: Path, stem: str, labeller: str = "built-in"
+    by_group: dict[str, list[RunEnd]],
+    labels: dict[str, str],
+    folder: Path,
+    stem: str,
+    setting: str = "pairing",
+    family_of: Mapping[str, str] | None = None,
+    labeller: str = "built-in",
 ) -> list[Path]:
-    """<stem>-attractors.png (stacked share by turn, one panel per pairing),
-    <stem>-attractor-entry.png (Kaplan–Meier: runs not yet in an attractor) and
-    <stem>-end-states.png (topics and end states per pairing, as bars). Each names the `labeller` whose
-    message labels it shows (the built-in analysis, or a judge's model string)."""
-    import matplotlib
+    """The runs split by `setting` (the pairing, or a varied path; see plotting.plot_path):
+    `<stem>-attractors….png` (stacked share of runs in each state by turn, a panel per group),
+    `<stem>-attractor-entry….png` (Kaplan–Meier: runs not yet in an attractor) and
+    `<stem>-end-states….png` (topics and end states per group, as bars). The by-turn panels end, at the
+    longest run's last message, on the end-state bars' shares (states_by_turn). Each names the `labeller`
+    whose message labels it shows (the built-in analysis, or a judge's model string)."""
+    from matplotlib.ticker import MaxNLocator
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from .plotting import group_label, legend_below, new_figure, plot_path, save
 
     folder.mkdir(parents=True, exist_ok=True)
+    by = "" if setting == "pairing" else f" by {setting}"
     paths = []
-    panels = max(len(by_pairing), 1)
-    fig = Figure(figsize=(9, 2.4 * panels + 0.9), dpi=100)
-    all_labels = sorted(
-        {k for runs in by_pairing.values() for k in share_by_turn(runs)}, key=lambda k: (k in ("none", UNRESOLVED), k)
-    )
+    panels = max(len(by_group), 1)
+    fig = new_figure(9, 2.4 * panels + 0.9)
+    shares_of = {name: share_by_turn(runs, family_of=family_of) for name, runs in by_group.items()}
+    all_labels = sorted({k for shares in shares_of.values() for k in shares}, key=lambda k: (k == UNRESOLVED, k))
     palette = iter(_palette(len(all_labels)))
-    colours = {
-        k: ((0.85, 0.85, 0.85, 1.0) if k == "none" else (0.6, 0.6, 0.6, 1.0) if k == UNRESOLVED else next(palette))
-        for k in all_labels
-    }
-    for i, (name, runs) in enumerate(by_pairing.items(), start=1):
+    colours = {k: ((0.75, 0.75, 0.75, 1.0) if k == UNRESOLVED else next(palette)) for k in all_labels}
+    for i, (name, runs) in enumerate(by_group.items(), start=1):
         ax = fig.add_subplot(panels, 1, i)
-        shares = share_by_turn(runs)
+        shares = shares_of[name]
         bottom = None
         for k in all_labels:
             if k not in shares:
@@ -263,9 +287,10 @@ def write_attractor_plots(
             ax.stairs(low + ys, edges, baseline=low, fill=True, color=colours[k], label=labels.get(k, k), linewidth=0)
             bottom = low + ys
         ax.set_xlim(0.5, max(2, max((r.messages for r in runs), default=2)) + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # messages are whole
         ax.set_ylim(0, 1)
         ax.set_ylabel("share of runs")
-        ax.set_title(f"{name} (n={len(runs)})", fontsize="medium", loc="left")
+        ax.set_title(group_label(name, len(runs)), fontsize="medium", loc="left")
         if i == panels:
             ax.set_xlabel("message")
     handles, names = [], []
@@ -275,44 +300,40 @@ def write_attractor_plots(
                 handles.append(h)
                 names.append(n)
     fig.suptitle(
-        f"Where conversations are, by turn (a run that ended stays in its end state; labels: {labeller})",
+        f"Where conversations are, by turn{by} (the last message: the run's end state; labels: {labeller})",
         fontsize="medium",
     )
-    fig.tight_layout(rect=(0, 0, 0.78, 0.97))
-    if handles:
-        fig.legend(handles, names, loc="center right", fontsize="small", frameon=False)
-    paths.append(folder / f"{stem}-attractors.png")
-    fig.savefig(paths[-1])
+    bottom = legend_below(fig, handles, names)
+    paths.append(save(fig, plot_path(folder, stem, "attractors", setting), bottom))
 
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
-    for name, runs in by_pairing.items():
+    for name, runs in by_group.items():
         curve = entry_survival(runs)
-        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=f"{name} (n={len(runs)})")
+        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=group_label(name, len(runs)))
     ax.set_xlabel("message")
     ax.set_ylabel("share of runs not yet in an attractor")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"Time to attractor entry (Kaplan–Meier; labels: {labeller})")
+    ax.set_title(f"Time to attractor entry (Kaplan–Meier; labels: {labeller}){by}")
     ax.grid(alpha=0.3)
-    if by_pairing:
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    paths.append(folder / f"{stem}-attractor-entry.png")
-    fig.savefig(paths[-1])
+    bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
+    paths.append(save(fig, plot_path(folder, stem, "attractor-entry", setting), bottom))
 
-    paths.append(_shares_plot(by_pairing, labels, folder / f"{stem}-end-states.png", labeller))
+    paths.append(_shares_plot(by_group, labels, plot_path(folder, stem, "end-states", setting), setting, labeller))
     return paths
 
 
-def _shares_plot(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], path: Path, labeller: str) -> Path:
-    """Two panels of horizontal bars per pairing, as the model cards show them: the topics
-    (mean share of messages) and the end states (share of runs)."""
-    from matplotlib.figure import Figure
+def _shares_plot(
+    by_group: dict[str, list[RunEnd]], labels: dict[str, str], path: Path, setting: str, labeller: str
+) -> Path:
+    """Two panels of horizontal bars per group, as the model cards show them: the topics (mean share of
+    messages) and the end states (share of runs); each axis scaled to its data, the legend below."""
+    from .plotting import group_label, legend_below, new_figure, save, share_limit
 
-    groups = {name: attractor_group(name, runs) for name, runs in by_pairing.items()}
+    groups = {name: attractor_group(name, runs) for name, runs in by_group.items()}
     topics = sorted({t for g in groups.values() for t in g.topics})
     ends = sorted({e for g in groups.values() for e in g.end_states}, key=lambda e: (e == UNRESOLVED, e))
-    fig = Figure(figsize=(10, 0.45 * max(len(topics), len(ends), 3) * max(len(groups), 1) + 1.6), dpi=100)
+    fig = new_figure(10, 0.45 * max(len(topics), len(ends), 3) * max(len(groups), 1) + 1.2)
     width = 0.8 / max(len(groups), 1)
     for col, (title, keys, values) in enumerate(
         (
@@ -324,19 +345,16 @@ def _shares_plot(by_pairing: dict[str, list[RunEnd]], labels: dict[str, str], pa
         ax = fig.add_subplot(1, 2, col)
         ys = np.arange(len(keys))
         for i, (name, g) in enumerate(groups.items()):
-            ax.barh(ys + i * width, [values(g, k) for k in keys], height=width, label=f"{name} (n={g.runs})")
+            ax.barh(ys + i * width, [values(g, k) for k in keys], height=width, label=group_label(name, g.runs))
         ax.set_yticks(ys + width * (len(groups) - 1) / 2, [labels.get(k, k) for k in keys])
         ax.invert_yaxis()
-        ax.set_xlim(0, 1)
+        ax.set_xlim(0, share_limit(values(g, k) for g in groups.values() for k in keys))
         ax.set_title(title, fontsize="medium")
         ax.grid(axis="x", alpha=0.3)
         if not keys:
             ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
-    if groups:
-        fig.axes[-1].legend(fontsize="small", loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    bottom = legend_below(fig, *fig.axes[-1].get_legend_handles_labels(), title=setting) if groups else 0.0
+    return save(fig, path, bottom)
 
 
 def _palette(n: int) -> list[Any]:

@@ -76,6 +76,8 @@ similarity to theme centroids does (theme AUC 0.92).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,20 +124,22 @@ class WordLlamaEmbedder:
         with self._lock:
             if self._table is None:
                 try:
-                    import wordllama
-                    from wordllama import WordLlama
+                    with _root_logging_kept():
+                        import wordllama
+                        from wordllama import WordLlama
                 except ImportError:
                     raise DuologueError(
                         "message embeddings need the wordllama package: pip install wordllama"
                     ) from None
                 try:
                     # The package folder holds weights/ and tokenizers/: found on disk, never downloaded.
-                    model = WordLlama.load(
-                        config="l2_supercat",
-                        dim=self.dim,
-                        cache_dir=Path(wordllama.__file__).parent,
-                        disable_download=True,
-                    )
+                    with _root_logging_kept():
+                        model = WordLlama.load(
+                            config="l2_supercat",
+                            dim=self.dim,
+                            cache_dir=Path(wordllama.__file__).parent,
+                            disable_download=True,
+                        )
                     tokenizer = model.tokenizer
                     tokenizer.no_padding()  # our own copy of the model: one message at a time, unpadded
                     tokenizer.no_truncation()
@@ -208,6 +212,21 @@ def embed_cached(texts: Sequence[str], embedder: Embedder) -> np.ndarray:
     except OSError:
         pass
     return vectors
+
+
+@contextlib.contextmanager
+def _root_logging_kept():
+    """Undo what an import does to the root logger: wordllama calls logging.basicConfig(level=INFO) when
+    imported, which made every hosted request print `INFO:httpx:HTTP Request: …` on stderr. A handler or
+    level the program set itself before stays as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
 
 
 DEFAULT_EMBEDDER = "wordllama"

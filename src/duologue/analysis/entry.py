@@ -171,10 +171,15 @@ def end_state(
     """The end state: the family (or rule theme) most of the final window's messages share, else None
     (unresolved). Without `themes`, each label is its own family."""
     window = [m.label for m in trajectory[-_params(params).final_window :]]
-    if not window:
-        return None
     if themes is not None:
         window = [themes.family_of(label) for label in window]
+    return window_majority(window)
+
+
+def window_majority(window: Sequence[str | None]) -> str | None:
+    """The label more than half of a window's messages share, else None (the end state's rule)."""
+    if not window:
+        return None
     counts: dict[str | None, int] = {}
     for label in window:
         counts[label] = counts.get(label, 0) + 1

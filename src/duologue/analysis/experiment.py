@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..vocabulary import WORDS
+
 
 @dataclass
 class RunStats:
@@ -27,7 +29,7 @@ class RunStats:
     max_messages: int
     prompt_tokens: int
     completion_tokens: int
-    seconds: float
+    conversation_seconds: float  # its messages' generation time, summed
     looped_at: int | None  # onset of the exact loop or of the near loop, whichever is earlier, else None
     loop_kind: str | None  # "loop" (an exact loop) or "near_loop" (a near loop only)
     tokens_in_loop: int  # completion tokens of the repeating part (first repeat onwards)
@@ -69,7 +71,7 @@ def run_stats(run_row: dict[str, Any], messages: Sequence[dict[str, Any]], loops
         max_messages=max_messages,
         prompt_tokens=sum(m.get("prompt_tokens") or 0 for m in messages),
         completion_tokens=sum(m.get("completion_tokens") or 0 for m in messages),
-        seconds=sum(m.get("latency") or 0.0 for m in messages),
+        conversation_seconds=sum(m.get("latency") or 0.0 for m in messages),
         looped_at=looped_at,
         loop_kind=kind,
         tokens_in_loop=tokens_in_loop,
@@ -116,7 +118,8 @@ class GroupStats:
     stop_reasons: dict[str, int]
     prompt_tokens: int
     completion_tokens: int
-    seconds: float
+    # The sum over the group's runs of their messages' generation time: runs that ran at once count each.
+    conversation_seconds: float
     tokens_in_loops: int
     tokens_saved: float
     mean_words_by_index: list[float]
@@ -144,7 +147,7 @@ def group_stats(name: str, runs: Sequence[RunStats]) -> GroupStats:
         stop_reasons=dict(Counter(r.stop_reason or r.status for r in runs)),
         prompt_tokens=sum(r.prompt_tokens for r in runs),
         completion_tokens=sum(r.completion_tokens for r in runs),
-        seconds=sum(r.seconds for r in runs),
+        conversation_seconds=sum(r.conversation_seconds for r in runs),
         tokens_in_loops=sum(r.tokens_in_loop for r in runs),
         tokens_saved=sum(r.tokens_saved for r in runs),
         mean_words_by_index=mean_words,
@@ -165,6 +168,27 @@ def _costs(runs: Sequence[RunStats]) -> dict[str, Any]:
     }
 
 
+def wall_seconds(spans: Iterable[tuple[str | None, str | None]]) -> float:
+    """The experiment's wall time: the time some run of it was going, from the runs' (start, end) times
+    (ISO text), overlaps counted once and the gaps between sittings (a batch resumed later) left out."""
+    from datetime import datetime
+
+    intervals = sorted(
+        (datetime.fromisoformat(a).timestamp(), datetime.fromisoformat(b).timestamp()) for a, b in spans if a and b
+    )
+    total, start, end = 0.0, None, None
+    for a, b in intervals:
+        if end is None or a > end:
+            if end is not None and start is not None:
+                total += end - start
+            start, end = a, b
+        else:
+            end = max(end, b)
+    if start is not None and end is not None:
+        total += end - start
+    return round(total, 3)
+
+
 def grouped(runs: Iterable[RunStats], setting: str) -> dict[str, list[RunStats]]:
     """Runs by one setting of their cell ("pairing", "opener", "system", "temperature")."""
     groups: dict[str, list[RunStats]] = defaultdict(list)
@@ -173,41 +197,38 @@ def grouped(runs: Iterable[RunStats], setting: str) -> dict[str, list[RunStats]]
     return dict(sorted(groups.items()))
 
 
-def write_experiment_plots(by_pairing: dict[str, list[RunStats]], folder: Path, stem: str) -> list[Path]:
-    """survival.png (runs not yet looped vs message index) and lengths.png (mean words by message index)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+def write_experiment_plots(
+    by_group: dict[str, list[RunStats]], folder: Path, stem: str, setting: str = "pairing"
+) -> list[Path]:
+    """The runs split by `setting` (the pairing, or a varied path): `<stem>-survival….png` (runs not yet
+    looped vs message index) and `<stem>-lengths….png` (mean words by message index); see plotting.plot_path."""
+    from .plotting import group_label, legend_below, new_figure, plot_path, save
 
     folder.mkdir(parents=True, exist_ok=True)
+    by = "" if setting == "pairing" else f" by {setting}"
     paths = []
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
-    for name, runs in by_pairing.items():
+    for name, runs in by_group.items():
         curve = survival_curve(runs)
-        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=f"{name} (n={len(runs)})")
+        ax.step([t for t, _ in curve], [s for _, s in curve], where="post", label=group_label(name, len(runs)))
     ax.set_xlabel("message index")
-    ax.set_ylabel("share of runs in no loop or near loop yet")
+    ax.set_ylabel(f"share of runs in no {WORDS['looped']} yet")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Survival: runs not yet in a loop or near loop")
+    ax.set_title(f"Survival: runs not yet in a {WORDS['looped']}{by}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    paths.append(folder / f"{stem}-survival.png")
-    fig.savefig(paths[-1])
+    bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
+    paths.append(save(fig, plot_path(folder, stem, "survival", setting), bottom))
 
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
-    for name, runs in by_pairing.items():
+    for name, runs in by_group.items():
         words = group_stats(name, runs).mean_words_by_index
-        ax.plot(range(1, len(words) + 1), words, marker=".", label=name)
+        ax.plot(range(1, len(words) + 1), words, marker=".", label=group_label(name, len(runs)))
     ax.set_xlabel("message index")
     ax.set_ylabel("mean words per message")
-    ax.set_title("Message length by turn")
+    ax.set_title(f"Message length by turn{by}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    paths.append(folder / f"{stem}-lengths.png")
-    fig.savefig(paths[-1])
+    bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
+    paths.append(save(fig, plot_path(folder, stem, "lengths", setting), bottom))
     return paths

@@ -15,10 +15,13 @@ from ..experiment_spec import ExperimentSpec, stored_experiment
 from ..store import DEFAULT_DB, Store
 
 
-def load_experiment_stats(store: Store, name: str, ends: list | None = None, labeller: str | None = None):
+def load_experiment_stats(
+    store: Store, name: str, ends: list | None = None, labeller: str | None = None, spans: list | None = None
+):
     """RunStats for every run of the experiment, from the store alone. Given a list `ends`, it is
-    filled with each run's place on the attractor map (analysis.attractors.RunEnd), from the built-in
-    analysis's message labels, or from `labeller`'s (a judge's model string: `duologue judge`)."""
+    filled with each run's place on the attractor map (analysis.attractors.RunEnd), from the stored
+    analysis's verdict and message labels, or from `labeller`'s labels (a judge's model string: `duologue
+    judge`); given `spans`, with each run's (started_at, ended_at)."""
     from .attractors import run_end
     from .experiment import run_stats
     from .text import words
@@ -52,26 +55,29 @@ def load_experiment_stats(store: Store, name: str, ends: list | None = None, lab
             "cost_unknown": run.cost_unknown,
         }
         stats.append(run_stats(run_row, by_run.get(run.id, []), run.loops))
+        if spans is not None:
+            spans.append((run.started_at, run.ended_at))
         if ends is not None:
             msgs = themes.get(run.id, [])
-            sem = run.semantic
+            verdict = run.verdict  # the stored analysis's, as every surface says it (verdict.py)
             labels = [t for t, _, _ in msgs]
-            end, attractor, onset = sem.end_state, sem.attractor, sem.attractor_onset
-            if judged is not None:
-                labels, end, attractor, onset = labelled_ends(run.spec, judged.get(run.id, {}), len(msgs))
+            end_state, attractor, onset = verdict.end_state, verdict.attractor, verdict.attractor_onset
+            if judged is not None:  # the map from a judge's labels; the run's own verdict stays beside it
+                labels, end_state, attractor, onset = labelled_ends(run.spec, judged.get(run.id, {}), len(msgs))
             window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
-            ends.append(
-                run_end(
-                    run.id,
-                    run_row["cell"],
-                    end,
-                    attractor,
-                    onset,
-                    labels,
-                    [tp for _, tp, _ in msgs],
-                    [c for _, _, c in msgs[-window:]],
-                )
+            end = run_end(
+                run.id,
+                run_row["cell"],
+                end_state,
+                attractor,
+                onset,
+                labels,
+                [tp for _, tp, _ in msgs],
+                [c for _, _, c in msgs[-window:]],
             )
+            end.verdict = verdict
+            end.window = window
+            ends.append(end)
     return stats
 
 
@@ -146,7 +152,7 @@ def experiment_stats_by(store: Store, name: str, labeller: str | None = None) ->
 
     from .agreement import BUILTIN
     from .attractors import attractor_group, cluster_unknown, entry_survival, grouped_ends, share_by_turn
-    from .experiment import group_stats, grouped, survival_curve
+    from .experiment import group_stats, grouped, survival_curve, wall_seconds
     from .semantic import theme_labels
     from .themes import load_themes
 
@@ -159,13 +165,17 @@ def experiment_stats_by(store: Store, name: str, labeller: str | None = None) ->
             f"no labels by '{labeller}' in experiment {name} (`duologue judge {name} --model {labeller}` makes them)"
         )
     ends: list = []
-    stats = load_experiment_stats(store, name, ends, labeller)
+    spans: list = []
+    stats = load_experiment_stats(store, name, ends, labeller, spans)
     exp_spec = store.require_experiment(name).spec
     stored, settings = report_settings(exp_spec)
     if stored is not None:
         for r in [*stats, *ends]:  # each varied value as shown: an opener by its text, not its position
             r.cell = stored.shown_cell(r.cell)
     report: dict[str, Any] = {"experiment": name, "runs": len(stats), "overall": asdict(group_stats("all", stats))}
+    # Two different sums of time: the experiment's own span, and each group's conversation_seconds (the sum
+    # over its runs, which ran side by side).
+    report["wall_seconds"] = wall_seconds(spans)
     report["settings"] = []
     for setting in settings:
         groups = grouped(stats, setting)
@@ -181,6 +191,7 @@ def experiment_stats_by(store: Store, name: str, labeller: str | None = None) ->
     except DuologueError:
         theme_set = load_themes(None)
     labels = theme_labels(theme_set)  # themes' and families' labels
+    family_of = {t.id: t.family_id for t in theme_set.themes}
     attractors: dict[str, Any] = {
         "labeller": labeller or BUILTIN,  # whose message labels the map is made of
         "labels": labels,
@@ -192,14 +203,41 @@ def experiment_stats_by(store: Store, name: str, labeller: str | None = None) ->
             attractors[f"by_{setting}"] = [asdict(attractor_group(g, group)) for g, group in end_groups.items()]
     by_pairing = grouped_ends(ends, "pairing")
     attractors["entry_survival"] = {g: entry_survival(runs) for g, runs in by_pairing.items()}
-    attractors["share_by_turn"] = {g: share_by_turn(runs) for g, runs in by_pairing.items()}
+    attractors["share_by_turn"] = {g: share_by_turn(runs, family_of=family_of) for g, runs in by_pairing.items()}
     attractors["runs"] = [
         {"run_id": r.run_id, "end_state": r.shown_end, "attractor": r.attractor, "entry": r.entry} for r in ends
+    ]
+    # Each run's verdict, as `ls`, `show`, the viewer and the exports give it; `cluster`: the name of the
+    # group of unresolved end states it falls in on the attractor map ("other: …"), if any.
+    report["verdicts"] = [
+        {"run_id": r.run_id, "cell": r.cell, **r.verdict.as_dict(), "cluster": r.cluster} for r in ends if r.verdict
     ]
     report["attractors"] = attractors
     report["agreement"] = experiment_agreement(store, name, theme_set)
     report["_ends"] = ends  # for the plots; not written to JSON
+    report["_family_of"] = family_of
     return stats, report
+
+
+def write_report_plots(
+    stats: list, ends: list, report: dict[str, Any], folder: Path, stem: str, family_of: dict[str, str]
+) -> dict[str, list[Path]]:
+    """Every plot of the report once per setting it is split by (the pairing, then each varied path):
+    {setting: its plots' paths} (plotting.plot_path names them). The attractor plots name whose labels
+    they show (`report["attractors"]["labeller"]`)."""
+    from .attractors import grouped_ends, write_attractor_plots
+    from .experiment import grouped, write_experiment_plots
+
+    labels, labeller = report["attractors"]["labels"], report["attractors"]["labeller"]
+    out: dict[str, list[Path]] = {}
+    for setting in report["settings"]:
+        paths = write_experiment_plots(grouped(stats, setting), folder, stem, setting)
+        if ends:
+            paths += write_attractor_plots(
+                grouped_ends(ends, setting), labels, folder, stem, setting, family_of, labeller
+            )
+        out[setting] = paths
+    return out
 
 
 def experiment_report(store: Store, name: str, folder: Path, labeller: str | None = None) -> dict[str, Any]:
@@ -207,22 +245,11 @@ def experiment_report(store: Store, name: str, folder: Path, labeller: str | Non
     `labeller`: whose message labels the attractor map uses (None: the built-in analysis's)."""
     import json
 
-    from .attractors import grouped_ends, write_attractor_plots
-    from .experiment import grouped, write_experiment_plots
-
     stats, report = experiment_stats_by(store, name, labeller)
-    ends = report.pop("_ends")
-    report["plots"] = [str(p) for p in write_experiment_plots(grouped(stats, "pairing"), folder, name)]
-    report["plots"] += [
-        str(p)
-        for p in write_attractor_plots(
-            grouped_ends(ends, "pairing"),
-            report["attractors"]["labels"],
-            folder,
-            name,
-            report["attractors"]["labeller"],
-        )
-    ]
+    ends, family_of = report.pop("_ends"), report.pop("_family_of")
+    plots = write_report_plots(stats, ends, report, folder, name, family_of)
+    report["plots"] = [str(p) for paths in plots.values() for p in paths]
+    report["plots_by"] = {setting: [str(p) for p in paths] for setting, paths in plots.items()}
     (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
 

@@ -12,10 +12,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ..verdict import Verdict, end_state_with_loop, verdict_of
 from .convergence import Convergence, ConvergenceParams
 from .entry import Attractor
 from .loops import ExactLoop, LoopParams, NearLoop, detect_exact_loop, detect_near_loop
@@ -113,7 +115,8 @@ def analyze(
         metrics=metrics,
         convergence=sem.convergence if sem else None,
         attractor=sem.attractor if sem else None,
-        end_state=sem.end_state if sem else None,
+        # A run that ends in an exact loop ends in the verbatim loop, whatever its final window's themes.
+        end_state=end_state_with_loop(sem.end_state, bool(exact and exact.absorbing), sem.verbatim) if sem else None,
         themes=sem.trajectory if sem else None,
         topics=sem.topics if sem else None,
         theme_labels=sem.labels if sem else None,
@@ -179,9 +182,20 @@ def metrics_to_dict(m: MessageMetrics) -> dict[str, Any]:
     return out
 
 
+def analysis_verdict(a: Analysis) -> Verdict:
+    """The analysis's verdict (loop, attractor, end state), as the store's columns give it (verdict.py)."""
+    at = a.attractor
+    loops = SimpleNamespace(exact=a.exact_loop, near=a.near_loop)
+    semantic = SimpleNamespace(
+        end_state=a.end_state, attractor=at.theme if at else None, attractor_onset=at and at.onset
+    )
+    return verdict_of(loops, semantic)
+
+
 def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     """A JSON-safe dict (keys of "exact_loop" match the examples' .expected.json)."""
     return {
+        "verdict": analysis_verdict(a).as_dict(),
         "convergence": convergence_to_dict(a.convergence) if a.convergence else None,
         "attractor": attractor_to_dict(a.attractor) if a.attractor else None,
         "end_state": a.end_state,
@@ -201,8 +215,9 @@ def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     }
 
 
-def format_summary(a: Analysis) -> str:
-    """A few plain-text lines for a terminal or a log."""
+def format_summary(a: Analysis, strip_width: int | None = 60) -> str:
+    """A few plain-text lines for a terminal or a log; the theme strip's last `strip_width` messages
+    (None: all of them)."""
     words = ", ".join(f"{name} {n}" for name, n in a.words_per_speaker.items()) or "none"
     if a.exact_loop:
         loop = a.exact_loop
@@ -241,7 +256,7 @@ def format_summary(a: Analysis) -> str:
             f"convergence: {conv}",
             f"attractor: {attr}",
             f"end state: {end}",
-            f"theme strip: {theme_strip(a)}",
+            f"theme strip: {theme_strip(a, strip_width)}",
             f"topics: {topics}",
         ]
     lines.append(f"lexicon: {lexicon}")
@@ -266,11 +281,12 @@ STRIP_MARKS = {
 }
 
 
-def theme_strip(a: Analysis, width: int = 60) -> str:
-    """One character per message (the last `width`): each message's end-state theme."""
+def theme_strip(a: Analysis, width: int | None = 60) -> str:
+    """One character per message (the last `width`; None: every one): each message's end-state theme."""
     if not a.themes:
         return "(no messages)"
     marks = [STRIP_MARKS.get(m.label, (m.label or "?")[0].upper()) for m in a.themes]
+    width = width or len(marks)
     cut = len(marks) > width
     strip = "".join(marks[-width:])
     used = dict.fromkeys(m.label for m in a.themes[-width:])

@@ -51,6 +51,7 @@ class SemanticResult:
     topics: dict[str, float]
     labels: dict[str, str] = field(default_factory=dict)  # theme (and family) id -> label
     topic_from_start: str | None = None  # the family the conversation began in and stayed in
+    verbatim: str = "verbatim"  # the id of the theme set's verbatim-loop rule theme
 
 
 def topic_shares(trajectory: Sequence[MessageThemes]) -> dict[str, float]:
@@ -82,6 +83,7 @@ def semantic_analysis(
         topics=topic_shares(trajectory),
         labels=theme_labels(scorer.themes),
         topic_from_start=topic_from_start(trajectory, scorer.themes, attractor),
+        verbatim=next((t.id for t in scorer.themes.themes if t.rule == "verbatim"), "verbatim"),
     )
 
 

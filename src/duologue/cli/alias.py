@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .common import print_json
+from .layout import console_for, print_trimmed
 
 
 @click.group("alias")
@@ -73,10 +73,7 @@ def ls_cmd(as_json) -> None:
     for name, a in sorted(aliases.items()):
         extra = ", ".join(f"{k}={v}" for k, v in a.extra.items())
         table.add_row(Text(name), Text(a.model), Text(a.base_url or ""), Text(a.api_key_env or ""), Text(extra))
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=200)
-    console.print(table)
+    print_trimmed(console_for(None), table)  # piped: one line an alias, however long
 
 
 @alias.command("rm")

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from .. import queries
 from ..costs import format_usd
+from ..verdict import theme_labels_for
+from ..vocabulary import WORDS, shown_text
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id_or_file
-from .layout import Cell, Col, console_for, print_table, width_option
+from .layout import Cell, Col, console_for, is_piped, print_table, width_option
 
 
 def _key_state(p) -> str:
@@ -148,7 +149,7 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
         sys.stdout.write(jsonlib.dumps(analysis_to_dict(analysis), ensure_ascii=False, indent=2) + "\n")
         return
     c = console_for(width)
-    c.print(Text(format_summary(analysis)))
+    c.print(Text(format_summary(analysis, strip_width=None if is_piped(c) else 60)))  # piped: the whole strip
     for path in written:
         c.print(Text(f"plot: {path}", style="dim"))
 
@@ -228,13 +229,13 @@ def batch(experiment_file, dry_run, as_json, yes, confirm_above, width, db) -> N
             Col("repeats", justify="right"),
             Col("models", priority=3, wrap=True, min_width=16),
         )
-        table_rows: list[list[Cell]] = [  # a long value (an opener, a system prompt) cut short; None: each one's own
-            [*(Text(_short(row.get(k), 30)) for k in settings), str(row.get("repeats")), Text(str(row.get("models")))]
+        c = console_for(width)
+        cut = None if is_piped(c) else 30  # on a terminal a long value (an opener) is cut short; piped, whole
+        table_rows: list[list[Cell]] = [  # None: each participant's own
+            [*(Text(_short(row.get(k), cut)) for k in settings), str(row.get("repeats")), Text(str(row.get("models")))]
             for row in rows
         ]
-        print_table(
-            console_for(width), cols, table_rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json"
-        )
+        print_table(c, cols, table_rows, title=f"{exp.name}: {len(plans)} conversations", hint="or --json")
         click.echo(f"{len(plans)} conversations, up to {messages} messages")
         for line in est.lines():
             click.echo(line)
@@ -255,7 +256,7 @@ def batch(experiment_file, dry_run, as_json, yes, confirm_above, width, db) -> N
     if as_json:
         _print_batch_json(result)
     else:
-        _print_batch(result, experiment_file, console_for(width))
+        _print_batch(result, experiment_file, console_for(width), theme_labels_for(exp.record())[0])
     if result.errors:
         n = len(result.errors)
         click.echo(
@@ -291,17 +292,20 @@ def _confirm_cost(exp, plans, experiment_file: Path, db: Path, yes: bool, above:
         raise SystemExit(1)
 
 
-def _short(value, limit: int = 40) -> str:
+def _short(value, limit: int | None = 40) -> str:
+    """A setting's value for a table: cut to `limit` characters (None: whole, as piped output is)."""
     if value is None:
         return "(own)"
     if not isinstance(value, str):
         return str(value)
     if not value.strip():
-        return repr(value)  # a blank opener, visible
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+        return shown_text(value)  # a blank opener, visible
+    return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _print_batch_json(result) -> None:
+    from ..progress import flagged_live
+
     t = result.totals
     print_json(
         {
@@ -313,10 +317,11 @@ def _print_batch_json(result) -> None:
             "messages": t.messages,
             "completion_tokens": t.completion_tokens,
             "ended": {"finished": t.finished, "stopped_early": t.stopped_early, "errored": t.errored},
-            "loops": t.loops,
-            "near_loops": t.near_loops,
-            "convergences": t.convergences,
-            "attractors": t.attractors,
+            # The experiment's runs by their stored analyses (each run's verdict: verdict.py), as `report` counts
+            # them; and what the live detectors flagged during this batch.
+            "analysis": result.verdict_counts(),
+            "verdicts": [{"run_id": run_id, **verdict.as_dict()} for run_id, verdict in result.verdicts],
+            "flagged_live": flagged_live(t),
             "cost_usd": result.cost,
             "cost_unknown_messages": result.cost_unknown,
             "cost_limit": result.cost_limit,
@@ -325,7 +330,20 @@ def _print_batch_json(result) -> None:
     )
 
 
-def _print_batch(result, experiment_file: Path, c: Console) -> None:
+def _verdict_line(result, labels: dict[str, str]) -> str:
+    """The experiment's runs by their stored analyses: the counts `report` gives."""
+    n = result.verdict_counts()
+    ends = ", ".join(f"{labels.get(k, k)} {v}" for k, v in n["end_states"].items()) or "-"
+    unanalysed = n["runs"] - n["analysed"]
+    return (
+        f"its {n['runs']} runs by their analyses: {WORDS['looped']} {n['looped']} "
+        f"({WORDS['exact_loop']} {n['exact_loop']} · {WORDS['near_loop']} {n['near_loop']}) · "
+        f"{WORDS['attractor']} {n['attractor']} · {WORDS['end_state']}s {ends}"
+        + (f" · not analysed {unanalysed}" if unanalysed else "")
+    )
+
+
+def _print_batch(result, experiment_file: Path, c: Console, labels: dict[str, str]) -> None:
     exp_name = result.experiment
     t = result.totals
     from ..progress import detection_counts, ended_counts
@@ -334,7 +352,8 @@ def _print_batch(result, experiment_file: Path, c: Console) -> None:
     lines = [
         f"{exp_name}: {ran} of {result.planned} conversations run ({result.skipped} already done): "
         f"{ended_counts(t)}; {t.messages} new messages",
-        f"conversations with a detection: {detection_counts(t)}",
+        _verdict_line(result, labels),
+        f"{WORDS['flagged_live']} during this batch: {detection_counts(t)}",
         *(f"  error in run {run_id}: {detail}" for run_id, detail in result.errors),
     ]
     if result.errors:
@@ -416,11 +435,11 @@ def _fmt_q(q) -> str:
 REPORT_COLUMNS = (
     Col("group", wrap=True, min_width=12),
     Col("runs", justify="right"),
-    Col("loop or\nnear loop"),
+    Col(WORDS["looped"].replace(" or ", " or\n")),
     Col("onset\nmedian [IQR]", priority=1),
     Col("stop\nreasons", priority=2, wrap=True),
     Col("tokens", priority=3, justify="right"),
-    Col("seconds", priority=5, justify="right"),
+    Col(WORDS["conversation_seconds"], priority=5, justify="right"),
     Col("tokens\nin loops", priority=4, justify="right"),
     Col("saved\n(est.)", priority=4, justify="right"),
     Col("cost", priority=1, justify="right"),
@@ -438,27 +457,35 @@ MAP_COLUMNS = (
 
 
 def _print_report(rep: dict, c: Console) -> None:
+    cut = None if is_piped(c) else 60
     c.print(Text(f"experiment {rep['experiment']}: {rep['runs']} runs", style="bold"))
+    c.print(
+        Text(
+            f"{WORDS['wall_seconds']} {rep['wall_seconds']:.1f} s (while some run of it was going) · "
+            f"{WORDS['conversation_seconds']} {rep['overall']['conversation_seconds']:.1f} "
+            "(every run's generation time, summed: runs side by side count each)"
+        )
+    )
     for label, groups in _splits(rep):
         rows: list[list[Cell]] = []
         for g in groups:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(g["stop_reasons"].items()))
             rows.append(
                 [
-                    Text(_short(g["group"], 60)),
+                    Text(_short(g["group"], cut)),
                     str(g["runs"]),
                     f"{g['looped']} ({g['loop_share']:.0%})",
                     _fmt_q(g["onset_quartiles"]),
                     reasons,
                     str(g["prompt_tokens"] + g["completion_tokens"]),
-                    f"{g['seconds']:.1f}",
+                    f"{g['conversation_seconds']:.1f}",
                     str(g["tokens_in_loops"]),
                     f"{g['tokens_saved']:.0f}",
                     *_group_costs(g),
                 ]
             )
         print_table(c, REPORT_COLUMNS, rows, title=f"by {label}", hint="or --json")
-    _print_attractor_map(c, rep.get("attractors") or {})
+    _print_attractor_map(c, rep.get("attractors") or {}, cut)
     _print_agreements(c, rep.get("agreement") or [])
     for path in rep["plots"]:
         c.print(Text(f"plot: {path}", style="dim"))
@@ -476,7 +503,7 @@ def _group_costs(g: dict) -> list[str]:
     ]
 
 
-def _print_attractor_map(c: Console, att: dict) -> None:
+def _print_attractor_map(c: Console, att: dict, cut: int | None = 60) -> None:
     """Where the conversations end up (end states' shares), how soon (median entry), and their topics."""
     labels = att.get("labels") or {}
 
@@ -489,7 +516,7 @@ def _print_attractor_map(c: Console, att: dict) -> None:
             ends = ", ".join(f"{name(k)} {v:.0%}" for k, v in g["end_states"].items())
             entry = ", ".join(f"{name(k)} {v:g}" for k, v in g["median_entry"].items()) or "-"
             topics = ", ".join(f"{name(k)} {v:.0%}" for k, v in list(g["topics"].items())[:3]) or "-"
-            group = Text(_short(g["group"], 60))
+            group = Text(_short(g["group"], cut))
             rows.append([group, str(g["runs"]), Text(ends), f"{g['entered']}", Text(entry), Text(topics)])
         who = att.get("labeller", "built-in")
         print_table(c, MAP_COLUMNS, rows, title=f"attractor map by {label} (labels: {who})", hint="or --json")
@@ -527,7 +554,8 @@ def _print_agreements(c: Console, agreements: list[dict]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Check and list a theme file of your own instead of the built-in one.",
 )
-def themes(as_toml, themes_file) -> None:
+@width_option
+def themes(as_toml, themes_file, width) -> None:
     """The attractor themes and topics that analyze, run and report look for.
 
     Use your own set with `analyze --themes FILE`, or `themes = "FILE"` under
@@ -541,13 +569,19 @@ def themes(as_toml, themes_file) -> None:
         sys.stdout.write(resources.files("duologue.analysis").joinpath("themes.toml").read_text(encoding="utf-8"))
         return
     theme_set = load_themes(themes_file)
-    table = Table(box=None, header_style="bold", title=f"themes ({theme_set.source})", title_justify="left")
-    table.add_column("id", no_wrap=True)
-    table.add_column("label", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("by", no_wrap=True)
-    table.add_column("description", overflow="fold", ratio=1)
+    cols = (
+        Col("id"),
+        Col("label", wrap=True, min_width=12),
+        Col("kind"),
+        Col("family", priority=2),
+        Col("by", priority=1),
+        Col("description", wrap=True, min_width=20),
+    )
+    rows: list[list[Cell]] = []
     for t in theme_set.themes:
         how = "rule" if t.rule else f"{len(t.phrases)} phrases"
-        table.add_row(t.id, Text(t.label), t.kind.replace("end_state", "end state"), how, Text(t.description))
-    Console(highlight=False).print(table)
+        family = theme_set.label(t.family) if t.family else ""
+        kind = t.kind.replace("end_state", "end state")
+        rows.append([t.id, Text(t.label), kind, Text(family), how, Text(t.description)])
+    # On a terminal the descriptions wrap; piped, each theme is one line.
+    print_table(console_for(width), cols, rows, title=f"themes ({theme_set.source})")

@@ -14,15 +14,16 @@ from ..store import DEFAULT_DB
 
 
 class _ErrConsole:
-    """rich's Console on stderr, made when first used: a quick command (search, completion) imports no rich."""
+    """rich's Console on stderr, made when first used: a quick command (search, completion) imports no rich.
+    Redirected (a file, a pipe), it never wraps: a hint keeps its command on one line (layout.console_for)."""
 
     _console: Any = None
 
     def __getattr__(self, name: str) -> Any:
         if _ErrConsole._console is None:
-            from rich.console import Console
+            from .layout import console_for
 
-            _ErrConsole._console = Console(stderr=True, highlight=False)
+            _ErrConsole._console = console_for(None, stderr=True)
         return getattr(_ErrConsole._console, name)
 
 

@@ -83,11 +83,16 @@ def fit_columns(cols: Sequence[Col], rows: Sequence[Sequence[Cell]], width: int 
     need = [min(n, c.min_width) if c.wrap else n for n, c in zip(natural, cols, strict=True)]
     order = sorted(range(len(cols)), key=lambda i: (cols[i].priority, i))
     shown: list[int] = []
+    left_out: int | None = None  # the first priority a column was left out at: every later priority goes too
     for i in order:
         if cols[i].priority and not any(_plain(r[i]) for r in rows):
             continue  # an optional column with nothing in it is not worth its width
-        if cols[i].priority == 0 or sum(need[j] + PAD for j in [*shown, i]) <= width:
+        if cols[i].priority == 0 or (
+            (left_out is None or cols[i].priority <= left_out) and sum(need[j] + PAD for j in [*shown, i]) <= width
+        ):
             shown.append(i)
+        elif left_out is None:
+            left_out = cols[i].priority
     shown.sort()
     widths = {i: natural[i] for i in shown}
     wrapping = [i for i in shown if cols[i].wrap]

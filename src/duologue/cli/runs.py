@@ -16,6 +16,8 @@ from ..backends.settings import unsent_warnings
 from ..costs import cost_cell, describe_cost
 from ..errors import DuologueError
 from ..store import STATUSES
+from ..verdict import Verdict, theme_labels_for
+from ..vocabulary import WORDS
 from .common import db_option, err_console, print_json, run_async
 from .completion import complete_run_id
 from .layout import Col, console_for, print_table, width_option
@@ -179,10 +181,17 @@ def _print_summary(run, db: Path) -> None:
     c.print(Text("─" * 60, style="dim"))
     c.print(Text.assemble(("run ", "dim"), (run.id, "bold"), ("  ", ""), (run.title, "")))
     c.print(f"messages: {totals.messages}   stop: {stop}")
-    c.print(
-        f"tokens: {totals.prompt_tokens} prompt, {totals.completion_tokens} completion, "
-        f"{totals.tokens_per_second:.1f} tokens/s"
-    )
+    verdict = queries.run_verdict(run.id, db=db)  # the stored analysis of its final messages, as `show` says it
+    if verdict.analysed:
+        c.print(Text(f"analysis: {verdict.line(theme_labels_for(run.spec)[0])}"))
+    if totals.prompt_tokens is None and totals.completion_tokens is None:
+        c.print("tokens: not reported by the server")
+    else:
+        tps = totals.tokens_per_second
+        c.print(
+            f"tokens: {_count(totals.prompt_tokens)} prompt, {_count(totals.completion_tokens)} completion, "
+            f"{'not reported' if tps is None else f'{tps:.1f}'} tokens/s"
+        )
     c.print(f"cost: {describe_cost(run)}")
     c.print(f"transcript: {transcript_writer.transcript_path(db, run.id)}")
     if run.status in ("error", "interrupted"):
@@ -198,6 +207,10 @@ LIMIT_FLAGS = {
     "time_limit": "--time-limit SECONDS",
     "cost_limit": "--cost-limit USD",
 }
+
+
+def _count(n: int | None) -> str:
+    return "not reported" if n is None else str(n)
 
 
 @click.command()
@@ -260,7 +273,7 @@ def resume(run_id, interactive, meta, quiet, token_budget, time_limit, max_messa
 
 LS_KEYS = (
     "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, "
-    "parent_run_id, fork_at, experiment_id, messages, cost_usd, cost_unknown_messages"
+    "parent_run_id, fork_at, experiment_id, messages, cost_usd, cost_unknown_messages, verdict"
 )
 
 
@@ -279,12 +292,16 @@ LS_KEYS = (
 @width_option
 @db_option
 def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None:
-    """List runs, newest first, with their experiment, status and stop reason.
+    """List runs, newest first, with their status, stop reason, and what their stored analysis found.
 
-    The cost column is what each run's own generated messages cost ("≥" when
-    some have no known price, "?" when none has). At a narrow width the least
-    needed columns (started, parent, cost, experiment, title) are left out, and
-    named below the table; ids, statuses and stop reasons are always shown whole.
+    loop, attractor and end state are the verdict of each run's stored analysis
+    of its final messages, as `show`, `report` and the viewer give it (`@N`:
+    from message N; `-`: not analysed). The cost column is what each run's own
+    generated messages cost ("≥" when some have no known price, "?" when none
+    has). At a narrow width the least needed columns (parent, started,
+    experiment, cost, title, then the attractor) are left out, and named below
+    the table; ids, statuses and stop reasons are always shown whole. Piped,
+    every column is shown and nothing is wrapped.
     """
     filters = {"experiment_id": experiment, "status": status, "model": model, "looped": looped}
     if experiment and Path(db).exists() and queries.find_experiment(experiment, db=db) is None:
@@ -303,29 +320,38 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
         return
     cols = (
         Col("run"),
-        Col("title", priority=1, wrap=True, min_width=12),
+        Col("title", priority=3, wrap=True, min_width=12),
         Col("msgs", justify="right"),
         Col("status"),
         Col("stop"),
-        Col("cost", priority=3, justify="right"),
-        Col("experiment", priority=2, wrap=True),
-        Col("started", priority=3),
-        Col("parent", priority=4),
+        Col("loop", priority=1, wrap=True, min_width=7),
+        Col(WORDS["attractor"], priority=2, wrap=True, min_width=9),
+        Col(WORDS["end_state"], priority=1, wrap=True, min_width=9),
+        Col("cost", priority=4, justify="right"),
+        Col("experiment", priority=4, wrap=True),
+        Col("started", priority=5),
+        Col("parent", priority=6),
     )
-    table = [
-        [
-            r["id"],
-            Text(r["title"]),
-            str(r["messages"]),
-            r["status"],
-            r["stop_reason"] or "",
-            cost_cell(r["cost_usd"], r["cost_unknown_messages"]),
-            Text(r["experiment_id"] or ""),
-            _local(r["started_at"]),
-            f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else "",
-        ]
-        for r in rows
-    ]
+    labels, _ = theme_labels_for(None)
+    table = []
+    for r in rows:
+        verdict = Verdict.from_dict(r["verdict"])
+        table.append(
+            [
+                r["id"],
+                Text(r["title"]),
+                str(r["messages"]),
+                r["status"],
+                r["stop_reason"] or "",
+                verdict.loop_cell(),
+                Text(verdict.attractor_cell(labels)),
+                Text(verdict.end_state_text(labels)),
+                cost_cell(r["cost_usd"], r["cost_unknown_messages"]),
+                Text(r["experiment_id"] or ""),
+                _local(r["started_at"]),
+                f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else "",
+            ]
+        )
     c = console_for(width)
     print_table(c, cols, table, hint="or --json")
     for r in rows:  # a killed run whose process crashed says why (store/crashes.py)

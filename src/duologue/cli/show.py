@@ -13,6 +13,7 @@ from .. import queries
 from ..costs import describe_cost
 from ..events import format_value
 from ..exports import runs as run_exports
+from ..verdict import theme_labels_for
 from .common import db_option, print_json
 from .completion import complete_run_id
 from .layout import console_for, width_option
@@ -58,7 +59,7 @@ def show(run_id, as_json, width, db) -> None:
     # An imported run's opener is its first message, shown once: as message 1.
     first = run.messages[0] if run.messages else None
     opener_shown = not (run.source and first is not None and first.content == run.spec.get("opener"))
-    _print_spec(c, run.spec, opener=opener_shown)
+    _print_spec(c, run.spec, opener=opener_shown, models=run.models)
     _print_messages(c, run, queries.run_events(run.id, db=db))
 
 
@@ -90,6 +91,14 @@ def _print_header(c: Console, run, db) -> None:
     if any(not m.injected for m in run.messages):
         priced = f"   prices {run.price_data}" if run.price_data else ""
         c.print(Text(f"cost {describe_cost(run)}{priced}"))
+    # The verdict of the run's stored analysis of its final messages; the events below are what the live
+    # detectors saw at the time ("flagged live at message N").
+    verdict = queries.run_verdict(run.id, db=db)
+    if verdict.analysed:
+        labels, _ = theme_labels_for(run.spec)
+        c.print(Text(f"analysis: {verdict.line(labels)}"))
+    elif run.status != "running":
+        c.print(Text(f"analysis: none stored (`duologue analyze {run.id}` makes it)", style="dim"))
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -107,14 +116,17 @@ def _settings(pairs) -> str:
     return "  ".join(f"{k} {format_value(v)}" for k, v in pairs)
 
 
-def _print_spec(c: Console, spec: dict[str, Any], *, opener: bool = True) -> None:
+def _print_spec(
+    c: Console, spec: dict[str, Any], *, opener: bool = True, models: list[str | None] | None = None
+) -> None:
     """Every setting of the stored spec: what it takes to repeat the run. A setting the spec does not
     hold (an imported run's sampling, its limits) is left out, not shown empty."""
     if not spec:
         return
-    for p in spec.get("participants", []):
-        first = "".join(f"  {k} {p[k]}" for k in FIRST_LINE if p.get(k) is not None)
-        c.print(Text(f"  {p.get('name')}: {p.get('model')}{first}"))
+    for i, p in enumerate(spec.get("participants", [])):
+        first = "".join(f"  {key} {p[key]}" for key in FIRST_LINE if p.get(key) is not None)
+        model = models[i] if models and i < len(models) else p.get("model")  # an imported one: as its file names it
+        c.print(Text(f"  {p.get('name')}: {model}{first}"))
         rest = [(k, v) for k, v in _flat(p) if k.split(".")[0] not in (*APART, *FIRST_LINE)]
         if rest:
             c.print(Text(f"    {_settings(rest)}", style="dim"))
@@ -134,8 +146,12 @@ def _print_spec(c: Console, spec: dict[str, Any], *, opener: bool = True) -> Non
     if spec.get("metadata"):
         c.print(Text("metadata: " + "  ".join(f"{k} {v}" for k, v in _metadata(spec["metadata"]))))
     known = {"participants", "opener", "title", *LIMITS, *ACTIONS, "context", "injections", "changes", "detection"}
-    known.add("metadata")
+    known |= {"metadata", "seed"}
     others = [(k, v) for k, v in spec.items() if k not in known and v is not None and v != [] and v != {}]
+    if spec.get("seed") is not None:
+        # Not a participant's: each one's own is on its line (the base is what a participant without one gets,
+        # plus its position, and what draws a random turn order and a summary's sampling).
+        others.insert(0, ("base seed", spec["seed"]))
     if others:
         c.print(Text(_settings(others)))
     if spec.get("detection"):

@@ -52,5 +52,7 @@ def run_format(name: str) -> RunFormat:
     formats = run_formats()
     if name not in formats:
         broken = formats.why_missing(name)
-        raise DuologueError(broken or f"unknown export format '{name}' (a run exports as {', '.join(formats)})")
+        # Parquet (exports/parquet.py) is binary, not a text format of the registry, but a run exports as it too.
+        shown = ", ".join(sorted({*formats, "parquet"}))
+        raise DuologueError(broken or f"unknown export format '{name}' (a run exports as {shown})")
     return formats[name]

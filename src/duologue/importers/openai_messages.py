@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import TranscriptFormatError
 from ..records import Message, Run
+from ..transcripts.jsonfmt import json_error
 from . import ImportFormat, ImportOptions
 from .common import file_time, foreign_run, head_text, new_ids, read_text
 
@@ -68,7 +69,7 @@ def read(path: Path, options: ImportOptions) -> list[Run]:
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
-        raise TranscriptFormatError(f"line {e.lineno}: invalid JSON: {e.msg}") from None
+        raise TranscriptFormatError(f"line {e.lineno}: {json_error(e)}") from None
     where = "messages"
     if isinstance(data, dict):
         if "messages" not in data:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DuologueError, RunNotFoundError
 from ..records import Message, Run, utcnow
+from ..verdict import verdict_of
 from .experiments import (
     LOOP_COLUMNS,
     SEMANTIC_COLUMNS,
@@ -135,7 +136,7 @@ class Store(RunLists, Experiments, MessageSearch, Labels):
                 self._insert_run(run, True, None)
 
     def _insert_run(self, run: Run, copy_messages: bool, pid: int | None) -> None:
-        models = [p.get("model") for p in run.spec.get("participants", [])]
+        models = run.models  # an imported participant: the model its file names
         columns = """id, title, participants, models, spec, started_at, ended_at,
                status, stop_reason, stop_detail, duologue_version, parent_run_id, fork_at,
                experiment_id, source, pid, experiment_cell"""
@@ -298,9 +299,15 @@ class Store(RunLists, Experiments, MessageSearch, Labels):
         return [MessageTheme(idx, theme, topic) for idx, theme, topic in rows]
 
     def load_analysis(self, run_id: str) -> dict[str, Any] | None:
-        """The stored analysis as JSON data (for exports); the loops in it are typed in `run_loops`."""
+        """The stored analysis as JSON data (for exports); the loops in it are typed in `run_loops`. Its
+        `verdict` is the one its columns give (verdict.py: what every surface says of the run), also for an
+        analysis stored before verdicts were."""
         row = self.conn.execute("SELECT analysis FROM runs WHERE id=?", (run_id,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
+        if not row or not row[0]:
+            return None
+        data = json.loads(row[0])
+        verdict = verdict_of(self.run_loops(run_id), self.run_semantic(run_id)).as_dict()
+        return {"verdict": verdict, **{k: v for k, v in data.items() if k != "verdict"}}
 
     def run_loops(self, run_id: str) -> LoopSummary | None:
         """The loops of a run's stored analysis; None when it has none stored."""

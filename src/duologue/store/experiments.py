@@ -175,7 +175,8 @@ class Experiments:
         """Every run of the experiment (no messages), by id."""
         rows = self.conn.execute(
             f"""SELECT id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail,
-                       spec, experiment_cell, cost, cost_unknown, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}
+                       spec, experiment_cell, cost, cost_unknown, analysis IS NOT NULL AS analysed,
+                       {LOOP_COLUMNS}, {SEMANTIC_COLUMNS}
                 FROM runs WHERE experiment_id=? ORDER BY id""",
             (experiment_id,),
         )
@@ -196,6 +197,7 @@ class Experiments:
                 semantic=semantic_from_row(r),
                 cost=r["cost"],
                 cost_unknown=r["cost_unknown"],
+                analysed=bool(r["analysed"]),
             )
             for r in rows
         ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .experiments import LOOP_COLUMNS, SEMANTIC_COLUMNS, loops_from_row, semantic_from_row
 from .rows import PER_PAGE, FilterChoices, RunPage, RunProgress, RunRow
 from .search import fts_query
 from .status import process_alive, shown_status
@@ -111,7 +112,8 @@ def _alive_pids(conn: sqlite3.Connection) -> set[int]:
 
 _ROW_COLUMNS = (
     "id, title, participants, models, started_at, ended_at, status, stop_reason, stop_detail, parent_run_id, "
-    "fork_at, experiment_id, message_count, loop_period, loop_onset, pid, cost, cost_unknown"
+    "fork_at, experiment_id, message_count, pid, cost, cost_unknown, analysis IS NOT NULL AS analysed, "
+    f"{LOOP_COLUMNS}, {SEMANTIC_COLUMNS}"
 )
 
 
@@ -138,6 +140,9 @@ def _run_row(r: sqlite3.Row) -> RunRow:
         loop_onset=r["loop_onset"],
         cost=r["cost"],
         cost_unknown=r["cost_unknown"],
+        # The run's stored analysis, for its verdict (verdict.py); None when it has none.
+        loops=loops_from_row(r) if r["analysed"] else None,
+        semantic=semantic_from_row(r) if r["analysed"] else None,
     )
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..verdict import Verdict, verdict_of
+
 if TYPE_CHECKING:
     from ..analysis.report import Analysis
 
@@ -103,6 +105,13 @@ class RunRow:
     loop_onset: int | None
     cost: float = 0.0  # USD: its own generated messages' known costs
     cost_unknown: int = 0  # its own generated messages whose cost is unknown
+    loops: LoopSummary | None = None  # the stored analysis's loops and semantic findings; None: not analysed
+    semantic: SemanticSummary | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        """Its loop, attractor and end state, as every surface says them (verdict.py)."""
+        return verdict_of(self.loops, self.semantic)
 
     def as_dict(self) -> dict[str, Any]:
         """The dict `duologue.list_runs` has always returned (times as ISO text, `messages` the count)."""
@@ -122,6 +131,7 @@ class RunRow:
             "messages": self.message_count,
             "cost_usd": self.cost,
             "cost_unknown_messages": self.cost_unknown,
+            "verdict": self.verdict.as_dict(),
         }
 
 
@@ -196,6 +206,12 @@ class ExperimentRun:
     semantic: SemanticSummary = SemanticSummary()
     cost: float = 0.0  # USD: its own generated messages' known costs (runs.cost)
     cost_unknown: int = 0  # its own generated messages whose cost is unknown
+    analysed: bool = True  # False: no analysis stored (loops and semantic are then empty)
+
+    @property
+    def verdict(self) -> Verdict:
+        """Its loop, attractor and end state, as every surface says them (verdict.py)."""
+        return verdict_of(self.loops, self.semantic) if self.analysed else verdict_of(None, None)
 
 
 @dataclass

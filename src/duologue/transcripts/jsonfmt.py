@@ -85,8 +85,15 @@ def parse_json(text: str) -> Run:
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":
             raise TranscriptFormatError(f"line {e.lineno}: more than one run; read JSONL with parse_jsonl") from None
-        raise TranscriptFormatError(f"line {e.lineno}: invalid JSON: {e.msg}") from None
+        raise TranscriptFormatError(f"line {e.lineno}: {json_error(e)}") from None
     return run_from_dict(d)
+
+
+def json_error(e: json.JSONDecodeError) -> str:
+    """The decoder's complaint as a whole phrase with its column (its own message can end in "starting at")."""
+    if e.msg.endswith(" at"):
+        return f"invalid JSON: {e.msg} column {e.colno}"
+    return f"invalid JSON at column {e.colno}: {e.msg}"
 
 
 def parse_jsonl(text: str) -> list[Run]:

@@ -12,6 +12,7 @@ follows a live run by polling it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -43,6 +44,7 @@ from ..errors import DuologueError, RunNotFoundError, TranscriptFormatError
 from ..events import EventDescription, Lineage, describe_events, format_value, lineage
 from ..records import Run
 from ..store import LoopSummary, MessageTheme, SemanticSummary, Store
+from ..verdict import theme_labels_for, verdict_of
 from .chat import Seat, chat_blocks, seat
 from .markdown import markdown
 from .paging import MessagePages, int_param
@@ -174,6 +176,9 @@ class Viewer:
             # Imported runs, killed runs: analyse on the fly (once per run and length), store nothing.
             loops, semantic, message_themes, found = run_summaries(self.figures.analysis(run))
             labels = {**labels, **found}
+        verdict = verdict_of(loops, semantic)  # what `show`, `ls`, `report` and the exports say of the run
+        if semantic is not None:
+            semantic = dataclasses.replace(semantic, end_state=verdict.end_state)
         themes = theme_view(semantic, message_themes, labels, order) if not live else None
         exact = loops.exact if loops else None
         shown = run.messages[pages.first - 1 : pages.last]  # messages are numbered 1..n
@@ -324,11 +329,11 @@ def history_context(run: Run, events: list[EventDescription], family: Lineage | 
     """What the run page shows besides the chat: its events, its lineage and its spec's changes
     (also what the HTML export passes, without the lineage: a file has no other runs to link to)."""
     kinds: dict[str, int] = {}
-    marks: dict[int, list[tuple[int, str]]] = {}  # message index -> (event number in the timeline, kind)
+    marks: dict[int, list[tuple[int, str, bool]]] = {}  # message index -> (event number, kind, flagged live)
     for number, e in enumerate(events, start=1):
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
         if e.message_index is not None:
-            marks.setdefault(e.message_index, []).append((number, e.kind))
+            marks.setdefault(e.message_index, []).append((number, e.kind, e.live))
     changes = []
     for ch in run.spec.get("changes") or []:
         settings = [(k, format_value(v)) for k, v in ch.items() if k not in ("at", "participant") and v is not None]
@@ -347,9 +352,13 @@ def seats(run: Run) -> dict[str, Seat]:
     return {s: seat(s, run.participants) for s in {*run.participants, *(m.speaker for m in run.messages)}}
 
 
-def participant_models(run: Run) -> dict[str, str]:
+def participant_models(run: Run) -> dict[str, str | None]:
     """Each participant's model string, by name (the run page's header)."""
-    return {p.get("name"): p.get("model") for p in run.spec.get("participants", []) if p.get("name")}
+    return {
+        p.get("name"): model
+        for p, model in zip(run.spec.get("participants", []), run.models, strict=True)
+        if p.get("name")
+    }
 
 
 def marked_snippet(snippet: str) -> Markup:
@@ -378,7 +387,8 @@ def make_templates() -> Jinja2Templates:
     env.filters["cost_cell"] = cost_cell  # a group's cost: "≥" when some messages' cost is unknown
     env.filters["path"] = lambda value: quote(str(value), safe="")  # ids inside URL paths
     env.filters["marked"] = marked_snippet
-    env.globals.update(local_time=local_time, number=number, sorts=SORTS)
+    # Theme and family labels of the built-in set, for the runs tables' attractor and end state.
+    env.globals.update(local_time=local_time, number=number, sorts=SORTS, theme_labels=theme_labels_for(None)[0])
     return Jinja2Templates(env=env)
 
 

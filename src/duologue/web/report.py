@@ -8,28 +8,29 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from ..analysis.plotting import plot_path
 from ..store import Store
+from ..vocabulary import WORDS, shown_text
 
 
 def experiment_report_html(store: Store, experiment, templates) -> Markup:
     """Tables per pairing and per varied setting, survival curves and lengths by turn, and the
     attractor map: where the runs end up, per pairing and varied setting (PNG as data: URIs)."""
-    from ..analysis.attractors import grouped_ends, write_attractor_plots
-    from ..analysis.experiment import grouped, write_experiment_plots
-    from ..analysis.experiment_report import experiment_stats_by
+    from ..analysis.experiment_report import experiment_stats_by, write_report_plots
 
     stats, report = experiment_stats_by(store, experiment.id)
     ends = report.pop("_ends", [])  # the runs' RunEnd objects: for the plots only
+    family_of = report.pop("_family_of", {})
     attractors = report.get("attractors") or {}
     labels = attractors.get("labels") or {}
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = write_experiment_plots(grouped(stats, "pairing"), Path(tmp), "experiment")
-        if ends:
-            labeller = attractors.get("labeller", "built-in")
-            paths += write_attractor_plots(grouped_ends(ends, "pairing"), labels, Path(tmp), "experiment", labeller)
-        # experiment-survival.png -> "survival", experiment-attractor-entry.png -> "attractor-entry"
-        images = {p.stem.removeprefix("experiment-"): base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
     settings = report.get("settings") or []  # the pairing, then each varied path
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = write_report_plots(stats, ends, report, Path(tmp), "experiment", family_of)
+        # Per setting, each plot by its kind: experiment-survival-by-opener.png -> "survival"
+        images = {
+            setting: {_kind(p, setting): base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
+            for setting, paths in plots.items()
+        }
     tables = [(s, report[f"by_{s}"]) for s in settings]
     attractor_tables = [(k.removeprefix("by_"), v) for k, v in attractors.items() if k.startswith("by_")]
     # One row per run: its varied values, a column per varied path.
@@ -45,5 +46,17 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
         labeller=attractors.get("labeller", "built-in"),
         agreements=report.get("agreement") or [],
         label=lambda k: labels.get(k, k),
+        shown=shown_text,
+        looped=WORDS["looped"],
+        seconds_words=WORDS["conversation_seconds"],
+        wall_words=WORDS["wall_seconds"],
+        wall_seconds=report.get("wall_seconds", 0.0),
+        conversation_seconds=report["overall"]["conversation_seconds"],
     )
     return Markup(html)  # rendered with autoescape: model and user text inside is escaped
+
+
+def _kind(path: Path, setting: str) -> str:
+    """experiment-survival.png, experiment-survival-by-opener.png -> "survival"."""
+    name = path.stem.removeprefix("experiment-")
+    return name.removesuffix(plot_path(path.parent, "experiment", "", setting).stem.removeprefix("experiment-"))

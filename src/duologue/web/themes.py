@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DuologueError
 from ..store import MessageTheme, SemanticSummary
+from ..verdict import UNRESOLVED, theme_labels_for
 
 PALETTE = 10  # theme colour classes in viewer.css: t0 … t9 (and t-none, t-task)
 
@@ -71,23 +71,8 @@ class ThemeView:
 
 
 def run_theme_labels(spec: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """The labels of a run's theme set ({id: label}) and its end-state ids in order (for colours).
-    A theme file that is gone or broken falls back to the built-in set (unknown ids show as ids)."""
-    from ..analysis.themes import builtin_themes, load_themes
-
-    detection = spec.get("detection") if isinstance(spec, Mapping) else None
-    attractor = detection.get("attractor") if isinstance(detection, Mapping) else None
-    path = attractor.get("themes") if isinstance(attractor, Mapping) else None
-    builtin = builtin_themes()
-    try:
-        chosen = load_themes(path) if isinstance(path, str) and path else builtin
-    except DuologueError:
-        chosen = builtin
-    labels = {t.id: t.label for t in builtin.themes}
-    labels.update({t.id: t.label for t in chosen.themes})
-    labels.update({**dict(builtin.families), **dict(chosen.families)})  # an attractor is named by its family
-    order = [t.id for t in chosen.end_states] + [t.id for t in builtin.end_states]
-    return labels, list(dict.fromkeys(order))
+    """The labels of a run's theme set ({id: label}) and its end-state ids in order (for colours)."""
+    return theme_labels_for(spec)
 
 
 def _css(theme: str | None, order: list[str]) -> str:
@@ -138,7 +123,7 @@ def theme_view(
     return ThemeView(
         cells=cells,
         legend=legend,
-        end_state=label(semantic.end_state) if semantic.end_state else "unresolved",
+        end_state=label(semantic.end_state) if semantic.end_state else UNRESOLVED,
         attractor=label(semantic.attractor) if semantic.attractor else None,
         attractor_onset=semantic.attractor_onset if semantic.attractor else None,
         convergence_onset=semantic.convergence_onset,

@@ -55,12 +55,13 @@ measures and prints the first diverging position.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...errors import BackendError
 from ..base import ChatMessage, Sampling
@@ -91,6 +92,11 @@ class SharedLlamaEngine(DecodeLoop):
         self._started = False  # the runner has been told about this engine
         self._closed = False
         self._shut = threading.Event()  # the runner has freed the context
+        # Threads inside a call on the model outside the runner (tokenizing a view: count_tokens runs in
+        # asyncio.to_thread, and a cancelled run does not wait for it). close() frees the model only once
+        # there are none: freeing it under a tokenize is a use-after-free (a segfault at shutdown).
+        self._users = 0
+        self._idle = threading.Condition()
         self.siblings = []  # set by the pool for one-thread shards (LlamaThread.threads_for)
         super().__init__()
 
@@ -133,12 +139,25 @@ class SharedLlamaEngine(DecodeLoop):
     def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
         """A participant's view rendered with the GGUF's chat template, as tokens (as LlamaCppBackend does)."""
         self.load()
-        model, formatter = self._model, self._formatter
-        if model is None or formatter is None:
-            raise BackendError(f"{self.path.name}: the engine is closed")
-        rendered = formatter(messages=template_messages(messages))
-        # The template writes any BOS itself, as llama-cpp-python's chat handler assumes.
-        return model.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
+        with self._using_model() as (model, formatter):
+            rendered = formatter(messages=template_messages(messages))
+            # The template writes any BOS itself, as llama-cpp-python's chat handler assumes.
+            return model.tokenize(rendered.prompt.encode("utf-8"), add_bos=False, special=True)
+
+    @contextlib.contextmanager
+    def _using_model(self) -> Iterator[tuple[Any, Jinja2ChatFormatter]]:
+        """The model and its chat formatter, not freed before the block ends (close() waits for it)."""
+        with self._idle:
+            model, formatter = self._model, self._formatter
+            if self._closed or model is None or formatter is None:
+                raise BackendError(f"{self.path.name}: the engine is closed")
+            self._users += 1
+        try:
+            yield model, formatter
+        finally:
+            with self._idle:
+                self._users -= 1
+                self._idle.notify_all()
 
     @property
     def kv_bytes(self) -> int:
@@ -229,14 +248,16 @@ class SharedLlamaEngine(DecodeLoop):
     def close(self) -> None:
         """Stop the worker and free the context and the model; requests still running fail."""
         with self._load_lock:  # a load in progress finishes first
-            with self._lock:
+            with self._idle, self._lock:
                 if self._closed:
                     return
-                self._closed = True
+                self._closed = True  # no new user of the model from here on (_using_model)
                 started = self._started
             if started:
                 self._send("close", None, force=True)
-                self._shut.wait()
+                self._shut.wait()  # the runner has stopped decoding and freed the context
+            with self._idle:  # a tokenize in another thread ends first
+                self._idle.wait_for(lambda: self._users == 0)
             if self._model is not None:
                 with STDIO_SWAP_LOCK:
                     self._model.close()
