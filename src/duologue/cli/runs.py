@@ -348,7 +348,7 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
                 Text(verdict.end_state_text(labels)),
                 cost_cell(r["cost_usd"], r["cost_unknown_messages"]),
                 Text(r["experiment_id"] or ""),
-                _local(r["started_at"]),
+                local_time(r["started_at"]),
                 f"{r['parent_run_id']}@{r['fork_at']}" if r["parent_run_id"] else "",
             ]
         )
@@ -362,7 +362,7 @@ def ls_cmd(limit, experiment, status, model, looped, as_json, width, db) -> None
         c.print(Text(f"the newest {limit} shown: -n N shows more", style="dim"))
 
 
-def _local(iso: str | None) -> str:
+def local_time(iso: str | None) -> str:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S") if iso else ""

@@ -17,7 +17,7 @@ from ..verdict import theme_labels_for
 from .common import db_option, print_json
 from .completion import complete_run_id
 from .layout import console_for, width_option
-from .runs import _local
+from .runs import local_time
 
 # Shown on the participant's first line, in this order; every other setting follows on its own line.
 FIRST_LINE = ("temperature", "seed")
@@ -76,8 +76,8 @@ def _print_header(c: Console, run, db) -> None:
             + (f" ({run.stop_detail})" if run.stop_detail else "")
         )
     )
-    ended = _local(run.ended_at.isoformat() if run.ended_at else None)
-    c.print(f"started {_local(run.started_at.isoformat())}   ended {ended}")
+    ended = local_time(run.ended_at.isoformat() if run.ended_at else None)
+    c.print(f"started {local_time(run.started_at.isoformat())}   ended {ended}")
     if run.parent_run_id:
         c.print(f"forked from {run.parent_run_id} at message {run.fork_at}")
     lineage = queries.run_lineage(run.id, db=db)

@@ -130,7 +130,7 @@ class DecodeLoop:
     def _has_work(self) -> bool:  # called with the runner's lock held
         return bool(self._inbox or self._active or any(r.cancelled for r in self._waiting))
 
-    def _tick(self) -> bool:
+    def tick(self) -> bool:
         """Take in what was sent, then run one step. False once the engine is shut."""
         with self._lock:
             inbox = list(self._inbox)
@@ -159,7 +159,7 @@ class DecodeLoop:
                     self._set_threads()
                     self._step()
             except Exception as err:  # a failed decode fails the requests in it, not the engine
-                self._fail_all(BackendError(f"{self.path.name}: {type(err).__name__}: {err}"))
+                self.fail_all(BackendError(f"{self.path.name}: {type(err).__name__}: {err}"))
         return True
 
     def _set_threads(self) -> None:
@@ -464,7 +464,7 @@ class DecodeLoop:
             )
         )
 
-    def _fail_all(self, err: BaseException) -> None:
+    def fail_all(self, err: BaseException) -> None:
         for r in list(self._active):
             self._active.remove(r)
             r.seq.busy = False
@@ -479,7 +479,7 @@ class DecodeLoop:
             self._waiting.popleft().finish(err)
 
     def _shutdown(self) -> None:
-        self._fail_all(BackendError(f"{self.path.name}: the engine was closed"))
+        self.fail_all(BackendError(f"{self.path.name}: the engine was closed"))
         with self._lock:
             late = list(self._inbox)
             self._inbox.clear()

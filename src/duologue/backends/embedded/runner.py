@@ -21,9 +21,9 @@ class Steps(Protocol):
 
     def _has_work(self) -> bool: ...
 
-    def _tick(self) -> bool: ...
+    def tick(self) -> bool: ...
 
-    def _fail_all(self, err: BaseException) -> None: ...
+    def fail_all(self, err: BaseException) -> None: ...
 
 
 class LlamaThread:
@@ -86,9 +86,9 @@ class LlamaThread:
                     self.wake.wait()
             for engine in ready:
                 try:
-                    alive = engine._tick()
+                    alive = engine.tick()
                 except Exception as err:  # pragma: no cover - one engine's bug must not stop the others
-                    engine._fail_all(BackendError(f"{engine.path.name}: {type(err).__name__}: {err}"))
+                    engine.fail_all(BackendError(f"{engine.path.name}: {type(err).__name__}: {err}"))
                     alive = True
                 if not alive:
                     with self.lock:
