@@ -25,9 +25,12 @@ folder holding the files (var/backrooms_logs of a clone; not part of this
 repository). Messages are numbered as duologue imports them: the models' blocks
 in file order from 1; a file whose count differs from the label's is skipped.
 A rule end state labelled as the attractor (silence, verbatim) is a row of its
-own.
+own. `--real-half dev|held|all` scores half of the real logs: sorted by file
+name, those at even positions (0, 2, ...) are "dev", the half changes may be
+tuned on, and those at odd positions "held", looked at only in aggregate.
 
-    python bench/attractor_eval.py [--half dev|test|both] [--show] [--real LABELS --corpus DIR] [--set KEY=VALUE]
+    python bench/attractor_eval.py [--half dev|test|both] [--show] [--real LABELS --corpus DIR]
+        [--real-half dev|held|all] [--set KEY=VALUE]
 
 `--show` prints each conversation's label, what was found, and its theme strip;
 `--set topic_register=0.3` scores a [detection.attractor] setting other than its
@@ -96,11 +99,25 @@ def load_half(folder: Path) -> list[Case]:
     return out
 
 
-def load_real(labels: Path, corpus: Path) -> list[Case]:
+REAL_HALVES = ("dev", "held", "all")
+
+
+def split_real(entries: list[dict], half: str = "all") -> list[dict]:
+    """The entries of one half of the real logs: sorted by file name, "dev" is those at even positions
+    (0, 2, ...), "held" those at odd ones; "all" is every entry (in file-name order)."""
+    if half not in REAL_HALVES:
+        raise ValueError(f"half must be one of {', '.join(REAL_HALVES)}")
+    ordered = sorted(entries, key=lambda e: e["file"])
+    if half == "all":
+        return ordered
+    return ordered[0 if half == "dev" else 1 :: 2]
+
+
+def load_real(labels: Path, corpus: Path, half: str = "all") -> list[Case]:
     from duologue.importers import read_runs
 
     out = []
-    for entry in json.loads(labels.read_text(encoding="utf-8")):
+    for entry in split_real(json.loads(labels.read_text(encoding="utf-8")), half):
         path = corpus / entry["file"]
         if not path.exists():
             print(f"attractor_eval: {path} is missing; skipped", file=sys.stderr)
@@ -205,6 +222,10 @@ def print_table(name: str, rows: list[dict], seconds: float, messages: int) -> N
         )
 
 
+def _real_name(half: str) -> str:
+    return "real" if half == "all" else f"real-{half}"
+
+
 def evaluate(cases: Sequence[Case]) -> tuple[list[Found], float]:
     t = time.perf_counter()
     founds = [find(c) for c in cases]
@@ -221,7 +242,7 @@ def show(cases: Sequence[Case], founds: Sequence[Found]) -> None:
         print(f"     {f.strip}")
 
 
-def measure(half: str = "both", real: str | None = None, corpus: str | None = None) -> dict:
+def measure(half: str = "both", real: str | None = None, corpus: str | None = None, real_half: str = "all") -> dict:
     """Bench row 10: {half: rows} for the dev and test halves (and the real logs when given)."""
     out = {}
     sets = []
@@ -230,7 +251,7 @@ def measure(half: str = "both", real: str | None = None, corpus: str | None = No
     if half in ("test", "both"):
         sets.append(("test", load_half(EVAL / "test")))
     if real and corpus:
-        sets.append(("real", load_real(Path(real), Path(corpus))))
+        sets.append((_real_name(real_half), load_real(Path(real), Path(corpus), real_half)))
     for name, cases in sets:
         founds, seconds = evaluate(cases)
         out[name] = {"rows": table(cases, founds), "seconds": seconds, "messages": sum(len(c.contents) for c in cases)}
@@ -270,6 +291,12 @@ def main() -> None:
     ap.add_argument("--real", type=Path, help="labels of real logs (JSON list of file, attractor, onset, end_state)")
     ap.add_argument("--corpus", type=Path, help="the folder holding the real logs named in --real")
     ap.add_argument(
+        "--real-half",
+        choices=REAL_HALVES,
+        default="all",
+        help="which real logs: sorted by file name, even positions are dev, odd ones held (default all)",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -288,7 +315,7 @@ def main() -> None:
     if args.half in ("test", "both"):
         sets.append(("test", load_half(EVAL / "test")))
     if args.real:
-        sets.append(("real", load_real(args.real, args.corpus)))
+        sets.append((_real_name(args.real_half), load_real(args.real, args.corpus, args.real_half)))
     for name, cases in sets:
         founds, seconds = evaluate(cases)
         if args.show:
