@@ -110,7 +110,8 @@ def test_embedding_text_keeps_the_prose_and_drops_the_markup():
         prose.split()
         == (
             "./greenhouse --status |  GREENHOUSE MONITOR v2   | "
-            "The tomatoes by the north wall are ripening early this year, and the basil needs water. ALL SYSTEMS NOMINAL"
+            "The tomatoes by the north wall are ripening early this year, "
+            "and the basil needs water. ALL SYSTEMS NOMINAL"
         ).split()
     )
 
