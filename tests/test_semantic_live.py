@@ -79,3 +79,30 @@ def test_each_message_is_embedded_once_across_the_live_run_and_its_analysis(tmp_
     embedded.clear()
     api.analyze_stored_run(api.load_run(run.id, db=db), db=db)  # `duologue analyze RUN` reads them back
     assert not any(m.content in embedded for m in run.messages)
+
+
+def test_vectors_stored_by_another_embedder_are_not_reused(tmp_path, scripted_models):
+    # Vectors are stored under the embedder's name: those of the whole text (stored before messages were
+    # embedded as their prose) are not this embedder's, so analysing the run computes its own and stores them.
+    import numpy as np
+
+    from duologue.analysis.stored import run_vectors
+
+    scripted(scripted_models, TECH[:6])
+    db = tmp_path / "d.db"
+    run = api.run_conversation(drift_spec(max_messages=6), db=db)
+    embedder = get_embedder()
+    with Store(db) as store, store.conn:
+        store.conn.execute("DELETE FROM message_vectors WHERE run_id=?", (run.id,))
+        old = np.eye(1, 256, dtype="<f4").tobytes()
+        store.conn.executemany(
+            "INSERT INTO message_vectors (run_id, idx, embedder, dim, vector) VALUES (?, ?, ?, 256, ?)",
+            [(run.id, m.index, "wordllama-l2_supercat-256", old) for m in run.messages],
+        )
+    with Store(db) as store:
+        vectors, name = run_vectors(store, run)
+    assert name == embedder.name != "wordllama-l2_supercat-256"
+    assert np.array_equal(vectors, embedder.embed([m.content for m in run.messages]))
+    api.analyze_stored_run(api.load_run(run.id, db=db), db=db)
+    with Store(db) as store:
+        assert sorted(store.load_vectors(run.id, embedder.name)) == [1, 2, 3, 4, 5, 6]

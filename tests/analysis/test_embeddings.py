@@ -86,7 +86,7 @@ def test_phrase_centroid_is_a_unit_mean_that_scores_its_theme_highest(embedder):
 
 
 def test_unknown_embedder_is_a_one_line_error():
-    with pytest.raises(DuologueError, match=r"unknown embedder 'nope' \(known: default, wordllama\)"):
+    with pytest.raises(DuologueError, match=r"unknown embedder 'nope' \(known: default, wordllama, wordllama-markup\)"):
         emb.get_embedder("nope")
 
 
@@ -199,3 +199,15 @@ def test_an_analysis_of_stored_vectors_loads_no_embedding_model(tmp_path):
     assert "loaded True" in first.stdout  # the phrases are embedded once …
     second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert "loaded False" in second.stdout, second.stderr  # … and read from the cache folder after
+
+
+def test_messages_are_embedded_as_their_prose_and_the_name_says_so(embedder):
+    prose = "Thank you for this quiet hour; I am grateful we found it together."
+    wrapped = f"guest@tearoom:~/$\n```\n<reply>\n{prose}\n</reply>\n```\n+=========+\n|#########|\n+=========+"
+    markup = emb.get_embedder("wordllama-markup")
+    assert np.array_equal(embedder.embed([wrapped]), embedder.embed([prose]))
+    assert not np.array_equal(markup.embed([wrapped]), markup.embed([prose]))
+    assert np.array_equal(markup.embed([prose]), embedder.embed([prose]))  # no markup: the same vector
+    # Stored and cached vectors are keyed by the name, so the two never stand in for each other.
+    assert embedder.name != markup.name and embedder.cache_key != markup.cache_key
+    assert emb.get_embedder(embedder.name) is embedder and emb.get_embedder(markup.name) is markup

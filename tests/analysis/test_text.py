@@ -3,6 +3,7 @@
 from duologue.analysis.text import (
     SILENCE,
     char_ngrams,
+    embedding_text,
     is_emoji,
     normalize,
     overlap,
@@ -80,3 +81,62 @@ def test_is_emoji():
         assert is_emoji(ch), ch
     for ch in "a1.,—∞é":
         assert not is_emoji(ch), ch
+
+
+# -- embedding_text: the prose a message is embedded as (markup written for these tests) -------------------
+
+WRAPPED = """operator@lab-box:~/garden$ ./greenhouse --status
+```
++--------------------------+
+|  GREENHOUSE MONITOR v2   |
++--------------------------+
+```
+[Reading sensors...]
+<aside>
+The tomatoes by the north wall are ripening early this year, and the basil needs water.
+</aside>
+╔════════════╗
+║ ALL SYSTEMS NOMINAL ║
+╚════════════╝
+> water basil
+=========================
+operator@lab-box:~/garden$"""
+
+
+def test_embedding_text_keeps_the_prose_and_drops_the_markup():
+    # A framed line with words keeps them (its two bars are not art enough); box-drawing characters go.
+    prose = embedding_text(WRAPPED)
+    assert (
+        prose.split()
+        == (
+            "./greenhouse --status |  GREENHOUSE MONITOR v2   | "
+            "The tomatoes by the north wall are ripening early this year, "
+            "and the basil needs water. ALL SYSTEMS NOMINAL"
+        ).split()
+    )
+
+
+def test_embedding_text_keeps_a_message_without_markup_exactly():
+    for text in [
+        "Plain prose.\n\n  Indented second paragraph, with (parentheses) and a * star.",
+        "one field\nmany forms\n∞",
+        "*sits quietly* ... 🙏 ✨",
+        "The ratio is 3/4 and x > y, not x < y.",
+        "",
+    ]:
+        assert embedding_text(text) == text
+
+
+def test_embedding_text_keeps_fenced_lines_and_drops_their_fences():
+    text = "Try this:\n```python\nfor leaf in tree:\n    prune(leaf)\n```\nThat should do it."
+    assert embedding_text(text) == "Try this:\nfor leaf in tree:\n    prune(leaf)\nThat should do it."
+
+
+def test_embedding_text_drops_the_tags_not_what_they_enclose():
+    assert embedding_text("<note>Thank you, truly.</note>") == "Thank you, truly."
+    assert embedding_text("Quiet now. ~~~~~~ Still.") == "Quiet now.   Still."
+
+
+def test_embedding_text_of_a_message_that_is_all_markup_is_the_message():
+    for text in ["```\n```", "<pause>", "[...]", "+----+\n|####|\n+----+", "host@box:~/$"]:
+        assert embedding_text(text) == text

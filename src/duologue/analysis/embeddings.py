@@ -86,6 +86,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import DuologueError
+from .text import embedding_text
 
 __all__ = [
     "DEFAULT_EMBEDDER",
@@ -110,12 +111,17 @@ class Embedder(Protocol):
 
 
 class WordLlamaEmbedder:
-    """WordLlama l2_supercat, 256 dimensions, mean-pooled static token embeddings (the default)."""
+    """WordLlama l2_supercat, 256 dimensions, mean-pooled static token embeddings (the default).
 
-    name = "wordllama-l2_supercat-256"
+    Each text is embedded as its prose (`text.embedding_text`: without shell prompts, code-fence lines,
+    tags, drawn boxes), unless `markup=True`. The name says which: vectors of the one differ from those
+    of the other, and the name is what stored vectors and cached phrase vectors are keyed by."""
+
     dim = 256
 
-    def __init__(self) -> None:
+    def __init__(self, markup: bool = False) -> None:
+        self.markup = markup
+        self.name = "wordllama-l2_supercat-256" if markup else "wordllama-l2_supercat-256-prose"
         self._table: np.ndarray | None = None  # (vocab, dim) float32
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -162,6 +168,8 @@ class WordLlamaEmbedder:
         for i, text in enumerate(texts):
             if not text or text.isspace():
                 continue
+            if not self.markup:
+                text = embedding_text(text)
             ids = tokenizer.encode(text, add_special_tokens=False).ids
             if not ids:
                 continue
@@ -231,14 +239,19 @@ def _root_logging_kept():
 
 DEFAULT_EMBEDDER = "wordllama"
 
-_FACTORIES = {"wordllama": WordLlamaEmbedder}
-_ALIASES = {"default": DEFAULT_EMBEDDER, WordLlamaEmbedder.name: "wordllama"}
+_FACTORIES = {"wordllama": WordLlamaEmbedder, "wordllama-markup": lambda: WordLlamaEmbedder(markup=True)}
+_ALIASES = {
+    "default": DEFAULT_EMBEDDER,
+    "wordllama-l2_supercat-256-prose": "wordllama",
+    "wordllama-l2_supercat-256": "wordllama-markup",
+}
 _CACHE: dict[str, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def get_embedder(name: str = "default") -> Embedder:
-    """The embedder called `name` ("default" or "wordllama"), one instance per process; loads on first embed."""
+    """The embedder called `name` ("default", "wordllama": prose only; "wordllama-markup": the whole text), one
+    instance per process; loads on first embed."""
     key = _ALIASES.get(name, name)
     if key not in _FACTORIES:
         known = ", ".join(["default", *_FACTORIES])

@@ -112,3 +112,55 @@ def is_emoji(ch: str) -> bool:
     """
     cp = ord(ch)
     return 0x1F000 <= cp <= 0x1FAFF or 0x2600 <= cp <= 0x27BF or 0x2B00 <= cp <= 0x2BFF
+
+
+# -- what a message's embedding is made of ------------------------------------------------------------
+# Simulator-style logs (a shell the other model "runs") wrap their prose in markup that carries no meaning
+# for a theme but weighs on a mean-pooled vector: prompts, fences, tags, drawn boxes. `embedding_text` drops it.
+
+_FENCE = re.compile(r"^\s*(?:```|~~~)")  # a code fence line (its language too); the lines inside are kept
+_PROMPT = re.compile(r"[\w.-]+@[\w.-]+:[^\s$#]*\s?[$#>]")  # a shell prompt: user@host:~/path$
+_TAG = re.compile(r"</?[A-Za-z_][\w:.-]{0,40}(?:\s[^<>]{0,80})?/?>")  # <tag>, </tag>, <tag attr=…/>: the tag only
+_BRACKET_LINE = re.compile(r"^\s*\[[^\[\]]*\]\s*$")  # a line that is one [status] and nothing else
+_COMMAND_LINE = re.compile(r"^\s*>\s*\S+(?:\s+\S+){0,3}\s*$")  # "> look around": a typed command of 1-4 words
+_BOX = re.compile("[\u2500-\u259f]")  # box drawing and block elements
+_ART = re.compile(r"[\u2500-\u259f|/\\_=+#~^<>\[\]{}()*-]")  # what ASCII art and drawn frames are made of
+_RUN = re.compile(r"([^\w\s])\1{3,}")  # four or more of one punctuation mark: ==== ---- ....
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def embedding_text(text: str) -> str:
+    """The prose of a message, what its embedding is computed from: the message without code-fence lines
+    (the lines between them stay), shell prompts (`user@host:~/$`), XML-style tags (`<OOC>`, `</cmd>`:
+    the tags, not what they enclose), lines that are one `[bracketed status]` or a `> typed command` of up
+    to four words, lines of ASCII art or drawn boxes (at least three of ``|/\\_=+#~^<>[]{}()*-`` or
+    box-drawing characters, and no more letters than those), box-drawing characters elsewhere, and runs of
+    four or more of one punctuation mark. A line nothing is taken from is kept exactly as it is, so a
+    message without markup is embedded unchanged; a message that is all markup is embedded whole.
+
+    The rule detectors (silence, emoji, verbatim loops) and the lexicons still see the message itself."""
+    kept: list[str] = []
+    changed = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            changed = True
+            continue
+        new = _TAG.sub(" ", _PROMPT.sub(" ", line)) if ("@" in line or "<" in line) else line
+        if _BRACKET_LINE.match(new) or _COMMAND_LINE.match(new):
+            changed = True
+            continue
+        art = len(_ART.findall(new))
+        if art >= 3 and art >= len(_LETTER.findall(new)):
+            changed = True
+            continue
+        new = _RUN.sub(" ", _BOX.sub(" ", new))
+        if new != line:
+            changed = True
+            new = new.strip()
+            if not new:
+                continue
+        kept.append(new)
+    if not changed:
+        return text
+    prose = "\n".join(kept)
+    return prose if prose.strip() else text
