@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .backends import lifecycle
-from .backends.registry import BackendFactory, check_participant
+from .backends.registry import BackendFactory
+from .conversations import check_spec
 from .costs.limit import SharedBudget, check_prices
 from .engine import RunListener
 from .errors import DuologueError
@@ -109,8 +110,8 @@ async def arun_experiment(
     checks nothing: the factory answers for its models)."""
     exp = entering_experiment(exp)
     plans = planned(exp)
-    for p in exp.participants if make_backend is None else ():
-        check_participant(p)  # models, files and keys, before anything is written
+    for plan in plans if make_backend is None else ():
+        check_spec(plan.spec)  # models, files and keys (a change's, the summarizer's too), before anything is written
     if exp.cost_limit is not None:
         check_prices([plan.spec for plan in plans], "the experiment's cost_limit")
     limits = {**DEFAULT_CONCURRENCY, **exp.concurrency}
