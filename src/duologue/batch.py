@@ -125,9 +125,7 @@ async def arun_experiment(
             if _done(exp, found):
                 continue
             if found is not None and found.status == "running" and held_elsewhere(found.pid):
-                raise DuologueError(
-                    f"experiment '{exp.name}' is being run by process {found.pid} (run {found.run_id})"
-                )
+                raise DuologueError(f"experiment '{exp.name}' is being run by process {found.pid} (run {found.run_id})")
             todo.append((plan, found.run_id if found is not None else None))
 
         totals = BatchTotals(total=len(plans), skipped=len(plans) - len(todo))
