@@ -15,7 +15,9 @@ import pytest
 from duologue.analysis.experiment import RunStats, group_stats, quartiles, survival_curve
 from duologue.analysis.experiment_report import experiment_report
 from duologue.api import analyze_run
-from duologue.experiment_spec import ExperimentSpec, derive_seed, plan_experiment
+from duologue.batch import run_experiment
+from duologue.errors import UnknownModelError
+from duologue.experiment_spec import ExperimentSpec, derive_seed, experiment_from_dict, plan_experiment
 from duologue.records import Message, Run
 from duologue.spec import Participant
 from duologue.store import Store
@@ -327,3 +329,22 @@ def test_example_experiment_end_to_end(tmp_path):
     messages = pd.read_csv(tmp_path / "runs" / "exports" / "self-talk" / "self-talk-messages.csv")
     assert len(runs) == 12 and len(messages) == int(runs.shape[0] and messages.shape[0])
     assert set(messages["run_id"]) == set(runs["run_id"])
+
+
+def test_a_batch_checks_every_model_its_conversations_use_before_writing(tmp_path, scripted_models, monkeypatch):
+    """Not only the pool's participants: a summarizer's model (or a change's) without its key stops the batch
+    before the store is made, as it stops `run`."""
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    exp = experiment_from_dict(
+        {
+            "name": "summed",
+            "max_messages": 4,
+            "context": {"strategy": "summarize", "summarizer": "openrouter/qwen/qwen3-next-80b-a3b-instruct"},
+            "participants": [{"name": "s", "model": "scripted/x"}],
+            "pairings": "all_with_self",
+        }
+    )
+    db = tmp_path / "d.db"
+    with pytest.raises(UnknownModelError, match="OPENROUTER_API_KEY"):
+        run_experiment(exp, db=db)
+    assert not db.exists()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from duologue import api
 from duologue.backends.base import TOKENS_PER_MESSAGE, TOKENS_PER_REQUEST, ChatMessage, Reply, Usage, estimate_tokens
-from duologue.batch import run_experiment
+from duologue.batch import remaining, run_experiment
 from duologue.cli import cli
 from duologue.costs.estimate import estimate
 from duologue.costs.prices import price_data_version, price_usage
@@ -22,6 +22,7 @@ from duologue.errors import DuologueError
 from duologue.experiment_spec import experiment_from_dict
 from duologue.records import utcnow
 from duologue.spec import spec_from_dict
+from duologue.spec_checks import planned
 from duologue.store import Store
 from helpers import by_hand, rates
 
@@ -285,8 +286,14 @@ def test_an_experiment_limit_stops_the_experiment_and_a_higher_one_resumes_it(tm
     assert "experiment paid's conversations spent" in stopped.stop_detail
     with pytest.raises(DuologueError, match="reaching its cost_limit"):
         run_experiment(experiment(tmp_path, cost_limit=limit), db=db, make_backend=hosted)
-    again = run_experiment(experiment(tmp_path, cost_limit=per_conversation * 10), db=db, make_backend=hosted)
+    # What a batch would run now (the estimate before it asks): the run the limit stopped and the two held
+    # back under a higher limit; without a limit, the stopped run counts as finished.
+    higher = experiment(tmp_path, cost_limit=per_conversation * 10)
+    assert len(remaining(higher, planned(higher), db)) == 3
+    assert len(remaining(experiment(tmp_path), planned(higher), db)) == 2
+    again = run_experiment(higher, db=db, make_backend=hosted)
     assert again.held_back == 0 and again.finished == 4
+    assert again.skipped == 1  # the batch runs what `remaining` said
     with Store(db) as store:
         runs = store.experiment_run_records("paid")
         spent, unknown = store.experiment_cost("paid")

@@ -157,6 +157,33 @@ def test_built_in_detectors_take_the_same_tables_as_a_plugins(tmp_path, scripted
     assert [e["kind"] for e in api.run_events(run.id, db=tmp_path / "d.db")].count("loop") >= 1
 
 
+# A value other than the default for each loop threshold, and the table that sets it.
+LOOP_THRESHOLDS = {
+    "max_period": (5, "loop"),
+    "min_cycles": (4, "loop"),
+    "near_window": (5, "near_loop"),
+    "near_threshold": (0.6, "near_loop"),
+    "ngram": (4, "near_loop"),
+    "onset_run": (7, "near_loop"),
+    "onset_min": (4, "near_loop"),
+    "tail_share": (0.7, "near_loop"),
+    "near_size_ratio": (0.4, "near_loop"),
+}
+
+
+def test_every_loop_threshold_is_set_by_its_detectors_table_and_no_other():
+    from dataclasses import fields
+
+    from duologue.analysis.loops import LoopParams
+
+    assert sorted(LOOP_THRESHOLDS) == sorted(f.name for f in fields(LoopParams))
+    for name, (value, table) in LOOP_THRESHOLDS.items():
+        assert getattr(bare_spec(detection={table: {name: value}}).detection, name) == value
+        other = "near_loop" if table == "loop" else "loop"
+        with pytest.raises(DuologueError, match=f"detection.{other}.{name}: unknown field"):
+            bare_spec(detection={other: {name: value}})
+
+
 @pytest.mark.parametrize(
     ("detection", "top", "needle"),
     [

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .backends import lifecycle
-from .backends.registry import BackendFactory, check_participant
+from .backends.registry import BackendFactory
+from .conversations import check_spec
 from .costs.limit import SharedBudget, check_prices
 from .engine import RunListener
 from .errors import DuologueError
@@ -28,7 +29,7 @@ from .progress import BatchCounter, BatchTotals
 from .runner import run_conversation_once
 from .spec_checks import entering_experiment, planned
 from .stopping import format_usd
-from .store import DEFAULT_DB, Store, cell_key, held_elsewhere
+from .store import DEFAULT_DB, CellRun, Store, cell_key, held_elsewhere
 from .sync import run_sync
 from .verdict import UNRESOLVED, Verdict
 
@@ -109,8 +110,8 @@ async def arun_experiment(
     checks nothing: the factory answers for its models)."""
     exp = entering_experiment(exp)
     plans = planned(exp)
-    for p in exp.participants if make_backend is None else ():
-        check_participant(p)  # models, files and keys, before anything is written
+    for plan in plans if make_backend is None else ():
+        check_spec(plan.spec)  # models, files and keys (a change's, the summarizer's too), before anything is written
     if exp.cost_limit is not None:
         check_prices([plan.spec for plan in plans], "the experiment's cost_limit")
     limits = {**DEFAULT_CONCURRENCY, **exp.concurrency}
@@ -121,15 +122,11 @@ async def arun_experiment(
         todo: list[tuple[PlannedConversation, str | None]] = []
         for plan in plans:
             found = existing.get(plan.key)
-            if found is None:
-                todo.append((plan, None))
+            if _done(exp, found):
                 continue
-            run_id, status, pid = found.run_id, found.status, found.pid
-            if status == "finished" and not (budget is not None and found.stop_reason == "cost_limit"):
-                continue  # (one the experiment's limit stopped goes on under a higher limit)
-            if status == "running" and held_elsewhere(pid):
-                raise DuologueError(f"experiment '{exp.name}' is being run by process {pid} (run {run_id})")
-            todo.append((plan, run_id))
+            if found is not None and found.status == "running" and held_elsewhere(found.pid):
+                raise DuologueError(f"experiment '{exp.name}' is being run by process {found.pid} (run {found.run_id})")
+            todo.append((plan, found.run_id if found is not None else None))
 
         totals = BatchTotals(total=len(plans), skipped=len(plans) - len(todo))
         notify = on_progress or (lambda totals: None)
@@ -240,13 +237,17 @@ def remaining(exp: ExperimentSpec, plans: list[PlannedConversation], db: str | P
         return list(plans)
     with Store(db, create=False) as store:
         found = store.experiment_runs(exp.name)
-    left = []
-    for plan in plans:
-        cell = found.get(plan.key)
-        done = cell is not None and cell.status == "finished"
-        if not done or (exp.cost_limit is not None and cell is not None and cell.stop_reason == "cost_limit"):
-            left.append(plan)
-    return left
+    return [plan for plan in plans if not _done(exp, found.get(plan.key))]
+
+
+def _done(exp: ExperimentSpec, cell: CellRun | None) -> bool:
+    """Whether a batch of `exp` leaves this cell's run alone: it finished, and not at the experiment's cost
+    limit (one that limit stopped goes on under a higher limit)."""
+    return (
+        cell is not None
+        and cell.status == "finished"
+        and not (exp.cost_limit is not None and cell.stop_reason == "cost_limit")
+    )
 
 
 def describe_plan(exp: ExperimentSpec, plans: list[PlannedConversation]) -> list[dict[str, Any]]:

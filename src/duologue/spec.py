@@ -104,10 +104,12 @@ BUILTIN_DETECTORS = {
     "convergence": "on_convergence",
     "attractor": "on_attractor",
 }
-# The loop detectors' thresholds a [detection.loop] / [detection.near_loop] table may set.
+# The loop detectors' thresholds a [detection.loop] / [detection.near_loop] table may set: the exact loop's
+# two, and every other LoopParams field for the near loop.
+_EXACT_LOOP = ("max_period", "min_cycles")
 LOOP_TABLES = {
-    "loop": ("max_period", "min_cycles"),
-    "near_loop": ("near_window", "near_threshold", "ngram", "onset_run", "onset_min", "tail_share", "near_size_ratio"),
+    "loop": _EXACT_LOOP,
+    "near_loop": tuple(f.name for f in fields(LoopParams) if f.name not in _EXACT_LOOP),
 }
 
 

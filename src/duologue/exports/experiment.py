@@ -31,7 +31,7 @@ def experiment_tables(store: Store, name: str):
 
     from ..analysis.metrics import compute_metrics
 
-    store.require_experiment(name)
+    experiment = store.require_experiment(name)
     records = store.experiment_run_records(name)
     runs = pd.DataFrame.from_records(
         [
@@ -52,7 +52,7 @@ def experiment_tables(store: Store, name: str):
         coerce_float=True,
     )
     # One column per varied path (an opener as its text), after the pairing; then the repeat.
-    stored, settings = report_settings(store.require_experiment(name).spec)
+    stored, settings = report_settings(experiment.spec)
     cells = [(stored.shown_cell(r.cell) if stored else r.cell) if r.cell else {} for r in records]
     for key in (*settings, "repeat"):
         runs[key] = [c.get(key) for c in cells]

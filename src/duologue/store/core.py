@@ -33,6 +33,7 @@ from .experiments import (
     cell_key,
     loop_values,
     loops_from_row,
+    semantic_from_row,
     semantic_values,
 )
 from .labels import Labels
@@ -284,8 +285,6 @@ class Store(RunLists, Experiments, MessageSearch, Labels):
         ).fetchone()
         if not row or not row["analysed"]:
             return None
-        from .experiments import semantic_from_row
-
         return semantic_from_row(row)
 
     def message_themes(self, run_id: str) -> list[MessageTheme]:
@@ -302,11 +301,13 @@ class Store(RunLists, Experiments, MessageSearch, Labels):
         """The stored analysis as JSON data (for exports); the loops in it are typed in `run_loops`. Its
         `verdict` is the one its columns give (verdict.py: what every surface says of the run), also for an
         analysis stored before verdicts were."""
-        row = self.conn.execute("SELECT analysis FROM runs WHERE id=?", (run_id,)).fetchone()
-        if not row or not row[0]:
+        row = self.conn.execute(
+            f"SELECT analysis, {LOOP_COLUMNS}, {SEMANTIC_COLUMNS} FROM runs WHERE id=?", (run_id,)
+        ).fetchone()
+        if not row or not row["analysis"]:
             return None
-        data = json.loads(row[0])
-        verdict = verdict_of(self.run_loops(run_id), self.run_semantic(run_id)).as_dict()
+        data = json.loads(row["analysis"])
+        verdict = verdict_of(loops_from_row(row), semantic_from_row(row)).as_dict()
         return {"verdict": verdict, **{k: v for k, v in data.items() if k != "verdict"}}
 
     def run_loops(self, run_id: str) -> LoopSummary | None:
