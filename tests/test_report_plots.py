@@ -4,6 +4,7 @@ varied path (and the pairing), axes scaled to the data, legends outside the axes
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -76,6 +77,20 @@ def test_every_plot_is_split_by_the_pairing_and_by_each_varied_path(tmp_path, sc
     assert legend("varied-end-states-by-opener.png") == opener
     panels = [ax.get_title(loc="left") for ax in figures["varied-attractors-by-context-strategy.png"].axes]
     assert panels == ["stop (n=2)", "truncate (n=2)"]
+
+    # The viewer's experiment page shows the same plots, each of every setting inline, none empty.
+    from starlette.testclient import TestClient
+
+    from duologue.web import create_app
+
+    with TestClient(create_app(db)) as client:
+        page = client.get("/experiments/varied").text
+    for setting in rep["settings"]:
+        block = page.split(f'<div class="plots" data-setting="{setting}">')
+        assert len(block) == 3, setting  # the numbers' plots and the attractor map's
+        images = [part.split("</div>", 1)[0] for part in block[1:]]
+        sources = [src for part in images for src in re.findall(r'src="data:image/png;base64,([^"]*)"', part)]
+        assert len(sources) == len(PLOTS) and all(len(src) > 1000 for src in sources), setting
 
 
 def test_axes_are_scaled_to_the_data_and_legends_stay_off_the_axes(tmp_path, scripted_models, figures):
