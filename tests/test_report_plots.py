@@ -118,3 +118,17 @@ def test_a_long_label_is_cut_and_a_blank_one_shown():
     assert plotting.group_label("x" * 100).endswith("…") and len(plotting.group_label("x" * 100)) == 48
     assert plotting.share_limit([0.02, 0.08]) == pytest.approx(0.092)
     assert plotting.share_limit([0.9]) == 1.0
+
+
+def test_the_map_reads_each_runs_final_window_from_its_own_thresholds(tmp_path, scripted_models):
+    from duologue.analysis.experiment_report import experiment_stats_by
+    from duologue.store import Store
+
+    scripted_models.reply = reply
+    (tmp_path / "exp.toml").write_text(EXPERIMENT + "\n[detection.attractor]\nfinal_window = 3\n")
+    db = str(tmp_path / "d.db")
+    assert CliRunner().invoke(cli, ["batch", str(tmp_path / "exp.toml"), "--db", db]).exit_code == 0
+    with Store(db, create=False) as store:
+        _, report = experiment_stats_by(store, "varied")
+    ends = report["_ends"]
+    assert len(ends) == 4 and {r.window for r in ends} == {3}

@@ -24,6 +24,7 @@ def load_experiment_stats(
     judge`); given `spans`, with each run's (started_at, ended_at)."""
     from .attractors import run_end
     from .experiment import run_stats
+    from .params import detection_params
     from .text import words
 
     store.require_experiment(name)
@@ -64,7 +65,7 @@ def load_experiment_stats(
             end_state, attractor, onset = verdict.end_state, verdict.attractor, verdict.attractor_onset
             if judged is not None:  # the map from a judge's labels; the run's own verdict stays beside it
                 labels, end_state, attractor, onset = labelled_ends(run.spec, judged.get(run.id, {}), len(msgs))
-            window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
+            window = detection_params(run.spec.get("detection"))[2].final_window
             end = run_end(
                 run.id,
                 run_row["cell"],
