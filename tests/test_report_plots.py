@@ -4,6 +4,7 @@ varied path (and the pairing), axes scaled to the data, legends outside the axes
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -77,6 +78,20 @@ def test_every_plot_is_split_by_the_pairing_and_by_each_varied_path(tmp_path, sc
     panels = [ax.get_title(loc="left") for ax in figures["varied-attractors-by-context-strategy.png"].axes]
     assert panels == ["stop (n=2)", "truncate (n=2)"]
 
+    # The viewer's experiment page shows the same plots, each of every setting inline, none empty.
+    from starlette.testclient import TestClient
+
+    from duologue.web import create_app
+
+    with TestClient(create_app(db)) as client:
+        page = client.get("/experiments/varied").text
+    for setting in rep["settings"]:
+        block = page.split(f'<div class="plots" data-setting="{setting}">')
+        assert len(block) == 3, setting  # the numbers' plots and the attractor map's
+        images = [part.split("</div>", 1)[0] for part in block[1:]]
+        sources = [src for part in images for src in re.findall(r'src="data:image/png;base64,([^"]*)"', part)]
+        assert len(sources) == len(PLOTS) and all(len(src) > 1000 for src in sources), setting
+
 
 def test_axes_are_scaled_to_the_data_and_legends_stay_off_the_axes(tmp_path, scripted_models, figures):
     scripted_models.reply = reply
@@ -103,3 +118,17 @@ def test_a_long_label_is_cut_and_a_blank_one_shown():
     assert plotting.group_label("x" * 100).endswith("…") and len(plotting.group_label("x" * 100)) == 48
     assert plotting.share_limit([0.02, 0.08]) == pytest.approx(0.092)
     assert plotting.share_limit([0.9]) == 1.0
+
+
+def test_the_map_reads_each_runs_final_window_from_its_own_thresholds(tmp_path, scripted_models):
+    from duologue.analysis.experiment_report import experiment_stats_by
+    from duologue.store import Store
+
+    scripted_models.reply = reply
+    (tmp_path / "exp.toml").write_text(EXPERIMENT + "\n[detection.attractor]\nfinal_window = 3\n")
+    db = str(tmp_path / "d.db")
+    assert CliRunner().invoke(cli, ["batch", str(tmp_path / "exp.toml"), "--db", db]).exit_code == 0
+    with Store(db, create=False) as store:
+        _, report = experiment_stats_by(store, "varied")
+    ends = report["_ends"]
+    assert len(ends) == 4 and {r.window for r in ends} == {3}

@@ -252,20 +252,21 @@ def write_attractor_plots(
     setting: str = "pairing",
     family_of: Mapping[str, str] | None = None,
     labeller: str = "built-in",
-) -> list[Path]:
+) -> dict[str, Path]:
     """The runs split by `setting` (the pairing, or a varied path; see plotting.plot_path):
     `<stem>-attractors….png` (stacked share of runs in each state by turn, a panel per group),
     `<stem>-attractor-entry….png` (Kaplan–Meier: runs not yet in an attractor) and
     `<stem>-end-states….png` (topics and end states per group, as bars). The by-turn panels end, at the
     longest run's last message, on the end-state bars' shares (states_by_turn). Each names the `labeller`
-    whose message labels it shows (the built-in analysis, or a judge's model string)."""
+    whose message labels it shows (the built-in analysis, or a judge's model string). Returns {plot kind
+    ("attractors", "attractor-entry", "end-states"): its path}."""
     from matplotlib.ticker import MaxNLocator
 
     from .plotting import group_label, legend_below, new_figure, plot_path, save
 
     folder.mkdir(parents=True, exist_ok=True)
     by = "" if setting == "pairing" else f" by {setting}"
-    paths = []
+    paths = {}
     panels = max(len(by_group), 1)
     fig = new_figure(9, 2.4 * panels + 0.9)
     shares_of = {name: share_by_turn(runs, family_of=family_of) for name, runs in by_group.items()}
@@ -304,7 +305,7 @@ def write_attractor_plots(
         fontsize="medium",
     )
     bottom = legend_below(fig, handles, names)
-    paths.append(save(fig, plot_path(folder, stem, "attractors", setting), bottom))
+    paths["attractors"] = save(fig, plot_path(folder, stem, "attractors", setting), bottom)
 
     fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
@@ -317,9 +318,11 @@ def write_attractor_plots(
     ax.set_title(f"Time to attractor entry (Kaplan–Meier; labels: {labeller}){by}")
     ax.grid(alpha=0.3)
     bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
-    paths.append(save(fig, plot_path(folder, stem, "attractor-entry", setting), bottom))
+    paths["attractor-entry"] = save(fig, plot_path(folder, stem, "attractor-entry", setting), bottom)
 
-    paths.append(_shares_plot(by_group, labels, plot_path(folder, stem, "end-states", setting), setting, labeller))
+    paths["end-states"] = _shares_plot(
+        by_group, labels, plot_path(folder, stem, "end-states", setting), setting, labeller
+    )
     return paths
 
 

@@ -199,14 +199,15 @@ def grouped(runs: Iterable[RunStats], setting: str) -> dict[str, list[RunStats]]
 
 def write_experiment_plots(
     by_group: dict[str, list[RunStats]], folder: Path, stem: str, setting: str = "pairing"
-) -> list[Path]:
+) -> dict[str, Path]:
     """The runs split by `setting` (the pairing, or a varied path): `<stem>-survival….png` (runs not yet
-    looped vs message index) and `<stem>-lengths….png` (mean words by message index); see plotting.plot_path."""
+    looped vs message index) and `<stem>-lengths….png` (mean words by message index); see plotting.plot_path.
+    Returns {plot kind ("survival", "lengths"): its path}."""
     from .plotting import group_label, legend_below, new_figure, plot_path, save
 
     folder.mkdir(parents=True, exist_ok=True)
     by = "" if setting == "pairing" else f" by {setting}"
-    paths = []
+    paths = {}
     fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
     for name, runs in by_group.items():
@@ -218,7 +219,7 @@ def write_experiment_plots(
     ax.set_title(f"Survival: runs not yet in a {WORDS['looped']}{by}")
     ax.grid(alpha=0.3)
     bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
-    paths.append(save(fig, plot_path(folder, stem, "survival", setting), bottom))
+    paths["survival"] = save(fig, plot_path(folder, stem, "survival", setting), bottom)
 
     fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
@@ -230,5 +231,5 @@ def write_experiment_plots(
     ax.set_title(f"Message length by turn{by}")
     ax.grid(alpha=0.3)
     bottom = legend_below(fig, *ax.get_legend_handles_labels(), title=setting)
-    paths.append(save(fig, plot_path(folder, stem, "lengths", setting), bottom))
+    paths["lengths"] = save(fig, plot_path(folder, stem, "lengths", setting), bottom)
     return paths

@@ -24,6 +24,7 @@ def load_experiment_stats(
     judge`); given `spans`, with each run's (started_at, ended_at)."""
     from .attractors import run_end
     from .experiment import run_stats
+    from .params import detection_params
     from .text import words
 
     store.require_experiment(name)
@@ -64,7 +65,7 @@ def load_experiment_stats(
             end_state, attractor, onset = verdict.end_state, verdict.attractor, verdict.attractor_onset
             if judged is not None:  # the map from a judge's labels; the run's own verdict stays beside it
                 labels, end_state, attractor, onset = labelled_ends(run.spec, judged.get(run.id, {}), len(msgs))
-            window = int((run.spec.get("detection") or {}).get("attractor", {}).get("final_window", 6))
+            window = detection_params(run.spec.get("detection"))[2].final_window
             end = run_end(
                 run.id,
                 run_row["cell"],
@@ -221,19 +222,19 @@ def experiment_stats_by(store: Store, name: str, labeller: str | None = None) ->
 
 def write_report_plots(
     stats: list, ends: list, report: dict[str, Any], folder: Path, stem: str, family_of: dict[str, str]
-) -> dict[str, list[Path]]:
+) -> dict[str, dict[str, Path]]:
     """Every plot of the report once per setting it is split by (the pairing, then each varied path):
-    {setting: its plots' paths} (plotting.plot_path names them). The attractor plots name whose labels
-    they show (`report["attractors"]["labeller"]`)."""
+    {setting: {plot kind ("survival", "attractors", …): its path}} (plotting.plot_path names the files).
+    The attractor plots name whose labels they show (`report["attractors"]["labeller"]`)."""
     from .attractors import grouped_ends, write_attractor_plots
     from .experiment import grouped, write_experiment_plots
 
     labels, labeller = report["attractors"]["labels"], report["attractors"]["labeller"]
-    out: dict[str, list[Path]] = {}
+    out: dict[str, dict[str, Path]] = {}
     for setting in report["settings"]:
         paths = write_experiment_plots(grouped(stats, setting), folder, stem, setting)
         if ends:
-            paths += write_attractor_plots(
+            paths |= write_attractor_plots(
                 grouped_ends(ends, setting), labels, folder, stem, setting, family_of, labeller
             )
         out[setting] = paths
@@ -248,8 +249,8 @@ def experiment_report(store: Store, name: str, folder: Path, labeller: str | Non
     stats, report = experiment_stats_by(store, name, labeller)
     ends, family_of = report.pop("_ends"), report.pop("_family_of")
     plots = write_report_plots(stats, ends, report, folder, name, family_of)
-    report["plots"] = [str(p) for paths in plots.values() for p in paths]
-    report["plots_by"] = {setting: [str(p) for p in paths] for setting, paths in plots.items()}
+    report["plots"] = [str(p) for paths in plots.values() for p in paths.values()]
+    report["plots_by"] = {setting: [str(p) for p in paths.values()] for setting, paths in plots.items()}
     (folder / f"{name}-report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
 

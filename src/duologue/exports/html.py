@@ -63,14 +63,15 @@ def render_html(run: Run, analysis: Mapping[str, Any] | None = None, events: Seq
 
     from ..analysis.stored import analyze_run
     from ..events import describe_events
+    from ..verdict import theme_labels_for
     from ..web.chat import chat_blocks
     from ..web.paging import MessagePages
-    from ..web.themes import run_theme_labels, theme_view
+    from ..web.themes import theme_view
 
     css = (app.HERE / "static" / "viewer.css").read_text(encoding="utf-8")
     if "</style" in css.lower():  # the stylesheet is ours, but it goes inside <style> unescaped
         raise DuologueError("viewer.css cannot be inlined: it contains '</style'")
-    labels, order = run_theme_labels(run.spec)
+    labels, order = theme_labels_for(run.spec)
     loops = semantic = themes = None
     plots: dict[str, str] = {}
     if run.messages:

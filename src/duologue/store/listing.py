@@ -136,8 +136,6 @@ def _run_row(r: sqlite3.Row) -> RunRow:
         fork_at=r["fork_at"],
         experiment_id=r["experiment_id"],
         message_count=r["message_count"],
-        loop_period=r["loop_period"],
-        loop_onset=r["loop_onset"],
         cost=r["cost"],
         cost_unknown=r["cost_unknown"],
         # The run's stored analysis, for its verdict (verdict.py); None when it has none.

@@ -101,12 +101,22 @@ class RunRow:
     fork_at: int | None
     experiment_id: str | None
     message_count: int
-    loop_period: int | None
-    loop_onset: int | None
     cost: float = 0.0  # USD: its own generated messages' known costs
     cost_unknown: int = 0  # its own generated messages whose cost is unknown
     loops: LoopSummary | None = None  # the stored analysis's loops and semantic findings; None: not analysed
     semantic: SemanticSummary | None = None
+
+    @property
+    def loop_period(self) -> int | None:
+        """The stored analysis's exact loop's period; None without one."""
+        exact = self.loops.exact if self.loops else None
+        return exact.period if exact else None
+
+    @property
+    def loop_onset(self) -> int | None:
+        """Where the stored analysis's exact loop starts; None without one."""
+        exact = self.loops.exact if self.loops else None
+        return exact.onset if exact else None
 
     @property
     def verdict(self) -> Verdict:

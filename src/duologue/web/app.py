@@ -51,7 +51,7 @@ from .paging import MessagePages, int_param
 from .plots import PLOTS, RunFigures, plot_cache_for
 from .queries import RUNNING, SORTS, ExperimentRow, RunQuery
 from .report import experiment_report_html
-from .themes import judge_views, run_theme_labels, theme_view
+from .themes import judge_views, theme_view
 
 if TYPE_CHECKING:
     import uvicorn
@@ -166,7 +166,7 @@ class Viewer:
             events = describe_events(store.get_events(run.id))
             family = lineage(store, run)
             live = run.status == "running"
-            labels, order = run_theme_labels(run.spec)
+            labels, order = theme_labels_for(run.spec)  # the run's theme set's labels; its end states for colours
             judges = judge_views(store, run, labels, order) if not live and run.messages else []
         pages = MessagePages.of(len(run.messages), request.query_params, live)
         target = pages.redirect_for(request.query_params)

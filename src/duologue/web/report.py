@@ -8,7 +8,6 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from ..analysis.plotting import plot_path
 from ..store import Store
 from ..vocabulary import WORDS, shown_text
 
@@ -26,9 +25,9 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
     settings = report.get("settings") or []  # the pairing, then each varied path
     with tempfile.TemporaryDirectory() as tmp:
         plots = write_report_plots(stats, ends, report, Path(tmp), "experiment", family_of)
-        # Per setting, each plot by its kind: experiment-survival-by-opener.png -> "survival"
+        # Per setting, each plot by its kind ("survival", "attractor-entry", …)
         images = {
-            setting: {_kind(p, setting): base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
+            setting: {kind: base64.b64encode(p.read_bytes()).decode("ascii") for kind, p in paths.items()}
             for setting, paths in plots.items()
         }
     tables = [(s, report[f"by_{s}"]) for s in settings]
@@ -54,9 +53,3 @@ def experiment_report_html(store: Store, experiment, templates) -> Markup:
         conversation_seconds=report["overall"]["conversation_seconds"],
     )
     return Markup(html)  # rendered with autoescape: model and user text inside is escaped
-
-
-def _kind(path: Path, setting: str) -> str:
-    """experiment-survival.png, experiment-survival-by-opener.png -> "survival"."""
-    name = path.stem.removeprefix("experiment-")
-    return name.removesuffix(plot_path(path.parent, "experiment", "", setting).stem.removeprefix("experiment-"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import MessageTheme, SemanticSummary
-from ..verdict import UNRESOLVED, theme_labels_for
+from ..verdict import UNRESOLVED
 
 PALETTE = 10  # theme colour classes in viewer.css: t0 … t9 (and t-none, t-task)
 
@@ -68,11 +68,6 @@ class ThemeView:
         if self.convergence_text and self.convergence_onset is not None:
             out.setdefault(self.convergence_onset, []).append(("convergence-onset", self.convergence_text))
         return out
-
-
-def run_theme_labels(spec: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """The labels of a run's theme set ({id: label}) and its end-state ids in order (for colours)."""
-    return theme_labels_for(spec)
 
 
 def _css(theme: str | None, order: list[str]) -> str:
