@@ -116,16 +116,19 @@ def test_the_stored_verdicts_are_the_analysis_of_the_final_messages(experiment):
 def test_live_events_are_the_analysis_of_the_prefix_they_were_recorded_at(experiment):
     """The live watchers and the stored analysis are one computation: what a detector flagged after
     message k is what the analysis of messages 1..k finds."""
+    checked = set()
     for run_id, run in experiment["runs"].items():
         for ev in experiment["events"][run_id]:
             if ev["kind"] not in ("loop", "attractor"):
                 continue
+            checked.add(ev["kind"])
             k = ev["message_index"]
             prefix = analyze_run(run.__class__(**{**run.__dict__, "messages": run.messages[:k]}))
             if ev["kind"] == "loop":
                 assert prefix.exact_loop is not None and prefix.exact_loop.detail() == ev["detail"]
             else:
                 assert prefix.attractor is not None and prefix.attractor.detail() == ev["detail"]
+    assert checked == {"loop", "attractor"}  # the experiment flagged both live: neither check was skipped
 
 
 def expected_counts(verdicts):

@@ -138,7 +138,6 @@ def stored(tmp_path, scripted_models):
 
 
 def test_every_export_file_gets_the_same_mode(tmp_path, stored):
-    os.umask(0o022)
     made = {
         "md": ["export", "@last", "--format", "md"],
         "jsonl": ["export", "--all"],
@@ -146,10 +145,14 @@ def test_every_export_file_gets_the_same_mode(tmp_path, stored):
         "parquet-all": ["export", "--all", "--format", "parquet"],
     }
     modes = {}
-    for name, args in made.items():
-        path = tmp_path / f"{name}.out"
-        invoke(*args, "-o", str(path), "--db", stored)
-        modes[name] = stat.S_IMODE(path.stat().st_mode)
+    before = os.umask(0o022)  # the process's umask, set back after: other tests run in this process too
+    try:
+        for name, args in made.items():
+            path = tmp_path / f"{name}.out"
+            invoke(*args, "-o", str(path), "--db", stored)
+            modes[name] = stat.S_IMODE(path.stat().st_mode)
+    finally:
+        os.umask(before)
     assert set(modes.values()) == {0o644}, {k: oct(v) for k, v in modes.items()}
 
 

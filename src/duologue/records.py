@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# The model of an imported participant: one duologue cannot run as its file names it (fork asks for one).
+IMPORTED_MODEL = "imported"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -90,8 +93,9 @@ class Run:
     @property
     def models(self) -> list[str | None]:
         """Each participant's model, in the spec's order. An imported participant (model `imported`: duologue
-        cannot run it as named) shows the model its file names: on its first message, else the file's list of
-        models at its position (a UniversalBackrooms header or file name), else `imported`."""
+        cannot run it as named), or one the spec gives no model, shows the model its file names: on its first
+        message, else the file's list of models at its position (a UniversalBackrooms header or file name),
+        else what the spec says."""
         first: dict[str, str | None] = {}
         for m in self.messages:
             first.setdefault(m.speaker, m.model)
@@ -100,7 +104,7 @@ class Run:
         out: list[str | None] = []
         for k, p in enumerate(self.spec.get("participants", [])):
             model = p.get("model")
-            if model == "imported":
+            if model in (None, IMPORTED_MODEL):
                 model = first.get(p.get("name")) or (str(named[k]) if k < len(named) else None) or model
             out.append(model)
         return out

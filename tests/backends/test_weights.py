@@ -204,3 +204,34 @@ def test_a_run_records_the_weights_it_used(embedded_gguf, cache, tmp_path, monke
     ] * 4
     assert [weights.file_type(p) for p in paths] == [in_batch]
     assert all(r.status == "finished" and len(r.messages) == 3 for r in runs)
+
+
+def test_doctor_shows_each_weight_files_lookup_and_the_turn_auto_weighed(monkeypatch):
+    """`duologue doctor`: per weight file its lookup default and its turn's seconds alone and batched, the
+    same figures `auto` compares (weights.turn_cost), and what `auto` picks from them."""
+    from click.testing import CliRunner
+
+    from duologue.backends.embedded import catalogue, guard
+    from duologue.cli import cli
+
+    monkeypatch.delenv("DUOLOGUE_LOOKUP", raising=False)
+    monkeypatch.setattr(catalogue, "engine_installed", lambda: True)
+    monkeypatch.setattr(catalogue, "embedded_model_path", lambda name: Path("smollm2.gguf"))
+    monkeypatch.setattr(guard, "build_id", lambda: "0.3.16:abc")
+    monkeypatch.setattr(guard, "system_info", lambda: "AVX2 = 1")
+    verdicts = {kind: guard.Verdict(f"{kind}.gguf", kind, False, "probed", XEON[kind]) for kind in XEON}
+    lone = min(XEON, key=lambda k: weights.turn_cost(k, XEON[k], False))
+    batched = min(XEON, key=lambda k: weights.turn_cost(k, XEON[k], True))
+    monkeypatch.setattr(weights, "machine_choice", lambda: weights.MachineChoice(verdicts, lone, batched))
+    out = CliRunner().invoke(cli, ["doctor", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    assert {k: v["lookup"] for k, v in got["verdicts"].items()} == {"q4_1": False, "q8_0": True, "bf16": True}
+    for kind, v in got["verdicts"].items():
+        assert v["lone_turn_seconds"] == pytest.approx(weights.turn_cost(kind, XEON[kind], False))
+        assert v["batched_turn_seconds"] == pytest.approx(weights.turn_cost(kind, XEON[kind], True))
+    assert got["auto"] == {"lone": "q8_0", "batched": "q8_0"}
+    text = CliRunner().invoke(cli, ["doctor", "--width", "200"], catch_exceptions=False).stdout
+    (q4,) = [line.split() for line in text.splitlines() if line.split()[:1] == ["q4_1"]]
+    seconds = [f"{weights.turn_cost('q4_1', XEON['q4_1'], b):.2f}" for b in (False, True)]
+    assert q4[:7] == ["q4_1", "off", "off", seconds[0], "s", seconds[1], "s"]

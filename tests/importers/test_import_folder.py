@@ -240,3 +240,25 @@ def test_a_collection_imported_again_analyses_what_a_stopped_import_left_unanaly
     assert (outcome.imported, outcome.joined, outcome.analysed) == ([], [], 1)
     with Store(db) as store:
         assert store.run_loops(run_id) is not None
+
+
+def test_an_imported_participants_model_is_its_first_messages_else_the_files_list_else_as_specified():
+    """Run.models (what `ls`, `show`, the viewer and the store's models column say) and a collection's
+    pairing read an imported participant's model the same way."""
+    from datetime import UTC, datetime
+
+    from duologue.importers.corpus import pairing
+    from duologue.records import IMPORTED_MODEL, Message, Run
+
+    def run(metadata, *models):
+        participants = [{"name": n, "model": m} for n, m in zip("abc", models, strict=False)]
+        messages = [Message(1, "a", "hi", model="from-a"), Message(2, "b", "ho"), Message(3, "a", "x", model="later")]
+        spec = {"participants": participants, "metadata": metadata}
+        return Run(id="r", participants=list("abc"), spec=spec, started_at=datetime.now(UTC), messages=messages)
+
+    both = run({"models": ["named-a", "named-b", "named-c"]}, IMPORTED_MODEL, IMPORTED_MODEL, "openai/x")
+    assert both.models == ["from-a", "named-b", "openai/x"]  # a model duologue ran is never replaced
+    assert pairing(both) == "named-a ↔ named-b ↔ named-c"  # a pairing is the file's list when it has one
+    unnamed = run({}, IMPORTED_MODEL, IMPORTED_MODEL, None)
+    assert unnamed.models == ["from-a", IMPORTED_MODEL, None]
+    assert pairing(unnamed) == "from-a ↔ b ↔ c"  # else each one's model, else its name

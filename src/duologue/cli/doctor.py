@@ -37,12 +37,18 @@ def doctor(again, as_json, width) -> None:
         raise DuologueError(f"the embedded engine or its model is not installed: {INSTALL_LOCAL}")
     from ..backends.embedded import guard
     from ..backends.embedded.lookup import lookup_default
-    from ..backends.embedded.weights import machine_choice
+    from ..backends.embedded.weights import machine_choice, turn_cost
     from ..folders import cache_dir
 
     if again:
         shutil.rmtree(cache_dir() / "probe", ignore_errors=True)
     choice = machine_choice()
+    # Each weight file's lookup default, and its turn's seconds alone and batched (what `auto` compared).
+    lookup = {kind: lookup_default(None, kind) for kind in choice.verdicts}
+    turns = {
+        kind: (turn_cost(kind, v.timing, False), turn_cost(kind, v.timing, True)) if v.timing else (None, None)
+        for kind, v in choice.verdicts.items()
+    }
     if as_json:
         print_json(
             {
@@ -56,13 +62,9 @@ def doctor(again, as_json, width) -> None:
                         "reason": v.reason,
                         "probed": v.probed,
                         "timing": v.timing,
-                        "lookup": lookup_default(None, kind),
-                        "lone_turn_seconds": guard.turn_seconds(v.timing, False, lookup_default(None, kind))
-                        if v.timing
-                        else None,
-                        "batched_turn_seconds": guard.turn_seconds(v.timing, True, lookup_default(None, kind))
-                        if v.timing
-                        else None,
+                        "lookup": lookup[kind],
+                        "lone_turn_seconds": turns[kind][0],
+                        "batched_turn_seconds": turns[kind][1],
                     }
                     for kind, v in choice.verdicts.items()
                 },
@@ -85,14 +87,12 @@ def doctor(again, as_json, width) -> None:
     )
     rows = []
     for kind, v in choice.verdicts.items():
-        t = v.timing
         rows.append(
             [
                 kind,
                 "on" if v.extra_bufts else "off",
-                "on" if lookup_default(None, kind) else "off",
-                f"{guard.turn_seconds(t, False, lookup_default(None, kind)):.2f} s" if t else "",
-                f"{guard.turn_seconds(t, True, lookup_default(None, kind)):.2f} s" if t else "",
+                "on" if lookup[kind] else "off",
+                *("" if seconds is None else f"{seconds:.2f} s" for seconds in turns[kind]),
                 Text(v.reason),
             ]
         )

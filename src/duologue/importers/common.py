@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError, TranscriptFormatError
-from ..records import Event, Message, Run
+from ..records import IMPORTED_MODEL, Event, Message, Run
 from ..spec import spec_from_dict
-
-IMPORTED_MODEL = "imported"  # a participant whose model duologue cannot run (fork asks for one)
 
 
 def head(path: Path, size: int = 4096) -> bytes:

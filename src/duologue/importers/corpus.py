@@ -111,20 +111,16 @@ def file_hash(path: Path) -> str:
 
 def pairing(run: Run) -> str:
     """The models that talked, in speaking order: the model keys the file names (a UniversalBackrooms
-    header or file name), else each participant's model (for an imported one, its first message's)."""
+    header or file name), else each participant's model (Run.models: for an imported one, its first
+    message's), else its name."""
     keys = (run.spec.get("metadata") or {}).get("models")
     if isinstance(keys, list) and keys:
         return " ↔ ".join(str(k) for k in keys)
-    first: dict[str, str | None] = {}
-    for m in run.messages:
-        first.setdefault(m.speaker, m.model)
-    models = []
-    for p in run.spec.get("participants", []):
-        model = p.get("model")
-        if model in (None, IMPORTED_MODEL):
-            model = first.get(p["name"]) or p["name"]
-        models.append(str(model))
-    return " ↔ ".join(models)
+    participants = run.spec.get("participants", [])
+    return " ↔ ".join(
+        str(p["name"] if model in (None, IMPORTED_MODEL) else model)
+        for p, model in zip(participants, run.models, strict=True)
+    )
 
 
 def collection_cell(run: Run, digest: str, position: int | None) -> dict[str, Any]:

@@ -70,7 +70,7 @@ async def workload(provider: Provider, work: Workload) -> AsyncIterator[Embedded
         yield pool
         return
     k = work.at_once
-    async with EmbeddedPool(embedded_streams(list(work.specs), k), shards_for(k) if k > 1 else 1, k) as pool:
+    async with EmbeddedPool(embedded_streams(list(work.specs), k), shards_for(k), k) as pool:
         yield pool
 
 

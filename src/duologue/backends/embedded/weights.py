@@ -90,8 +90,14 @@ def fastest(source: Path, batched: bool) -> str:
     (guard.verdict: measured once per machine with the extra buffer types the verdict allows, then cached),
     each with its own lookup default (lookup decoding pays on weights whose several-token steps are cheap):
     for an engine of its own (`batched` False) or a shard whose steps are batches."""
-    cost = {kind: turn_seconds(t, batched, lookup_default(None, kind)) for kind, t in _timings(source).items()}
+    cost = {kind: turn_cost(kind, t, batched) for kind, t in _timings(source).items()}
     return min(cost, key=cost.__getitem__)
+
+
+def turn_cost(kind: str, timing: dict[str, float], batched: bool) -> float:
+    """A turn's seconds on `kind` weights by the probe's `timing` of them (guard.turn_seconds), decoded with
+    lookup or without as those weights are by default (what `auto` weighs, and `duologue doctor` shows)."""
+    return turn_seconds(timing, batched, lookup_default(None, kind))
 
 
 def _timings(source: Path) -> dict[str, dict[str, float]]:
