@@ -292,3 +292,19 @@ def test_the_viewer_shows_the_judge_its_agreement_and_whose_labels_a_figure_uses
     with TestClient(create_app(db)) as client:
         plain = client.get(f"/runs/{partial}").text
     assert 'id="judges"' not in plain and "strip-labeller" not in plain
+
+
+def test_a_run_without_an_analysis_is_analysed_before_it_is_judged(tmp_path, scripted_models):
+    from helpers import make_run
+
+    scripted_models.reply = Replies()
+    db = tmp_path / "d.db"
+    contents = ["Tell me about B-trees.", *TECH[:3], "Thank you, I am so grateful.", "Farewell, goodbye!"]
+    with Store(db) as store:
+        store.create_run(make_run("plain", contents))
+        assert store.message_themes("plain") == []
+    data = json.loads(invoke("judge", "plain", "--model", "scripted/judge", "--json", "--db", db).stdout)
+    with Store(db) as store:  # the built-in analysis was stored first: the first labeller's labels
+        assert store.run_semantic("plain") is not None
+        assert [m.index for m in store.message_themes("plain")] == list(range(1, 7))
+    assert data["runs"][0]["labelled"] == 6 and data["agreement"]["messages"] == 6

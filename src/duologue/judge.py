@@ -436,13 +436,12 @@ def target_runs(store: Store, target: str) -> tuple[list[Run], str | None]:
 
 def ensure_analysed(store: Store, runs: Sequence[Run]) -> int:
     """Store the built-in analysis of every run that has none (its labels are the first labeller's); how many."""
-    from .analysis.stored import analyze_run, run_vectors
+    from .analysis.stored import store_analysis
 
     n = 0
     for run in runs:
         if run.messages and store.run_semantic(run.id) is None:
-            vectors, embedder = run_vectors(store, run)
-            store.save_analysis(run.id, analyze_run(run, vectors=vectors), vectors=vectors, embedder=embedder)
+            store_analysis(store, run)
             n += 1
     return n
 
