@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .analysis.agreement import run_themes
 from .analysis.themes import ThemeSet
-from .backends.base import CHARS_PER_TOKEN, ChatMessage, ContextFullError, Sampling, estimate_tokens
+from .backends.base import ChatMessage, ContextFullError, Sampling, chars_to_tokens, estimate_tokens
 from .errors import BackendError, DuologueError
 from .records import Run
 from .spec import ConversationSpec, Participant
@@ -332,7 +332,7 @@ async def _label_window(
         reply = await backend.complete(request, sampling)
         # The provider's counts when it gives them (a stream may not), else duologue's estimate.
         tally.prompt_tokens += reply.usage.prompt_tokens or estimate_tokens(request)
-        tally.completion_tokens += reply.usage.completion_tokens or int(len(reply.text) / CHARS_PER_TOKEN + 0.999)
+        tally.completion_tokens += reply.usage.completion_tokens or chars_to_tokens(len(reply.text))
         try:
             found, problems = parse_labels(reply.text, indices, themes)
         except JudgeReplyError as err:

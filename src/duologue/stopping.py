@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from .backends.base import CHARS_PER_TOKEN
+from .backends.base import chars_to_tokens
 from .errors import DuologueError
 from .records import Message, Run
 
@@ -87,7 +87,7 @@ def message_tokens(message: Message) -> int:
     if message.completion_tokens is not None:
         return message.completion_tokens
     chars = len(message.content) + len(message.reasoning or "")
-    return int(chars / CHARS_PER_TOKEN + 0.999)
+    return chars_to_tokens(chars)
 
 
 def spent_tokens(messages: Sequence[Message]) -> int:

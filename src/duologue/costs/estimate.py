@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.base import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, TOKENS_PER_REQUEST
+from ..backends.base import TOKENS_PER_MESSAGE, TOKENS_PER_REQUEST, chars_to_tokens
 from ..engine import next_speaker
 from ..records import Message, utcnow
 from ..spec import ConversationSpec, Participant
@@ -50,7 +50,7 @@ ASSUMED_SHARE = 0.5
 
 
 def _tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN + 0.999) + TOKENS_PER_MESSAGE
+    return chars_to_tokens(len(text)) + TOKENS_PER_MESSAGE
 
 
 def cache_kind(model: str) -> str:
