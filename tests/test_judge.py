@@ -192,6 +192,10 @@ def test_the_estimate_counts_the_requests_it_will_send(tmp_path, scripted_models
     # 20 messages in windows of 8: 3 requests per run, each with the themes and the opening.
     assert [len(w) for w in judging.windows(list(range(1, 21)), 8)] == [8, 8, 4]
     assert work.completion_tokens == 40 * judging.TOKENS_PER_LABEL and work.prompt_tokens > 6 * 300
+    # The plan holds the requests it estimated: those windows are what the judge run sends.
+    assert [[len(w) for w in ws] for _, _, ws in work.runs] == [[8, 8, 4], [8, 8, 4]]
+    assert [ws[0][0] for _, _, ws in work.runs] == [1, 1]
+    assert work.prompt_tokens / 6 < work.largest_prompt < work.prompt_tokens
 
 
 def test_replies_are_parsed_leniently_and_checked_against_the_theme_set():
