@@ -390,6 +390,12 @@ def test_the_estimate_counts_the_quadratic_history_and_caching():
     assert 15 < long.high.tokens.prompt / short.high.tokens.prompt < 21
     cached = estimate([spec("anthropic/claude-haiku-4-5", 40)])
     assert cached.high.tokens.cache_read > 0 and cached.high.tokens.cache_write > 0
+    # A participant that turns the breakpoints off (extra.anthropic_cache = false) is counted without a cache.
+    off = spec("anthropic/claude-haiku-4-5", 40)
+    off.participants = [p.model_copy(update={"extra": {"anthropic_cache": False}}) for p in off.participants]
+    uncached = estimate([off])
+    assert (uncached.high.tokens.cache_read, uncached.high.tokens.cache_write) == (0, 0)
+    assert uncached.high.tokens.prompt == cached.high.tokens.prompt and uncached.high.cost > cached.high.cost
     assert estimate([spec("local/smollm2", 40)]).high.cost == 0
     unknown = estimate([spec("ollama/llama3.2", 10)])
     assert unknown.unknown == {"ollama/llama3.2": "self-hosted endpoint"} and math.isclose(unknown.high.cost, 0)
