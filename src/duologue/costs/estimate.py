@@ -235,8 +235,9 @@ def estimate(specs: list[ConversationSpec], measured: Mapping[str, list[int]] | 
         for p in spec.participants:
             if p.model not in prices:
                 prices[p.model] = model_prices(p.model, p.base_url)
-    for model in models:
-        prices.setdefault(model, model_prices(model))
+    for model in models:  # a change's or the summarizer's model that no participant starts with
+        if model not in prices:
+            prices[model] = model_prices(model)
     unknown = {m: why.removeprefix("unknown: ") for m, why in prices.items() if isinstance(why, str)}
     typical: dict[str, tuple[float, str]] = {}
 
