@@ -397,6 +397,12 @@ def test_the_estimate_counts_the_quadratic_history_and_caching():
     assert 15 < long.high.tokens.prompt / short.high.tokens.prompt < 21
     cached = estimate([spec("anthropic/claude-haiku-4-5", 40)])
     assert cached.high.tokens.cache_read > 0 and cached.high.tokens.cache_write > 0
+    # A participant that turns the breakpoints off (extra.anthropic_cache = false) is counted without a cache.
+    off = spec("anthropic/claude-haiku-4-5", 40)
+    off.participants = [p.model_copy(update={"extra": {"anthropic_cache": False}}) for p in off.participants]
+    uncached = estimate([off])
+    assert (uncached.high.tokens.cache_read, uncached.high.tokens.cache_write) == (0, 0)
+    assert uncached.high.tokens.prompt == cached.high.tokens.prompt and uncached.high.cost > cached.high.cost
     assert estimate([spec("local/smollm2", 40)]).high.cost == 0
     unknown = estimate([spec("ollama/llama3.2", 10)])
     assert unknown.unknown == {"ollama/llama3.2": "self-hosted endpoint"} and math.isclose(unknown.high.cost, 0)
@@ -431,3 +437,22 @@ def test_a_reply_without_a_price_under_a_limit_ends_the_run_with_an_error(tmp_pa
         "the cost of message 6 (anthropic/claude-haiku-4-5) is unknown (the provider reported no token counts), "
         "so the cost limit cannot be kept"
     )
+
+
+def test_a_runs_cost_in_one_phrase_counts_its_own_messages_and_says_why_some_are_unknown():
+    from duologue.costs import describe_cost
+    from duologue.records import Message, Run
+
+    def message(index, cost=None, source=None, injected=False):
+        return Message(index=index, speaker="a", content="x", injected=injected, cost=cost, cost_source=source)
+
+    kept = [message(1, injected=True), message(2, 1.0, PRICE_DATA), message(3)]  # a fork's: its parent's
+    own = [message(4, 0.0123, PRICE_DATA), message(5, None, "unknown: self-hosted endpoint"), message(6)]
+    run = Run(id="f", participants=["a", "b"], started_at=utcnow(), spec={}, fork_at=3, messages=kept + own)
+    assert describe_cost(run) == (
+        f"$0.0123 + 2 messages of unknown cost (self-hosted endpoint; not recorded) ({PRICE_DATA})"
+    )
+    run.messages = kept + [message(4, None, "unknown: self-hosted endpoint")]
+    assert describe_cost(run) == "unknown (self-hosted endpoint)"
+    run.messages = kept
+    assert describe_cost(run) == "$0 (no generated messages)"

@@ -192,6 +192,10 @@ def test_the_estimate_counts_the_requests_it_will_send(tmp_path, scripted_models
     # 20 messages in windows of 8: 3 requests per run, each with the themes and the opening.
     assert [len(w) for w in judging.windows(list(range(1, 21)), 8)] == [8, 8, 4]
     assert work.completion_tokens == 40 * judging.TOKENS_PER_LABEL and work.prompt_tokens > 6 * 300
+    # The plan holds the requests it estimated: those windows are what the judge run sends.
+    assert [[len(w) for w in ws] for _, _, ws in work.runs] == [[8, 8, 4], [8, 8, 4]]
+    assert [ws[0][0] for _, _, ws in work.runs] == [1, 1]
+    assert work.prompt_tokens / 6 < work.largest_prompt < work.prompt_tokens
 
 
 def test_replies_are_parsed_leniently_and_checked_against_the_theme_set():
@@ -292,3 +296,40 @@ def test_the_viewer_shows_the_judge_its_agreement_and_whose_labels_a_figure_uses
     with TestClient(create_app(db)) as client:
         plain = client.get(f"/runs/{partial}").text
     assert 'id="judges"' not in plain and "strip-labeller" not in plain
+
+
+def test_a_run_without_an_analysis_is_analysed_before_it_is_judged(tmp_path, scripted_models):
+    from helpers import make_run
+
+    scripted_models.reply = Replies()
+    db = tmp_path / "d.db"
+    contents = ["Tell me about B-trees.", *TECH[:3], "Thank you, I am so grateful.", "Farewell, goodbye!"]
+    with Store(db) as store:
+        store.create_run(make_run("plain", contents))
+        assert store.message_themes("plain") == []
+    data = json.loads(invoke("judge", "plain", "--model", "scripted/judge", "--json", "--db", db).stdout)
+    with Store(db) as store:  # the built-in analysis was stored first: the first labeller's labels
+        assert store.run_semantic("plain") is not None
+        assert [m.index for m in store.message_themes("plain")] == list(range(1, 7))
+    assert data["runs"][0]["labelled"] == 6 and data["agreement"]["messages"] == 6
+
+
+def test_cohens_kappa_by_a_textbook_count_and_undefined_when_there_is_nothing_to_agree_on():
+    from duologue.analysis.agreement import agreement, cohen_kappa
+
+    # 50 items: both yes 20, both no 15, a yes b no 5, a no b yes 10: p_o 0.7, p_e 0.5·0.6 + 0.5·0.4 = 0.5.
+    a = [1] * 20 + [0] * 15 + [1] * 5 + [0] * 10
+    b = [1] * 20 + [0] * 15 + [0] * 5 + [1] * 10
+    assert cohen_kappa(a, b) == pytest.approx(0.4)
+    assert cohen_kappa([0, 0, 0], [0, 0, 0]) is None and cohen_kappa([], []) is None
+    with pytest.raises(ValueError):
+        cohen_kappa([1], [1, 0])
+    # Over the families: labels map to their family (gratitude to bliss); a family nobody used has no κ.
+    pairs = [("gratitude", "bliss"), ("farewell", "farewell"), (None, None), ("farewell", None)]
+    got = agreement(pairs, builtin_themes(), second="judge")
+    fam = {f.family: f for f in got.families}
+    assert (fam["bliss"].first, fam["bliss"].second, fam["bliss"].both, fam["bliss"].kappa) == (1, 1, 1, 1.0)
+    assert (fam["farewell"].first, fam["farewell"].second, fam["farewell"].both) == (2, 1, 1)
+    assert fam["farewell"].kappa == pytest.approx(0.5) and fam["meta_loop"].kappa is None
+    # Overall, families as categories: p_o 3/4, p_e (1·1 + 2·1 + 1·2)/16.
+    assert got.messages == 4 and got.overall == pytest.approx((0.75 - 5 / 16) / (1 - 5 / 16))

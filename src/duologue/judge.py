@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .analysis.agreement import run_themes
 from .analysis.themes import ThemeSet
-from .backends.base import CHARS_PER_TOKEN, ChatMessage, ContextFullError, Sampling, estimate_tokens
+from .backends.base import ChatMessage, ContextFullError, Sampling, chars_to_tokens, estimate_tokens
 from .errors import BackendError, DuologueError
 from .records import Run
 from .spec import ConversationSpec, Participant
@@ -268,15 +268,17 @@ def parse_labels(text: str, indices: Sequence[int], themes: ThemeSet) -> tuple[d
 
 @dataclass
 class Plan:
-    """What a judge run will send: per run, the message numbers to label; and an estimate of its tokens."""
+    """What a judge run will send: per run, the windows of message numbers to label (one request each); and
+    an estimate of its tokens, and of its largest request's prompt."""
 
-    runs: list[tuple[Run, ThemeSet, list[int]]]
+    runs: list[tuple[Run, ThemeSet, list[list[int]]]]
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    largest_prompt: int = 0
 
     @property
     def messages(self) -> int:
-        return sum(len(indices) for _, _, indices in self.runs)
+        return sum(len(w) for _, _, ws in self.runs for w in ws)
 
     @property
     def tokens(self) -> int:
@@ -291,12 +293,14 @@ def plan(store: Store, runs: Sequence[Run], judge: Judge, *, again: bool = False
     for run in runs:
         themes = run_themes(run)
         done = {} if again else store.message_labels(run.id, judge.labeller)
-        todo = [m.index for m in run.messages if m.index not in done]
+        todo = windows([m.index for m in run.messages if m.index not in done], judge.window)
         if not todo:
             continue
         out.runs.append((run, themes, todo))
-        for w in windows(todo, judge.window):
-            out.prompt_tokens += estimate_tokens(window_request(themes, run, w))
+        for w in todo:
+            prompt = estimate_tokens(window_request(themes, run, w))
+            out.prompt_tokens += prompt
+            out.largest_prompt = max(out.largest_prompt, prompt)
             out.completion_tokens += TOKENS_PER_LABEL * len(w)
     return out
 
@@ -332,7 +336,7 @@ async def _label_window(
         reply = await backend.complete(request, sampling)
         # The provider's counts when it gives them (a stream may not), else duologue's estimate.
         tally.prompt_tokens += reply.usage.prompt_tokens or estimate_tokens(request)
-        tally.completion_tokens += reply.usage.completion_tokens or int(len(reply.text) / CHARS_PER_TOKEN + 0.999)
+        tally.completion_tokens += reply.usage.completion_tokens or chars_to_tokens(len(reply.text))
         try:
             found, problems = parse_labels(reply.text, indices, themes)
         except JudgeReplyError as err:
@@ -372,20 +376,17 @@ async def ajudge(
     p = judge.participant()
     # The providers' scopes want a conversation's spec: the judge in every seat of one, a seat per request sent at
     # once (each with a backend of its own: an embedded model's backend is one sequence, taking one at a time).
-    seats = max(1, min(judge.concurrency, sum(len(windows(todo, judge.window)) for _, _, todo in work.runs)))
+    queue = [(k, run, themes, w) for k, (run, themes, ws) in enumerate(work.runs) for w in ws]
+    seats = max(1, min(judge.concurrency, len(queue)))
     names = [p.name, *(f"{p.name}-{k}" for k in range(2, max(2, seats) + 1))]
     spec = ConversationSpec(participants=[p.model_copy(update={"name": n}) for n in names], max_messages=2)
     results = [RunJudged(run.id, 0) for run, _, _ in work.runs]
-    queue = [
-        (k, run, themes, w) for k, (run, themes, todo) in enumerate(work.runs) for w in windows(todo, judge.window)
-    ]
-    biggest = max((estimate_tokens(window_request(t, r, w)) for _, r, t, w in queue), default=0)
     async with lifecycle.workload([spec], 1):
         prepared = lifecycle.prepare(spec).participants[:seats]
         with lifecycle.conversation(spec, "judge"), Store(db, create=False) as store:
             # The context a request needs, when the provider sizes one (an embedded model): the largest request
             # by the estimate, with room for the estimate's error, the reply, and a retry's reply and complaint.
-            window = int(biggest * 1.5) + 2 * p.max_tokens + 256
+            window = int(work.largest_prompt * 1.5) + 2 * p.max_tokens + 256
             backends = [make_backend(q, window) for q in prepared]
             sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=p.max_tokens, seed=0)
             pending = iter(queue)
@@ -436,13 +437,12 @@ def target_runs(store: Store, target: str) -> tuple[list[Run], str | None]:
 
 def ensure_analysed(store: Store, runs: Sequence[Run]) -> int:
     """Store the built-in analysis of every run that has none (its labels are the first labeller's); how many."""
-    from .analysis.stored import analyze_run, run_vectors
+    from .analysis.stored import store_analysis
 
     n = 0
     for run in runs:
         if run.messages and store.run_semantic(run.id) is None:
-            vectors, embedder = run_vectors(store, run)
-            store.save_analysis(run.id, analyze_run(run, vectors=vectors), vectors=vectors, embedder=embedder)
+            store_analysis(store, run)
             n += 1
     return n
 

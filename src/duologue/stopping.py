@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from .backends.base import CHARS_PER_TOKEN
+from .backends.base import chars_to_tokens
 from .errors import DuologueError
 from .records import Message, Run
 
@@ -87,7 +87,7 @@ def message_tokens(message: Message) -> int:
     if message.completion_tokens is not None:
         return message.completion_tokens
     chars = len(message.content) + len(message.reasoning or "")
-    return int(chars / CHARS_PER_TOKEN + 0.999)
+    return chars_to_tokens(chars)
 
 
 def spent_tokens(messages: Sequence[Message]) -> int:
@@ -104,11 +104,22 @@ def token_budget_stop(messages: Sequence[Message], budget: int | None) -> Stop |
     return None
 
 
+def own_messages(run: Run) -> list[Message]:
+    """A run's own generated messages: not injected, and not a fork's kept ones (its parent's)."""
+    start = run.fork_at or 0
+    return [m for m in run.messages if not m.injected and m.index > start]
+
+
+def unknown_cost_reason(message: Message) -> str:
+    """Why a message's cost is unknown, as its cost_source says ("unknown: why"); "not recorded" when it
+    says nothing (a message stored before costs were)."""
+    return (message.cost_source or "unknown: not recorded").removeprefix("unknown: ")
+
+
 def spent_cost(run: Run) -> tuple[float, int]:
     """What a run's own generated messages cost (USD, as recorded with each) and how many of them have no
     known cost. A fork's kept messages were its parent's spending; injected messages cost nothing."""
-    start = run.fork_at or 0
-    own = [m for m in run.messages if not m.injected and m.index > start]
+    own = own_messages(run)
     return sum(m.cost or 0.0 for m in own), sum(1 for m in own if m.cost is None)
 
 

@@ -71,9 +71,6 @@ class Agreement:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def kappa_of(self, family: str) -> float | None:
-        return next((f.kappa for f in self.families if f.family == family), None)
-
 
 def agreement(
     pairs: Iterable[tuple[str | None, str | None]],

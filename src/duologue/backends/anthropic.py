@@ -66,6 +66,11 @@ def mark_cache(system: str | None, turns: list[dict[str, Any]]) -> tuple[Any, li
     return marked_system, out
 
 
+def asks_prompt_cache(p: Participant) -> bool:
+    """Whether a participant's requests mark cache breakpoints: unless `extra.anthropic_cache = false`."""
+    return p.extra.get("anthropic_cache", True) is not False
+
+
 def anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, str]]]:
     """A participant's view as (system, messages) the Messages API accepts."""
     system = "\n\n".join(m.content for m in messages if m.role == "system") or None
@@ -93,7 +98,7 @@ class AnthropicBackend(HostedBackend):
         backend = super().for_participant(p, provider, name)
         version = p.extra.get("anthropic_version")
         backend.api_version = version if isinstance(version, str) else None
-        backend.prompt_cache = p.extra.get("anthropic_cache", True) is not False
+        backend.prompt_cache = asks_prompt_cache(p)
         return backend
 
     def client(self) -> AsyncAnthropic:

@@ -96,10 +96,15 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_REQUEST = 3  # the assistant header the reply starts with
 
 
+def chars_to_tokens(chars: int) -> int:
+    """An estimate of the tokens `chars` characters of text make (CHARS_PER_TOKEN a token, rounded up)."""
+    return int(chars / CHARS_PER_TOKEN + 0.999)
+
+
 def estimate_tokens(messages: list[ChatMessage]) -> int:
     """An estimate of a request's prompt tokens, for backends that cannot count them exactly."""
     chars = sum(len(m.content) for m in messages)
-    return int(chars / CHARS_PER_TOKEN + 0.999) + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REQUEST
+    return chars_to_tokens(chars) + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REQUEST
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..records import Run
-from ..stopping import format_usd, spent_cost
+from ..stopping import format_usd, own_messages, spent_cost, unknown_cost_reason
 
 __all__ = ["cost_cell", "describe_cost", "format_usd"]
 
@@ -27,13 +27,12 @@ def _source(text: str) -> str:
 def describe_cost(run: Run) -> str:
     """A run's cost in one phrase: "$0.0123 (genai-prices 0.2.3)", "$0.02 + 3 messages of unknown cost
     (self-hosted endpoint)", "unknown (model not in the price data …)"; a fork's kept messages not counted."""
-    usd, unknown = spent_cost(run)
-    start = run.fork_at or 0
-    own = [m for m in run.messages if not m.injected and m.index > start]
+    own = own_messages(run)
     if not own:
         return "$0 (no generated messages)"
-    why = Counter((m.cost_source or "unknown: not recorded").removeprefix("unknown: ") for m in own if m.cost is None)
+    why = Counter(unknown_cost_reason(m) for m in own if m.cost is None)
     reasons = "; ".join(why)
+    usd, unknown = spent_cost(run)
     if unknown == len(own):
         return f"unknown ({reasons})"
     sources = ", ".join(dict.fromkeys(_source(m.cost_source or "") for m in own if m.cost is not None))

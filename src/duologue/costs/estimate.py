@@ -17,7 +17,8 @@ The range's two ends differ in how long each reply is:
 - high: every reply at its max_tokens.
 
 Each provider's caching is counted as it works: Anthropic requests mark cache
-breakpoints (backends/anthropic.py), so a turn reads the speaker's previous
+breakpoints (backends/anthropic.py; not when a participant sets
+`extra.anthropic_cache = false`), so a turn reads the speaker's previous
 prompt from the cache and writes the rest; OpenAI and DeepSeek cache a
 repeated prefix of 1024 tokens or more by themselves, in steps of 128 tokens
 (no write charge); other providers are counted without a cache. Prompts
@@ -33,7 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.base import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, TOKENS_PER_REQUEST
+from ..backends.anthropic import asks_prompt_cache
+from ..backends.base import TOKENS_PER_MESSAGE, TOKENS_PER_REQUEST, chars_to_tokens
 from ..engine import next_speaker
 from ..records import Message, utcnow
 from ..spec import ConversationSpec, Participant
@@ -50,15 +52,16 @@ ASSUMED_SHARE = 0.5
 
 
 def _tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN + 0.999) + TOKENS_PER_MESSAGE
+    return chars_to_tokens(len(text)) + TOKENS_PER_MESSAGE
 
 
-def cache_kind(model: str) -> str:
-    """How a model's provider caches a repeated prompt: "breakpoints" (Anthropic, as duologue asks),
-    "automatic" (OpenAI, DeepSeek, and those of their models OpenRouter serves) or "none"."""
-    provider, _, name = model.partition("/")
+def cache_kind(p: Participant) -> str:
+    """How a participant's provider caches a repeated prompt: "breakpoints" (Anthropic, as duologue asks,
+    unless the participant turns them off), "automatic" (OpenAI, DeepSeek, and those of their models
+    OpenRouter serves) or "none"."""
+    provider, _, name = p.model.partition("/")
     if provider == "anthropic":
-        return "breakpoints"
+        return "breakpoints" if asks_prompt_cache(p) else "none"
     if provider in ("openai", "deepseek") or (
         provider == "openrouter" and name.split("/")[0] in ("openai", "deepseek")
     ):
@@ -206,7 +209,7 @@ def _tally(
             # A participant's request extends its own previous one (its view only grows): that is the
             # prefix its provider finds cached. A change of model starts another cache.
             model = p.model
-            read, write = cached_part(cache_kind(model), previous.get((p.name, model), 0), prompt)
+            read, write = cached_part(cache_kind(p), previous.get((p.name, model), 0), prompt)
             previous[(p.name, model)] = prompt
             side.tokens.add(Tokens(prompt, read, write, completion, 1))
             rates = prices.get(model)
@@ -232,8 +235,9 @@ def estimate(specs: list[ConversationSpec], measured: Mapping[str, list[int]] | 
         for p in spec.participants:
             if p.model not in prices:
                 prices[p.model] = model_prices(p.model, p.base_url)
-    for model in models:
-        prices.setdefault(model, model_prices(model))
+    for model in models:  # a change's or the summarizer's model that no participant starts with
+        if model not in prices:
+            prices[model] = model_prices(model)
     unknown = {m: why.removeprefix("unknown: ") for m, why in prices.items() if isinstance(why, str)}
     typical: dict[str, tuple[float, str]] = {}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..errors import BackendError, DuologueError
 from ..records import Message
 from ..spec import ConversationSpec
-from ..stopping import StopReason, WatchEvent, format_usd
+from ..stopping import StopReason, WatchEvent, format_usd, unknown_cost_reason
 from .prices import model_prices
 
 
@@ -55,9 +55,9 @@ class CostLimit:
         if message.cost is None:
             if message.index <= self.replayed:  # stored before; check_prices said why it may go on
                 return []
-            reason = (message.cost_source or "unknown: not recorded").removeprefix("unknown: ")
             raise CostUnknownError(
-                f"the cost of message {message.index} ({message.model}) is unknown ({reason}), so the cost "
+                f"the cost of message {message.index} ({message.model}) is unknown "
+                f"({unknown_cost_reason(message)}), so the cost "
                 "limit cannot be kept"
             )
         self.spent += message.cost
