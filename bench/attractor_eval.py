@@ -33,8 +33,8 @@ tuned on, and those at odd positions "held", looked at only in aggregate.
         [--real-half dev|held|all] [--set KEY=VALUE]
 
 `--show` prints each conversation's label, what was found, and its theme strip;
-`--set topic_register=0.3` scores a [detection.attractor] setting other than its
-default.
+`--set topic_register=none` scores a [detection.attractor] setting other than
+its default.
 """
 
 from __future__ import annotations
@@ -301,14 +301,17 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a [detection.attractor] setting instead of its default (e.g. topic_register=0.3); repeatable",
+        help="a [detection.attractor] setting instead of its default (e.g. topic_register=none); repeatable",
     )
     args = ap.parse_args()
     if bool(args.real) != bool(args.corpus):
         ap.error("--real and --corpus go together")
     for item in args.set:
         key, _, value = item.partition("=")
-        SETTINGS[key.strip()] = json.loads(value)
+        try:
+            SETTINGS[key.strip()] = None if value.strip().lower() in ("none", "off") else json.loads(value)
+        except json.JSONDecodeError:
+            ap.error(f"--set {item}: the value must be a number, true/false, or none")
     sets = []
     if args.half in ("dev", "both"):
         sets.append(("dev", load_half(EVAL / "dev")))

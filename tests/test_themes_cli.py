@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 
@@ -13,9 +14,10 @@ def test_themes_lists_the_builtin_set_and_prints_its_file(tmp_path):
     listed = run_cli("themes", cwd=tmp_path, check=True).stdout
     for theme in builtin_themes().themes:
         assert theme.id in listed
+    assert '"take turns"' in listed  # the invitation words the topic rule reads
     printed = run_cli("themes", "--toml", cwd=tmp_path, check=True).stdout
     builtin = builtin_themes()
-    assert parse_themes(printed, "printed") == builtin.__class__(builtin.themes, "printed", builtin.families)
+    assert parse_themes(printed, "printed") == dataclasses.replace(builtin, source="printed")
     assert tomllib.loads(printed)["theme"][0]["id"] == "gratitude"
 
 

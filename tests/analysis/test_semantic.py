@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import re
 
 import numpy as np
 import pytest
@@ -221,28 +223,65 @@ def test_rule_themes_are_labelled_by_their_own_id(tmp_path):
     assert [e.attractor.theme for e in events if hasattr(e, "attractor")] == ["quiet"]
 
 
-def test_a_family_the_opening_asked_for_is_the_topic_when_topic_register_is_set():
-    # The opener asks for gratitude (its score for the gratitude theme is high); the family comes at message 7 and
-    # its messages stay on the opening's subject. With `topic_register` set that is the topic; by default (and
-    # when the opening did not ask, or the family's messages left its subject) it is a drift.
+def test_a_family_the_opener_asked_for_is_the_topic():
+    # The opener asks for gratitude (it invites the other and its score for the gratitude theme is high); the
+    # family comes at message 7 and its messages stay on the opening's subject: the topic, not a drift. When the
+    # opener did not ask, or the family's messages left its subject, or `topic_register` is None, it is a drift.
     from duologue.analysis.entry import AttractorWatcher, detect_attractor, topic_from_start
     from duologue.analysis.themes import MessageThemes
 
-    def trajectory(register: float, similarity: float) -> list[MessageThemes]:
-        out = [MessageThemes(1, None, None, {"gratitude": register}, 0.0, True)]
-        out += [MessageThemes(2, "on_task", None, {"gratitude": 0.1}, 0.6, True)]
+    def trajectory(register: float, similarity: float, second: float = 0.1, invites=True) -> list[MessageThemes]:
+        out = [MessageThemes(1, None, None, {"gratitude": register}, 0.0, True, invites)]
+        out += [MessageThemes(2, "on_task", None, {"gratitude": second}, 0.6, True)]
         out += [MessageThemes(i, "on_task", None, {}, 0.5) for i in range(3, 7)]
         out += [MessageThemes(i, "gratitude", None, {"gratitude": 0.5}, similarity) for i in range(7, 15)]
         return out
 
     themes = builtin_themes()
-    asked = AttractorParams(topic_register=0.3, topic_similarity=0.25)
-    assert detect_attractor(trajectory(0.45, 0.4), themes).onset == 7  # the default: a drift
-    assert detect_attractor(trajectory(0.45, 0.4), themes, asked) is None
-    assert topic_from_start(trajectory(0.45, 0.4), themes, asked) == "bliss"
-    assert detect_attractor(trajectory(0.2, 0.4), themes, asked).onset == 7  # the opening did not ask
-    assert detect_attractor(trajectory(0.45, 0.1), themes, asked).onset == 7  # the messages left its subject
+    off = AttractorParams(topic_register=None)
+    assert detect_attractor(trajectory(0.45, 0.4), themes) is None
+    assert topic_from_start(trajectory(0.45, 0.4), themes) == "bliss"
+    assert detect_attractor(trajectory(0.45, 0.4), themes, off).onset == 7
+    assert detect_attractor(trajectory(0.2, 0.4), themes).onset == 7  # the opener did not ask
+    assert detect_attractor(trajectory(0.2, 0.4, second=0.6), themes).onset == 7  # the reply is not the opener
+    assert detect_attractor(trajectory(0.45, 0.1), themes).onset == 7  # the messages left its subject
+    assert detect_attractor(trajectory(0.45, 0.4, invites=False), themes).onset == 7  # a seed, not an invitation
+    # A theme file without invitation words needs none.
+    plain = dataclasses.replace(themes, invitation=())
+    assert detect_attractor(trajectory(0.45, 0.4, invites=False), plain) is None
+    # The thresholds are the defaults': just under either, a drift.
+    p = AttractorParams()
+    assert detect_attractor(trajectory(p.topic_register - 0.01, 0.4), themes).onset == 7
+    assert detect_attractor(trajectory(0.45, p.topic_similarity - 0.01), themes).onset == 7
+    assert detect_attractor(trajectory(p.topic_register, p.topic_similarity + 0.001), themes) is None
     # Live: no event for the topic, an event for the drift.
-    for params, events in ((asked, 0), (AttractorParams(), 1)):
+    for params, events in ((AttractorParams(), 0), (off, 1)):
         watcher = AttractorWatcher(themes, params)
         assert sum(len(watcher.observe(m)) for m in trajectory(0.45, 0.4)) == events
+
+
+def test_the_opener_invites_when_it_holds_an_invitation_word():
+    contents = [
+        "Let's write a gratitude letter together, to everyone who ever explained something to a stranger.",
+        "I'd love that. Here is an opening paragraph for it.",
+    ]
+    sem = semantic_analysis(["a", "b"], contents)
+    assert [m.invites for m in sem.trajectory] == [True, False]  # only an opening message is read for it
+    seed = './dreamsim.exe "a serene garden at dusk, everyone asleep, keeping quiet"'
+    sem = semantic_analysis(["a", "b"], [seed, contents[1]])
+    assert [m.invites for m in sem.trajectory] == [False, False]
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ('invitation = "let\'s"\n', "invitation must be a list of non-empty strings"),
+        ('invitation = ["", "x"]\n', "invitation must be a list of non-empty strings"),
+        ("colour = 1\n", "unknown key(s) colour"),
+    ],
+)
+def test_a_theme_file_s_invitation_words_are_checked(text, error):
+    body = text + '[[theme]]\nid = "calm"\nphrases = ["all is calm"]\n'
+    with pytest.raises(ThemeSetError, match=re.escape(error)):
+        parse_themes(body, "mine.toml")
+    assert parse_themes('invitation = ["shall we"]\n' + body.split("\n", 1)[1], "ok.toml").invitation == ("shall we",)

@@ -8,9 +8,8 @@ COLLAPSE_AFTER messages, when a collapse rule labels it (the same words again,
 emoji, nothing: how a family's stretch often ends). The onset rule of onset.py
 (`onset_run`, `onset_min`, `tail_share`) finds where the conversation entered
 the family and stayed, the onset moved to the first marked message of its
-window. A family entered by message `topic_messages` (or, with
-`topic_register` set, asked for by the opening: `is_topic`) is the
-conversation's topic, not a drift. `AttractorWatcher` reports the
+window. A family entered by message `topic_messages`, or asked for by the
+opener (`is_topic`), is the conversation's topic, not a drift. `AttractorWatcher` reports the
 same one message at a time, with state bounded by the windows.
 """
 
@@ -100,17 +99,22 @@ def _attractor_for(
 
 def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes], params: AttractorParams) -> bool:
     """Whether a family the conversation entered is its topic rather than a drift: entered by message
-    `topic_messages`; or, when `topic_register` is set, a family of phrase themes the opening asked for: a
-    message of the opening scores at least `topic_register` for one of the family's themes (the opener asks
-    for a meditation, a gratitude letter, a game of compliments) and the family's own messages from the onset
-    on keep to the opening's subject (their mean cosine with the opening reaches `topic_similarity`: the
-    conversation gave what was asked, maybe after a while). A drift leaves the opening's subject behind."""
+    `topic_messages`; or, unless `topic_register` is None, a family of phrase themes the opener asked for: the
+    opener (the opening's first message) invites the other (it holds one of the theme file's `invitation`
+    words, when the file has them: "let's", "together") and scores at least `topic_register` for one of the
+    family's themes (it asks for a meditation, a gratitude letter, a game of compliments), and the family's own
+    messages from the onset on keep to the opening's subject (their mean cosine with the opening reaches
+    `topic_similarity`: the conversation gave what was asked, maybe after a while). A drift leaves the
+    opening's subject behind; a simulator's seed ("./dreamsim.exe 'a quiet garden'") invites no one."""
     if a.onset <= params.topic_messages:
         return True
     own = [t.id for t in themes.members(a.theme) if t.rule is None]
     if params.topic_register is None or not own:
         return False
-    register = max((m.scores.get(t, 0.0) for m in trajectory if m.opens for t in own), default=0.0)
+    opener = next((m for m in trajectory if m.opens), None)  # what asked: the first message of the opening
+    if opener is None or (themes.invitation and not opener.invites):
+        return False
+    register = max((opener.scores.get(t, 0.0) for t in own), default=0.0)
     if register < params.topic_register:
         return False
     sims = [m.opening for m in trajectory[a.onset - 1 :] if m.label in own]

@@ -79,6 +79,13 @@ class ThemeSet:
     themes: tuple[Theme, ...]
     source: str  # "built-in" or the file's path
     families: tuple[tuple[str, str], ...] = ()  # (family id, label) from the file's [families] table
+    # Words by which an opener invites the other to do something with it ("let's", "together"): a family entered
+    # later is the topic only when the opener asked for it in one of them (entry.is_topic). Empty: not needed.
+    invitation: tuple[str, ...] = ()
+
+    @property
+    def invitation_pattern(self) -> re.Pattern[str] | None:
+        return _lexicon_pattern(self.invitation)
 
     def family_of(self, theme_id: str | None) -> str | None:
         """The family of a theme (its own id without one); an unknown id is its own family."""
@@ -173,9 +180,14 @@ def parse_themes(text: str, source: str) -> ThemeSet:
     raw = data.get("theme")
     if not isinstance(raw, list) or not raw:
         raise ThemeSetError(f"{source}: no [[theme]] tables")
-    unknown = set(data) - {"theme", "families"}
+    unknown = set(data) - {"theme", "families", "invitation"}
     if unknown:
-        raise ThemeSetError(f"{source}: unknown table(s) {', '.join(sorted(unknown))} (expected [[theme]], [families])")
+        raise ThemeSetError(
+            f"{source}: unknown key(s) {', '.join(sorted(unknown))} (expected [[theme]], [families], invitation)"
+        )
+    invitation = data.get("invitation", [])
+    if not isinstance(invitation, list) or not all(isinstance(v, str) and v.strip() for v in invitation):
+        raise ThemeSetError(f"{source}: invitation must be a list of non-empty strings")
     themes = tuple(_theme_from(r, f"{source}, theme {i}") for i, r in enumerate(raw, start=1))
     ids = [t.id for t in themes]
     dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -187,7 +199,7 @@ def parse_themes(text: str, source: str) -> ThemeSet:
     clash = sorted(f for f in families if f in ids and themes[ids.index(f)].family_id != f)
     if clash:
         raise ThemeSetError(f"{source}: family id(s) {', '.join(clash)} name a theme of another family")
-    return ThemeSet(themes, source, tuple(families.items()))
+    return ThemeSet(themes, source, tuple(families.items()), tuple(invitation))
 
 
 _BUILTIN: ThemeSet | None = None
@@ -233,13 +245,12 @@ class AttractorParams:
     onset_min: int = 3
     tail_share: float = 0.5
     topic_messages: int = 2  # a family entered by message 2 is the conversation's topic, not a drift
-    # ... and, when `topic_register` is set, so is one the opening asked for: a message of the opening scores at
-    # least `topic_register` for one of the family's themes, and the family's messages keep to the opening's
-    # subject (their mean cosine with the opening reaches `topic_similarity`). Off by default: on the blind
-    # set's dev half 0.3 found both requested topics, but it found none more on the test half and turned
-    # three bliss drifts of real logs into topics (docs/detectors.md).
-    topic_register: float | None = None
-    topic_similarity: float = 0.25
+    # ... and so is one the opener asked for: the opener (the opening's first message) scores at least
+    # `topic_register` for one of the family's themes, and the family's messages keep to the opening's subject
+    # (their mean cosine with the opening reaches `topic_similarity`). None turns the second rule off
+    # (docs/detectors.md has what it costs and finds on the blind set and the real logs).
+    topic_register: float | None = 0.35
+    topic_similarity: float = 0.21
     final_window: int = 6  # the messages whose labels name a conversation's end state
     themes: str | None = None  # a theme file; None: the built-in set
 
@@ -263,6 +274,7 @@ class MessageThemes:
     scores: dict[str, float] = field(default_factory=dict)  # phrase themes' scores, rounded
     opening: float = 0.0  # cosine with the conversation's opening (the on-task similarity); 0 before there is one
     opens: bool = False  # one of the messages that make up the opening (the first two with three words or more)
+    invites: bool = False  # an opening message holding one of the theme file's invitation words
 
 
 def _lexicon_term(term: str) -> str:
@@ -354,6 +366,7 @@ class ThemeTracker:
         self._neutral_idx = [i for i, t in enumerate(phrase) if t.kind == "neutral"]
         # A rule theme's label is its id (a user's file may call the silence rule "quiet").
         self._rules = {t.rule: t.id for t in scorer.themes.themes if t.rule}
+        self._invitation = scorer.themes.invitation_pattern
 
     def observe(self, speaker: str, content: str, vector: np.ndarray) -> MessageThemes:
         p = self.params
@@ -386,8 +399,10 @@ class ThemeTracker:
                 label = rules["on_task"]
         topic = self._best(scores, self._topic_idx, margin=0.0)
         opens = len(self._opening) < 2 and len(words(content, self.end_marker)) >= 3 and bool(np.any(vector))
+        invites = False
         if opens:
             self._opening.append(vector.astype(np.float64))
+            invites = self._invitation is not None and self._invitation.search(content.casefold()) is not None
 
         self._recent.append(norm)
         if len(self._recent) > p.max_period:
@@ -400,6 +415,7 @@ class ThemeTracker:
             scores={phrase[i].id: round(float(s), 4) for i, s in enumerate(scores)},
             opening=round(on_task, 4),
             opens=opens,
+            invites=invites,
         )
 
     def _end_state_theme(self, scores: np.ndarray, on_task: float) -> str | None:

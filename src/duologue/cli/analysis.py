@@ -584,4 +584,8 @@ def themes(as_toml, themes_file, width) -> None:
         kind = t.kind.replace("end_state", "end state")
         rows.append([t.id, Text(t.label), kind, Text(family), how, Text(t.description)])
     # On a terminal the descriptions wrap; piped, each theme is one line.
-    print_table(console_for(width), cols, rows, title=f"themes ({theme_set.source})")
+    console = console_for(width)
+    print_table(console, cols, rows, title=f"themes ({theme_set.source})")
+    if theme_set.invitation:
+        words = ", ".join(f'"{w}"' for w in theme_set.invitation)
+        console.print(Text(f"invitation (an opener asking for a family in these makes it the topic): {words}"))
