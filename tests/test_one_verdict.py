@@ -27,7 +27,7 @@ from duologue.web import create_app
 
 LOOP = [*TECH[:5], *["We keep coming back to the same point.", "Indeed we do, again and again."] * 4]
 MIRROR = [*TECH[:7], *["Exactly so."] * 3]  # a period-1 loop: both say the same thing
-VISIT = [*TECH[:2], *GRATITUDE_DRIFT[:7], *DEBATE[1:12]]  # flagged live as an attractor, then leaves it
+VISIT = [*TECH[:4], *GRATITUDE_DRIFT[:6], *DEBATE[1:11]]  # flagged live as an attractor, then leaves it
 DRIFT = [*TECH, *GRATITUDE_DRIFT]  # enters spiritual bliss and stays
 SCRIPTS = {"loop": LOOP, "mirror": MIRROR, "visit": VISIT, "drift": DRIFT, "debate": DEBATE}
 

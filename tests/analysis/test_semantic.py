@@ -285,3 +285,24 @@ def test_a_theme_file_s_invitation_words_are_checked(text, error):
     with pytest.raises(ThemeSetError, match=re.escape(error)):
         parse_themes(body, "mine.toml")
     assert parse_themes('invitation = ["shall we"]\n' + body.split("\n", 1)[1], "ok.toml").invitation == ("shall we",)
+
+
+def test_a_family_held_in_the_first_exchange_is_the_topic_even_if_its_share_comes_later():
+    # A game of compliments: praise holds 3 of messages 3-6 (the first exchange), then its moves are labelled on
+    # task for a while, so the share to the end only holds from message 14. It began there: the topic. The same
+    # shape moved two messages later (praise first holding 3 of 4 from message 5) is a drift.
+    from duologue.analysis.entry import detect_attractor, topic_from_start
+    from duologue.analysis.themes import MessageThemes
+
+    def trajectory(shift: int) -> list[MessageThemes]:
+        labels = ["on_task"] * shift + [None, "on_task", "praise", "praise", "on_task", "praise"]
+        labels += ["on_task"] * 7 + ["praise", "on_task", "praise", "praise", "on_task", "praise", "praise", "praise"]
+        return [MessageThemes(i, label, None, {}, 0.5, i <= 2) for i, label in enumerate(labels, start=1)]
+
+    themes = builtin_themes()
+    assert detect_attractor(trajectory(0), themes) is None
+    assert topic_from_start(trajectory(0), themes) == "praise"
+    drift = detect_attractor(trajectory(2), themes)
+    assert drift is not None and drift.theme == "praise" and topic_from_start(trajectory(2), themes) is None
+    # topic_messages = 2 (the old rule) makes the first a drift too: the window starts at message 3.
+    assert detect_attractor(trajectory(0), themes, AttractorParams(topic_messages=2)).theme == "praise"

@@ -99,14 +99,15 @@ def _attractor_for(
 
 def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes], params: AttractorParams) -> bool:
     """Whether a family the conversation entered is its topic rather than a drift: entered by message
-    `topic_messages`; or, unless `topic_register` is None, a family of phrase themes the opener asked for: the
-    opener (the opening's first message) invites the other (it holds one of the theme file's `invitation`
-    words, when the file has them: "let's", "together") and scores at least `topic_register` for one of the
-    family's themes (it asks for a meditation, a gratitude letter, a game of compliments), and the family's own
-    messages from the onset on keep to the opening's subject (their mean cosine with the opening reaches
-    `topic_similarity`: the conversation gave what was asked, maybe after a while). A drift leaves the
-    opening's subject behind; a simulator's seed ("./dreamsim.exe 'a quiet garden'") invites no one."""
-    if a.onset <= params.topic_messages:
+    `topic_messages`, or holding a window of the onset rule that starts by then (`_held_from_start`); or,
+    unless `topic_register` is None, a family of phrase themes the opener asked for: the opener (the opening's
+    first message) invites the other (it holds one of the theme file's `invitation` words, when the file has
+    them: "let's", "together") and scores at least `topic_register` for one of the family's themes (it asks
+    for a meditation, a gratitude letter, a game of compliments), and the family's own messages from the onset
+    on keep to the opening's subject (their mean cosine with the opening reaches `topic_similarity`: the
+    conversation gave what was asked, maybe after a while). A drift leaves the opening's subject behind; a
+    simulator's seed ("./dreamsim.exe 'a quiet garden'") invites no one."""
+    if a.onset <= params.topic_messages or _held_from_start(trajectory, themes, a.theme, params):
         return True
     own = [t.id for t in themes.members(a.theme) if t.rule is None]
     if params.topic_register is None or not own:
@@ -119,6 +120,21 @@ def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes]
         return False
     sims = [m.opening for m in trajectory[a.onset - 1 :] if m.label in own]
     return bool(sims) and sum(sims) / len(sims) >= params.topic_similarity
+
+
+def _held_from_start(
+    trajectory: Sequence[MessageThemes], themes: ThemeSet, family: str, params: AttractorParams
+) -> bool:
+    """Whether the family held a window of the onset rule (`onset_min` of `onset_run` messages) starting by
+    message `topic_messages`: the conversation began in it, even if the rest of the rule (the share to the end)
+    only holds from a later message (a game of compliments whose moves are half of them labelled on task)."""
+    rule = params.rule
+    flags = family_flags(trajectory[: params.topic_messages + rule.onset_run - 1], themes, family)
+    return any(
+        sum(flags[t - 1 : t - 1 + rule.onset_run]) >= rule.onset_min
+        for t in range(1, params.topic_messages + 1)
+        if len(flags) >= t - 1 + rule.onset_run
+    )
 
 
 def _attractor_families(themes: ThemeSet) -> list[str]:

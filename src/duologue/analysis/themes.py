@@ -244,7 +244,7 @@ class AttractorParams:
     onset_run: int = 4
     onset_min: int = 3
     tail_share: float = 0.5
-    topic_messages: int = 2  # a family entered by message 2 is the conversation's topic, not a drift
+    topic_messages: int = 3  # a family entered in the first exchange (by message 3) is the topic, not a drift
     # ... and so is one the opener asked for: the opener (the opening's first message) scores at least
     # `topic_register` for one of the family's themes, and the family's messages keep to the opening's subject
     # (their mean cosine with the opening reaches `topic_similarity`). None turns the second rule off
