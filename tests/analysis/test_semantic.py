@@ -306,3 +306,24 @@ def test_a_family_held_in_the_first_exchange_is_the_topic_even_if_its_share_come
     assert drift is not None and drift.theme == "praise" and topic_from_start(trajectory(2), themes) is None
     # topic_messages = 2 (the old rule) makes the first a drift too: the window starts at message 3.
     assert detect_attractor(trajectory(0), themes, AttractorParams(topic_messages=2)).theme == "praise"
+
+
+def test_an_opener_cannot_ask_for_a_theme_that_is_not_askable():
+    # An open-ended opener ("what shall we talk about?") speaks the meta-loop's register; the loop that follows
+    # is a drift, not what was asked for. The same trajectory in an askable family is the topic.
+    from duologue.analysis.entry import detect_attractor
+    from duologue.analysis.themes import MessageThemes
+
+    themes = builtin_themes()
+    assert themes.get("meta_loop").askable is False and themes.get("praise").askable is True
+
+    def trajectory(theme: str) -> list[MessageThemes]:
+        out = [MessageThemes(1, None, None, {theme: 0.45}, 0.0, True, True)]
+        out += [MessageThemes(i, "on_task", None, {}, 0.5) for i in range(2, 7)]
+        out += [MessageThemes(i, theme, None, {theme: 0.5}, 0.4) for i in range(7, 15)]
+        return out
+
+    assert detect_attractor(trajectory("meta_loop"), themes).theme == "meta_loop"
+    assert detect_attractor(trajectory("praise"), themes) is None
+    with pytest.raises(ThemeSetError, match="askable must be true or false"):
+        parse_themes('[[theme]]\nid = "calm"\nphrases = ["all is calm"]\naskable = "no"\n', "mine.toml")

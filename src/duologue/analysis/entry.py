@@ -100,16 +100,16 @@ def _attractor_for(
 def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes], params: AttractorParams) -> bool:
     """Whether a family the conversation entered is its topic rather than a drift: entered by message
     `topic_messages`, or holding a window of the onset rule that starts by then (`_held_from_start`); or,
-    unless `topic_register` is None, a family of phrase themes the opener asked for: the opener (the opening's
-    first message) invites the other (it holds one of the theme file's `invitation` words, when the file has
-    them: "let's", "together") and scores at least `topic_register` for one of the family's themes (it asks
-    for a meditation, a gratitude letter, a game of compliments), and the family's own messages from the onset
-    on keep to the opening's subject (their mean cosine with the opening reaches `topic_similarity`: the
-    conversation gave what was asked, maybe after a while). A drift leaves the opening's subject behind; a
-    simulator's seed ("./dreamsim.exe 'a quiet garden'") invites no one."""
+    unless `topic_register` is None, a family of phrase themes the opener asked for (its `askable` themes):
+    the opener (the opening's first message) invites the other (it holds one of the theme file's
+    `invitation` words, when the file has them: "let's", "together") and scores at least `topic_register`
+    for one of those themes (it asks for a meditation, a gratitude letter, a game of compliments), and the
+    family's own messages from the onset on keep to the opening's subject (their mean cosine with the opening
+    reaches `topic_similarity`: the conversation gave what was asked, maybe after a while). A drift leaves the
+    opening's subject behind; a simulator's seed ("./dreamsim.exe 'a quiet garden'") invites no one."""
     if a.onset <= params.topic_messages or _held_from_start(trajectory, themes, a.theme, params):
         return True
-    own = [t.id for t in themes.members(a.theme) if t.rule is None]
+    own = [t.id for t in themes.members(a.theme) if t.rule is None and t.askable]
     if params.topic_register is None or not own:
         return False
     opener = next((m for m in trajectory if m.opens), None)  # what asked: the first message of the opening

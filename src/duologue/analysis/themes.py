@@ -68,6 +68,10 @@ class Theme:
     lexicon: tuple[str, ...] = ()
     rule: str | None = None
     family: str | None = None  # the family this end state is a face of; None: its own
+    # Whether an opener can ask for this end state so that it is the conversation's topic (a meditation, a game of
+    # compliments); false for one whose register every open-ended opener speaks (the meta-loop: "what shall we
+    # talk about?").
+    askable: bool = True
 
     @property
     def family_id(self) -> str:
@@ -133,7 +137,7 @@ class ThemeSet:
 def _theme_from(raw: object, where: str) -> Theme:
     if not isinstance(raw, dict):
         raise ThemeSetError(f"{where}: each [[theme]] must be a table")
-    unknown = set(raw) - {"id", "label", "kind", "description", "phrases", "lexicon", "rule", "family"}
+    unknown = set(raw) - {"id", "label", "kind", "description", "phrases", "lexicon", "rule", "family", "askable"}
     if unknown:
         raise ThemeSetError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     theme_id = raw.get("id")
@@ -159,6 +163,9 @@ def _theme_from(raw: object, where: str) -> Theme:
             raise ThemeSetError(f"{where} ({theme_id}): family must be letters, digits, _ or - (got {family!r})")
         if kind != "end_state" or rule is not None:
             raise ThemeSetError(f"{where} ({theme_id}): only an end state with phrases has a family")
+    askable = raw.get("askable", True)
+    if not isinstance(askable, bool):
+        raise ThemeSetError(f"{where} ({theme_id}): askable must be true or false")
     label = raw.get("label", theme_id)
     return Theme(
         id=theme_id,
@@ -169,6 +176,7 @@ def _theme_from(raw: object, where: str) -> Theme:
         lexicon=tuple(lexicon),
         rule=rule,
         family=family,
+        askable=askable,
     )
 
 
@@ -249,7 +257,7 @@ class AttractorParams:
     # `topic_register` for one of the family's themes, and the family's messages keep to the opening's subject
     # (their mean cosine with the opening reaches `topic_similarity`). None turns the second rule off
     # (docs/detectors.md has what it costs and finds on the blind set and the real logs).
-    topic_register: float | None = 0.35
+    topic_register: float | None = 0.28
     topic_similarity: float = 0.21
     final_window: int = 6  # the messages whose labels name a conversation's end state
     themes: str | None = None  # a theme file; None: the built-in set
