@@ -1,13 +1,13 @@
 """How well `duologue analyze` finds attractors on conversations nobody tuned it for.
 
-bench/attractor_eval/ holds 80 labelled conversations written blind, from the
-attractor definitions only (its README is the brief the writers got): `dev/`
-(48, the half the detector is tuned on: the first round's dev and test halves)
-and `test/` (32, the half reported: a second round by new writers). Each file
-holds the messages and a label: the attractor family the conversation drifts
-into and stays in (or none), the message where it begins (`onset`), and the end
-state. The script runs the built-in analysis (loops, themes, attractor) on each
-and prints, per half and per family:
+bench/attractor_eval/ holds 144 labelled conversations written blind, from the
+attractor definitions only (its README is the brief the writers got), in four
+rounds: `dev/` (112, the half the detector is tuned on: the first three rounds)
+and `test/` (32, the half reported: the fourth round, by new writers). Each
+file holds the messages and a label: the attractor family the conversation
+drifts into and stays in (or none), the message where it begins (`onset`), and
+the end state. The script runs the built-in analysis (loops, themes, attractor)
+on each and prints, per half and per family:
 
 - precision: of the conversations the analysis puts in the family, the share
   labelled so; recall: of those labelled so, the share it finds;
