@@ -8,9 +8,10 @@ COLLAPSE_AFTER messages, when a collapse rule labels it (the same words again,
 emoji, nothing: how a family's stretch often ends). The onset rule of onset.py
 (`onset_run`, `onset_min`, `tail_share`) finds where the conversation entered
 the family and stayed, the onset moved to the first marked message of its
-window. A family entered by message `topic_messages`, or asked for by the
-opener (`is_topic`), is the conversation's topic, not a drift. `AttractorWatcher` reports the
-same one message at a time, with state bounded by the windows.
+window. A family entered (or holding a window of the rule) by message
+`topic_messages`, or asked for by the opener (`is_topic`), is the
+conversation's topic, not a drift. `AttractorWatcher` reports the same one
+message at a time, with state bounded by the windows.
 """
 
 from __future__ import annotations

@@ -252,11 +252,14 @@ class AttractorParams:
     onset_run: int = 4
     onset_min: int = 3
     tail_share: float = 0.5
-    topic_messages: int = 3  # a family entered in the first exchange (by message 3) is the topic, not a drift
-    # ... and so is one the opener asked for: the opener (the opening's first message) scores at least
-    # `topic_register` for one of the family's themes, and the family's messages keep to the opening's subject
-    # (their mean cosine with the opening reaches `topic_similarity`). None turns the second rule off
-    # (docs/detectors.md has what it costs and finds on the blind set and the real logs).
+    # A family entered in the first exchange (by message 3), or holding a window of the onset rule starting by
+    # then, is the topic, not a drift ...
+    topic_messages: int = 3
+    # ... and so is one the opener asked for: the opener (the opening's first message) holds one of the theme
+    # file's invitation words and scores at least `topic_register` for one of the family's askable themes, and
+    # the family's messages keep to the opening's subject (their mean cosine with the opening reaches
+    # `topic_similarity`). None turns this second rule off (docs/detectors.md has what it finds and costs on
+    # the blind set and the real logs).
     topic_register: float | None = 0.28
     topic_similarity: float = 0.21
     final_window: int = 6  # the messages whose labels name a conversation's end state
