@@ -98,9 +98,16 @@ def _attractor_for(
     return Attractor(family, themes.label(family), onset, share, round(strength, 4))
 
 
-def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes], params: AttractorParams) -> bool:
-    """Whether a family the conversation entered is its topic rather than a drift: entered by message
-    `topic_messages`, or holding a window of the onset rule that starts by then (`_held_from_start`); or,
+def is_topic(
+    a: Attractor,
+    themes: ThemeSet,
+    trajectory: Sequence[MessageThemes],
+    flags: Sequence[int],
+    params: AttractorParams,
+) -> bool:
+    """Whether a family the conversation entered is its topic rather than a drift (`flags`: the family's marks
+    of the messages so far): entered by message `topic_messages`, or holding a window of the onset rule that
+    starts by then (`_held_from_start`); or,
     unless `topic_register` is None, a family of phrase themes the opener asked for (its `askable` themes):
     the opener (the opening's first message) invites the other (it holds one of the theme file's
     `invitation` words, when the file has them: "let's", "together") and scores at least `topic_register`
@@ -108,7 +115,7 @@ def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes]
     family's own messages from the onset on keep to the opening's subject (their mean cosine with the opening
     reaches `topic_similarity`: the conversation gave what was asked, maybe after a while). A drift leaves the
     opening's subject behind; a simulator's seed ("./dreamsim.exe 'a quiet garden'") invites no one."""
-    if a.onset <= params.topic_messages or _held_from_start(trajectory, themes, a.theme, params):
+    if a.onset <= params.topic_messages or _held_from_start(flags, params):
         return True
     own = [t.id for t in themes.members(a.theme) if t.rule is None and t.askable]
     if params.topic_register is None or not own:
@@ -123,14 +130,11 @@ def is_topic(a: Attractor, themes: ThemeSet, trajectory: Sequence[MessageThemes]
     return bool(sims) and sum(sims) / len(sims) >= params.topic_similarity
 
 
-def _held_from_start(
-    trajectory: Sequence[MessageThemes], themes: ThemeSet, family: str, params: AttractorParams
-) -> bool:
-    """Whether the family held a window of the onset rule (`onset_min` of `onset_run` messages) starting by
-    message `topic_messages`: the conversation began in it, even if the rest of the rule (the share to the end)
-    only holds from a later message (a game of compliments whose moves are half of them labelled on task)."""
+def _held_from_start(flags: Sequence[int], params: AttractorParams) -> bool:
+    """Whether a family's marks hold a window of the onset rule (`onset_min` of `onset_run` messages) starting
+    by message `topic_messages`: the conversation began in it, even if the rest of the rule (the share to the
+    end) only holds from a later message (a game of compliments whose moves are half of them labelled on task)."""
     rule = params.rule
-    flags = family_flags(trajectory[: params.topic_messages + rule.onset_run - 1], themes, family)
     return any(
         sum(flags[t - 1 : t - 1 + rule.onset_run]) >= rule.onset_min
         for t in range(1, params.topic_messages + 1)
@@ -157,7 +161,7 @@ def _entries(
         if onset is None:
             continue
         a = _attractor_for(family, flags, onset, themes, trajectory)
-        out.append((a, is_topic(a, themes, trajectory, params)))
+        out.append((a, is_topic(a, themes, trajectory, flags, params)))
     return out
 
 
@@ -237,7 +241,7 @@ class AttractorWatcher:
                 onset = first_onset(flags, self.params.rule, tracker.start)
                 assert onset is not None  # the same rule, computed the long way
                 a = _attractor_for(family, flags, onset, self.themes, self.trajectory)
-                if not is_topic(a, self.themes, self.trajectory, self.params):
+                if not is_topic(a, self.themes, self.trajectory, flags, self.params):
                     events.append(AttractorEvent(mt.index, a))
         return events
 
