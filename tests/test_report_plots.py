@@ -50,14 +50,19 @@ def figures(monkeypatch):
     return saved
 
 
-def test_every_plot_is_split_by_the_pairing_and_by_each_varied_path(tmp_path, scripted_models, figures):
+def batch_and_report(tmp_path, scripted_models, experiment: str = EXPERIMENT) -> tuple[str, dict]:
+    """Run the experiment on the scripted models and `report --json` it into tmp_path/rep: the db and the report."""
     scripted_models.reply = reply
-    (tmp_path / "exp.toml").write_text(EXPERIMENT)
+    (tmp_path / "exp.toml").write_text(experiment)
     db = str(tmp_path / "d.db")
     runner = CliRunner()
     assert runner.invoke(cli, ["batch", str(tmp_path / "exp.toml"), "--db", db]).exit_code == 0
     out = runner.invoke(cli, ["report", "varied", "--db", db, "-o", str(tmp_path / "rep"), "--json"])
-    rep = json.loads(out.stdout)
+    return db, json.loads(out.stdout)
+
+
+def test_every_plot_is_split_by_the_pairing_and_by_each_varied_path(tmp_path, scripted_models, figures):
+    db, rep = batch_and_report(tmp_path, scripted_models)
     assert rep["settings"] == ["pairing", "context.strategy", "opener"]
     assert set(rep["plots_by"]) == set(rep["settings"])
     suffix = {"pairing": "", "context.strategy": "-by-context-strategy", "opener": "-by-opener"}
@@ -94,12 +99,7 @@ def test_every_plot_is_split_by_the_pairing_and_by_each_varied_path(tmp_path, sc
 
 
 def test_axes_are_scaled_to_the_data_and_legends_stay_off_the_axes(tmp_path, scripted_models, figures):
-    scripted_models.reply = reply
-    (tmp_path / "exp.toml").write_text(EXPERIMENT)
-    db = str(tmp_path / "d.db")
-    runner = CliRunner()
-    assert runner.invoke(cli, ["batch", str(tmp_path / "exp.toml"), "--db", db]).exit_code == 0
-    rep = json.loads(runner.invoke(cli, ["report", "varied", "--db", db, "-o", str(tmp_path / "r"), "--json"]).stdout)
+    _, rep = batch_and_report(tmp_path, scripted_models)
     topics = [v for g in rep["attractors"]["by_opener"] for v in g["topics"].values()]
     fig = figures["varied-end-states-by-opener.png"]
     top = fig.axes[0].get_xlim()[1]
@@ -124,10 +124,7 @@ def test_the_map_reads_each_runs_final_window_from_its_own_thresholds(tmp_path, 
     from duologue.analysis.experiment_report import experiment_stats_by
     from duologue.store import Store
 
-    scripted_models.reply = reply
-    (tmp_path / "exp.toml").write_text(EXPERIMENT + "\n[detection.attractor]\nfinal_window = 3\n")
-    db = str(tmp_path / "d.db")
-    assert CliRunner().invoke(cli, ["batch", str(tmp_path / "exp.toml"), "--db", db]).exit_code == 0
+    db, _ = batch_and_report(tmp_path, scripted_models, EXPERIMENT + "\n[detection.attractor]\nfinal_window = 3\n")
     with Store(db, create=False) as store:
         _, report = experiment_stats_by(store, "varied")
     ends = report["_ends"]
