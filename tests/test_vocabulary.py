@@ -17,6 +17,16 @@ def invoke(*args, code=0):
     return result
 
 
+PAIR = '[[participants]]\nname = "x"\nmodel = "scripted/x"\n[[participants]]\nname = "y"\nmodel = "scripted/y"\n'
+
+
+def experiment(tmp_path, settings: str, vary: str = "") -> tuple:
+    """An experiment of the scripted pair x and y: its TOML file (top-level `settings`, then `vary`) and a db."""
+    toml = tmp_path / "exp.toml"
+    toml.write_text(settings + PAIR + vary)
+    return toml, str(tmp_path / "d.db")
+
+
 def reply(n, view):
     opener = view[1].content if len(view) > 1 else ""
     if "fail" in opener:
@@ -28,11 +38,10 @@ def reply(n, view):
 
 def test_batch_counts_each_ending_apart_and_report_names_what_it_counts(tmp_path, scripted_models):
     scripted_models.reply = reply
-    toml, db = tmp_path / "exp.toml", str(tmp_path / "d.db")
-    toml.write_text(
+    toml, db = experiment(
+        tmp_path,
         'name = "voc"\nmax_messages = 24\non_loop = "stop"\nopeners = ["talk", "loop please", "fail here"]\n'
-        'pairings = "all"\n[[participants]]\nname = "x"\nmodel = "scripted/x"\n'
-        '[[participants]]\nname = "y"\nmodel = "scripted/y"\n'
+        'pairings = "all"\n',
     )
     out = json.loads(invoke("batch", str(toml), "--json", "--db", db, code=1).stdout)
     assert out["ended"] == {"finished": 1, "stopped_early": 1, "errored": 1}
@@ -64,11 +73,10 @@ def test_every_surface_uses_the_words_of_the_one_table(tmp_path, scripted_models
     from helpers import REPO
 
     scripted_models.reply = reply
-    toml, db = tmp_path / "exp.toml", str(tmp_path / "d.db")
-    toml.write_text(
-        'name = "words"\nmax_messages = 12\non_loop = "stop"\npairings = "all"\n'
-        '[[participants]]\nname = "x"\nmodel = "scripted/x"\n[[participants]]\nname = "y"\nmodel = "scripted/y"\n'
-        '[vary]\nopener = [" ", "loop please"]\n'
+    toml, db = experiment(
+        tmp_path,
+        'name = "words"\nmax_messages = 12\non_loop = "stop"\npairings = "all"\n',
+        '[vary]\nopener = [" ", "loop please"]\n',
     )
     invoke("batch", str(toml), "--db", db)
     rep = json.loads(invoke("report", "words", "--db", db, "-o", str(tmp_path / "r"), "--json").stdout)
