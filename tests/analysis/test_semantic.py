@@ -16,7 +16,7 @@ from duologue.analysis.entry import end_state, family_flags
 from duologue.analysis.semantic import SemanticWatcher, semantic_analysis
 from duologue.analysis.themes import AttractorParams, ThemeSetError, builtin_themes, load_themes, parse_themes
 
-from .semantic_cases import DEBATE, GRATITUDE_DRIFT, TECH, cases, simulator_log
+from .semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, TECH, cases, simulator_log
 
 CASES = {c.name: c for c in cases()}
 
@@ -337,6 +337,31 @@ def test_a_family_held_in_the_first_exchange_is_the_topic_even_if_its_share_come
     assert drift is not None and drift.theme == "praise" and topic_from_start(trajectory(2), themes) is None
     # topic_messages = 2 (the old rule) makes the first a drift too: the window starts at message 3.
     assert detect_attractor(trajectory(0), themes, AttractorParams(topic_messages=2)).theme == "praise"
+
+
+def test_a_closing_round_of_goodbyes_is_not_a_farewell_spiral_until_a_fourth():
+    # A task closed with three goodbyes fills a window of the onset rule (3 of 4) but is a closing round; the
+    # fourth goodbye makes it a spiral, found at the first goodbye. Live, the event waits for the fourth, and
+    # the batch analysis of every prefix says the same.
+    contents = TECH + FAREWELL_SPIRAL[:4]
+    speakers = ["a" if i % 2 == 0 else "b" for i in range(len(contents))]
+    closing = analyze(speakers[:11], contents[:11])
+    assert [m.label for m in closing.themes[8:11]] == ["farewell"] * 3, format_summary(closing)
+    assert closing.attractor is None, format_summary(closing)
+    assert analyze(speakers[:11], contents[:11], attractor=AttractorParams(attractor_messages=1)).attractor.onset == 9
+    spiral = analyze(speakers, contents)
+    assert (spiral.attractor.theme, spiral.attractor.onset) == ("farewell", 9), format_summary(spiral)
+    watcher = SemanticWatcher()
+    events = {
+        k: [e for e in watcher.observe(s, c) if hasattr(e, "attractor")]
+        for k, (s, c) in enumerate(zip(speakers, contents, strict=True), start=1)
+    }
+    assert [(k, e.attractor.theme, e.attractor.onset) for k, es in events.items() for e in es] == [(12, "farewell", 9)]
+    # A rule family needs only its rule: three empty messages closing the task are where it went.
+    silent = analyze(speakers[:11], TECH + ["", "...", " "])
+    assert silent.attractor is not None and silent.attractor.theme == "silence", format_summary(silent)
+    with pytest.raises(ValueError, match="attractor_messages"):
+        AttractorParams(attractor_messages=0)
 
 
 def test_an_opener_cannot_ask_for_a_theme_that_is_not_askable():

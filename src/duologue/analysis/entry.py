@@ -142,6 +142,15 @@ def _held_from_start(flags: Sequence[int], params: AttractorParams) -> bool:
     )
 
 
+def _stayed(a: Attractor, themes: ThemeSet, flags: Sequence[int], params: AttractorParams) -> bool:
+    """Whether the family holds `attractor_messages` messages from the attractor's onset on: three goodbyes
+    that close a task are a closing round, not a place the conversation stayed. A rule family (silence, emoji)
+    needs no more than its rule: three empty messages at the end are where the conversation went."""
+    if not any(t.rule is None for t in themes.members(a.theme)):
+        return True
+    return sum(flags[a.onset - 1 :]) >= params.attractor_messages
+
+
 def _attractor_families(themes: ThemeSet) -> list[str]:
     not_attractors = _not_attractors(themes)
     return [f for f in themes.family_ids if f not in not_attractors]
@@ -161,6 +170,8 @@ def _entries(
         if onset is None:
             continue
         a = _attractor_for(family, flags, onset, themes, trajectory)
+        if not _stayed(a, themes, flags, params):
+            continue
         out.append((a, is_topic(a, themes, trajectory, flags, params)))
     return out
 
@@ -231,18 +242,28 @@ class AttractorWatcher:
         self.params = params = _params(params)
         self.trajectory: list[MessageThemes] = []
         self._families = {f: (FamilyMarks(themes, f), OnsetTracker(params.rule)) for f in _attractor_families(themes)}
+        self._waiting: set[str] = set()  # families whose rule holds with fewer than attractor_messages messages
 
     def observe(self, mt: MessageThemes) -> list[AttractorEvent]:
         self.trajectory.append(mt)
         events = []
         for family, (marks, tracker) in self._families.items():
-            if tracker.push(marks.push(mt.label)) == "start":
-                flags = tracker.flags
-                onset = first_onset(flags, self.params.rule, tracker.start)
-                assert onset is not None  # the same rule, computed the long way
-                a = _attractor_for(family, flags, onset, self.themes, self.trajectory)
-                if not is_topic(a, self.themes, self.trajectory, flags, self.params):
-                    events.append(AttractorEvent(mt.index, a))
+            step = tracker.push(marks.push(mt.label))
+            if step == "end":
+                self._waiting.discard(family)
+            if step != "start" and family not in self._waiting:
+                continue
+            # The rule holds (now, or since an earlier message while the family had too few messages to stay).
+            flags = tracker.flags
+            onset = first_onset(flags, self.params.rule, tracker.start)
+            assert onset is not None  # the same rule, computed the long way
+            a = _attractor_for(family, flags, onset, self.themes, self.trajectory)
+            if not _stayed(a, self.themes, flags, self.params):
+                self._waiting.add(family)
+                continue
+            self._waiting.discard(family)
+            if not is_topic(a, self.themes, self.trajectory, flags, self.params):
+                events.append(AttractorEvent(mt.index, a))
         return events
 
     @property

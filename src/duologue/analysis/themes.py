@@ -252,6 +252,9 @@ class AttractorParams:
     onset_run: int = 4
     onset_min: int = 3
     tail_share: float = 0.5
+    # An attractor holds at least this many of its family's messages from its onset on: a task closed with
+    # "thanks!", "bye!", "take care!" is a closing round, not a farewell spiral (nor any family's stay).
+    attractor_messages: int = 4
     # A family entered in the first exchange (by message 3), or holding a window of the onset rule starting by
     # then, is the topic, not a drift ...
     topic_messages: int = 3
@@ -269,6 +272,8 @@ class AttractorParams:
         OnsetRule(self.onset_run, self.onset_min, self.tail_share)  # raises on a bad window
         if self.final_window < 1 or self.max_period < 1:
             raise ValueError("final_window and max_period must be at least 1")
+        if self.attractor_messages < 1:
+            raise ValueError("attractor_messages must be at least 1")
         if self.topic_messages < 0:
             raise ValueError("topic_messages must be at least 0")
 
