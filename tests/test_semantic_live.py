@@ -34,11 +34,12 @@ def test_on_attractor_stop_ends_the_run_where_the_theme_is_entered(tmp_path, scr
     db = tmp_path / "d.db"
     run = api.run_conversation(drift_spec(on_attractor="stop"), db=db)
     assert run.stop_reason == "attractor"
-    # Entered at message 9; the rule holds once 3 of messages 9..12 are in the family (9, 10 and 12).
-    assert len(run.messages) == 12
+    # Entered at message 9; the rule holds once 3 of messages 9..12 are in the family (9, 10 and 12), and the
+    # family has the attractor_messages (4) it needs to have stayed at 13.
+    assert len(run.messages) == 13
     assert "entered spiritual bliss at message 9" in run.stop_detail
     events = [e for e in api.run_events(run.id, db=db) if e["kind"] == "attractor"]
-    assert [(e["message_index"], e["data"]["theme"], e["data"]["onset"]) for e in events] == [(12, "bliss", 9)]
+    assert [(e["message_index"], e["data"]["theme"], e["data"]["onset"]) for e in events] == [(13, "bliss", 9)]
 
 
 def test_flagged_findings_are_stored_with_the_run_and_vectors_once(tmp_path, scripted_models):
