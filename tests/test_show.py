@@ -121,3 +121,25 @@ def test_show_does_not_wrap_long_message_text_when_piped(tmp_path, scripted_mode
     run_id = json.loads(invoke("ls", "--json", "--db", db).stdout)[0]["id"]
     shown = CliRunner().invoke(cli, ["show", run_id, "--db", db], env={"COLUMNS": "80"}).stdout
     assert long in shown.splitlines()
+
+
+def test_show_says_when_a_runs_analysis_was_made_by_older_rules(tmp_path, scripted_models):
+    # A run analysed when it ended carries the rules' version; one stored before versions were kept (or by an
+    # older version) is named as such, with the command that makes it again, and `analyze` brings it up to date.
+    import sqlite3
+
+    from duologue.analysis.report import RULES
+
+    scripted_models.reply = ten_words
+    db = str(tmp_path / "d.db")
+    invoke("run", "--a", "scripted/a", "--b", "scripted/b", "--max-messages", "4", "--db", db, "-q")
+    run_id = json.loads(invoke("ls", "--json", "--db", db).stdout)[0]["id"]
+    assert "older rules" not in invoke("show", run_id, "--db", db).stdout
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("SELECT analysis FROM runs WHERE id=?", (run_id,)).fetchone()
+        assert json.loads(stored)["rules"] == RULES
+        conn.execute("UPDATE runs SET analysis=json_remove(analysis, '$.rules') WHERE id=?", (run_id,))
+    shown = invoke("show", run_id, "--db", db).stdout
+    assert f"(made by older rules: `duologue analyze {run_id}` makes it again)" in shown
+    invoke("analyze", run_id, "--no-plots", "--db", db)
+    assert "older rules" not in invoke("show", run_id, "--db", db).stdout

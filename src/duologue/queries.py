@@ -55,6 +55,15 @@ def run_verdict(run_ref: str, *, db: str | Path = DEFAULT_DB) -> Verdict:
         return verdict_of(store.run_loops(run_id), store.run_semantic(run_id))
 
 
+def analysis_outdated(run_ref: str, *, db: str | Path = DEFAULT_DB) -> bool:
+    """Whether the run's stored analysis was made by older rules than `analyze` uses now (its verdict may differ)."""
+    from .analysis.report import RULES
+
+    with Store(db, create=False) as store:
+        rules = store.analysis_rules(store.resolve_run_id(run_ref))
+    return rules is not None and rules < RULES
+
+
 def killed_run_note(run_ref: str, *, db: str | Path = DEFAULT_DB) -> str | None:
     """For a killed run whose process crashed (store/crashes.py): one line on what happened and what to try."""
     from .store.crashes import killed_run_note as note

@@ -192,9 +192,17 @@ def analysis_verdict(a: Analysis) -> Verdict:
     return verdict_of(loops, semantic)
 
 
+# The version of the rules an analysis is made by (loops, message labels, attractor entry), kept with a stored
+# analysis as "rules". It is raised when a change can give a run another verdict: `show` then says that a run's
+# stored analysis is older than `analyze` would make it now. 2: an attractor of phrase themes needs
+# `attractor_messages` of its messages (2026-12-04); analyses stored before say no version (1).
+RULES = 2
+
+
 def analysis_to_dict(a: Analysis) -> dict[str, Any]:
     """A JSON-safe dict (keys of "exact_loop" match the examples' .expected.json)."""
     return {
+        "rules": RULES,
         "verdict": analysis_verdict(a).as_dict(),
         "convergence": convergence_to_dict(a.convergence) if a.convergence else None,
         "attractor": attractor_to_dict(a.attractor) if a.attractor else None,

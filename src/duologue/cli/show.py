@@ -97,6 +97,8 @@ def _print_header(c: Console, run, db) -> None:
     if verdict.analysed:
         labels, _ = theme_labels_for(run.spec)
         c.print(Text(f"analysis: {verdict.line(labels)}"))
+        if queries.analysis_outdated(run.id, db=db):
+            c.print(Text(f"  (made by older rules: `duologue analyze {run.id}` makes it again)", style="dim"))
     elif run.status != "running":
         c.print(Text(f"analysis: none stored (`duologue analyze {run.id}` makes it)", style="dim"))
 

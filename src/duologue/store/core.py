@@ -310,6 +310,17 @@ class Store(RunLists, Experiments, MessageSearch, Labels):
         verdict = verdict_of(loops_from_row(row), semantic_from_row(row)).as_dict()
         return {"verdict": verdict, **{k: v for k, v in data.items() if k != "verdict"}}
 
+    def analysis_rules(self, run_id: str) -> int | None:
+        """The version of the rules (analysis.report.RULES) the run's stored analysis was made by: 1 for one
+        stored before versions were kept; None when it has none stored."""
+        row = self.conn.execute(
+            "SELECT analysis IS NOT NULL AS analysed, json_extract(analysis, '$.rules') AS rules FROM runs WHERE id=?",
+            (run_id,),
+        ).fetchone()
+        if not row or not row["analysed"]:
+            return None
+        return int(row["rules"]) if row["rules"] is not None else 1
+
     def run_loops(self, run_id: str) -> LoopSummary | None:
         """The loops of a run's stored analysis; None when it has none stored."""
         row = self.conn.execute(
