@@ -1,9 +1,9 @@
 """How well `duologue analyze` finds attractors on conversations nobody tuned it for.
 
-bench/attractor_eval/ holds 144 labelled conversations written blind, from the
-attractor definitions only (its README is the brief the writers got), in four
-rounds: `dev/` (112, the half the detector is tuned on: the first three rounds)
-and `test/` (32, the half reported: the fourth round, by new writers). Each
+bench/attractor_eval/ holds 216 labelled conversations written blind, from the
+attractor definitions only (its README is the brief the writers got), in five
+rounds: `dev/` (144, the half the detector is tuned on: the first four rounds)
+and `test/` (72, the half reported: the fifth round, by new writers). Each
 file holds the messages and a label: the attractor family the conversation
 drifts into and stays in (or none), the message where it begins (`onset`), and
 the end state. The script runs the built-in analysis (loops, themes, attractor)

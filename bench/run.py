@@ -29,7 +29,7 @@ Rows (see each script's docstring for the details of what it compares):
    `duologue import FILE` per log (bench/import_corpus.py PATH does the import on a real folder).
 9. bench/extra_bufts.py  what the native-crash guard costs: each weight file with llama.cpp's extra buffer
    types on and off (tokens/s, or the signal that killed it), and the probe's one-time cost.
-10. bench/attractor_eval.py  the attractor verdict on 144 conversations written blind (bench/attractor_eval/):
+10. bench/attractor_eval.py  the attractor verdict on 216 conversations written blind (bench/attractor_eval/):
    per family precision / recall, and drifts found with their onset within ±2 messages, dev and test halves.
 11. bench/caching_cost.py  the input cost of a 30-message Anthropic conversation with duologue's cache breakpoints
    and without, from the request bodies it sends and genai-prices' bundled prices.

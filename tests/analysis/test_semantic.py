@@ -110,7 +110,9 @@ def test_live_and_batch_agree_at_every_prefix_of_conversations_asked_to_start_in
             live = [e.attractor.theme for e in events if hasattr(e, "attractor")]
             assert batch.topic_from_start is None or batch.topic_from_start not in live, k
         topics += batch.topic_from_start is not None
-    assert topics >= len(asked) - 2  # the dev half's figure: all but one are found as topics
+    # The dev half's figure: 12 of its 16 are found as topics (without the opener's rule, topic_register=none,
+    # 8 are: the assertion fails on the older rules).
+    assert topics >= len(asked) * 3 // 4
 
 
 def test_convergence_watcher_state_is_bounded():

@@ -1,0 +1,83 @@
+"""How far two readers agree on the blind set's labels, and where the detector stands beside them.
+
+bench/attractor_eval/second-labels.json holds a second reader's labels of 64 of the blind set's
+conversations (the third and fourth rounds). The second reader (a helper) got the conversations
+without their labels, ids shuffled, and the same attractor definitions the writers had; it never saw
+the writers' labels, the detector or its themes (bench/attractor_eval/README.md has the brief). The
+script prints, over those conversations:
+
+- the second reader against the writers: the share given the same class (a family, topic_from_start
+  or none) and, over the drifts both put in the same family, the onsets within ±2 messages;
+- the detector (`duologue analyze`, as `python bench/attractor_eval.py` runs it) against each reader:
+  the same class, and the share of that reader's drifts found with their family within ±2.
+
+A detector that agrees with the writers less than the two readers agree with each other is below what a
+reader does, not held back by loose labels.
+
+    python bench/label_agreement.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from attractor_eval import EVAL, Case, expected, find, got, load_half  # noqa: E402
+
+SECOND = EVAL / "second-labels.json"
+
+
+def _case_with(case: Case, label: dict) -> Case:
+    return Case(
+        case.id, case.speakers, case.contents, label.get("attractor"), label.get("onset"), label.get("end_state")
+    )
+
+
+def _onsets(pairs: list[tuple[Case, str | None, int | None]]) -> tuple[int, int, list[int]]:
+    """Over the reader's drifts: how many, how many found in that family within ±2, and the errors."""
+    drifts = [(c, fam, onset) for c, fam, onset in pairs if c.attractor]
+    errors = [abs(onset - c.onset) for c, fam, onset in drifts if fam == c.attractor and onset and c.onset]
+    return len(drifts), sum(1 for e in errors if e <= 2), errors
+
+
+def measure() -> dict:
+    seconds = {e["id"]: e["label"] for e in json.loads(SECOND.read_text(encoding="utf-8"))}
+    cases = [c for half in ("dev", "test") for c in load_half(EVAL / half) if c.id in seconds]
+    missing = sorted(set(seconds) - {c.id for c in cases})
+    if missing:
+        raise SystemExit(f"label_agreement: {len(missing)} labelled conversations are not in the set: {missing[:3]}")
+    writers = cases
+    readers = [_case_with(c, seconds[c.id]) for c in cases]
+    founds = [find(c) for c in cases]
+    out: dict = {"conversations": len(cases)}
+    same = sum(1 for w, r in zip(writers, readers, strict=True) if expected(w) == expected(r))
+    n, within, errors = _onsets([(w, r.attractor, r.onset) for w, r in zip(writers, readers, strict=True)])
+    out["second_vs_writers"] = {"same_class": same, "drifts": n, "within2": within, "median": statistics.median(errors)}
+    for name, labels in (("detector_vs_writers", writers), ("detector_vs_second", readers)):
+        same = sum(1 for c, f in zip(labels, founds, strict=True) if expected(c) == got(f))
+        n, within, errors = _onsets([(c, f.family, f.onset) for c, f in zip(labels, founds, strict=True)])
+        out[name] = {"same_class": same, "drifts": n, "within2": within, "median": statistics.median(errors)}
+    return out
+
+
+def main() -> None:
+    result = measure()
+    n = result["conversations"]
+    print(f"{n} conversations of the blind set labelled by a second reader (rounds 3 and 4)")
+    print(f"  {'':24} {'same class':>11} {'drifts within ±2':>17} {'median onset err':>17}")
+    for key, name in (
+        ("second_vs_writers", "second reader ~ writers"),
+        ("detector_vs_writers", "detector ~ writers"),
+        ("detector_vs_second", "detector ~ second reader"),
+    ):
+        r = result[key]
+        share = f"{r['within2']}/{r['drifts']} {r['within2'] / r['drifts']:.2f}"
+        print(f"  {name:24} {r['same_class']:>6}/{n:<4} {share:>17} {r['median']:>17g}")
+
+
+if __name__ == "__main__":
+    main()
