@@ -234,6 +234,23 @@ def test_a_response_format_sends_the_labels_schema(tmp_path, scripted_models):
     assert judging.response_format("prompt", builtin_themes(), [3]) == {}
 
 
+def test_a_response_format_the_provider_cannot_send_is_one_line_before_anything_is_asked(tmp_path, monkeypatch):
+    # The embedded engine and Anthropic's API would drop it (and the reply would not be held to the schema), so the
+    # judge refuses it at once and says what works; the prompt format is fine for both.
+    from helpers import assert_one_line_error, make_run, run_cli
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-a-real-key")  # (never sent: nothing is asked)
+    db = tmp_path / "d.db"
+    with Store(db) as store:
+        store.create_run(make_run("r", ["a question about B-trees", "an answer about pages"]))
+    for model in ("local/smollm2", "anthropic/claude-sonnet-4-5"):
+        proc = run_cli(
+            "judge", "r", "--model", model, "--response-format", "json_object", "--db", str(db), cwd=tmp_path
+        )
+        assert_one_line_error(proc, "--response-format json_object", model, "openai-compatible/NAME --base-url")
+    judging.Judge("local/smollm2").check()  # the prompt format: nothing to refuse (the model is installed)
+
+
 def test_the_request_names_the_themes_and_the_messages_and_the_opening():
     from helpers import make_run
 

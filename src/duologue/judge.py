@@ -68,6 +68,23 @@ class Judge:
     def labeller(self) -> str:
         return self.model
 
+    def check(self) -> None:
+        """What can be checked before anything is asked: the model string and its key (check_participant), and
+        that its provider sends a response format other than "prompt": an OpenAI-compatible request carries one
+        (so may a plugin's own); the embedded engine and Anthropic's API would leave it out, and the reply would
+        not be held to it."""
+        from .backends.registry import check_participant, parse_model_string
+
+        p = self.participant()
+        check_participant(p)
+        provider, _ = parse_model_string(p.model)
+        if self.response_format != "prompt" and provider.api in ("local", "anthropic"):
+            raise DuologueError(
+                f"--response-format {self.response_format} is sent only to OpenAI-compatible endpoints, not to "
+                f"{self.model}: use --response-format prompt, or serve the model (python -m llama_cpp.server) and "
+                "judge with openai-compatible/NAME --base-url URL"
+            )
+
     def participant(self) -> Participant:
         return Participant(
             name="judge",

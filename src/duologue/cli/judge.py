@@ -56,12 +56,11 @@ def judge(
     estimate of the tokens and asks (--yes does not ask; without a terminal it refuses unless --yes).
     """
     from .. import judge as judging
-    from ..backends.registry import check_participant
     from ..errors import DuologueError
     from ..store import Store
 
     spec = judging.Judge(model, base_url, api_key_env, window, concurrency, response_format)
-    check_participant(spec.participant())  # a bad model string, a missing key: one line now
+    spec.check()  # a bad model string, a missing key, a response format it cannot send: one line now
     with Store(db, create=False) as store:
         runs, experiment = judging.target_runs(store, target)
         judging.ensure_analysed(store, runs)
