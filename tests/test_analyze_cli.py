@@ -107,3 +107,56 @@ def test_live_loop_stops_within_one_message_of_third_cycle(tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM messages WHERE run_id=?", (rid2,)).fetchone()[0] == 30
     stored = json.loads(conn.execute("SELECT analysis FROM runs").fetchone()[0])
     assert stored["exact_loop"]["period"] is not None
+
+
+def test_analyze_an_experiment_brings_analyses_made_by_older_rules_up_to_date(tmp_path, scripted_models):
+    # An experiment of two scripted runs, one closing its task with three goodbyes. Its stored analysis is made
+    # again as older rules made it (a farewell spiral from the first goodbye, no rules version); `analyze
+    # EXPERIMENT` analyses every run again, stores it, and names the verdict that changed.
+    from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, TECH
+    from duologue.analysis import analyze
+    from duologue.analysis.themes import AttractorParams
+    from duologue.batch import run_experiment
+    from duologue.experiment_spec import ExperimentSpec
+    from duologue.spec import Participant
+    from duologue.store import Store
+
+    scripts = {TECH[0]: TECH + FAREWELL_SPIRAL[:3], DEBATE[0]: DEBATE[:11]}
+
+    def reply(n, view):
+        said = [m for m in view if m.role != "system"]
+        return scripts[said[0].content][len(said)]
+
+    scripted_models.reply = reply
+    exp = ExperimentSpec(
+        name="closing",
+        participants=[Participant(name="a", model="scripted/a"), Participant(name="b", model="scripted/b")],
+        pairings=[("a", "b")],
+        openers=list(scripts),
+        max_messages=11,
+        on_loop="continue",
+    )
+    db = tmp_path / "d.db"
+    assert not run_experiment(exp, db=db).errors
+    with Store(db) as store:
+        runs = [store.get_run(r.id) for r in store.experiment_run_records("closing")]
+        closing = next(r for r in runs if r.messages[-1].content == FAREWELL_SPIRAL[2])
+        older = analyze(
+            [m.speaker for m in closing.messages],
+            [m.content for m in closing.messages],
+            attractor=AttractorParams(attractor_messages=1),
+        )
+        assert older.attractor is not None and older.attractor.theme == "farewell"
+        store.save_analysis(closing.id, older)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET analysis=json_remove(analysis, '$.rules') WHERE id=?", (closing.id,))
+    assert "made by older rules" in run_cli("show", closing.id, "--db", str(db), cwd=tmp_path, check=True).stdout
+    proc = run_cli("analyze", "closing", "--json", "--db", str(db), cwd=tmp_path, check=True)
+    data = json.loads(proc.stdout)
+    assert data["changed"] == 1 and len(data["runs"]) == 2
+    by_id = {r["run_id"]: r for r in data["runs"]}
+    assert by_id[closing.id]["changed"] and by_id[closing.id]["verdict"]["attractor"] is None
+    shown = run_cli("show", closing.id, "--db", str(db), cwd=tmp_path, check=True).stdout
+    assert "made by older rules" not in shown and "attractor none" in shown
+    text = run_cli("analyze", "closing", "--db", str(db), cwd=tmp_path, check=True).stdout
+    assert "closing: 2 runs analysed, 0 verdicts changed" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -130,11 +131,19 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
     stayed in, its end state, a theme strip with one mark per message, topics,
     top lexicon hits), writes plots as PNG, and stores the analysis with the
     run when TARGET is a run in the store.
+
+    TARGET may also name an experiment or a collection: each of its runs is
+    analysed again and stored (a line per run, and how many verdicts changed;
+    no plots: `duologue report` draws the experiment's). That brings analyses
+    made by older rules up to date (`show` says when one is).
     """
     import json as jsonlib
 
     from ..analysis import analysis_to_dict, format_summary, stored, write_plots
 
+    if not Path(target).is_file() and Path(db).exists() and queries.find_experiment(target, db=db) is not None:
+        _analyze_experiment(target, as_json, themes_file, width, db)
+        return
     run, stem = queries.load_target(target, db=db)
     if not Path(target).is_file():  # a run in the store: its stored embeddings, and keep the analysis with it
         analysis = stored.analyze_stored_run(run, db=db, themes=themes_file)
@@ -152,6 +161,44 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
     c.print(Text(format_summary(analysis, strip_width=None if is_piped(c) else 60)))  # piped: the whole strip
     for path in written:
         c.print(Text(f"plot: {path}", style="dim"))
+
+
+def _analyze_experiment(name: str, as_json: bool, themes_file, width, db) -> None:
+    """Analyse every run of an experiment (or collection) again with its stored embeddings, keep each analysis,
+    and print each run's verdict, marking those that changed."""
+    from rich.progress import track
+
+    from ..analysis import stored
+    from ..analysis.report import analysis_verdict
+
+    runs = queries.experiment_runs(name, db=db)
+    steps: Iterable = runs
+    if not as_json and Console(stderr=True).is_terminal:
+        steps = track(runs, description=f"analysing {name}", console=Console(stderr=True), transient=True)
+    out = []
+    for run in steps:
+        before = queries.run_verdict(run.id, db=db)
+        after = analysis_verdict(stored.analyze_stored_run(run, db=db, themes=themes_file))
+        out.append((run, before, after))
+    changed = sum(1 for _, before, after in out if before.analysed and before != after)
+    if as_json:
+        print_json(
+            {
+                "experiment": name,
+                "runs": [
+                    {"run_id": run.id, "verdict": after.as_dict(), "changed": before.analysed and before != after}
+                    for run, before, after in out
+                ],
+                "changed": changed,
+            }
+        )
+        return
+    c = console_for(width)
+    for run, before, after in out:
+        labels, _ = theme_labels_for(run.spec)
+        mark = f"   (was: {before.line(labels)})" if before.analysed and before != after else ""
+        c.print(Text(f"{run.id}  {after.line(labels)}{mark}"))
+    c.print(Text(f"{name}: {len(out)} runs analysed, {changed} verdicts changed", style="dim"))
 
 
 # `batch` asks before it may spend more than this many dollars (the estimate's high end); --confirm-above.
