@@ -160,3 +160,7 @@ def test_analyze_an_experiment_brings_analyses_made_by_older_rules_up_to_date(tm
     assert "made by older rules" not in shown and "attractor none" in shown
     text = run_cli("analyze", "closing", "--db", str(db), cwd=tmp_path, check=True).stdout
     assert "closing: 2 runs analysed, 0 verdicts changed" in text
+    from helpers import assert_one_line_error
+
+    plots = run_cli("analyze", "closing", "--plots", "p", "--db", str(db), cwd=tmp_path)
+    assert_one_line_error(plots, "--plots: closing is an experiment", "duologue report closing")

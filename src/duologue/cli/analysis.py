@@ -140,8 +140,11 @@ def analyze(target, as_json, plots_dir, no_plots, themes_file, width, db) -> Non
     import json as jsonlib
 
     from ..analysis import analysis_to_dict, format_summary, stored, write_plots
+    from ..errors import DuologueError
 
     if not Path(target).is_file() and Path(db).exists() and queries.find_experiment(target, db=db) is not None:
+        if plots_dir is not None:
+            raise DuologueError(f"--plots: {target} is an experiment; `duologue report {target}` draws its plots")
         _analyze_experiment(target, as_json, themes_file, width, db)
         return
     run, stem = queries.load_target(target, db=db)
