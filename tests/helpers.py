@@ -110,3 +110,28 @@ def by_hand(r: dict[str, Decimal], uncached: int, read: int, write: int, out: in
         + out * r["output_mtok"]
     )
     return float(total / 1_000_000)
+
+
+def scripted_pair(name: str, openers, **settings):
+    """An experiment of the scripted pair a ↔ b over these openers (on_loop continue unless given)."""
+    from duologue.experiment_spec import ExperimentSpec
+    from duologue.spec import Participant
+
+    return ExperimentSpec(
+        name=name,
+        participants=[Participant(name="a", model="scripted/a"), Participant(name="b", model="scripted/b")],
+        pairings=[("a", "b")],
+        openers=list(openers),
+        **{"on_loop": "continue", **settings},
+    )
+
+
+def script_reply(scripts: dict[str, list[str]]):
+    """A scripted model's reply: the script of the conversation's opener, message by message (its first entry is
+    the opener's place; the reply to n messages said is entry n)."""
+
+    def reply(n, view):
+        said = [m for m in view if m.role != "system"]
+        return scripts[said[0].content][len(said)]
+
+    return reply

@@ -117,25 +117,13 @@ def test_analyze_an_experiment_brings_analyses_made_by_older_rules_up_to_date(tm
     from duologue.analysis import analyze
     from duologue.analysis.themes import AttractorParams
     from duologue.batch import run_experiment
-    from duologue.experiment_spec import ExperimentSpec
-    from duologue.spec import Participant
     from duologue.store import Store
+    from helpers import script_reply, scripted_pair
 
     scripts = {TECH[0]: TECH + FAREWELL_SPIRAL[:3], DEBATE[0]: DEBATE[:11]}
 
-    def reply(n, view):
-        said = [m for m in view if m.role != "system"]
-        return scripts[said[0].content][len(said)]
-
-    scripted_models.reply = reply
-    exp = ExperimentSpec(
-        name="closing",
-        participants=[Participant(name="a", model="scripted/a"), Participant(name="b", model="scripted/b")],
-        pairings=[("a", "b")],
-        openers=list(scripts),
-        max_messages=11,
-        on_loop="continue",
-    )
+    scripted_models.reply = script_reply(scripts)
+    exp = scripted_pair("closing", scripts, max_messages=11)
     db = tmp_path / "d.db"
     assert not run_experiment(exp, db=db).errors
     with Store(db) as store:

@@ -9,10 +9,9 @@ import pytest
 from analysis.semantic_cases import DEBATE, FAREWELL_SPIRAL, GRATITUDE_DRIFT, TECH
 from duologue.analysis.experiment_report import experiment_report
 from duologue.batch import run_experiment
-from duologue.experiment_spec import ExperimentSpec
 from duologue.exports.experiment import experiment_tables
-from duologue.spec import Participant
 from duologue.store import Store
+from helpers import script_reply, scripted_pair
 
 SCRIPTS = {
     "Tell me about B-trees.": TECH + GRATITUDE_DRIFT,
@@ -21,23 +20,9 @@ SCRIPTS = {
 }
 
 
-def reply(n, view):
-    """The script of the conversation's opener, message by message."""
-    said = [m for m in view if m.role != "system"]
-    return SCRIPTS[said[0].content][len(said)]
-
-
 def test_report_maps_where_the_runs_end_up(tmp_path, scripted_models):
-    scripted_models.reply = reply
-    exp = ExperimentSpec(
-        name="map",
-        participants=[Participant(name="a", model="scripted/a"), Participant(name="b", model="scripted/b")],
-        pairings=[("a", "b")],
-        openers=list(SCRIPTS),
-        repeats=2,
-        max_messages=20,
-        on_loop="continue",
-    )
+    scripted_models.reply = script_reply(SCRIPTS)
+    exp = scripted_pair("map", SCRIPTS, repeats=2, max_messages=20)
     db = tmp_path / "d.db"
     result = run_experiment(exp, db=db)
     assert not result.errors

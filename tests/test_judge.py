@@ -15,10 +15,9 @@ from duologue import judge as judging
 from duologue.analysis.themes import builtin_themes
 from duologue.batch import run_experiment
 from duologue.cli import cli
-from duologue.experiment_spec import ExperimentSpec
-from duologue.spec import Participant
 from duologue.store import Store
 from duologue.store.schema import MIGRATIONS, apply_migrations
+from helpers import scripted_pair
 
 SCRIPTS = {
     "Tell me about B-trees.": TECH + GRATITUDE_DRIFT,
@@ -63,14 +62,7 @@ class Replies:
 def make_experiment(tmp_path, scripted_models) -> tuple[object, Replies]:
     replies = Replies()
     scripted_models.reply = replies
-    exp = ExperimentSpec(
-        name="judged",
-        participants=[Participant(name="a", model="scripted/a"), Participant(name="b", model="scripted/b")],
-        pairings=[("a", "b")],
-        openers=list(SCRIPTS),
-        max_messages=20,
-        on_loop="continue",
-    )
+    exp = scripted_pair("judged", SCRIPTS, max_messages=20)
     db = tmp_path / "d.db"
     assert not run_experiment(exp, db=db).errors
     return db, replies
