@@ -447,8 +447,7 @@ def target_runs(store: Store, target: str) -> tuple[list[Run], str | None]:
     experiment's id when it is one."""
     exp = store.get_experiment(target)
     if exp is not None:
-        runs = [store.get_run(r.id) for r in store.experiment_run_records(exp.id)]
-        return runs, exp.id
+        return store.experiment_full_runs(exp.id), exp.id
     return [store.get_run(target)], None
 
 

@@ -75,8 +75,7 @@ def killed_run_note(run_ref: str, *, db: str | Path = DEFAULT_DB) -> str | None:
 def experiment_runs(name: str, *, db: str | Path = DEFAULT_DB) -> list[Run]:
     """Every run of an experiment (or a collection), with its messages."""
     with Store(db, create=False) as store:
-        store.require_experiment(name)
-        return [store.get_run(r.id) for r in store.experiment_run_records(name)]
+        return store.experiment_full_runs(store.require_experiment(name).id)
 
 
 def find_experiment(name: str, *, db: str | Path = DEFAULT_DB) -> ExperimentRow | None:

@@ -371,6 +371,10 @@ class Store(RunLists, Experiments, MessageSearch, Labels):
             raise RunNotFoundError(f"no run '{ref}': no runs yet in {self.path}")
         raise RunNotFoundError(f"no run '{ref}': {self.path} holds {count} run{'s' if count != 1 else ''}")
 
+    def experiment_full_runs(self, experiment_id: str) -> list[Run]:
+        """Every run of an experiment (or a collection), with its messages, in experiment_run_records' order."""
+        return [self.get_run(r.id) for r in self.experiment_run_records(experiment_id)]
+
     def get_run(self, ref: str, *, with_messages: bool = True) -> Run:
         run_id = self.resolve_run_id(ref)
         row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
