@@ -62,7 +62,7 @@ class FamilyMarks:
     def __init__(self, themes: ThemeSet, family: str) -> None:
         self.family = family
         self._members = {t.id for t in themes.members(family)}
-        self._semantic = any(t.rule is None for t in themes.members(family))
+        self._semantic = bool(themes.phrase_members(family))
         self._collapse = {t.id for t in themes.themes if t.rule in COLLAPSE_RULES} if self._semantic else set()
         self._own = 0
 
@@ -92,7 +92,7 @@ def _attractor_for(
         onset += 1
     tail = range(onset, n + 1)
     share = sum(flags[i - 1] for i in tail) / len(tail)
-    ids = [t.id for t in themes.members(family) if t.rule is None]
+    ids = [t.id for t in themes.phrase_members(family)]
     values = [max(trajectory[i - 1].scores.get(t, 0.0) for t in ids) for i in tail if ids]
     strength = float(np.mean(values)) if values else 1.0
     return Attractor(family, themes.label(family), onset, share, round(strength, 4))
@@ -117,7 +117,7 @@ def is_topic(
     opening's subject behind; a simulator's seed ("./dreamsim.exe 'a quiet garden'") invites no one."""
     if a.onset <= params.topic_messages or _held_from_start(flags, params):
         return True
-    own = [t.id for t in themes.members(a.theme) if t.rule is None and t.askable]
+    own = [t.id for t in themes.phrase_members(a.theme) if t.askable]
     if params.topic_register is None or not own:
         return False
     opener = next((m for m in trajectory if m.opens), None)  # what asked: the first message of the opening
@@ -146,9 +146,7 @@ def _stayed(a: Attractor, themes: ThemeSet, flags: Sequence[int], params: Attrac
     """Whether the family holds `attractor_messages` messages from the attractor's onset on: three goodbyes
     that close a task are a closing round, not a place the conversation stayed. A rule family (silence, emoji)
     needs no more than its rule: three empty messages at the end are where the conversation went."""
-    if not any(t.rule is None for t in themes.members(a.theme)):
-        return True
-    return sum(flags[a.onset - 1 :]) >= params.attractor_messages
+    return not themes.phrase_members(a.theme) or sum(flags[a.onset - 1 :]) >= params.attractor_messages
 
 
 def _attractor_families(themes: ThemeSet) -> list[str]:

@@ -103,6 +103,10 @@ class ThemeSet:
     def members(self, family: str) -> list[Theme]:
         return [t for t in self.themes if t.kind == "end_state" and t.family_id == family]
 
+    def phrase_members(self, family: str) -> list[Theme]:
+        """The family's end states scored by meaning (phrases), not recognised by a rule; empty for a rule family."""
+        return [t for t in self.members(family) if t.rule is None]
+
     def get(self, theme_id: str) -> Theme:
         for t in self.themes:
             if t.id == theme_id:
