@@ -51,19 +51,15 @@ def as_run(case: Case):
 
 
 def verdict(labels: dict[int, str | None], n: int) -> Found:
-    """The attractor rule (entry.py) on a labeller's labels of messages 1..n (one it did not label: none)."""
-    from duologue.analysis.entry import detect_attractor, end_state, topic_from_start
-    from duologue.analysis.themes import AttractorParams, MessageThemes, builtin_themes
+    """The attractor rule of `duologue report --labeller` on a labeller's labels of messages 1..n."""
+    from duologue.analysis.experiment_report import labelled_ends
 
-    themes, params = builtin_themes(), AttractorParams()
-    trajectory = [MessageThemes(i, labels.get(i), None) for i in range(1, n + 1)]
-    a = detect_attractor(trajectory, themes, params)
-    topic = topic_from_start(trajectory, themes, params)
+    found = labelled_ends({}, labels, n)
     return Found(
-        FAMILY_OF.get(a.theme, a.theme) if a else None,
-        a.onset if a else None,
-        FAMILY_OF.get(topic, topic) if topic else None,
-        end_state(trajectory, params, themes),
+        FAMILY_OF.get(found.attractor, found.attractor) if found.attractor else None,
+        found.onset,
+        FAMILY_OF.get(found.topic, found.topic) if found.topic else None,
+        found.end_state,
     )
 
 

@@ -8,7 +8,7 @@ numbers overall and split by the pairing and every varied setting, survival curv
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import DuologueError
 from ..experiment_spec import ExperimentSpec, stored_experiment
@@ -64,7 +64,7 @@ def load_experiment_stats(
             labels = [t for t, _, _ in msgs]
             end_state, attractor, onset = verdict.end_state, verdict.attractor, verdict.attractor_onset
             if judged is not None:  # the map from a judge's labels; the run's own verdict stays beside it
-                labels, end_state, attractor, onset = labelled_ends(run.spec, judged.get(run.id, {}), len(msgs))
+                labels, end_state, attractor, onset, _ = labelled_ends(run.spec, judged.get(run.id, {}), len(msgs))
             window = detection_params(run.spec.get("detection"))[2].final_window
             end = run_end(
                 run.id,
@@ -82,12 +82,20 @@ def load_experiment_stats(
     return stats
 
 
-def labelled_ends(
-    spec: dict[str, Any], labels: dict[int, str | None], n: int
-) -> tuple[list[str | None], str | None, str | None, int | None]:
+class LabelledEnd(NamedTuple):
+    """What a run's attractor rule finds in another labeller's labels (experiment_report.labelled_ends)."""
+
+    labels: list[str | None]  # messages 1..n (one it did not label: None)
+    end_state: str | None
+    attractor: str | None  # the family id
+    onset: int | None
+    topic: str | None  # the family the run began in (from labels alone: entered in its first exchange)
+
+
+def labelled_ends(spec: dict[str, Any], labels: dict[int, str | None], n: int) -> LabelledEnd:
     """A run's labels 1..n from another labeller (a message it did not label counts as none), and the end
-    state, attractor and its onset the run's own attractor rule finds in them (entry.py)."""
-    from .entry import detect_attractor, end_state
+    state, attractor, its onset and the topic the run's own attractor rule finds in them (entry.py)."""
+    from .entry import detect_attractor, end_state, topic_from_start
     from .params import detection_params
     from .themes import MessageThemes, load_themes
 
@@ -99,11 +107,12 @@ def labelled_ends(
     seq = [labels.get(i) for i in range(1, n + 1)]
     trajectory = [MessageThemes(i, label, None) for i, label in enumerate(seq, start=1)]
     found = detect_attractor(trajectory, themes, params)
-    return (
+    return LabelledEnd(
         seq,
         end_state(trajectory, params, themes),
         found.theme if found else None,
         found.onset if found else None,
+        topic_from_start(trajectory, themes, params),
     )
 
 

@@ -153,7 +153,7 @@ def judge_views(store: Any, run: Any, labels: Mapping[str, str], order: Sequence
     n = len(run.messages)
     for labelling in store.labellings([run.id]):
         judged = store.message_labels(run.id, labelling.labeller)
-        seq, end, attractor, onset = labelled_ends(run.spec, judged, n)
+        seq, end, attractor, onset, _ = labelled_ends(run.spec, judged, n)
         semantic = SemanticSummary(end_state=end, attractor=attractor, attractor_onset=onset)
         messages = [MessageTheme(i, label, None) for i, label in enumerate(seq, start=1)]
         out.append(
