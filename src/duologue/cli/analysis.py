@@ -178,28 +178,22 @@ def _analyze_experiment(name: str, as_json: bool, themes_file, width, db) -> Non
     steps: Iterable = runs
     if not as_json and Console(stderr=True).is_terminal:
         steps = track(runs, description=f"analysing {name}", console=Console(stderr=True), transient=True)
-    out = []
+    out = []  # (run, verdict before, verdict now, whether a stored verdict changed)
     for run in steps:
         before = queries.run_verdict(run.id, db=db)
         after = analysis_verdict(stored.analyze_stored_run(run, db=db, themes=themes_file))
-        out.append((run, before, after))
-    changed = sum(1 for _, before, after in out if before.analysed and before != after)
+        out.append((run, before, after, before.analysed and before != after))
+    changed = sum(1 for *_, differs in out if differs)
     if as_json:
-        print_json(
-            {
-                "experiment": name,
-                "runs": [
-                    {"run_id": run.id, "verdict": after.as_dict(), "changed": before.analysed and before != after}
-                    for run, before, after in out
-                ],
-                "changed": changed,
-            }
-        )
+        runs_json = [
+            {"run_id": run.id, "verdict": after.as_dict(), "changed": differs} for run, _, after, differs in out
+        ]
+        print_json({"experiment": name, "runs": runs_json, "changed": changed})
         return
     c = console_for(width)
-    for run, before, after in out:
+    for run, before, after, differs in out:
         labels, _ = theme_labels_for(run.spec)
-        mark = f"   (was: {before.line(labels)})" if before.analysed and before != after else ""
+        mark = f"   (was: {before.line(labels)})" if differs else ""
         c.print(Text(f"{run.id}  {after.line(labels)}{mark}"))
     c.print(Text(f"{name}: {len(out)} runs analysed, {changed} verdicts changed", style="dim"))
 
