@@ -39,23 +39,27 @@ def _case_with(case: Case, label: dict) -> Case:
     )
 
 
-def _onsets(pairs: list[tuple[Case, str | None, int | None]]) -> tuple[int, int, list[int]]:
-    """Over the reader's drifts: how many, how many found in that family within ±2, and the errors."""
-    drifts = [(c, fam, onset) for c, fam, onset in pairs if c.attractor]
-    errors = [abs(onset - c.onset) for c, fam, onset in drifts if fam == c.attractor and onset and c.onset]
-    return len(drifts), sum(1 for e in errors if e <= 2), errors
+def _against(reference: list[Case], calls: list[tuple[str, str | None, int | None]]) -> dict:
+    """One labeller's calls (class, family, onset) per conversation against a reference's labels: the same
+    class, and over the reference's drifts, how many it puts in that family within ±2 (and the errors' median)."""
+    pairs = list(zip(reference, calls, strict=True))
+    errors = [abs(onset - c.onset) for c, (_, fam, onset) in pairs if c.attractor and fam == c.attractor and onset]
+    return {
+        "same_class": sum(1 for c, (cls, _, _) in pairs if expected(c) == cls),
+        "drifts": sum(1 for c in reference if c.attractor),
+        "within2": sum(1 for e in errors if e <= 2),
+        "median": statistics.median(errors),
+    }
 
 
 def _compare(writers: list[Case], readers: list[Case], founds: list) -> dict:
-    out: dict = {"conversations": len(writers)}
-    same = sum(1 for w, r in zip(writers, readers, strict=True) if expected(w) == expected(r))
-    n, within, errors = _onsets([(w, r.attractor, r.onset) for w, r in zip(writers, readers, strict=True)])
-    out["second_vs_writers"] = {"same_class": same, "drifts": n, "within2": within, "median": statistics.median(errors)}
-    for name, labels in (("detector_vs_writers", writers), ("detector_vs_second", readers)):
-        same = sum(1 for c, f in zip(labels, founds, strict=True) if expected(c) == got(f))
-        n, within, errors = _onsets([(c, f.family, f.onset) for c, f in zip(labels, founds, strict=True)])
-        out[name] = {"same_class": same, "drifts": n, "within2": within, "median": statistics.median(errors)}
-    return out
+    detector = [(got(f), f.family, f.onset) for f in founds]
+    return {
+        "conversations": len(writers),
+        "second_vs_writers": _against(writers, [(expected(r), r.attractor, r.onset) for r in readers]),
+        "detector_vs_writers": _against(writers, detector),
+        "detector_vs_second": _against(readers, detector),
+    }
 
 
 def measure() -> dict:
